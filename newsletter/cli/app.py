@@ -1,0 +1,90 @@
+"""The root command group and the shared context every command receives.
+
+Commands are thin: they load settings, call one function of the library, and print. Library
+errors (`NewsletterError`) become clean messages with a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+from typing import TypeVar
+
+import click
+from sqlalchemy import Engine
+
+from newsletter.config import Settings
+from newsletter.config import load_settings
+from newsletter.db import make_engine
+from newsletter.db import require_schema
+from newsletter.errors import NewsletterError
+from newsletter.taxonomy import Taxonomy
+from newsletter.taxonomy import taxonomy_from_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class App:
+    """Lazily loaded settings, engine and taxonomy for one CLI invocation."""
+
+    def __init__(self, config_path: str | None, settings: Settings | None = None) -> None:
+        self.config_path = config_path
+        self._settings = settings
+        self._engine: Engine | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config_path)
+        return self._settings
+
+    @property
+    def engine(self) -> Engine:
+        """The engine, without checking the schema (for `db upgrade`)."""
+        if self._engine is None:
+            self._engine = make_engine(self.settings.database.url)
+        return self._engine
+
+    def db(self) -> Engine:
+        """The engine of a database migrated to the newest schema."""
+        require_schema(self.engine)
+        return self.engine
+
+    @functools.cached_property
+    def taxonomy(self) -> Taxonomy:
+        return taxonomy_from_settings(self.settings)
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+
+
+pass_app = click.make_pass_decorator(App)
+
+
+class NewsletterGroup(click.Group):
+    """Turns library errors into one clear line and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NewsletterError as error:
+            raise click.ClickException(str(error)) from None
+
+
+@click.group(cls=NewsletterGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="NEWSLETTER_CONFIG",
+    help="Configuration file (default: $NEWSLETTER_CONFIG, else ./config.toml).",
+)
+@click.version_option(package_name="newsletter")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None) -> None:
+    """A monthly research-digest newsletter: content, subscribers, sending, archive."""
+    if ctx.obj is None:
+        ctx.obj = App(config_path)
+    ctx.call_on_close(ctx.obj.close)

@@ -1,0 +1,217 @@
+"""Load and validate `config.toml` into one `Settings` object that is passed explicitly.
+
+The file is found by `--config PATH`, else `$NEWSLETTER_CONFIG`, else `./config.toml`.
+Relative paths inside it resolve against the folder that holds it. Unknown keys and wrong
+types are errors naming the key. Secrets never live in the file: it names environment
+variables that hold them.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import warnings
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import Field
+from pydantic import ValidationError
+from pydantic import field_validator
+
+from newsletter.errors import ConfigError
+
+DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"
+
+DEFAULT_RESEARCH_TYPES = [
+    "Meta-analysis",
+    "Randomized controlled trial",
+    "Qualitative study",
+    "Naturalistic/practice-based study",
+    "Survey/cross-sectional",
+    "Review",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class NewsletterSection(_Section):
+    name: str = "Research Digest"
+    from_email: str = "digest@example.org"
+    from_name: str = ""
+    reply_to: str = ""
+    base_url: str = "http://127.0.0.1:8000"
+    postal_address: str = ""
+    admin_email: str = ""
+    language: str = "en"
+
+    @field_validator("base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+
+class ContentSection(_Section):
+    dir: Path = Path("content")
+
+
+class TemplatesSection(_Section):
+    dir: Path | None = Path("templates")
+
+
+class DatabaseSection(_Section):
+    url: str = "sqlite:///subscribers.db"
+
+
+class DeliverySection(_Section):
+    transport: Literal["maildir", "smtp", "memory"] = "maildir"
+    maildir: Path = Path("outbox")
+    on_no_match: Literal["skip", "full"] = "skip"
+    default_list: str = "digest"
+    batch_size: int = Field(default=200, ge=1, le=10_000)
+    max_attempts: int = Field(default=5, ge=1, le=100)
+    retry_base_seconds: float = Field(default=60.0, ge=0)
+    lease_seconds: float = Field(default=300.0, gt=0)
+    envelope_from: str = ""
+    unsubscribe_mailto: str = ""
+
+
+class SmtpSection(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=25, ge=1, le=65535)
+    security: Literal["none", "starttls", "ssl"] = "none"
+    username: str = ""
+    password_env: str = "NEWSLETTER_SMTP_PASSWORD"
+    connections: int = Field(default=2, ge=1, le=64)
+    timeout: float = Field(default=30.0, gt=0)
+    ca_file: Path | None = None
+    local_hostname: str = ""
+
+
+class SecretsSection(_Section):
+    secret_key_env: str = "NEWSLETTER_SECRET_KEY"
+
+
+class TaxonomySection(_Section):
+    topics: list[str] | None = None
+    research_types: list[str] = Field(default_factory=lambda: list(DEFAULT_RESEARCH_TYPES))
+
+
+class ListSpec(_Section):
+    slug: str
+    name: str
+    public: bool = True
+
+
+class Settings(_Section):
+    """The whole configuration. Paths are absolute once loaded through `load_settings`."""
+
+    newsletter: NewsletterSection = Field(default_factory=NewsletterSection)
+    content: ContentSection = Field(default_factory=ContentSection)
+    templates: TemplatesSection = Field(default_factory=TemplatesSection)
+    database: DatabaseSection = Field(default_factory=DatabaseSection)
+    delivery: DeliverySection = Field(default_factory=DeliverySection)
+    smtp: SmtpSection = Field(default_factory=SmtpSection)
+    secrets: SecretsSection = Field(default_factory=SecretsSection)
+    taxonomy: TaxonomySection = Field(default_factory=TaxonomySection)
+    lists: list[ListSpec] = Field(default_factory=list)
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    def secret_key(self) -> str:
+        """The signing key from the environment; the development key (with a warning) if unset."""
+        value = os.environ.get(self.secrets.secret_key_env, "")
+        if value:
+            return value
+        warnings.warn(
+            f"${self.secrets.secret_key_env} is not set: using the insecure development key. "
+            "Set it before sending real mail.",
+            stacklevel=2,
+        )
+        return DEV_SECRET_KEY
+
+    def smtp_password(self) -> str:
+        """The SMTP password from the environment variable named by `smtp.password_env`."""
+        return os.environ.get(self.smtp.password_env, "")
+
+    def sender_domain(self) -> str:
+        """The domain of the From address, used in Message-ID and List-Id."""
+        return self.newsletter.from_email.rpartition("@")[2] or "localhost"
+
+    def list_specs(self) -> list[ListSpec]:
+        """The configured lists; the default list always exists."""
+        specs = list(self.lists)
+        if not any(s.slug == self.delivery.default_list for s in specs):
+            specs.insert(0, ListSpec(slug=self.delivery.default_list, name=self.newsletter.name))
+        return specs
+
+
+def _format_validation_error(error: ValidationError, source: str) -> str:
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"])
+        if item["type"] == "extra_forbidden":
+            lines.append(f"{source}: unknown key '{key}'")
+        else:
+            lines.append(f"{source}: {key}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def _resolve_paths(settings: Settings, base: Path) -> Settings:
+    def absolute(path: Path) -> Path:
+        return path if path.is_absolute() else (base / path).resolve()
+
+    settings.base_dir = base
+    settings.content.dir = absolute(settings.content.dir)
+    if settings.templates.dir is not None:
+        settings.templates.dir = absolute(settings.templates.dir)
+    settings.delivery.maildir = absolute(settings.delivery.maildir)
+    if settings.smtp.ca_file is not None:
+        settings.smtp.ca_file = absolute(settings.smtp.ca_file)
+    settings.database.url = resolve_sqlite_url(settings.database.url, base)
+    return settings
+
+
+def resolve_sqlite_url(url: str, base: Path) -> str:
+    """Make a relative `sqlite:///file.db` URL absolute against `base`."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/"):
+        rest = url[len(prefix) :]
+        if rest and rest != ":memory:":
+            return prefix + str((base / rest).resolve())
+    return url
+
+
+def settings_from_dict(data: dict, base_dir: Path, source: str = "<config>") -> Settings:
+    """Validate a parsed configuration mapping; relative paths resolve against `base_dir`."""
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(_format_validation_error(error, source)) from None
+    return _resolve_paths(settings, base_dir.resolve())
+
+
+def find_config(explicit: str | os.PathLike | None = None) -> Path:
+    """The configuration path: explicit, else $NEWSLETTER_CONFIG, else ./config.toml."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("NEWSLETTER_CONFIG")
+    if env:
+        return Path(env)
+    return Path("config.toml")
+
+
+def load_settings(path: str | os.PathLike | None = None) -> Settings:
+    """Read and validate the configuration file (see `find_config`)."""
+    config_path = find_config(path)
+    try:
+        raw = config_path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{config_path}: configuration file not found") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{config_path}: {error}") from None
+    return settings_from_dict(data, config_path.resolve().parent, str(config_path))

@@ -1,0 +1,318 @@
+"""Read a month's summaries (`content/YYYY-MM/*.md`) into `Summary` and `Issue` dataclasses.
+
+Parsing is pure (`parse_summary`, `parse_issue_meta` take text); `load_issue` and
+`list_months` are the thin readers over the content folder. Every error names the file and,
+where it can, the field or line.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+import urllib.parse
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+
+import frontmatter
+import yaml
+from markdown_it import MarkdownIt
+
+from newsletter.errors import ContentError
+from newsletter.taxonomy import Taxonomy
+from newsletter.taxonomy import Term
+
+MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+DOI_RE = re.compile(r"^10\.\d{4,9}/\S+$")
+IMPLICATIONS_RE = re.compile(r"^#{1,6}[ \t]+practice implications[ \t]*#*[ \t]*$", re.I | re.M)
+SUMMARY_KEYS = {"title", "topics", "research_type", "citation", "doi", "order", "slug"}
+ISSUE_KEYS = {"subject", "public", "preheader"}
+ISSUE_FILE = "issue.md"
+
+# CommonMark without raw HTML: content is written by editors, but the email must stay valid.
+_markdown = MarkdownIt("commonmark", {"html": False, "typographer": False})
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One article summary: metadata plus the two Markdown sections, already rendered to HTML."""
+
+    month: str
+    slug: str
+    title: str
+    topics: tuple[Term, ...]
+    research_type: Term
+    citation: str
+    doi: str
+    order: int | None
+    summary_md: str
+    implications_md: str
+    source: str = ""
+
+    @property
+    def key(self) -> str:
+        """Unique across months: 'YYYY-MM/slug'."""
+        return f"{self.month}/{self.slug}"
+
+    @property
+    def doi_url(self) -> str:
+        """https://doi.org/<doi>, or '' when there is no DOI."""
+        if not self.doi:
+            return ""
+        return "https://doi.org/" + urllib.parse.quote(self.doi, safe="/:;()._-")
+
+    @property
+    def summary_html(self) -> str:
+        return markdown_to_html(self.summary_md)
+
+    @property
+    def implications_html(self) -> str:
+        return markdown_to_html(self.implications_md)
+
+    @property
+    def topic_slugs(self) -> frozenset[str]:
+        return frozenset(t.slug for t in self.topics)
+
+
+@dataclass(frozen=True)
+class Issue:
+    """A month's issue: its summaries in reading order plus subject and intro."""
+
+    month: str
+    subject: str
+    summaries: tuple[Summary, ...]
+    intro_md: str = ""
+    preheader: str = ""
+    public: bool = False
+    has_custom_subject: bool = field(default=False, compare=False)
+
+    @property
+    def label(self) -> str:
+        """'November 2026'."""
+        return month_label(self.month)
+
+    @property
+    def intro_html(self) -> str:
+        return markdown_to_html(self.intro_md) if self.intro_md else ""
+
+    def summary(self, slug: str) -> Summary:
+        """The summary with this slug."""
+        for summary in self.summaries:
+            if summary.slug == slug:
+                return summary
+        raise KeyError(slug)
+
+
+def markdown_to_html(text: str) -> str:
+    """CommonMark to HTML with raw HTML disabled."""
+    return _markdown.render(text).strip()
+
+
+def month_label(month: str) -> str:
+    """'2026-11' -> 'November 2026'."""
+    year, number = parse_month(month)
+    return f"{calendar.month_name[number]} {year}"
+
+
+def parse_month(month: str) -> tuple[int, int]:
+    """'2026-11' -> (2026, 11); ContentError unless YYYY-MM with a real month."""
+    match = MONTH_RE.match(month)
+    if not match:
+        raise ContentError(month, "a month folder must be named YYYY-MM (e.g. 2026-11)")
+    return int(match.group(1)), int(match.group(2))
+
+
+def _split_front_matter(text: str, source: str) -> tuple[dict, str]:
+    if not text.lstrip("\ufeff").startswith("---"):
+        raise ContentError(source, "must start with YAML front matter between '---' lines")
+    try:
+        post = frontmatter.loads(text)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = f"line {mark.line + 2}: " if mark else ""  # +1 for 0-based, +1 for the fence
+        raise ContentError(source, f"{line}invalid YAML front matter: {error.problem}") from None
+    except yaml.YAMLError as error:
+        raise ContentError(source, f"invalid YAML front matter: {error}") from None
+    if not isinstance(post.metadata, dict):
+        raise ContentError(source, "front matter must be a mapping of keys to values")
+    return dict(post.metadata), post.content
+
+
+def _text_field(meta: dict, key: str, source: str, *, required: bool = False) -> str:
+    value = meta.get(key)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if required:
+            raise ContentError(source, "is required", field=key)
+        return ""
+    if isinstance(value, list | dict):
+        raise ContentError(source, "must be text, not a list or mapping", field=key)
+    return " ".join(str(value).split())
+
+
+def _topics(meta: dict, taxonomy: Taxonomy, source: str) -> tuple[Term, ...]:
+    raw = meta.get("topics")
+    if raw is None or raw == [] or raw == "":
+        raise ContentError(source, "at least one topic is required", field="topics")
+    names = [raw] if isinstance(raw, str) else raw
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ContentError(source, "must be a list of topic labels or slugs", field="topics")
+    terms: list[Term] = []
+    for name in names:
+        term = taxonomy.topics.find(name)
+        if term is None:
+            raise ContentError(source, taxonomy.topics.unknown_message(name), field="topics")
+        if term not in terms:
+            terms.append(term)
+    return tuple(terms)
+
+
+def normalize_doi(value: str, source: str) -> str:
+    """Bare DOI from '10.x/y', 'doi:10.x/y' or a doi.org URL; ContentError if malformed."""
+    doi = value.strip()
+    doi = re.sub(r"^(https?://(dx\.)?doi\.org/|doi:\s*)", "", doi, flags=re.I)
+    if not DOI_RE.match(doi):
+        raise ContentError(source, f"{value!r} is not a DOI (expected 10.NNNN/...)", field="doi")
+    return doi
+
+
+def parse_summary(text: str, source: str, month: str, taxonomy: Taxonomy) -> Summary:
+    """Parse one summary file's text. `source` names the file in errors."""
+    meta, body = _split_front_matter(text, source)
+    unknown = sorted(set(meta) - SUMMARY_KEYS)
+    if unknown:
+        allowed = ", ".join(sorted(SUMMARY_KEYS))
+        raise ContentError(source, f"unknown field (allowed: {allowed})", field=unknown[0])
+    title = _text_field(meta, "title", source, required=True)
+    topics = _topics(meta, taxonomy, source)
+    type_name = _text_field(meta, "research_type", source, required=True)
+    research_type = taxonomy.research_types.find(type_name)
+    if research_type is None:
+        message = taxonomy.research_types.unknown_message(type_name)
+        raise ContentError(source, message, field="research_type")
+    order = meta.get("order")
+    if order is not None and (isinstance(order, bool) or not isinstance(order, int)):
+        raise ContentError(source, "must be a whole number", field="order")
+    doi_text = _text_field(meta, "doi", source)
+    slug = _text_field(meta, "slug", source) or _slug_from_filename(source)
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", slug):
+        raise ContentError(source, f"{slug!r}: use lowercase letters, digits and '-'", field="slug")
+    parts = IMPLICATIONS_RE.split(body, maxsplit=1)
+    if len(parts) != 2:
+        raise ContentError(
+            source, "missing the '## Practice Implications' heading", field="Practice Implications"
+        )
+    summary_md, implications_md = parts[0].strip(), parts[1].strip()
+    if not summary_md:
+        raise ContentError(source, "the summary text before the heading is empty", field="body")
+    if not implications_md:
+        raise ContentError(source, "the section is empty", field="Practice Implications")
+    return Summary(
+        month=month,
+        slug=slug,
+        title=title,
+        topics=topics,
+        research_type=research_type,
+        citation=_text_field(meta, "citation", source),
+        doi=normalize_doi(doi_text, source) if doi_text else "",
+        order=order,
+        summary_md=summary_md,
+        implications_md=implications_md,
+        source=source,
+    )
+
+
+def _slug_from_filename(source: str) -> str:
+    stem = Path(source).stem.lower()
+    stem = re.sub(r"^\d+[-_. ]*", "", stem) or stem
+    return re.sub(r"[^a-z0-9]+", "-", stem).strip("-")
+
+
+def parse_issue_meta(text: str, source: str) -> tuple[dict, str]:
+    """Parse `issue.md`: returns (front matter, intro Markdown)."""
+    meta, body = _split_front_matter(text, source)
+    unknown = sorted(set(meta) - ISSUE_KEYS)
+    if unknown:
+        allowed = ", ".join(sorted(ISSUE_KEYS))
+        raise ContentError(source, f"unknown field (allowed: {allowed})", field=unknown[0])
+    if "public" in meta and not isinstance(meta["public"], bool):
+        raise ContentError(source, "must be true or false", field="public")
+    return meta, body.strip()
+
+
+def build_issue(
+    month: str,
+    summaries: list[Summary],
+    newsletter_name: str,
+    meta: dict | None = None,
+    intro_md: str = "",
+    source: str = "",
+) -> Issue:
+    """Order the summaries (by `order`, then file name) and fill in the default subject."""
+    parse_month(month)
+    if not summaries:
+        raise ContentError(source or month, "no summaries (*.md files) in this month")
+    ordered = sorted(
+        summaries,
+        key=lambda s: (s.order is None, s.order or 0, Path(s.source).name),
+    )
+    seen: dict[str, str] = {}
+    for summary in ordered:
+        if summary.slug in seen:
+            raise ContentError(
+                summary.source, f"same slug {summary.slug!r} as {seen[summary.slug]}", field="slug"
+            )
+        seen[summary.slug] = summary.source
+    meta = meta or {}
+    issue_path = str(Path(source) / ISSUE_FILE) if source else ISSUE_FILE
+    subject = _text_field(meta, "subject", issue_path)
+    return Issue(
+        month=month,
+        subject=subject or f"{newsletter_name} — {month_label(month)}",
+        summaries=tuple(ordered),
+        intro_md=intro_md,
+        preheader=_text_field(meta, "preheader", issue_path),
+        public=bool(meta.get("public", False)),
+        has_custom_subject=bool(subject),
+    )
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ContentError(path, f"not UTF-8 text (byte {error.start})") from None
+
+
+def load_issue(content_dir: Path, month: str, taxonomy: Taxonomy, newsletter_name: str) -> Issue:
+    """Read `content_dir/month/` into an Issue."""
+    parse_month(month)
+    folder = Path(content_dir) / month
+    if not folder.is_dir():
+        raise ContentError(folder, "no such month folder")
+    summaries = [
+        parse_summary(_read_text(path), str(path), month, taxonomy)
+        for path in sorted(folder.glob("*.md"))
+        if path.name != ISSUE_FILE
+    ]
+    meta: dict = {}
+    intro = ""
+    issue_file = folder / ISSUE_FILE
+    if issue_file.exists():
+        meta, intro = parse_issue_meta(_read_text(issue_file), str(issue_file))
+    return build_issue(month, summaries, newsletter_name, meta, intro, str(folder))
+
+
+def list_months(content_dir: Path) -> list[str]:
+    """The YYYY-MM folders under `content_dir`, oldest first."""
+    root = Path(content_dir)
+    if not root.is_dir():
+        raise ContentError(root, "content folder not found")
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and MONTH_RE.match(p.name))
+
+
+def latest_month(content_dir: Path) -> str:
+    """The newest YYYY-MM folder."""
+    months = list_months(content_dir)
+    if not months:
+        raise ContentError(content_dir, "no YYYY-MM month folders")
+    return months[-1]

@@ -1,0 +1,111 @@
+"""Engine, sessions and migrations. SQLite file by default, PostgreSQL by URL."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy import create_engine
+from sqlalchemy import event
+from sqlalchemy import inspect
+from sqlalchemy.orm import Session
+from sqlalchemy.orm import sessionmaker
+
+from newsletter.errors import ConfigError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def data_path(name: str) -> Path:
+    """A folder shipped with the project: the repo's top-level one, or the wheel's copy."""
+    for candidate in (PACKAGE_DIR.parent / name, PACKAGE_DIR / "_data" / name):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"cannot find the {name}/ folder next to the package")
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # WAL lets readers (web app, `deliveries`) run while a send writes; foreign keys are off
+    # by default in SQLite; the busy timeout turns lock contention into waiting, not errors.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`, with SQLite tuned for one writer and several readers."""
+    try:
+        engine = create_engine(url, future=True)
+    except Exception as error:  # bad URL or missing driver
+        raise ConfigError(f"database.url {url!r}: {error}") from None
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions that keep loaded objects usable after commit."""
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextlib.contextmanager
+def transaction(engine: Engine) -> Iterator[Session]:
+    """A session that commits on success and rolls back on error."""
+    with session_factory(engine).begin() as session:
+        yield session
+
+
+def alembic_config(engine: Engine):
+    """An Alembic Config pointing at our migrations and bound to `engine`."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(data_path("migrations")))
+    config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    config.attributes["engine"] = engine
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Apply migrations up to `revision` (creates the database file if needed)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(engine), revision)
+
+
+def downgrade(engine: Engine, revision: str) -> None:
+    """Revert migrations down to `revision` ('base' empties the schema)."""
+    from alembic import command
+
+    command.downgrade(alembic_config(engine), revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The applied migration revision, or None for an empty database."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision(engine: Engine) -> str:
+    """The newest migration revision in `migrations/`."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+
+
+def require_schema(engine: Engine) -> None:
+    """ConfigError unless the database is migrated to head (tells the user what to run)."""
+    if not inspect(engine).has_table("subscribers") or current_revision(
+        engine
+    ) != head_revision(engine):
+        raise ConfigError(
+            f"the database at {engine.url.render_as_string()} is not up to date: "
+            "run `newsletter db upgrade`"
+        )

@@ -1,0 +1,75 @@
+"""One exception tree for the whole package.
+
+Every error the package raises on purpose derives from `NewsletterError`, so the CLI and the
+web app can turn it into a clean message. Where a stdlib error fits, we subclass it too.
+"""
+
+from __future__ import annotations
+
+
+class NewsletterError(Exception):
+    """Base of every error raised on purpose by this package."""
+
+
+class ConfigError(NewsletterError, ValueError):
+    """The configuration file is missing, malformed or invalid; the message names the key."""
+
+
+class ContentError(NewsletterError, ValueError):
+    """A content file is invalid. The message names the file (and field or line)."""
+
+    def __init__(self, path: object, message: str, *, field: str | None = None) -> None:
+        self.path = str(path)
+        self.field = field
+        self.detail = message
+        where = f"{self.path}: {field}: " if field else f"{self.path}: "
+        super().__init__(where + message)
+
+
+class TaxonomyError(NewsletterError, LookupError):
+    """An unknown topic or research type."""
+
+
+class InvalidAddress(NewsletterError, ValueError):
+    """An email address that does not validate."""
+
+
+class SubscriberError(NewsletterError, ValueError):
+    """A subscriber operation that cannot be done (unknown address, bad status, ...)."""
+
+
+class ImportFileError(NewsletterError, ValueError):
+    """A subscriber import file with invalid rows; `rejected` lists (line, reason)."""
+
+    def __init__(self, message: str, rejected: list[tuple[int, str]] | None = None) -> None:
+        self.rejected = rejected or []
+        super().__init__(message)
+
+
+class RenderError(NewsletterError):
+    """A template failed to render or produced invalid output."""
+
+
+class TokenError(NewsletterError, ValueError):
+    """A signed token that is tampered with, expired or meant for another purpose."""
+
+
+class TransportError(NewsletterError):
+    """Delivering a message failed. `code` and `reply` carry the server's answer when known."""
+
+    def __init__(self, message: str, *, code: int | None = None, reply: str = "") -> None:
+        self.code = code
+        self.reply = reply
+        super().__init__(message)
+
+
+class TemporaryFailure(TransportError):
+    """Worth retrying later: 4xx replies, dropped connections, timeouts, TLS hiccups."""
+
+
+class PermanentFailure(TransportError):
+    """Not worth retrying: 5xx replies, refused recipients, bad configuration of the message."""
+
+
+class SendError(NewsletterError):
+    """A campaign cannot be planned or run (nothing to send, already running, ...)."""

@@ -1,0 +1,232 @@
+"""SQLAlchemy 2 ORM models: subscribers, lists, topic preferences, campaigns, the delivery ledger.
+
+The schema itself is owned by the Alembic migrations in `migrations/`; a test checks that the
+models and the migrations agree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import BigInteger
+from sqlalchemy import Boolean
+from sqlalchemy import CheckConstraint
+from sqlalchemy import DateTime
+from sqlalchemy import ForeignKey
+from sqlalchemy import Index
+from sqlalchemy import Integer
+from sqlalchemy import MetaData
+from sqlalchemy import String
+from sqlalchemy import Text
+from sqlalchemy import TypeDecorator
+from sqlalchemy import UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import mapped_column
+from sqlalchemy.orm import relationship
+
+# Subscriber status values.
+PENDING = "pending"
+ACTIVE = "active"
+UNSUBSCRIBED = "unsubscribed"
+BOUNCED = "bounced"
+COMPLAINED = "complained"
+SUBSCRIBER_STATUSES = (PENDING, ACTIVE, UNSUBSCRIBED, BOUNCED, COMPLAINED)
+
+# Per-list subscription status.
+SUBSCRIBED = "subscribed"
+LIST_STATUSES = (SUBSCRIBED, UNSUBSCRIBED)
+
+# Delivery (ledger row) status values.
+QUEUED = "queued"
+SENDING = "sending"
+SENT = "sent"
+RETRY = "retry"
+FAILED = "failed"
+SKIPPED = "skipped"
+DELIVERY_STATUSES = (QUEUED, SENDING, SENT, RETRY, FAILED, SKIPPED)
+
+# Campaign status values.
+PLANNED = "planned"
+RUNNING = "sending"
+PAUSED = "paused"
+DONE = "done"
+CAMPAIGN_STATUSES = (PLANNED, RUNNING, PAUSED, DONE)
+
+
+def utcnow() -> dt.datetime:
+    """Now, timezone-aware UTC."""
+    return dt.datetime.now(dt.UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores naive UTC (SQLite has no time zones) and always returns aware UTC datetimes."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Subscriber(Base):
+    """A person on the mailing list. `email_key` is the lowercased address (unique)."""
+
+    __tablename__ = "subscribers"
+    __table_args__ = (CheckConstraint(_in("status", SUBSCRIBER_STATUSES), name="status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    email_key: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    status: Mapped[str] = mapped_column(String(20), default=PENDING, index=True)
+    all_topics: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    unsubscribed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    consent_source: Mapped[str] = mapped_column(String(50), default="")
+    consent_ip: Mapped[str] = mapped_column(String(64), default="")
+
+    topics: Mapped[list[SubscriberTopic]] = relationship(
+        back_populates="subscriber", cascade="all, delete-orphan", lazy="selectin"
+    )
+    subscriptions: Mapped[list[Subscription]] = relationship(
+        back_populates="subscriber", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    @property
+    def topic_slugs(self) -> frozenset[str] | None:
+        """The chosen topic slugs, or None for "all topics"."""
+        return None if self.all_topics else frozenset(t.topic for t in self.topics)
+
+    def __repr__(self) -> str:
+        return f"<Subscriber {self.id} {self.email} {self.status}>"
+
+
+class SubscriberTopic(Base):
+    """One topic a subscriber chose (ignored while `all_topics` is set)."""
+
+    __tablename__ = "subscriber_topics"
+
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True
+    )
+    topic: Mapped[str] = mapped_column(String(120), primary_key=True)
+
+    subscriber: Mapped[Subscriber] = relationship(back_populates="topics")
+
+
+class MailingList(Base):
+    """A list subscribers can be on; the default one comes from config."""
+
+    __tablename__ = "lists"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(80), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    public: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Subscription(Base):
+    """A subscriber's membership of one list, with its own status."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (CheckConstraint(_in("status", LIST_STATUSES), name="status"),)
+
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True
+    )
+    list_id: Mapped[int] = mapped_column(
+        ForeignKey("lists.id", ondelete="CASCADE"), primary_key=True
+    )
+    status: Mapped[str] = mapped_column(String(20), default=SUBSCRIBED)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    subscriber: Mapped[Subscriber] = relationship(back_populates="subscriptions")
+    mailing_list: Mapped[MailingList] = relationship(lazy="joined")
+
+
+class Campaign(Base):
+    """The sending of one month's issue. One per month: a subscriber gets an issue once."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (CheckConstraint(_in("status", CAMPAIGN_STATUSES), name="status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), unique=True)
+    subject: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(20), default=PLANNED)
+    lists: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    pause_reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class Delivery(Base):
+    """The ledger: one row per (campaign, subscriber), its variant fixed at plan time."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "subscriber_id", name="uq_deliveries_campaign_subscriber"),
+        CheckConstraint(_in("status", DELIVERY_STATUSES), name="status"),
+        Index("ix_deliveries_queue", "campaign_id", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    subscriber_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="SET NULL")
+    )
+    email: Mapped[str] = mapped_column(String(320))
+    variant: Mapped[str] = mapped_column(String(1000))
+    status: Mapped[str] = mapped_column(String(12), default=QUEUED)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    worker_id: Mapped[str] = mapped_column(String(100), default="")
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    smtp_reply: Mapped[str] = mapped_column(Text, default="")
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Suppression(Base):
+    """An address that must never be mailed again, kept only as a hash (after "forget me")."""
+
+    __tablename__ = "suppressions"
+
+    email_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(50))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

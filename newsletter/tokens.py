@@ -1,0 +1,60 @@
+"""Signed, URL-safe tokens for the links in emails (itsdangerous, one salt per purpose).
+
+A token carries the subscriber id and a short hash of their address, so a token cannot be
+reused for another subscriber even if an id is ever recycled. Unsubscribe and preference
+links never expire (old emails must keep working, as RFC 8058 expects); confirmation links do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from itsdangerous import BadSignature
+from itsdangerous import SignatureExpired
+from itsdangerous import URLSafeTimedSerializer
+
+from newsletter.errors import TokenError
+
+UNSUBSCRIBE = "unsubscribe"
+PREFERENCES = "preferences"
+CONFIRM = "confirm"
+PURPOSES = (UNSUBSCRIBE, PREFERENCES, CONFIRM)
+CONFIRM_MAX_AGE = 7 * 24 * 3600
+
+
+def address_hash(email: str, length: int = 10) -> str:
+    """A short stable hash of a lowercased address (bound into tokens)."""
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()[:length]
+
+
+class Signer:
+    """Makes and checks tokens for each purpose with one secret key."""
+
+    def __init__(self, secret_key: str) -> None:
+        self._serializers = {
+            purpose: URLSafeTimedSerializer(secret_key, salt=f"newsletter.{purpose}")
+            for purpose in PURPOSES
+        }
+
+    def make(self, purpose: str, subscriber_id: int, email: str) -> str:
+        """A token for `purpose` naming this subscriber."""
+        return self._serializers[purpose].dumps([subscriber_id, address_hash(email)])
+
+    def read(self, purpose: str, token: str, max_age: int | None = None) -> tuple[int, str]:
+        """(subscriber id, address hash) from a token; TokenError if tampered or expired."""
+        if max_age is None and purpose == CONFIRM:
+            max_age = CONFIRM_MAX_AGE
+        try:
+            value = self._serializers[purpose].loads(token, max_age=max_age)
+        except SignatureExpired:
+            raise TokenError("this link has expired") from None
+        except BadSignature:
+            raise TokenError("this link is not valid (it may have been cut or altered)") from None
+        if (
+            not isinstance(value, list)
+            or len(value) != 2
+            or not isinstance(value[0], int)
+            or not isinstance(value[1], str)
+        ):
+            raise TokenError("this link is not valid")
+        return value[0], value[1]

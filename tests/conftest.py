@@ -1,0 +1,115 @@
+"""Shared fixtures: a settings object over a temp folder, a migrated SQLite database, a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from newsletter import db
+from newsletter.config import Settings
+from newsletter.config import settings_from_dict
+from newsletter.taxonomy import Taxonomy
+from newsletter.taxonomy import default_taxonomy
+
+FIXTURES = Path(__file__).parent / "fixtures"
+REPO = Path(__file__).resolve().parent.parent
+TEST_SECRET = "test-secret-key"
+
+
+@pytest.fixture(autouse=True)
+def _secret_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", TEST_SECRET)
+    monkeypatch.delenv("NEWSLETTER_CONFIG", raising=False)
+
+
+def make_config(tmp_path: Path, **sections: dict) -> dict:
+    """A config mapping for a temp folder holding a copy of the fixture content."""
+    content = tmp_path / "content"
+    if not content.exists():
+        shutil.copytree(FIXTURES / "content", content)
+    data: dict = {
+        "newsletter": {
+            "name": "Test Digest",
+            "from_email": "digest@example.org",
+            "from_name": "Test Digest",
+            "reply_to": "editor@example.org",
+            "base_url": "https://news.example.org",
+            "postal_address": "1 Test Street, Testville",
+            "admin_email": "admin@example.org",
+        },
+        "content": {"dir": "content"},
+        "templates": {"dir": str(REPO / "templates")},
+        "database": {"url": "sqlite:///subscribers.db"},
+        "delivery": {"transport": "memory", "maildir": "outbox"},
+    }
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    return data
+
+
+def write_config(tmp_path: Path, **sections: dict) -> Path:
+    """Write make_config(...) as config.toml in tmp_path and return its path."""
+    lines = []
+    for section, values in make_config(tmp_path, **sections).items():
+        lines.append(f"[{section}]")
+        for key, value in values.items():
+            lines.append(f"{key} = {_toml(value)}")
+    path = tmp_path / "config.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return settings_from_dict(make_config(tmp_path), tmp_path)
+
+
+@pytest.fixture
+def taxonomy() -> Taxonomy:
+    return default_taxonomy()
+
+
+@pytest.fixture
+def engine(settings: Settings):
+    engine = db.make_engine(settings.database.url)
+    db.upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def session(engine):
+    with db.session_factory(engine)() as session:
+        yield session
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    return write_config(tmp_path)
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    url = os.environ.get("NEWSLETTER_TEST_DATABASE_URL")
+    if not url:
+        pytest.skip("NEWSLETTER_TEST_DATABASE_URL is not set (PostgreSQL tests need it)")
+    return url
