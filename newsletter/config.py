@@ -100,6 +100,14 @@ class TaxonomySection(_Section):
     research_types: list[str] = Field(default_factory=lambda: list(DEFAULT_RESEARCH_TYPES))
 
 
+class ArchiveSection(_Section):
+    dir: Path = Path("site")
+    base_path: str = "/"
+    templates_dir: Path | None = None
+    page_size: int = Field(default=12, ge=1, le=1000)
+    site_url: str = ""  # absolute URL of the site for feeds/sitemap; default base_url + base_path
+
+
 class ListSpec(_Section):
     slug: str
     name: str
@@ -117,6 +125,7 @@ class Settings(_Section):
     smtp: SmtpSection = Field(default_factory=SmtpSection)
     secrets: SecretsSection = Field(default_factory=SecretsSection)
     taxonomy: TaxonomySection = Field(default_factory=TaxonomySection)
+    archive: ArchiveSection = Field(default_factory=ArchiveSection)
     lists: list[ListSpec] = Field(default_factory=list)
     base_dir: Path = Field(default=Path("."), exclude=True)
 
@@ -168,6 +177,9 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
     if settings.templates.dir is not None:
         settings.templates.dir = absolute(settings.templates.dir)
     settings.delivery.maildir = absolute(settings.delivery.maildir)
+    settings.archive.dir = absolute(settings.archive.dir)
+    if settings.archive.templates_dir is not None:
+        settings.archive.templates_dir = absolute(settings.archive.templates_dir)
     if settings.smtp.ca_file is not None:
         settings.smtp.ca_file = absolute(settings.smtp.ca_file)
     settings.database.url = resolve_sqlite_url(settings.database.url, base)

@@ -102,9 +102,9 @@ def head_revision(engine: Engine) -> str:
 
 def require_schema(engine: Engine) -> None:
     """ConfigError unless the database is migrated to head (tells the user what to run)."""
-    if not inspect(engine).has_table("subscribers") or current_revision(
+    if not inspect(engine).has_table("subscribers") or current_revision(engine) != head_revision(
         engine
-    ) != head_revision(engine):
+    ):
         raise ConfigError(
             f"the database at {engine.url.render_as_string()} is not up to date: "
             "run `newsletter db upgrade`"

@@ -1,4 +1,4 @@
-"""Shared fixtures: a settings object over a temp folder, a migrated SQLite database, a CLI runner."""
+"""Shared fixtures: settings over a temp folder, a migrated SQLite database, a CLI runner."""
 
 from __future__ import annotations
 

@@ -24,9 +24,9 @@ from typing import Any
 from typing import Literal
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 from aiosmtpd.smtp import AuthResult
 from aiosmtpd.smtp import Envelope
-from aiosmtpd.smtp import SMTP
 from aiosmtpd.smtp import LoginPassword
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -49,6 +49,7 @@ class ReceivedMessage:
     envelope_from: str
     recipients: tuple[str, ...]
     content: bytes
+    mail_options: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,7 @@ def make_certificates(directory: Path, name: str = "newsletter test CA") -> Cert
             x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
             critical=False,
         )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     certs = Certificates(
@@ -211,6 +213,7 @@ class RecordingHandler:
             envelope_from=envelope.mail_from or "",
             recipients=tuple(envelope.rcpt_tos),
             content=envelope.content,
+            mail_options=tuple(envelope.mail_options),
         )
         with self._lock:
             self._messages.append(message)
@@ -227,7 +230,8 @@ class RecordingHandler:
             and auth_data.login.decode() == self.credentials[0]
             and auth_data.password.decode() == self.credentials[1]
         )
-        return AuthResult(success=ok)
+        # handled=False: with the default (True) aiosmtpd sends no reply at all on failure.
+        return AuthResult(success=ok, handled=False)
 
 
 class _TrackedSMTP(SMTP):

@@ -7,6 +7,7 @@ errors (`NewsletterError`) become clean messages with a non-zero exit.
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable
 from typing import Any
 from typing import TypeVar
@@ -63,6 +64,11 @@ class App:
 pass_app = click.make_pass_decorator(App)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    # Library warnings (e.g. the development signing key) as one readable line on stderr.
+    click.secho(f"warning: {message}", fg="yellow", err=True)
+
+
 class NewsletterGroup(click.Group):
     """Turns library errors into one clear line and exit status 1."""
 
@@ -85,6 +91,7 @@ class NewsletterGroup(click.Group):
 @click.pass_context
 def main(ctx: click.Context, config_path: str | None) -> None:
     """A monthly research-digest newsletter: content, subscribers, sending, archive."""
+    warnings.showwarning = _show_warning
     if ctx.obj is None:
         ctx.obj = App(config_path)
     ctx.call_on_close(ctx.obj.close)

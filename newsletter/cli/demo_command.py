@@ -1,0 +1,79 @@
+"""`newsletter demo`: the whole pipeline on the demo configuration, in one command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+from sqlalchemy import func
+from sqlalchemy import select
+
+from newsletter import db
+from newsletter.cli.app import App
+from newsletter.cli.app import main
+from newsletter.cli.app import pass_app
+from newsletter.cli.send_commands import print_plan
+from newsletter.cli.send_commands import print_report
+from newsletter.content import latest_month
+from newsletter.content import load_issue
+from newsletter.models import ACTIVE
+from newsletter.models import Subscriber
+from newsletter.send import CampaignRunner
+from newsletter.send import plan_campaign
+from newsletter.subscribers import ensure_lists
+from newsletter.subscribers import import_csv
+from newsletter.transports import make_transport
+
+
+@main.command("demo")
+@click.option(
+    "--subscribers",
+    "csv_path",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="CSV of demo subscribers (default: demo/subscribers.csv next to the config).",
+)
+@pass_app
+def demo(app: App, csv_path: str | None) -> None:
+    """Migrate, load demo subscribers, send the newest month, and say where to look."""
+    settings = app.settings
+    console = Console()
+    db.upgrade(app.engine)
+    engine = app.db()
+    path = csv_path or settings.base_dir / "demo" / "subscribers.csv"
+    with db.session_factory(engine)() as session:
+        ensure_lists(session, settings)
+        if not session.scalar(select(func.count()).select_from(Subscriber)):
+            data = Path(path).read_bytes()
+            imported = import_csv(session, settings, app.taxonomy, data, source="demo")
+            console.print(f"imported {imported.added} demo subscribers from {path}")
+        session.commit()
+        active = session.scalar(
+            select(func.count()).select_from(Subscriber).where(Subscriber.status == ACTIVE)
+        )
+        total = session.scalar(select(func.count()).select_from(Subscriber))
+    month = latest_month(settings.content.dir)
+    issue = load_issue(settings.content.dir, month, app.taxonomy, settings.newsletter.name)
+    console.print(
+        f"subscribers: {total} ({active} active); newest issue: {month} — {issue.subject}"
+    )
+    plan = plan_campaign(engine, settings, issue)
+    print_plan(console, plan)
+    runner = CampaignRunner(engine, settings, issue, make_transport(settings))
+    report = runner.run()
+    print_report(console, report)
+    where = settings.delivery.maildir if settings.delivery.transport == "maildir" else None
+    console.print()
+    skipped = plan.skipped_no_match + report.skipped
+    console.print(
+        f"[bold]variants rendered:[/bold] {report.variants_rendered}   "
+        f"[bold]messages written:[/bold] {report.sent}   [bold]skipped:[/bold] {skipped}"
+    )
+    if where is not None:
+        console.print(
+            f"[bold]look here:[/bold] {where}/new/  (one file per message; open in any mail client)"
+        )
+    console.print(f"  newsletter deliveries {month}        who got it, who did not and why")
+    console.print(f"  newsletter preview {month} --out preview.html   the full issue in a browser")
+    console.print("  newsletter subscribers list           the demo subscribers")

@@ -1,0 +1,111 @@
+"""`newsletter issues ...` and `newsletter preview`: look at content before sending it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from newsletter import checks
+from newsletter import ledger
+from newsletter.cli.app import App
+from newsletter.cli.app import main
+from newsletter.cli.app import pass_app
+from newsletter.content import list_months
+from newsletter.content import load_issue
+from newsletter.db import session_factory
+from newsletter.errors import ContentError
+from newsletter.preview import make_recipient
+from newsletter.preview import preview_parts
+from newsletter.subscribers import parse_topics
+from newsletter.subscribers import require_subscriber
+
+MONTH = click.argument("month", metavar="YYYY-MM")
+
+
+@main.group("issues")
+def issues_group() -> None:
+    """List the months in content/ and check one before sending."""
+
+
+@issues_group.command("list")
+@pass_app
+def list_issues(app: App) -> None:
+    """Months, summary counts and sent state."""
+    settings = app.settings
+    table = Table("month", "summaries", "subject", "state")
+    with session_factory(app.db())() as session:
+        for month in list_months(settings.content.dir):
+            try:
+                issue = load_issue(
+                    settings.content.dir, month, app.taxonomy, settings.newsletter.name
+                )
+                count, subject = str(len(issue.summaries)), issue.subject
+            except ContentError as error:
+                count, subject = "?", f"[red]error: {error.detail}[/red]"
+            campaign = ledger.find_campaign(session, month)
+            state = "not sent"
+            if campaign is not None:
+                counts = ledger.status_counts(session, campaign.id)
+                done = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+                state = f"{campaign.status}: {done}" if done else campaign.status
+            table.add_row(month, count, subject, state)
+    Console().print(table)
+
+
+@issues_group.command("check")
+@MONTH
+@pass_app
+def check(app: App, month: str) -> None:
+    """Content errors and the encoded HTML size against Gmail's clip (exit 1 on errors)."""
+    _issue, findings = checks.check_issue(app.settings, app.taxonomy, month)
+    marks = {checks.OK: "ok     ", checks.WARNING: "warning", checks.ERROR: "error  "}
+    for finding in findings:
+        click.echo(f"{marks[finding.level]} {finding.message}")
+    if any(f.level == checks.ERROR for f in findings):
+        raise click.exceptions.Exit(1)
+
+
+@main.command("preview")
+@MONTH
+@click.option("--topics", help="Preview as these topics (labels or slugs, separated by , or ;).")
+@click.option("--subscriber", "email", help="Preview as this subscriber (their topics and links).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["html", "text", "eml"]),
+    default="html",
+    show_default=True,
+)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="File to write.")
+@pass_app
+def preview(
+    app: App, month: str, topics: str | None, email: str | None, fmt: str, out: Path | None
+) -> None:
+    """Render MONTH as one reader would get it (default: the full issue)."""
+    if topics and email:
+        raise click.UsageError("use --topics or --subscriber, not both")
+    settings = app.settings
+    issue = load_issue(settings.content.dir, month, app.taxonomy, settings.newsletter.name)
+    if email:
+        with session_factory(app.db())() as session:
+            subscriber = require_subscriber(session, email)
+            recipient = make_recipient(
+                settings, subscriber.email, subscriber.name, subscriber.topic_slugs, subscriber.id
+            )
+            parts = preview_parts(settings, issue, recipient, subscriber.id)
+    else:
+        chosen = parse_topics(topics.replace(",", ";"), app.taxonomy) if topics else None
+        recipient = make_recipient(settings, "preview@example.org", "", chosen)
+        parts = preview_parts(settings, issue, recipient)
+    data = parts[fmt]
+    payload = data if isinstance(data, bytes) else data.encode("utf-8")
+    if out is None:
+        sys.stdout.buffer.write(payload)
+        sys.stdout.buffer.flush()
+    else:
+        out.write_bytes(payload)
+        click.echo(f"wrote {out} ({len(payload):,} bytes, variant {parts['variant']})", err=True)

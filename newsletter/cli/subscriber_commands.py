@@ -1,0 +1,241 @@
+"""`newsletter subscribers ...`: add, remove, list, import and export subscribers.
+
+Each command opens a transaction, calls one function of `newsletter.subscribers`, and prints.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import IO
+
+import click
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.orm import Session
+
+from newsletter import subscribers as api
+from newsletter.cli.app import App
+from newsletter.cli.app import main
+from newsletter.cli.app import pass_app
+from newsletter.db import transaction
+from newsletter.errors import ImportFileError
+from newsletter.models import ACTIVE
+from newsletter.models import PENDING
+from newsletter.models import SUBSCRIBER_STATUSES
+from newsletter.models import Subscriber
+
+
+@main.group("subscribers")
+def subscribers_group() -> None:
+    """Add, remove, list, import and export subscribers."""
+
+
+def _describe(subscriber: Subscriber) -> str:
+    topics = subscriber.topic_slugs
+    shown = "all" if topics is None else ", ".join(sorted(topics)) or "none"
+    lists = ", ".join(api.subscribed_lists(subscriber)) or "none"
+    return f"{subscriber.email} ({subscriber.status}; topics: {shown}; lists: {lists})"
+
+
+@subscribers_group.command("add")
+@click.argument("email")
+@click.option("--name", default="", help="The subscriber's name.")
+@click.option(
+    "--topics",
+    default="*",
+    show_default=True,
+    help='Topic labels or slugs separated by ";", or "*" for all topics.',
+)
+@click.option(
+    "--list",
+    "lists",
+    multiple=True,
+    metavar="SLUG",
+    help="A list to subscribe to (repeatable; default: the default list).",
+)
+@click.option(
+    "--status",
+    type=click.Choice([ACTIVE, PENDING]),
+    default=ACTIVE,
+    show_default=True,
+    help="active (consent already given) or pending (awaiting confirmation).",
+)
+@pass_app
+def add(app: App, email: str, name: str, topics: str, lists: tuple[str, ...], status: str) -> None:
+    """Add a subscriber with address EMAIL."""
+    with transaction(app.db()) as session:
+        subscriber = api.add_subscriber(
+            session,
+            app.settings,
+            app.taxonomy,
+            email,
+            name=name,
+            topics=topics,
+            lists=list(lists) or None,
+            status=status,
+            source="cli",
+        )
+        click.echo(f"added {_describe(subscriber)}")
+
+
+@subscribers_group.command("remove")
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+def remove(app: App, email: str, yes: bool) -> None:
+    """Delete the subscriber EMAIL with their preferences (not the same as unsubscribing)."""
+    with transaction(app.db()) as session:
+        subscriber = api.require_subscriber(session, email)
+        if not yes:
+            click.confirm(f"Delete {subscriber.email} and their preferences?", abort=True)
+        api.remove_subscriber(session, subscriber.email)
+        click.echo(f"removed {subscriber.email}")
+
+
+@subscribers_group.command("list")
+@click.option("--status", type=click.Choice(SUBSCRIBER_STATUSES), help="Only this status.")
+@click.option("--list", "list_slug", metavar="SLUG", help="Only subscribers of this list.")
+@click.option("--topic", help="Only subscribers who get this topic (label or slug).")
+@click.option("--search", help="Part of the address or name (any case).")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
+@pass_app
+def list_(
+    app: App,
+    status: str | None,
+    list_slug: str | None,
+    topic: str | None,
+    search: str | None,
+    limit: int | None,
+    fmt: str,
+) -> None:
+    """List subscribers."""
+    topic_slug = app.taxonomy.topics.get(topic).slug if topic else None
+    with transaction(app.db()) as session:
+        found = api.query_subscribers(
+            session,
+            status=status,
+            list_slug=list_slug,
+            topic=topic_slug,
+            search=search,
+            limit=limit,
+        )
+        if fmt == "csv":
+            api.write_csv(sys.stdout, found)
+            return
+        records = [api.subscriber_to_dict(s) for s in found]
+    if fmt == "json":
+        click.echo(json.dumps(records, indent=2, ensure_ascii=False))
+    else:
+        _print_table(records)
+
+
+def _print_table(records: list[dict]) -> None:
+    # Created here, not at import time, so it writes to the current stdout (CliRunner swaps it).
+    console = Console(highlight=False, soft_wrap=False)
+    table = Table(show_lines=False)
+    table.add_column("Email", overflow="fold")
+    table.add_column("Name", overflow="fold")
+    table.add_column("Status")
+    table.add_column("Topics", overflow="fold")
+    table.add_column("Lists", overflow="fold")
+    table.add_column("Since")
+    for record in records:
+        topics = record["topics"]
+        table.add_row(
+            record["email"],
+            record["name"],
+            record["status"],
+            "all" if topics == api.ALL_TOPICS else ", ".join(topics),
+            ", ".join(record["lists"]),
+            (record["created_at"] or "")[:10],
+        )
+    console.print(table)
+    console.print(f"{len(records)} subscriber{'' if len(records) == 1 else 's'}")
+
+
+@subscribers_group.command("import")
+@click.argument("file", type=click.File("rb"))
+@click.option("--skip-invalid", is_flag=True, help="Import the valid rows, report the others.")
+@click.option(
+    "--update-existing", is_flag=True, help="Update addresses already present instead of skipping."
+)
+@click.option("--dry-run", is_flag=True, help="Check the file and report; write nothing.")
+@pass_app
+def import_(
+    app: App, file: IO[bytes], skip_invalid: bool, update_existing: bool, dry_run: bool
+) -> None:
+    """Import subscribers from a UTF-8 CSV FILE ('-' for stdin).
+
+    Columns: email (required), name, topics, lists, status. Topics are labels or slugs
+    separated by ";" ("*" or empty: all topics); lists are slugs separated by ";" (empty: the
+    default list); status is active (default), pending, unsubscribed, bounced or complained.
+    Nothing is written when a row is rejected, unless --skip-invalid.
+    """
+    text = api.decode_csv(file.read())
+    with transaction(app.db()) as session:
+        try:
+            report = api.import_csv(
+                session,
+                app.settings,
+                app.taxonomy,
+                text,
+                skip_invalid=skip_invalid,
+                update_existing=update_existing,
+                dry_run=dry_run,
+            )
+        except ImportFileError as error:
+            # "N of M rows rejected": list the rows. Otherwise the file itself is unusable
+            # (header, encoding) and the message says it all.
+            if str(error).endswith("rows rejected"):
+                for line, reason in error.rejected:
+                    click.echo(f"line {line}: {reason}", err=True)
+                raise click.ClickException(
+                    f"{error}; nothing was imported (use --skip-invalid to import the valid rows)"
+                ) from None
+            raise
+    prefix = "dry run: would have " if dry_run else ""
+    click.echo(
+        f"{prefix}added {report.added}, updated {report.updated}, "
+        f"skipped {report.skipped_existing} existing, rejected {len(report.rejected)}"
+    )
+    for line, reason in report.rejected:
+        click.echo(f"line {line}: {reason}")
+
+
+@subscribers_group.command("export")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write to this file instead of stdout.",
+)
+@pass_app
+def export(app: App, fmt: str, out: Path | None) -> None:
+    """Export every subscriber (CSV reads back with `subscribers import`)."""
+    with transaction(app.db()) as session:
+        if out is None:
+            count = _export(session, fmt, sys.stdout)
+        else:
+            with out.open("w", encoding="utf-8", newline="") as stream:
+                count = _export(session, fmt, stream)
+    if out is not None:
+        click.echo(f"exported {count} subscriber{'' if count == 1 else 's'} to {out}")
+
+
+def _export(session: Session, fmt: str, stream: IO[str]) -> int:
+    if fmt == "json":
+        records = api.export_json(session)
+        stream.write(json.dumps(records, indent=2, ensure_ascii=False) + "\n")
+        return len(records)
+    return api.export_csv(session, stream)

@@ -1,0 +1,365 @@
+"""The delivery ledger: every SQL statement about campaigns and deliveries lives here.
+
+A row is planned once per (campaign, subscriber) — a unique constraint makes planning
+idempotent — then claimed (status `sending`, lease, worker id) before its SMTP transaction and
+marked with its result right after. Results are written in batches with one executemany.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from collections.abc import Iterator
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Connection
+from sqlalchemy import and_
+from sqlalchemy import bindparam
+from sqlalchemy import exists
+from sqlalchemy import func
+from sqlalchemy import insert
+from sqlalchemy import or_
+from sqlalchemy import select
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from newsletter.models import ACTIVE
+from newsletter.models import DONE
+from newsletter.models import FAILED
+from newsletter.models import PLANNED
+from newsletter.models import QUEUED
+from newsletter.models import RETRY
+from newsletter.models import SENDING
+from newsletter.models import SENT
+from newsletter.models import SKIPPED
+from newsletter.models import SUBSCRIBED
+from newsletter.models import Campaign
+from newsletter.models import Delivery
+from newsletter.models import MailingList
+from newsletter.models import Subscriber
+from newsletter.models import SubscriberTopic
+from newsletter.models import Subscription
+from newsletter.models import utcnow
+
+OPEN_STATUSES = (QUEUED, SENDING, RETRY)
+
+
+@dataclass(frozen=True)
+class AudienceMember:
+    """A subscriber as the planner sees them."""
+
+    id: int
+    email: str
+    topics: frozenset[str] | None  # None = all topics
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A claimed ledger row with the subscriber's current state."""
+
+    delivery_id: int
+    subscriber_id: int | None
+    email: str
+    variant: str
+    attempts: int
+    status: str | None  # the subscriber's status now (None if they were deleted)
+    name: str
+    topics: frozenset[str] | None
+    on_list: bool  # still subscribed to one of the campaign's lists
+
+
+@dataclass(frozen=True)
+class Result:
+    """The outcome of one claimed row, to be written back."""
+
+    delivery_id: int
+    status: str
+    reply: str = ""
+    error: str = ""
+    next_attempt_at: dt.datetime | None = None
+    sent_at: dt.datetime | None = None
+
+
+def get_or_create_campaign(
+    session: Session, month: str, subject: str, lists: Sequence[str]
+) -> Campaign:
+    """The campaign of a month, created on first use."""
+    campaign = session.scalar(select(Campaign).where(Campaign.month == month))
+    if campaign is None:
+        campaign = Campaign(month=month, subject=subject, status=PLANNED, lists=",".join(lists))
+        session.add(campaign)
+        session.flush()
+    return campaign
+
+
+def find_campaign(session: Session, month: str) -> Campaign | None:
+    """The campaign of a month, if one was planned."""
+    return session.scalar(select(Campaign).where(Campaign.month == month))
+
+
+def _on_lists(lists: Sequence[str]):
+    return (
+        select(Subscription.subscriber_id)
+        .join(MailingList, MailingList.id == Subscription.list_id)
+        .where(
+            Subscription.subscriber_id == Subscriber.id,
+            Subscription.status == SUBSCRIBED,
+            MailingList.slug.in_(list(lists)),
+        )
+        .exists()
+    )
+
+
+def _audience_filter(lists: Sequence[str]):
+    return and_(Subscriber.status == ACTIVE, _on_lists(lists))
+
+
+def iter_audience(
+    session: Session, lists: Sequence[str], *, campaign_id: int | None = None, chunk: int = 1000
+) -> Iterator[AudienceMember]:
+    """Active subscribers on any of `lists`, streamed in id order, chunk by chunk.
+
+    With `campaign_id`, subscribers who already have a row in that campaign are left out.
+    Memory stays flat: only one chunk of subscribers and their topics is held at a time.
+    """
+    last_id = 0
+    while True:
+        query = (
+            select(Subscriber.id, Subscriber.email, Subscriber.all_topics)
+            .where(_audience_filter(lists), Subscriber.id > last_id)
+            .order_by(Subscriber.id)
+            .limit(chunk)
+        )
+        if campaign_id is not None:
+            planned = exists().where(
+                Delivery.campaign_id == campaign_id, Delivery.subscriber_id == Subscriber.id
+            )
+            query = query.where(~planned)
+        rows = session.execute(query).all()
+        if not rows:
+            return
+        topics = _topics_for(session, [r.id for r in rows if not r.all_topics])
+        for row in rows:
+            chosen = None if row.all_topics else topics.get(row.id, frozenset())
+            yield AudienceMember(row.id, row.email, chosen)
+        last_id = rows[-1].id
+
+
+def _topics_for(session: Session, ids: list[int]) -> dict[int, frozenset[str]]:
+    if not ids:
+        return {}
+    found: dict[int, set[str]] = {}
+    query = select(SubscriberTopic.subscriber_id, SubscriberTopic.topic).where(
+        SubscriberTopic.subscriber_id.in_(ids)
+    )
+    for subscriber_id, topic in session.execute(query):
+        found.setdefault(subscriber_id, set()).add(topic)
+    return {key: frozenset(value) for key, value in found.items()}
+
+
+def insert_deliveries(connection: Connection, rows: list[dict]) -> None:
+    """Insert planned rows (campaign_id, subscriber_id, email, variant, status, last_error)."""
+    if not rows:
+        return
+    now = utcnow()
+    for row in rows:
+        row.setdefault("attempts", 0)
+        row.setdefault("worker_id", "")
+        row.setdefault("smtp_reply", "")
+        row.setdefault("updated_at", now)
+        row.setdefault("next_attempt_at", None)
+    connection.execute(insert(Delivery), rows)
+
+
+def _claimable(campaign_id: int, now: dt.datetime):
+    return and_(
+        Delivery.campaign_id == campaign_id,
+        or_(
+            Delivery.status == QUEUED,
+            and_(Delivery.status == RETRY, Delivery.next_attempt_at <= now),
+            and_(Delivery.status == SENDING, Delivery.lease_until < now),
+        ),
+    )
+
+
+def claim_batch(
+    session: Session,
+    campaign_id: int,
+    worker_id: str,
+    limit: int,
+    lease: dt.timedelta,
+    lists: Sequence[str],
+    now: dt.datetime | None = None,
+) -> list[Claimed]:
+    """Mark up to `limit` due rows as `sending` for this worker and return them.
+
+    On PostgreSQL the candidate rows are locked with SKIP LOCKED, so several workers never
+    claim the same row; SQLite serializes writers, which gives the same guarantee.
+    """
+    now = now or utcnow()
+    candidates = (
+        select(Delivery.id)
+        .where(_claimable(campaign_id, now))
+        .order_by(Delivery.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    claimed_ids = session.scalars(
+        update(Delivery)
+        .where(Delivery.id.in_(candidates.scalar_subquery()))
+        .values(
+            status=SENDING,
+            lease_until=now + lease,
+            worker_id=worker_id,
+            attempts=Delivery.attempts + 1,
+            updated_at=now,
+        )
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    if not claimed_ids:
+        return []
+    rows = session.execute(
+        select(
+            Delivery.id,
+            Delivery.subscriber_id,
+            Delivery.email,
+            Delivery.variant,
+            Delivery.attempts,
+            Subscriber.status,
+            Subscriber.name,
+            Subscriber.all_topics,
+            _on_lists(lists).label("on_list"),
+        )
+        .outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        .where(Delivery.id.in_(claimed_ids))
+        .order_by(Delivery.id)
+    ).all()
+    topics = _topics_for(session, [r.subscriber_id for r in rows if r.subscriber_id])
+    return [
+        Claimed(
+            delivery_id=r.id,
+            subscriber_id=r.subscriber_id,
+            email=r.email,
+            variant=r.variant,
+            attempts=r.attempts,
+            status=r.status,
+            name=r.name or "",
+            topics=None if r.all_topics else topics.get(r.subscriber_id, frozenset()),
+            on_list=bool(r.on_list),
+        )
+        for r in rows
+    ]
+
+
+def record_results(session: Session, worker_id: str, results: Iterable[Result]) -> int:
+    """Write results with one executemany; only rows this worker still holds are changed."""
+    params = [
+        {
+            "b_id": r.delivery_id,
+            "b_worker": worker_id,
+            "status": r.status,
+            "smtp_reply": r.reply[:2000],
+            "last_error": r.error[:2000],
+            "next_attempt_at": r.next_attempt_at,
+            "sent_at": r.sent_at,
+            "lease_until": None,
+            "updated_at": utcnow(),
+        }
+        for r in results
+    ]
+    if not params:
+        return 0
+    statement = (
+        update(Delivery)
+        .where(
+            Delivery.id == bindparam("b_id"),
+            Delivery.worker_id == bindparam("b_worker"),
+            Delivery.status == SENDING,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    session.connection().execute(statement, params)
+    return len(params)
+
+
+def status_counts(session: Session, campaign_id: int) -> dict[str, int]:
+    """Number of rows per status."""
+    query = (
+        select(Delivery.status, func.count())
+        .where(Delivery.campaign_id == campaign_id)
+        .group_by(Delivery.status)
+    )
+    return {status: count for status, count in session.execute(query)}
+
+
+def next_due(session: Session, campaign_id: int) -> dt.datetime | None:
+    """When the next open row (retry or leased) becomes claimable; None if nothing is open."""
+    retry_at = session.scalar(
+        select(func.min(Delivery.next_attempt_at)).where(
+            Delivery.campaign_id == campaign_id, Delivery.status == RETRY
+        )
+    )
+    lease_at = session.scalar(
+        select(func.min(Delivery.lease_until)).where(
+            Delivery.campaign_id == campaign_id, Delivery.status == SENDING
+        )
+    )
+    if session.scalar(
+        select(func.count()).where(Delivery.campaign_id == campaign_id, Delivery.status == QUEUED)
+    ):
+        return utcnow()
+    candidates = [t for t in (retry_at, lease_at) if t is not None]
+    return min(candidates) if candidates else None
+
+
+def finish_if_complete(session: Session, campaign: Campaign) -> bool:
+    """Mark the campaign done when no row is queued, sending or waiting to retry."""
+    open_rows = session.scalar(
+        select(func.count()).where(
+            Delivery.campaign_id == campaign.id, Delivery.status.in_(OPEN_STATUSES)
+        )
+    )
+    if open_rows:
+        return False
+    if campaign.status != DONE:
+        campaign.status = DONE
+        campaign.finished_at = utcnow()
+    return True
+
+
+def requeue_failed(session: Session, campaign_id: int) -> int:
+    """Put failed rows back in the queue (after fixing the cause)."""
+    result = session.execute(
+        update(Delivery)
+        .where(Delivery.campaign_id == campaign_id, Delivery.status == FAILED)
+        .values(status=QUEUED, attempts=0, next_attempt_at=None, last_error="", updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
+
+
+def not_delivered(session: Session, campaign_id: int, limit: int = 200) -> list[Delivery]:
+    """Rows that did not end as sent (skipped, failed, still open), for reports."""
+    return list(
+        session.scalars(
+            select(Delivery)
+            .where(Delivery.campaign_id == campaign_id, Delivery.status != SENT)
+            .order_by(Delivery.status, Delivery.email)
+            .limit(limit)
+        )
+    )
+
+
+__all__ = [
+    "FAILED",
+    "QUEUED",
+    "RETRY",
+    "SENDING",
+    "SENT",
+    "SKIPPED",
+    "AudienceMember",
+    "Claimed",
+    "Result",
+]

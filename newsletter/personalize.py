@@ -1,0 +1,127 @@
+"""Per-subscriber parts of a message, without re-rendering (pure, no I/O).
+
+A subscriber's *variant* is the set of the issue's summaries that meet their topics (plus
+whether to show the "matched your topics" lines). Each variant is rendered once with slots
+like `XNLUNSUBX`: plain alphanumeric markers, because they must survive MJML, premailer (which
+rewrites `href` values) and the transfer encoding. `SlotTemplate` splits a rendering at its
+slots once, so filling in one subscriber is a list join.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from newsletter.content import Issue
+from newsletter.content import Summary
+
+SLOT_RE = re.compile(r"XNL([A-Z]+[0-9]*)X")
+GREETING = "GREETING"
+EMAIL = "EMAIL"
+UNSUB = "UNSUB"
+PREFS = "PREFS"
+MATCH = "MATCH"  # MATCH1, MATCH2, ...: one per summary, in variant order
+
+
+@dataclass(frozen=True)
+class VariantKey:
+    """Which summaries (by slug, in issue order) and whether the match lines are shown."""
+
+    slugs: tuple[str, ...]
+    personal: bool
+
+    def encode(self) -> str:
+        """Compact form stored in the ledger: 'slug-a,slug-b' or 'slug-a,slug-b;topics'."""
+        return ",".join(self.slugs) + (";topics" if self.personal else "")
+
+    @classmethod
+    def decode(cls, text: str) -> VariantKey:
+        """Inverse of `encode`."""
+        slugs, _, flag = text.partition(";")
+        return cls(tuple(s for s in slugs.split(",") if s), flag == "topics")
+
+
+def choose_variant(
+    issue: Issue, topics: frozenset[str] | None, on_no_match: str = "skip"
+) -> VariantKey | None:
+    """The variant for a subscriber's topics (None = all topics); None if they get nothing."""
+    if topics is None:
+        return VariantKey(tuple(s.slug for s in issue.summaries), False)
+    chosen = tuple(s.slug for s in issue.summaries if s.topic_slugs & topics)
+    if chosen:
+        return VariantKey(chosen, True)
+    if on_no_match == "full":
+        return VariantKey(tuple(s.slug for s in issue.summaries), False)
+    return None
+
+
+def variant_summaries(issue: Issue, key: VariantKey) -> tuple[Summary, ...]:
+    """The Summary objects named by a variant key (KeyError if the content changed)."""
+    return tuple(issue.summary(slug) for slug in key.slugs)
+
+
+def matched_labels(summary: Summary, topics: frozenset[str] | None) -> list[str]:
+    """The labels of a summary's topics that the subscriber follows."""
+    if topics is None:
+        return []
+    return [t.label for t in summary.topics if t.slug in topics]
+
+
+class SlotTemplate:
+    """A rendered string split at its slots once; `fill` joins it with values."""
+
+    __slots__ = ("_names", "_parts")
+
+    def __init__(self, text: str) -> None:
+        pieces = SLOT_RE.split(text)
+        self._parts = pieces  # literal, name, literal, name, ..., literal
+        self._names = pieces[1::2]
+
+    @property
+    def slots(self) -> frozenset[str]:
+        return frozenset(self._names)
+
+    def fill(self, values: Mapping[str, str]) -> str:
+        """The text with every slot replaced; KeyError names a slot with no value."""
+        parts = self._parts.copy()
+        for index in range(1, len(parts), 2):
+            parts[index] = values[parts[index]]
+        return "".join(parts)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """What personalization needs to know about one subscriber."""
+
+    email: str
+    name: str
+    topics: frozenset[str] | None
+    unsubscribe_token: str
+    preferences_token: str
+
+
+def greeting(name: str) -> str:
+    """'Dear Ana,' or 'Hello,' when there is no name."""
+    first = name.strip()
+    return f"Dear {first}," if first else "Hello,"
+
+
+def slot_values(
+    recipient: Recipient, summaries: Iterable[Summary], *, for_html: bool
+) -> dict[str, str]:
+    """The value of every slot for one recipient (HTML-escaped when `for_html`)."""
+    escape = html.escape if for_html else str
+    values = {
+        GREETING: escape(greeting(recipient.name)),
+        EMAIL: escape(recipient.email),
+        UNSUB: recipient.unsubscribe_token,
+        PREFS: recipient.preferences_token,
+    }
+    for index, summary in enumerate(summaries, start=1):
+        labels = matched_labels(summary, recipient.topics)
+        text = "Matches your topics: " + ", ".join(labels) if labels else ""
+        values[f"{MATCH}{index}"] = escape(text)
+    return values

@@ -1,0 +1,442 @@
+"""Transports: hand a finished message to a mail server, a Maildir folder or a list in memory.
+
+All transports share one small interface (in the spirit of django-anymail's backends): `open`,
+`send`, `close`, usable as a context manager. `send` takes the envelope sender, one recipient
+and a complete RFC 5322 message as bytes with LF line endings, and returns a short receipt
+for the ledger. Every failure is a `TemporaryFailure` (retry later) or a `PermanentFailure`
+(do not retry); both carry the server's reply code and text when there is one.
+
+A transport object is not thread-safe: give each worker thread its own.
+"""
+
+from __future__ import annotations
+
+import abc
+import mailbox
+import smtplib
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
+from typing import Literal
+from typing import Self
+
+from newsletter.errors import PermanentFailure
+from newsletter.errors import TemporaryFailure
+from newsletter.errors import TransportError
+
+if TYPE_CHECKING:
+    from newsletter.config import Settings
+
+Security = Literal["none", "starttls", "ssl"]
+
+
+class Transport(abc.ABC):
+    """Delivers messages one recipient at a time; `send` opens the transport if needed."""
+
+    name: str
+
+    @abc.abstractmethod
+    def open(self) -> None:
+        """Connect or create what is needed. Calling it again while open does nothing."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the connection or files. Calling it again does nothing."""
+
+    @abc.abstractmethod
+    def send(self, envelope_from: str, recipient: str, message: bytes) -> str:
+        """Deliver `message` (RFC 5322 bytes, LF line endings) to one recipient.
+
+        Returns the server's reply or a short "queued as" text to store in the ledger.
+        Raises `TemporaryFailure` or `PermanentFailure`.
+        """
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """One message kept by `MemoryTransport`."""
+
+    envelope_from: str
+    recipient: str
+    message: bytes
+
+
+class MemoryTransport(Transport):
+    """Keeps messages in `outbox`. `fail(recipient)` may return an exception to raise instead."""
+
+    name = "memory"
+
+    def __init__(self, fail: Callable[[str], Exception | None] | None = None) -> None:
+        self.outbox: list[SentMessage] = []
+        self.fail = fail
+        self.is_open = False
+
+    def open(self) -> None:
+        """Mark the transport open."""
+        self.is_open = True
+
+    def close(self) -> None:
+        """Mark the transport closed; the outbox is kept."""
+        self.is_open = False
+
+    def send(self, envelope_from: str, recipient: str, message: bytes) -> str:
+        """Append the message to `outbox`, unless the `fail` hook returns an exception."""
+        self.open()
+        if self.fail is not None:
+            error = self.fail(recipient)
+            if error is not None:
+                raise error
+        self.outbox.append(SentMessage(envelope_from, recipient, bytes(message)))
+        return f"memory {len(self.outbox)}"
+
+
+class MaildirTransport(Transport):
+    """Writes each message as one file into a Maildir folder (created if missing)."""
+
+    name = "maildir"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._maildir: mailbox.Maildir | None = None
+
+    def open(self) -> None:
+        """Create the Maildir folders (`tmp`, `new`, `cur`) if needed."""
+        if self._maildir is None:
+            try:
+                self._maildir = mailbox.Maildir(self.path, create=True)
+            except OSError as error:
+                raise TemporaryFailure(f"cannot open Maildir {self.path}: {error}") from error
+
+    def close(self) -> None:
+        """Forget the folder handle (Maildir writes are complete after each `send`)."""
+        self._maildir = None
+
+    def send(self, envelope_from: str, recipient: str, message: bytes) -> str:
+        """Add the message bytes as they are (LF endings); return "maildir <key>"."""
+        self.open()
+        assert self._maildir is not None
+        try:
+            key = self._maildir.add(message)
+        except OSError as error:
+            raise TemporaryFailure(f"cannot write to Maildir {self.path}: {error}") from error
+        return f"maildir {key}"
+
+
+def _text(reply: bytes | str) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+
+
+def _reply_failure(what: str, code: int, reply: bytes | str) -> TransportError:
+    """The failure for an SMTP error reply: 4xx is temporary, anything else permanent."""
+    text = _text(reply)
+    kind = TemporaryFailure if 400 <= code < 500 else PermanentFailure
+    return kind(f"{what}: {code} {text}", code=code, reply=text)
+
+
+def _to_crlf(message: bytes) -> bytes:
+    # smtplib sends bytes untouched, and SMTP requires CRLF; tolerate input that has some.
+    return message.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+class _Dropped(Exception):
+    """The server closed the connection (or said 421) before the message data was sent."""
+
+    def __init__(self, detail: str, code: int | None = None, reply: str = "") -> None:
+        super().__init__(detail)
+        self.code = code
+        self.reply = reply
+
+
+class SmtpTransport(Transport):
+    """Sends through one SMTP server with smtplib, reusing one connection across messages.
+
+    TLS always verifies the server certificate and host name (`ca_file` adds a trusted CA).
+    A connection found dropped when a message starts is reopened and the message retried once.
+    """
+
+    name = "smtp"
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        security: Security = "none",
+        username: str = "",
+        password: str = "",
+        timeout: float = 30.0,
+        ca_file: Path | None = None,
+        local_hostname: str | None = None,
+    ) -> None:
+        if security not in ("none", "starttls", "ssl"):
+            raise ValueError(f"unknown SMTP security {security!r}")
+        self.host = host
+        self.port = port
+        self.security = security
+        self.username = username
+        self.password = password
+        self.timeout = timeout
+        self.ca_file = ca_file
+        self.local_hostname = local_hostname or None
+        self._smtp: smtplib.SMTP | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SmtpTransport:
+        """Build from `settings.smtp`; the password comes from the environment."""
+        smtp = settings.smtp
+        return cls(
+            host=smtp.host,
+            port=smtp.port,
+            security=smtp.security,
+            username=smtp.username,
+            password=settings.smtp_password(),
+            timeout=smtp.timeout,
+            ca_file=smtp.ca_file,
+            local_hostname=smtp.local_hostname or None,
+        )
+
+    def __repr__(self) -> str:
+        return f"<SmtpTransport {self.host}:{self.port} {self.security}>"
+
+    @property
+    def _where(self) -> str:
+        return f"SMTP server {self.host}:{self.port}"
+
+    def open(self) -> None:
+        """Connect, secure the connection and log in, unless already connected."""
+        if self._smtp is None:
+            self._smtp = self._connect()
+
+    def close(self) -> None:
+        """Say QUIT and close the connection, if any."""
+        smtp, self._smtp = self._smtp, None
+        if smtp is None:
+            return
+        try:
+            smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            pass
+        finally:
+            smtp.close()
+
+    def _discard(self) -> None:
+        """Close the connection without a QUIT (it is broken or the server is closing it)."""
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None:
+            smtp.close()
+
+    def _connect(self) -> smtplib.SMTP:
+        context = None
+        if self.security != "none":
+            context = ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+        # Host and port go to the constructor: smtplib takes the TLS server_hostname from it
+        # (connect() alone leaves it empty). On failure the constructor closes its socket.
+        try:
+            if self.security == "ssl":
+                smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                    self.host,
+                    self.port,
+                    local_hostname=self.local_hostname,
+                    timeout=self.timeout,
+                    context=context,
+                )
+            else:
+                smtp = smtplib.SMTP(
+                    self.host, self.port, local_hostname=self.local_hostname, timeout=self.timeout
+                )
+        except Exception as error:
+            raise self._connect_failure(error) from error
+        try:
+            self._start_session(smtp, context)
+        except BaseException as error:
+            smtp.close()
+            if isinstance(error, Exception) and not isinstance(error, TransportError):
+                raise self._connect_failure(error) from error
+            raise
+        return smtp
+
+    def _start_session(self, smtp: smtplib.SMTP, context: ssl.SSLContext | None) -> None:
+        smtp.ehlo_or_helo_if_needed()
+        if self.security == "starttls":
+            if not smtp.has_extn("starttls"):
+                raise PermanentFailure(
+                    f"{self._where} does not offer STARTTLS "
+                    "(configuration problem: check smtp.security)"
+                )
+            code, reply = smtp.starttls(context=context)
+            if code != 220:
+                raise _reply_failure(f"{self._where} refused STARTTLS", code, reply)
+            smtp.ehlo()
+        if self.username:
+            self._login(smtp)
+
+    def _login(self, smtp: smtplib.SMTP) -> None:
+        try:
+            smtp.login(self.username, self.password)
+        except smtplib.SMTPAuthenticationError as error:
+            text = _text(error.smtp_error)
+            if 400 <= error.smtp_code < 500:
+                raise TemporaryFailure(
+                    f"{self._where}: login failed for the time being: {error.smtp_code} {text}",
+                    code=error.smtp_code,
+                    reply=text,
+                ) from error
+            raise PermanentFailure(
+                f"{self._where} rejected the login of {self.username!r} (configuration "
+                f"problem: check smtp.username and the password): {error.smtp_code} {text}",
+                code=error.smtp_code,
+                reply=text,
+            ) from error
+        except smtplib.SMTPNotSupportedError as error:
+            raise PermanentFailure(
+                f"{self._where} does not offer AUTH (configuration problem: check smtp.security "
+                "and smtp.username)"
+            ) from error
+        except (smtplib.SMTPResponseException, smtplib.SMTPServerDisconnected):
+            raise  # mapped by _connect_failure
+        except smtplib.SMTPException as error:
+            # "No suitable authentication method found."
+            raise PermanentFailure(
+                f"{self._where}: cannot log in: {error} (configuration problem)"
+            ) from error
+
+    def _connect_failure(self, error: Exception) -> TransportError:
+        if isinstance(error, ssl.SSLCertVerificationError):
+            return PermanentFailure(
+                f"{self._where}: TLS certificate verification failed: "
+                f"{error.verify_message or error} (configuration problem: check smtp.host "
+                "and smtp.ca_file)"
+            )
+        if isinstance(error, smtplib.SMTPResponseException):
+            return _reply_failure(
+                f"{self._where} failed during setup", error.smtp_code, error.smtp_error
+            )
+        if isinstance(error, smtplib.SMTPNotSupportedError):
+            return PermanentFailure(f"{self._where}: {error} (configuration problem)")
+        if isinstance(error, smtplib.SMTPServerDisconnected):
+            return TemporaryFailure(f"{self._where} closed the connection: {error}")
+        if isinstance(error, TimeoutError):
+            return TemporaryFailure(f"{self._where}: timed out connecting")
+        if isinstance(error, ssl.SSLError):
+            return TemporaryFailure(f"{self._where}: TLS error: {error}")
+        if isinstance(error, OSError):
+            return TemporaryFailure(f"{self._where}: cannot connect: {error}")
+        return TemporaryFailure(f"{self._where}: {type(error).__name__}: {error}")
+
+    def send(self, envelope_from: str, recipient: str, message: bytes) -> str:
+        """Run one SMTP transaction; return the server's reply to the message data.
+
+        If the connection turns out to be dropped (or the server says 421) before the data
+        was sent, reconnect and try once more. A drop during the data is not retried here:
+        the server may have accepted the message, so the caller's retry policy decides.
+        """
+        data = _to_crlf(message)
+        try:
+            return self._transaction(envelope_from, recipient, data)
+        except _Dropped:
+            self._discard()
+        try:
+            return self._transaction(envelope_from, recipient, data)
+        except _Dropped as dropped:
+            self._discard()
+            raise TemporaryFailure(
+                f"{self._where} closed the connection: {dropped}",
+                code=dropped.code,
+                reply=dropped.reply,
+            ) from None
+
+    def _transaction(self, envelope_from: str, recipient: str, data: bytes) -> str:
+        self.open()
+        smtp = self._smtp
+        assert smtp is not None
+        phase = "MAIL FROM"
+        try:
+            options = []
+            if not data.isascii() and smtp.has_extn("8bitmime"):
+                options.append("BODY=8BITMIME")
+            if not (envelope_from.isascii() and recipient.isascii()):
+                if not smtp.has_extn("smtputf8"):
+                    raise PermanentFailure(
+                        f"{self._where} does not offer SMTPUTF8, needed for "
+                        f"{envelope_from!r} -> {recipient!r}"
+                    )
+                options.append("SMTPUTF8")
+            code, reply = smtp.mail(envelope_from, options)
+            if code == 421:
+                raise _Dropped(f"421 {_text(reply)}", code, _text(reply))
+            if code != 250:
+                self._reset(code)
+                raise _reply_failure(f"sender <{envelope_from}> refused", code, reply)
+            phase = "RCPT TO"
+            code, reply = smtp.rcpt(recipient)
+            if code == 421:
+                raise _Dropped(f"421 {_text(reply)}", code, _text(reply))
+            if code not in (250, 251):
+                self._reset(code)
+                raise _reply_failure(f"recipient <{recipient}> refused", code, reply)
+            phase = "DATA"
+            code, reply = smtp.data(data)
+        except smtplib.SMTPServerDisconnected as error:
+            if phase != "DATA":
+                raise _Dropped(f"{error} (at {phase})") from error
+            self._discard()
+            raise TemporaryFailure(
+                f"{self._where} closed the connection during DATA: {error}"
+            ) from error
+        except smtplib.SMTPResponseException as error:
+            # data() raises SMTPDataError when the DATA command itself is refused.
+            code, reply = error.smtp_code, error.smtp_error
+            self._reset(code)
+            raise _reply_failure(f"message to <{recipient}> refused", code, reply) from error
+        except OSError as error:
+            # smtplib wraps most socket errors as SMTPServerDisconnected; this is the rest.
+            self._discard()
+            raise TemporaryFailure(f"{self._where}: {type(error).__name__}: {error}") from error
+        if code != 250:
+            self._reset(code)
+            raise _reply_failure(f"message to <{recipient}> refused", code, reply)
+        return f"{code} {_text(reply)}"
+
+    def _reset(self, code: int) -> None:
+        """After a refused command: RSET, so the next message starts a clean transaction.
+
+        On 421 the server is closing the connection, so drop it instead.
+        """
+        smtp = self._smtp
+        if smtp is None:
+            return
+        if code == 421:
+            self._discard()
+            return
+        try:
+            code, _ = smtp.rset()
+        except (smtplib.SMTPException, OSError):
+            code = 0
+        if code != 250:
+            self._discard()
+
+
+def make_transport(settings: Settings) -> Transport:
+    """The transport chosen by `settings.delivery.transport`."""
+    kind = settings.delivery.transport
+    if kind == "maildir":
+        return MaildirTransport(settings.delivery.maildir)
+    if kind == "smtp":
+        return SmtpTransport.from_settings(settings)
+    if kind == "memory":
+        return MemoryTransport()
+    raise ValueError(f"unknown transport {kind!r}")
