@@ -9,6 +9,7 @@ variables that hold them.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 import warnings
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Literal
 from pydantic import BaseModel
 from pydantic import ConfigDict
 from pydantic import Field
+from pydantic import PrivateAttr
 from pydantic import ValidationError
 from pydantic import field_validator
 
@@ -108,6 +110,21 @@ class ArchiveSection(_Section):
     site_url: str = ""  # absolute URL of the site for feeds/sitemap; default base_url + base_path
 
 
+class WebSection(_Section):
+    """The web app (`newsletter serve`). Secrets come from the environment variables named here."""
+
+    admin_password_hash: str = ""  # from `newsletter admin hash-password`; the env var wins
+    admin_password_hash_env: str = "NEWSLETTER_ADMIN_PASSWORD_HASH"
+    api_token_env: str = "NEWSLETTER_API_TOKEN"
+    welcome_latest: bool = True  # after confirming, send the latest sent issue cut to their topics
+    subscribe_per_ip_per_hour: int = Field(default=20, ge=1)
+    subscribe_per_address_per_hour: int = Field(default=3, ge=1)
+    login_max_failures: int = Field(default=5, ge=1)
+    login_lockout_seconds: float = Field(default=900.0, ge=0)
+    login_failure_delay: float = Field(default=1.0, ge=0)
+    session_max_age: int = Field(default=8 * 3600, ge=60)
+
+
 class ListSpec(_Section):
     slug: str
     name: str
@@ -126,8 +143,15 @@ class Settings(_Section):
     secrets: SecretsSection = Field(default_factory=SecretsSection)
     taxonomy: TaxonomySection = Field(default_factory=TaxonomySection)
     archive: ArchiveSection = Field(default_factory=ArchiveSection)
+    web: WebSection = Field(default_factory=WebSection)
     lists: list[ListSpec] = Field(default_factory=list)
-    base_dir: Path = Field(default=Path("."), exclude=True)
+    # The folder holding the config file (not a key of the file itself).
+    _base_dir: Path = PrivateAttr(default=Path("."))
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder that relative paths in the configuration resolve against."""
+        return self._base_dir
 
     def secret_key(self) -> str:
         """The signing key from the environment; the development key (with a warning) if unset."""
@@ -172,7 +196,7 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
     def absolute(path: Path) -> Path:
         return path if path.is_absolute() else (base / path).resolve()
 
-    settings.base_dir = base
+    settings._base_dir = base
     settings.content.dir = absolute(settings.content.dir)
     if settings.templates.dir is not None:
         settings.templates.dir = absolute(settings.templates.dir)
@@ -186,13 +210,15 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
     return settings
 
 
+# sqlite:///relative.db, also with a driver (sqlite+pysqlite:///...); four slashes are absolute.
+_RELATIVE_SQLITE_URL = re.compile(r"^(sqlite(?:\+\w+)?:///)(?!/)(.+)$")
+
+
 def resolve_sqlite_url(url: str, base: Path) -> str:
     """Make a relative `sqlite:///file.db` URL absolute against `base`."""
-    prefix = "sqlite:///"
-    if url.startswith(prefix) and not url.startswith(prefix + "/"):
-        rest = url[len(prefix) :]
-        if rest and rest != ":memory:":
-            return prefix + str((base / rest).resolve())
+    match = _RELATIVE_SQLITE_URL.match(url)
+    if match and not match.group(2).startswith(":memory:"):
+        return match.group(1) + str((base / match.group(2)).resolve())
     return url
 
 

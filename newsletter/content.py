@@ -122,20 +122,47 @@ def parse_month(month: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
+# python-frontmatter's parser: it splits on '---' fences; the YAML is loaded here, so that errors
+# keep their line numbers and a front matter that is not a mapping is reported, not dropped.
+_FRONT_MATTER = frontmatter.YAMLHandler()
+
+
 def _split_front_matter(text: str, source: str) -> tuple[dict, str]:
-    if not text.lstrip("\ufeff").startswith("---"):
+    # CRLF to LF as python-frontmatter does; drop a byte-order mark, which would hide the fence.
+    text = text.lstrip("\ufeff").replace("\r\n", "\n")
+    fence = _FRONT_MATTER.FM_BOUNDARY.match(text)
+    if fence is None:
         raise ContentError(source, "must start with YAML front matter between '---' lines")
     try:
-        post = frontmatter.loads(text)
+        yaml_text, body = _FRONT_MATTER.split(text)
+    except ValueError:
+        raise ContentError(source, "the front matter has no closing '---' line") from None
+    # The YAML text starts where the opening fence's match ends: the file line of its line 0.
+    first_line = text.count("\n", 0, fence.end()) + 1
+    try:
+        meta = _FRONT_MATTER.load(yaml_text)
     except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line = f"line {mark.line + 2}: " if mark else ""  # +1 for 0-based, +1 for the fence
-        raise ContentError(source, f"{line}invalid YAML front matter: {error.problem}") from None
+        raise ContentError(source, _yaml_error_message(error, first_line)) from None
     except yaml.YAMLError as error:
         raise ContentError(source, f"invalid YAML front matter: {error}") from None
-    if not isinstance(post.metadata, dict):
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict):
         raise ContentError(source, "front matter must be a mapping of keys to values")
-    return dict(post.metadata), post.content
+    return meta, body.strip()
+
+
+def _yaml_error_message(error: yaml.MarkedYAMLError, first_line: int) -> str:
+    """'line N: invalid YAML front matter: <problem> (<context> that starts on line M)'."""
+    mark = error.problem_mark or error.context_mark
+    if mark is None:
+        return f"invalid YAML front matter: {error}"
+    message = f"line {first_line + mark.line}: invalid YAML front matter: "
+    message += error.problem or error.context or "syntax error"
+    context = error.context_mark
+    if error.problem and error.context and context is not None and context.line != mark.line:
+        message += f" ({error.context} that starts on line {first_line + context.line})"
+    return message
 
 
 def _text_field(meta: dict, key: str, source: str, *, required: bool = False) -> str:

@@ -66,7 +66,9 @@ def alembic_config(engine: Engine):
 
     config = Config()
     config.set_main_option("script_location", str(data_path("migrations")))
-    config.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
+    # Alembic's config is a ConfigParser: '%' (percent-encoded passwords, options) must be doubled.
+    url = engine.url.render_as_string(hide_password=False).replace("%", "%%")
+    config.set_main_option("sqlalchemy.url", url)
     config.attributes["engine"] = engine
     return config
 

@@ -284,6 +284,23 @@ def record_results(session: Session, worker_id: str, results: Iterable[Result]) 
     return len(params)
 
 
+def release(session: Session, worker_id: str, delivery_ids: Sequence[int]) -> int:
+    """Give claimed rows that were not attempted back to the queue (a clean stop)."""
+    if not delivery_ids:
+        return 0
+    result = session.execute(
+        update(Delivery)
+        .where(
+            Delivery.id.in_(list(delivery_ids)),
+            Delivery.worker_id == worker_id,
+            Delivery.status == SENDING,
+        )
+        .values(status=QUEUED, lease_until=None, attempts=Delivery.attempts - 1)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
+
+
 def status_counts(session: Session, campaign_id: int) -> dict[str, int]:
     """Number of rows per status."""
     query = (

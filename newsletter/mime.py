@@ -132,10 +132,11 @@ class MessageSkeleton:
     ) -> tuple[bytes, str]:
         """(message bytes with LF endings, Message-ID) for one recipient."""
         mid = message_id(month, subscriber_id, recipient.email, self.sender.domain)
+        # Folded after the comma: each URI on its own line keeps header lines short.
+        unsubscribe = list_unsubscribe(self.sender, recipient.unsubscribe_token)
+        unsubscribe = unsubscribe.replace(", ", ",\n ")
         headers = (
-            f"To: {to_header(recipient)}\n"
-            f"Message-ID: {mid}\n"
-            f"List-Unsubscribe: {list_unsubscribe(self.sender, recipient.unsubscribe_token)}\n"
+            f"To: {to_header(recipient)}\nMessage-ID: {mid}\nList-Unsubscribe: {unsubscribe}\n"
         ).encode()
         text = self._text.fill(slot_values(recipient, summaries, for_html=False))
         html = self._html.fill(slot_values(recipient, summaries, for_html=True))

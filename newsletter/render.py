@@ -216,7 +216,11 @@ def mjml_to_html(source: str) -> str:
         html = mjml2html(source, disable_comments=True, fonts={})
     except Exception as error:  # mjml-python raises plain exceptions with the parser message
         raise RenderError(f"MJML: {error}") from None
-    return make_premailer(html).transform()
+    inlined = make_premailer(html).transform()
+    # premailer drops MJML's doctype; without it clients render in quirks mode.
+    if not inlined.lstrip().lower().startswith("<!doctype"):
+        inlined = "<!doctype html>\n" + inlined
+    return inlined
 
 
 def _tidy_text(text: str) -> str:

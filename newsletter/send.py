@@ -27,6 +27,7 @@ from newsletter.db import session_factory
 from newsletter.errors import PermanentFailure
 from newsletter.errors import SendError
 from newsletter.errors import TemporaryFailure
+from newsletter.errors import TransportError
 from newsletter.mime import MessageSkeleton
 from newsletter.mime import Sender
 from newsletter.models import ACTIVE
@@ -277,7 +278,12 @@ class CampaignRunner:
         results: list[ledger.Result] = []
         for index, row in enumerate(batch):
             if self.stop.is_set():
-                break  # unsent rows keep their lease and return to the queue when it expires
+                self._record(results)
+                results = []
+                with self.sessions() as session:  # not attempted: back to the queue at once
+                    ledger.release(session, self.worker_id, [r.delivery_id for r in batch[index:]])
+                    session.commit()
+                break
             result = self._send_one(row)
             results.append(result)
             _tally(report, result)
@@ -322,7 +328,7 @@ class CampaignRunner:
         try:
             reply = self.transport.send(envelope_from, row.email, message)
         except PermanentFailure as error:
-            return ledger.Result(row.delivery_id, FAILED, reply=error.reply, error=str(error))
+            return ledger.Result(row.delivery_id, FAILED, reply=reply_text(error), error=str(error))
         except TemporaryFailure as error:
             return self._retry_or_fail(row, error)
         return ledger.Result(row.delivery_id, SENT, reply=reply, sent_at=utcnow())
@@ -331,13 +337,21 @@ class CampaignRunner:
         delivery = self.settings.delivery
         if row.attempts >= delivery.max_attempts:
             message = f"gave up after {row.attempts} attempts: {error}"
-            return ledger.Result(row.delivery_id, FAILED, reply=error.reply, error=message)
+            return ledger.Result(row.delivery_id, FAILED, reply=reply_text(error), error=message)
         # Exponential backoff with jitter, so retries of many rows do not arrive together.
         delay = delivery.retry_base_seconds * (2 ** (row.attempts - 1)) * random.uniform(0.8, 1.2)
         due = utcnow() + dt.timedelta(seconds=delay)
         return ledger.Result(
-            row.delivery_id, RETRY, reply=error.reply, error=str(error), next_attempt_at=due
+            row.delivery_id, RETRY, reply=reply_text(error), error=str(error), next_attempt_at=due
         )
+
+
+def reply_text(error: TransportError) -> str:
+    """The server's reply with its code, e.g. '550 5.1.1 mailbox unavailable'."""
+    reply = error.reply or ""
+    if error.code and not reply.startswith(str(error.code)):
+        return f"{error.code} {reply}".strip()
+    return reply
 
 
 def _tally(report: SendReport, result: ledger.Result) -> None:

@@ -764,3 +764,53 @@ def _update_from_row(
         _apply_lists(lists, subscriber, row.lists or default)
     if row.status is not None:
         _apply_status(subscriber, row.status)
+
+
+# --- the person's own data (web preference center, admin) ----------------------------------
+
+
+def subscriber_deliveries(session: Session, subscriber_id: int) -> list[dict[str, Any]]:
+    """The ledger rows of one subscriber, newest month first, as JSON-ready records."""
+    from newsletter.models import Campaign
+    from newsletter.models import Delivery
+
+    query = (
+        select(
+            Campaign.month,
+            Delivery.status,
+            Delivery.attempts,
+            Delivery.sent_at,
+            Delivery.last_error,
+        )
+        .join(Campaign, Campaign.id == Delivery.campaign_id)
+        .where(Delivery.subscriber_id == subscriber_id)
+        .order_by(Campaign.month.desc())
+    )
+    return [
+        {
+            "month": row.month,
+            "status": row.status,
+            "attempts": row.attempts,
+            "sent_at": _iso(row.sent_at),
+            "error": row.last_error,
+        }
+        for row in session.execute(query)
+    ]
+
+
+def forget_subscriber(session: Session, subscriber: Subscriber, reason: str = "forgotten") -> None:
+    """Forget me: delete the subscriber and the address from their ledger rows, keeping only
+    a suppression hash so the address is never mailed again by accident."""
+    from sqlalchemy import update
+
+    from newsletter.models import Delivery
+
+    suppress(session, subscriber.email, reason)
+    session.execute(
+        update(Delivery)
+        .where(Delivery.subscriber_id == subscriber.id)
+        .values(email="(forgotten)", last_error="", smtp_reply="")
+        .execution_options(synchronize_session=False)
+    )
+    session.delete(subscriber)
+    session.flush()

@@ -113,3 +113,26 @@ def postgres_url() -> str:
     if not url:
         pytest.skip("NEWSLETTER_TEST_DATABASE_URL is not set (PostgreSQL tests need it)")
     return url
+
+
+@pytest.fixture
+def pg_engine(postgres_url: str):
+    """A migrated engine on a fresh PostgreSQL schema of its own, dropped afterwards."""
+    import uuid
+
+    from sqlalchemy import create_engine
+    from sqlalchemy import text
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres_url)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    engine = create_engine(postgres_url, connect_args={"options": f"-csearch_path={schema}"})
+    try:
+        db.upgrade(engine)
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from newsletter import checks
@@ -45,7 +46,11 @@ def list_issues(app: App) -> None:
                 )
                 count, subject = str(len(issue.summaries)), issue.subject
             except ContentError as error:
-                count, subject = "?", f"[red]error: {error.detail}[/red]"
+                # Name the file and field (the detail alone can be just "is required"); escape
+                # it, as YAML errors contain '[' and ']'.
+                field = f"{error.field}: " if error.field else ""
+                problem = f"{Path(error.path).name}: {field}{error.detail}"
+                count, subject = "?", f"[red]error: {escape(problem)}[/red]"
             campaign = ledger.find_campaign(session, month)
             state = "not sent"
             if campaign is not None:

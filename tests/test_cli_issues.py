@@ -1,0 +1,276 @@
+"""`newsletter issues list|check` and `newsletter preview`, through the CLI runner."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from click.testing import Result
+from conftest import TEST_SECRET
+
+from newsletter.cli import main
+from newsletter.tokens import PREFERENCES
+from newsletter.tokens import UNSUBSCRIBE
+from newsletter.tokens import Signer
+from newsletter.tokens import address_hash
+
+Invoke = Callable[..., Result]
+
+# The three summaries of the 2025-01 fixture, by topic.
+TITLES = {
+    "depression": "Client Contribution to the Alliance Predicts Recovery From Depression",
+    "anxiety": "CBT Outperforms Placebo for Adult Anxiety Disorders",
+    "therapist": "It Is the Therapist’s Side of the Alliance That Counts",
+}
+IMPLICATIONS = [
+    "The alliance matters even when treatment is mainly medication.",
+    "CBT’s benefits for anxiety go beyond expectancy and attention alone.",
+    "Some therapists consistently form stronger alliances, and their clients do better.",
+]
+BAD_SUMMARY = "---\ntitle: Untitled?\ntopics: [Empathy]\nresearch_type: Review\n---\nText.\n"
+
+
+@pytest.fixture
+def cli(runner: CliRunner, config_file: Path) -> Invoke:
+    """Run `newsletter --config <file> ...` against a migrated database."""
+
+    def invoke(*args: str) -> Result:
+        return runner.invoke(main, ["--config", str(config_file), *args])
+
+    result = invoke("db", "upgrade")
+    assert result.exit_code == 0, result.output
+    return invoke
+
+
+@pytest.fixture
+def content(config_file: Path) -> Path:
+    """The copy of the fixture content that `config_file` points at."""
+    return config_file.parent / "content"
+
+
+def ok(result: Result) -> str:
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def words(text: str) -> str:
+    """Whitespace collapsed, so wrapped lines compare with one-line strings."""
+    return " ".join(text.split())
+
+
+def tokens(text: str, path: str) -> list[str]:
+    return re.findall(rf"https://news\.example\.org/{path}/([A-Za-z0-9_.-]+)", text)
+
+
+# --- issues list --------------------------------------------------------------------------------
+
+
+def test_issues_list(cli: Invoke) -> None:
+    output = ok(cli("issues", "list"))
+    lines = {line.split()[1]: line for line in output.splitlines() if "2025-" in line}
+    assert list(lines) == ["2025-01", "2025-02"]
+    assert words(lines["2025-01"]).split()[3] == "3"
+    assert words(lines["2025-02"]).split()[3] == "2"
+    assert all("not sent" in line for line in lines.values())
+
+
+def test_issues_list_shows_a_broken_month_with_its_file(cli: Invoke, content: Path) -> None:
+    # "[red]" is also Rich markup: it must be shown, not taken as a style.
+    bad = BAD_SUMMARY.replace("title:", 'slug: "[red]x"\ntitle:')
+    (content / "2025-02" / "03-bad.md").write_text(bad, encoding="utf-8")
+    output = words(ok(cli("issues", "list")))
+    assert "│ 2025-02 │ ? │ error: 03-bad.md: slug: '[red]x':" in output
+    assert "│ 2025-01 │ 3 │" in output
+
+
+def test_issues_need_a_migrated_database(runner: CliRunner, config_file: Path) -> None:
+    result = runner.invoke(main, ["--config", str(config_file), "issues", "list"])
+    assert result.exit_code == 1
+    assert "db upgrade" in result.output
+
+
+# --- issues check -------------------------------------------------------------------------------
+
+
+def test_issues_check(cli: Invoke) -> None:
+    output = ok(cli("issues", "check", "2025-01"))
+    assert "3 summaries; subject: Fixture issue: alliance and anxiety" in output
+    sizes = re.findall(r"HTML (.+?): (\d+\.\d) KB", output)
+    assert [what for what, _ in sizes] == ["full issue", "with topic lines"]
+    assert all(0 < float(kb) < 90 for _, kb in sizes)
+    assert "error" not in output
+
+
+def test_issues_check_notes_the_default_subject(cli: Invoke) -> None:
+    output = ok(cli("issues", "check", "2025-02"))
+    assert "subject: Test Digest — February 2025" in output
+    assert "using the default subject" in output
+
+
+def test_issues_check_a_bad_file(cli: Invoke, content: Path) -> None:
+    (content / "2025-01" / "04-bad.md").write_text(BAD_SUMMARY, encoding="utf-8")
+    result = cli("issues", "check", "2025-01")
+    assert result.exit_code == 1
+    assert re.search(
+        r"^error +\S*2025-01/04-bad\.md: Practice Implications: missing", result.stdout
+    )
+    assert "KB" not in result.stdout
+
+
+def test_issues_check_a_missing_month(cli: Invoke) -> None:
+    result = cli("issues", "check", "2099-01")
+    assert result.exit_code == 1
+    assert "2099-01: no such month folder" in result.output
+
+
+def test_issues_check_a_badly_named_month(cli: Invoke) -> None:
+    result = cli("issues", "check", "2025-1")
+    assert result.exit_code == 1
+    assert "must be named YYYY-MM" in result.output
+
+
+# --- preview ------------------------------------------------------------------------------------
+
+
+def test_preview_text_of_the_full_issue(cli: Invoke) -> None:
+    text = ok(cli("preview", "2025-01", "--format", "text"))
+    flat = words(text)
+    for title in TITLES.values():
+        assert title in flat
+    assert flat.count("PRACTICE IMPLICATIONS") == 3
+    for sentence in IMPLICATIONS:
+        assert sentence in flat
+    assert "XNL" not in text
+    assert "Matches your topics" not in text
+    signer = Signer(TEST_SECRET)
+    preview_hash = address_hash("preview@example.org")
+    [unsubscribe] = tokens(text, "u")
+    [preferences] = tokens(text, "preferences")
+    assert signer.read(UNSUBSCRIBE, unsubscribe) == (0, preview_hash)
+    assert signer.read(PREFERENCES, preferences) == (0, preview_hash)
+    assert "1 Test Street, Testville" in text
+
+
+def test_preview_html_for_topics(cli: Invoke) -> None:
+    html = ok(cli("preview", "2025-01", "--topics", "anxiety-disorders", "--format", "html"))
+    assert html.lstrip().startswith('<html lang="en"')
+    assert TITLES["anxiety"] in html
+    assert TITLES["depression"] not in html
+    assert "Side of the Alliance" not in html
+    assert html.count("Matches your topics:") == 1
+    assert "Matches your topics: Anxiety Disorders" in html
+    assert "XNL" not in html
+    assert len(tokens(html, "u")) >= 1
+
+
+def test_preview_topics_by_label_separated_by_commas(cli: Invoke) -> None:
+    text = ok(
+        cli(
+            "preview",
+            "2025-01",
+            "--topics",
+            "Therapist Factors, depression and depressive symptoms",
+            "--format",
+            "text",
+        )
+    )
+    flat = words(text)
+    assert TITLES["depression"] in flat
+    assert TITLES["therapist"] in flat
+    assert TITLES["anxiety"] not in flat
+    assert "Matches your topics: Depression and Depressive Symptoms" in flat
+    assert "Matches your topics: Therapist Factors" in flat
+
+
+def test_preview_topics_without_a_match(cli: Invoke) -> None:
+    result = cli("preview", "2025-01", "--topics", "empathy")
+    assert result.exit_code == 1
+    assert "none of these topics is in 2025-01" in result.output
+    assert result.stdout == ""
+
+
+def test_preview_unknown_topic(cli: Invoke) -> None:
+    result = cli("preview", "2025-01", "--topics", "Depresion")
+    assert result.exit_code == 1
+    assert "unknown topic 'Depresion'" in result.output
+    assert "Depression and Depressive Symptoms" in result.output
+
+
+def test_preview_eml_to_a_file(cli: Invoke, tmp_path: Path) -> None:
+    out = tmp_path / "preview.eml"
+    result = cli("preview", "2025-01", "--format", "eml", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    assert f"wrote {out}" in result.stderr
+    message = email.message_from_bytes(out.read_bytes(), policy=email.policy.default)
+    assert message["From"] == "Test Digest <digest@example.org>"
+    assert message["To"] == "preview@example.org"
+    assert message["Subject"] == "Fixture issue: alliance and anxiety"
+    assert message["List-Unsubscribe"].startswith("<https://news.example.org/u/")
+    assert "mailto:" in message["List-Unsubscribe"]
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message.get_content_type() == "multipart/alternative"
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    for title in TITLES.values():
+        assert title in words(text)
+        assert title in html
+    assert "XNL" not in text + html
+
+
+def test_preview_missing_month(cli: Invoke) -> None:
+    result = cli("preview", "2099-01")
+    assert result.exit_code == 1
+    assert "no such month folder" in result.output
+
+
+def test_preview_as_an_unknown_subscriber(cli: Invoke) -> None:
+    result = cli("preview", "2025-01", "--subscriber", "nobody@example.org")
+    assert result.exit_code == 1
+    assert "nobody@example.org" in result.output
+    assert result.stdout == ""
+
+
+def test_preview_as_a_subscriber(cli: Invoke) -> None:
+    ok(
+        cli(
+            "subscribers",
+            "add",
+            "reader@example.org",
+            "--name",
+            "Ada",
+            "--topics",
+            "Therapist Factors",
+        )
+    )
+    text = ok(cli("preview", "2025-01", "--subscriber", "READER@example.org", "--format", "text"))
+    flat = words(text)
+    assert "Dear Ada," in flat
+    assert TITLES["therapist"] in flat
+    assert TITLES["depression"] not in flat
+    assert TITLES["anxiety"] not in flat
+    assert "Matches your topics: Therapist Factors" in flat
+    [unsubscribe] = tokens(text, "u")
+    subscriber_id, hashed = Signer(TEST_SECRET).read(UNSUBSCRIBE, unsubscribe)
+    assert subscriber_id > 0
+    assert hashed == address_hash("reader@example.org")
+
+
+def test_preview_as_a_subscriber_eml(cli: Invoke) -> None:
+    ok(cli("subscribers", "add", "reader@example.org", "--topics", "*"))
+    result = cli("preview", "2025-02", "--subscriber", "reader@example.org", "--format", "eml")
+    assert result.exit_code == 0, result.output
+    message = email.message_from_bytes(result.stdout_bytes, policy=email.policy.default)
+    assert message["To"] == "reader@example.org"
+    assert message["Subject"] == "Test Digest — February 2025"
+
+
+def test_preview_topics_and_subscriber_together_is_a_usage_error(cli: Invoke) -> None:
+    result = cli("preview", "2025-01", "--topics", "empathy", "--subscriber", "reader@example.org")
+    assert result.exit_code == 2
+    assert "--topics or --subscriber, not both" in result.output

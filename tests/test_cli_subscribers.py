@@ -1,0 +1,266 @@
+"""`newsletter subscribers ...` through click's CliRunner on a migrated temporary SQLite file."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from click.testing import Result
+
+from newsletter.cli import main
+
+Invoke = Callable[..., Result]
+
+LISTS = """
+[[lists]]
+slug = "events"
+name = "Events"
+"""
+
+
+@pytest.fixture
+def cli(runner: CliRunner, config_file: Path) -> Invoke:
+    """Run `newsletter --config <file> ...` against a migrated database (with an extra list)."""
+    config_file.write_text(config_file.read_text(encoding="utf-8") + LISTS, encoding="utf-8")
+
+    def invoke(*args: str, input: str | None = None) -> Result:
+        return runner.invoke(main, ["--config", str(config_file), *args], input=input)
+
+    result = invoke("db", "upgrade")
+    assert result.exit_code == 0, result.output
+    return invoke
+
+
+def ok(result: Result) -> str:
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def records(cli: Invoke, *filters: str) -> list[dict]:
+    return json.loads(ok(cli("subscribers", "list", "--format", "json", *filters)))
+
+
+def test_commands_need_a_migrated_database(runner: CliRunner, config_file: Path) -> None:
+    result = runner.invoke(main, ["--config", str(config_file), "subscribers", "list"])
+    assert result.exit_code == 1
+    assert "run `newsletter db upgrade`" in result.output
+
+
+def test_every_command_has_help(runner: CliRunner) -> None:
+    for command in ("add", "remove", "list", "import", "export"):
+        result = runner.invoke(main, ["subscribers", command, "--help"])
+        assert result.exit_code == 0, result.output
+        assert "Usage:" in result.output
+
+
+def test_add(cli: Invoke) -> None:
+    output = ok(
+        cli(
+            "subscribers",
+            "add",
+            "Ann@Example.org",
+            "--name",
+            "Ann",
+            "--topics",
+            "Empathy;training",
+            "--list",
+            "digest",
+            "--list",
+            "events",
+        )
+    )
+    assert output == (
+        "added Ann@example.org (active; topics: empathy, training; lists: digest, events)\n"
+    )
+    output = ok(cli("subscribers", "add", "pen@example.org", "--status", "pending"))
+    assert output == "added pen@example.org (pending; topics: all; lists: digest)\n"
+    [ann, pen] = records(cli)
+    assert ann["confirmed_at"] is not None
+    assert ann["consent_source"] == "cli"
+    assert pen["confirmed_at"] is None
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ANN@example.org"], "Error: ANN@example.org is already subscribed"),
+        (["bad@x"], "Error: invalid email address 'bad@x'"),
+        (["new@example.org", "--topics", "empaty"], "did you mean 'Empathy'?"),
+        (
+            ["new@example.org", "--list", "nope"],
+            "unknown list 'nope' (known lists: digest, events)",
+        ),
+        (["new@example.org", "--status", "bounced"], "Invalid value for '--status'"),
+    ],
+)
+def test_add_errors(cli: Invoke, args: list[str], message: str) -> None:
+    ok(cli("subscribers", "add", "ann@example.org"))
+    result = cli("subscribers", "add", *args)
+    assert result.exit_code != 0
+    assert message in result.output
+    assert len(records(cli)) == 1
+
+
+def test_remove(cli: Invoke) -> None:
+    ok(cli("subscribers", "add", "r@example.org"))
+    result = cli("subscribers", "remove", "R@example.org", input="n\n")
+    assert result.exit_code == 1
+    assert "Aborted" in result.output
+    assert len(records(cli)) == 1
+    assert ok(cli("subscribers", "remove", "r@example.org", input="y\n")).endswith(
+        "removed r@example.org\n"
+    )
+    assert records(cli) == []
+    ok(cli("subscribers", "add", "s@example.org"))
+    assert ok(cli("subscribers", "remove", "s@example.org", "--yes")) == "removed s@example.org\n"
+    result = cli("subscribers", "remove", "s@example.org", "--yes")
+    assert result.exit_code == 1
+    assert "Error: no subscriber s@example.org" in result.output
+
+
+def test_list_filters_and_formats(cli: Invoke) -> None:
+    ok(cli("subscribers", "add", "eve@example.org", "--name", "Eve Everything"))
+    ok(cli("subscribers", "add", "emp@example.org", "--topics", "empathy", "--list", "events"))
+    ok(cli("subscribers", "add", "tra@example.org", "--topics", "training", "--status", "pending"))
+
+    table = ok(cli("subscribers", "list"))
+    for text in ("eve@example.org", "Eve Everything", "pending", "3 subscribers", "Email"):
+        assert text in table
+
+    def emails(*filters: str) -> list[str]:
+        return [r["email"] for r in records(cli, *filters)]
+
+    assert emails("--status", "pending") == ["tra@example.org"]
+    assert emails("--list", "events") == ["emp@example.org"]
+    assert emails("--topic", "Empathy") == ["eve@example.org", "emp@example.org"]
+    assert emails("--search", "EVERY") == ["eve@example.org"]
+    assert emails("--limit", "1") == ["eve@example.org"]
+
+    rows = list(csv.reader(io.StringIO(ok(cli("subscribers", "list", "--format", "csv")))))
+    assert rows[0] == ["email", "name", "topics", "lists", "status"]
+    assert rows[2] == ["emp@example.org", "", "empathy", "events", "active"]
+
+    result = cli("subscribers", "list", "--topic", "empaty")
+    assert result.exit_code == 1
+    assert "did you mean 'Empathy'?" in result.output
+
+
+GOOD = "email,name,topics,lists\none@example.org,One,empathy,\ntwo@example.org,Two,*,events\n"
+BAD = (
+    "email,name,topics\n"
+    "fine@example.org,Fine,\n"
+    "nope,,\n"
+    'quoted@example.org,"two\nlines",unknown-topic\n'
+)
+
+
+def write(tmp_path: Path, name: str, data: str | bytes) -> str:
+    path = tmp_path / name
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    path.write_bytes(data)
+    return str(path)
+
+
+def test_import(cli: Invoke, tmp_path: Path) -> None:
+    path = write(tmp_path, "good.csv", GOOD)
+    assert ok(cli("subscribers", "import", path)) == (
+        "added 2, updated 0, skipped 0 existing, rejected 0\n"
+    )
+    assert ok(cli("subscribers", "import", path)) == (
+        "added 0, updated 0, skipped 2 existing, rejected 0\n"
+    )
+    changed = write(tmp_path, "changed.csv", GOOD.replace("One", "Uno"))
+    assert ok(cli("subscribers", "import", changed, "--update-existing")) == (
+        "added 0, updated 2, skipped 0 existing, rejected 0\n"
+    )
+    assert [r["name"] for r in records(cli)] == ["Uno", "Two"]
+
+
+def test_import_with_rejected_rows_writes_nothing(cli: Invoke, tmp_path: Path) -> None:
+    result = cli("subscribers", "import", write(tmp_path, "bad.csv", BAD))
+    assert result.exit_code == 1
+    assert "line 3: invalid email address 'nope'" in result.stderr
+    assert "line 4: unknown topic 'unknown-topic'" in result.stderr
+    assert "Error: 2 of 3 rows rejected; nothing was imported" in result.stderr
+    assert records(cli) == []
+
+
+def test_import_skip_invalid(cli: Invoke, tmp_path: Path) -> None:
+    output = ok(cli("subscribers", "import", write(tmp_path, "bad.csv", BAD), "--skip-invalid"))
+    assert output.splitlines()[0] == "added 1, updated 0, skipped 0 existing, rejected 2"
+    assert "line 3: invalid email address" in output
+    assert [r["email"] for r in records(cli)] == ["fine@example.org"]
+
+
+def test_import_dry_run(cli: Invoke, tmp_path: Path) -> None:
+    output = ok(cli("subscribers", "import", write(tmp_path, "good.csv", GOOD), "--dry-run"))
+    assert output.startswith("dry run: would have added 2,")
+    assert records(cli) == []
+
+
+def test_import_file_errors(cli: Invoke, tmp_path: Path) -> None:
+    latin = write(tmp_path, "latin.csv", "email,name\nrene@example.org,René\n".encode("latin-1"))
+    result = cli("subscribers", "import", latin)
+    assert result.exit_code == 1
+    assert "not UTF-8: byte 0xe9 at position 31 (line 2)" in result.output
+
+    unknown = write(tmp_path, "cols.csv", "email,phone\na@example.org,1\n")
+    result = cli("subscribers", "import", unknown)
+    assert result.exit_code == 1
+    assert "Error: unknown column 'phone'" in result.output
+    assert "--skip-invalid" not in result.output  # it would not help
+
+    result = cli("subscribers", "import", str(tmp_path / "missing.csv"))
+    assert result.exit_code == 2
+    assert "No such file" in result.output
+
+
+def test_import_from_stdin_with_bom(cli: Invoke) -> None:
+    output = ok(cli("subscribers", "import", "-", input="\ufeff" + GOOD))
+    assert output.startswith("added 2,")
+
+
+def test_export_and_reimport(cli: Invoke, runner: CliRunner, tmp_path: Path) -> None:
+    ok(cli("subscribers", "import", write(tmp_path, "good.csv", GOOD)))
+    ok(cli("subscribers", "add", "pen@example.org", "--status", "pending", "--name", "Pen, P."))
+
+    exported = ok(cli("subscribers", "export"))
+    assert exported.splitlines() == [
+        "email,name,topics,lists,status",
+        "one@example.org,One,empathy,digest,active",
+        "two@example.org,Two,*,events,active",
+        'pen@example.org,"Pen, P.",*,digest,pending',
+    ]
+    out = tmp_path / "all.json"
+    assert ok(cli("subscribers", "export", "--format", "json", "--out", str(out))) == (
+        f"exported 3 subscribers to {out}\n"
+    )
+    assert [r["email"] for r in json.loads(out.read_text(encoding="utf-8"))] == [
+        "one@example.org",
+        "two@example.org",
+        "pen@example.org",
+    ]
+
+    # A second installation reads the export back unchanged.
+    other = tmp_path / "other"
+    other.mkdir()
+    config = other / "config.toml"
+    config.write_text(
+        f'[database]\nurl = "sqlite:///copy.db"\n[delivery]\ntransport = "memory"\n{LISTS}',
+        encoding="utf-8",
+    )
+
+    def again(*args: str) -> str:
+        return ok(runner.invoke(main, ["--config", str(config), *args]))
+
+    again("db", "upgrade")
+    assert again("subscribers", "import", write(tmp_path, "export.csv", exported)).startswith(
+        "added 3,"
+    )
+    assert again("subscribers", "export") == exported

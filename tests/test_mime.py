@@ -1,0 +1,154 @@
+"""Messages built from skeletons parse back to exactly what the stdlib builder produces."""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.policy
+
+import pytest
+from hypothesis import HealthCheck
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from newsletter.content import load_issue
+from newsletter.mime import MessageSkeleton
+from newsletter.mime import Sender
+from newsletter.mime import list_unsubscribe
+from newsletter.mime import message_id
+from newsletter.mime import stdlib_message
+from newsletter.mime import to_header
+from newsletter.personalize import Recipient
+from newsletter.personalize import SlotTemplate
+from newsletter.personalize import choose_variant
+from newsletter.personalize import slot_values
+from newsletter.personalize import variant_summaries
+from newsletter.render import Renderer
+
+DATE = dt.datetime(2025, 1, 15, 9, 30, tzinfo=dt.UTC)
+TOPIC_SETS = [None, frozenset({"anxiety-disorders"}), frozenset({"therapist-factors", "empathy"})]
+
+
+class Variants(tuple):
+    """(sender, built) with a short repr: hypothesis prints fixture values on failure."""
+
+    def __repr__(self) -> str:
+        return "<variants of 2025-01>"
+
+
+@pytest.fixture(scope="module")
+def variants(tmp_path_factory):
+    """Every variant of the fixture issue, rendered once for the module."""
+    from conftest import make_config
+
+    from newsletter.config import settings_from_dict
+    from newsletter.taxonomy import default_taxonomy
+
+    folder = tmp_path_factory.mktemp("mime")
+    settings = settings_from_dict(make_config(folder), folder)
+    issue = load_issue(settings.content.dir, "2025-01", default_taxonomy(), "Test Digest")
+    sender = Sender.from_settings(settings)
+    renderer = Renderer(settings)
+    built = {}
+    for topics in TOPIC_SETS:
+        key = choose_variant(issue, topics)
+        summaries = variant_summaries(issue, key)
+        rendered = renderer.render(issue, summaries, personal=key.personal)
+        built[topics] = (MessageSkeleton(sender, rendered, DATE), summaries, rendered)
+    return Variants((sender, built))
+
+
+def reference(sender, rendered, summaries, recipient, mid) -> email.message.EmailMessage:
+    """The same message built the slow way, with the stdlib only."""
+    html = SlotTemplate(rendered.html).fill(slot_values(recipient, summaries, for_html=True))
+    text = SlotTemplate(rendered.text).fill(slot_values(recipient, summaries, for_html=False))
+    headers = {
+        "To": to_header(recipient),
+        "Message-ID": mid,
+        "List-Unsubscribe": list_unsubscribe(sender, recipient.unsubscribe_token),
+    }
+    return stdlib_message(sender, rendered.subject, DATE, html, text, headers)
+
+
+def parsed(data: bytes) -> email.message.EmailMessage:
+    return email.message_from_bytes(data, policy=email.policy.default)
+
+
+def assert_same_message(ours: bytes, theirs: email.message.EmailMessage) -> None:
+    mine = parsed(ours)
+    stdlib = parsed(theirs.as_bytes())
+    assert sorted(mine.keys()) == sorted(stdlib.keys())
+    for name in stdlib:
+        if name.lower() == "content-type":
+            continue  # the multipart boundary is random
+        # Folding whitespace is not part of these values (RFC 5322 2.2.3); the stdlib's own
+        # folding of a long List-Unsubscribe even drops the space after the comma.
+        assert "".join(str(mine[name]).split()) == "".join(str(stdlib[name]).split()), name
+    assert not mine.defects
+    for subtype in ("plain", "html"):
+        mine_part = mine.get_body((subtype,))
+        stdlib_part = stdlib.get_body((subtype,))
+        assert mine_part.get_content() == stdlib_part.get_content()
+        assert mine_part.get_content_charset() == "utf-8"
+        assert not mine_part.defects
+
+
+names = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), max_size=40
+).map(str.strip)
+local_parts = st.from_regex(r"[a-z0-9][a-z0-9._+-]{0,20}", fullmatch=True)
+tokens = st.from_regex(
+    r"[A-Za-z0-9_-]{10,40}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{20,30}", fullmatch=True
+)
+
+
+@hypothesis_settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    name=names,
+    local=local_parts,
+    unsub=tokens,
+    prefs=tokens,
+    subscriber_id=st.integers(min_value=1, max_value=10**9),
+    which=st.sampled_from(range(len(TOPIC_SETS))),
+)
+def test_filled_message_parses_like_the_stdlib_message(
+    variants, name, local, unsub, prefs, subscriber_id, which
+) -> None:
+    sender, built = variants
+    topics = TOPIC_SETS[which]
+    skeleton, summaries, rendered = built[topics]
+    recipient = Recipient(f"{local}@example.net", name, topics, unsub, prefs)
+    ours, mid = skeleton.build(recipient, "2025-01", subscriber_id, summaries)
+    assert mid == message_id("2025-01", subscriber_id, recipient.email, sender.domain)
+    assert all(len(line) <= 998 for line in ours.split(b"\n"))
+    assert b"XNL" not in ours
+    assert_same_message(ours, reference(sender, rendered, summaries, recipient, mid))
+
+
+def test_message_headers_for_one_click_unsubscribe(variants) -> None:
+    _sender, built = variants
+    skeleton, summaries, _ = built[None]
+    recipient = Recipient("ana@example.net", "Ána", None, "unsub.tok.en", "prefs.tok.en")
+    data, mid = skeleton.build(recipient, "2025-01", 42, summaries)
+    message = parsed(data)
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    unsubscribe = str(message["List-Unsubscribe"])
+    assert unsubscribe.startswith("<https://news.example.org/u/unsub.tok.en>")
+    assert "<mailto:digest@example.org?subject=unsubscribe%20unsub.tok.en>" in unsubscribe
+    assert message["List-Id"] == '"Test Digest" <digest.example.org>'
+    assert message["Message-ID"] == mid
+    assert mid == message_id("2025-01", 42, "ana@example.net", "example.org")
+    assert message["To"].addresses[0].display_name == "Ána"
+    assert message["Subject"] == "Fixture issue: alliance and anxiety"
+    assert message.get_content_type() == "multipart/alternative"
+    text = message.get_body(("plain",)).get_content()
+    assert "Dear Ána," in text
+    assert "https://news.example.org/preferences/prefs.tok.en" in text
+
+
+def test_message_id_is_stable_per_issue_and_subscriber() -> None:
+    first = message_id("2025-01", 7, "A@Example.org", "example.org")
+    assert first == message_id("2025-01", 7, "a@example.org", "example.org")
+    assert first != message_id("2025-02", 7, "a@example.org", "example.org")
+    assert first != message_id("2025-01", 8, "a@example.org", "example.org")

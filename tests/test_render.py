@@ -1,0 +1,161 @@
+"""Rendering: golden outline of the HTML, golden text part, accessibility basics, slots."""
+
+from __future__ import annotations
+
+import os
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from newsletter.content import load_issue
+from newsletter.personalize import SLOT_RE
+from newsletter.personalize import choose_variant
+from newsletter.personalize import variant_summaries
+from newsletter.render import Renderer
+from newsletter.render import markdown_to_text
+
+GOLDEN = Path(__file__).parent / "fixtures" / "golden"
+
+
+class Outline(HTMLParser):
+    """A readable outline of an email: headings, links, pills, match lines, meta tags."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.lines: list[str] = []
+        self._capture: str | None = None
+        self._text: list[str] = []
+        self.tables = 0
+        self.presentation_tables = 0
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        attributes = dict(attrs)
+        classes = (attributes.get("class") or "").split()
+        if tag == "html":
+            self.lines.append(f"html lang={attributes.get('lang')}")
+        elif tag == "meta" and attributes.get("name") in ("color-scheme", "viewport"):
+            self.lines.append(f"meta {attributes['name']}={attributes.get('content')}")
+        elif tag == "table":
+            self.tables += 1
+            self.presentation_tables += attributes.get("role") == "presentation"
+        elif tag == "a":
+            self.lines.append(f"a href={attributes.get('href')}")
+        elif tag in ("h2", "h3", "li") or "pill" in classes or "match" in classes:
+            self._capture = "pill" if "pill" in classes else "match" if "match" in classes else tag
+            self._text = []
+
+    def handle_data(self, data: str) -> None:
+        if self._capture:
+            self._text.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._capture and tag in ("h2", "h3", "li", "span", "td"):
+            text = " ".join("".join(self._text).split())
+            self.lines.append(f"{self._capture}: {text}")
+            self._capture = None
+
+
+def outline(html: str) -> str:
+    parser = Outline()
+    parser.feed(html)
+    return "\n".join(parser.lines) + "\n"
+
+
+def assert_golden(name: str, actual: str) -> None:
+    """Compare with tests/fixtures/golden/NAME; UPDATE_GOLDEN=1 rewrites it."""
+    path = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(actual, encoding="utf-8")
+    assert path.exists(), f"missing golden file {path}: run with UPDATE_GOLDEN=1"
+    assert actual == path.read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def issue(settings, taxonomy):
+    return load_issue(settings.content.dir, "2025-01", taxonomy, settings.newsletter.name)
+
+
+@pytest.fixture
+def renderer(settings):
+    return Renderer(settings)
+
+
+def test_full_issue_html_outline_matches_golden(issue, renderer) -> None:
+    rendered = renderer.render(issue, issue.summaries, personal=False)
+    assert_golden("2025-01-full.outline", outline(rendered.html))
+
+
+def test_topic_variant_html_outline_matches_golden(issue, renderer) -> None:
+    key = choose_variant(issue, frozenset({"alliance-and-therapeutic-relationship"}))
+    rendered = renderer.render(issue, variant_summaries(issue, key), personal=key.personal)
+    assert_golden("2025-01-alliance.outline", outline(rendered.html))
+
+
+def test_text_parts_match_golden(issue, renderer) -> None:
+    full = renderer.render(issue, issue.summaries, personal=False)
+    assert_golden("2025-01-full.txt", full.text)
+    key = choose_variant(issue, frozenset({"anxiety-disorders"}))
+    one = renderer.render(issue, variant_summaries(issue, key), personal=True)
+    assert_golden("2025-01-anxiety.txt", one.text)
+
+
+def test_html_is_accessible_email_markup(issue, renderer) -> None:
+    html = renderer.render(issue, issue.summaries, personal=True).html
+    parser = Outline()
+    parser.feed(html)
+    assert 'lang="en"' in html
+    assert parser.tables > 0 and parser.tables == parser.presentation_tables
+    assert 'name="color-scheme"' in html
+    assert "fonts.googleapis" not in html  # no third-party fonts
+    assert "<img" not in html or re.search(r"<img(?![^>]*\balt=)", html) is None
+    # premailer inlined the mj-style inline="inline" rules:
+    assert re.search(r'class="pill"[^>]*style="[^"]*border-radius', html)
+    # and kept the media queries for phones:
+    assert "@media only screen and (max-width: 480px)" in html
+
+
+def test_slots_survive_mjml_and_premailer(issue, renderer) -> None:
+    rendered = renderer.render(issue, issue.summaries, personal=True)
+    html_slots = {m.group(1) for m in SLOT_RE.finditer(rendered.html)}
+    text_slots = {m.group(1) for m in SLOT_RE.finditer(rendered.text)}
+    expected = {"GREETING", "EMAIL", "UNSUB", "PREFS", "MATCH1", "MATCH2", "MATCH3"}
+    assert html_slots == expected
+    assert text_slots == expected
+    assert 'href="https://news.example.org/u/XNLUNSUBX"' in rendered.html
+    assert "/preferences/XNLPREFSX?drop=therapist-factors" in rendered.html
+
+
+def test_summary_content_is_escaped_and_markdown_rendered(settings, taxonomy, tmp_path) -> None:
+    month = tmp_path / "content" / "2030-01"
+    month.mkdir(parents=True)
+    (month / "01-x.md").write_text(
+        "---\ntitle: Tom & Jerry <b>bold</b>\ntopics: [Empathy]\nresearch_type: Review\n---\n"
+        "Body with *emphasis* and <script>alert(1)</script>.\n\n## Practice Implications\nDo.\n",
+        encoding="utf-8",
+    )
+    issue = load_issue(settings.content.dir, "2030-01", taxonomy, "X")
+    html = Renderer(settings).render(issue, issue.summaries, personal=False).html
+    assert "Tom &amp; Jerry &lt;b&gt;bold&lt;/b&gt;" in html
+    assert "<em>emphasis</em>" in html
+    assert "<script>" not in html
+
+
+def test_template_override_folder_wins_and_can_extend_default(settings, issue, tmp_path) -> None:
+    override = tmp_path / "my-templates" / "email"
+    override.mkdir(parents=True)
+    (override / "digest.txt.j2").write_text(
+        '{% extends "default/email/digest.txt.j2" %}', encoding="utf-8"
+    )
+    settings.templates.dir = tmp_path / "my-templates"
+    base = Renderer(settings).render(issue, issue.summaries, personal=False).text
+    (override / "digest.txt.j2").write_text("Only {{ issue_label }}\n", encoding="utf-8")
+    custom = Renderer(settings).render(issue, issue.summaries, personal=False).text
+    assert "Practice Implications".upper() in base
+    assert custom == "Only January 2025\n"
+
+
+def test_markdown_to_text_keeps_lists_and_drops_emphasis() -> None:
+    text = markdown_to_text("A *very* **bold** claim.\n\n- one\n- two [link](https://x.org)\n")
+    assert text == "A very bold claim.\n\n  * one\n  * two link <https://x.org>"

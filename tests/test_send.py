@@ -1,0 +1,221 @@
+"""Sending: planning, variants per subscriber, the ledger, retries, and a real SMTP server."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+
+import pytest
+from smtp_sink import running_sink
+from sqlalchemy import select
+
+from newsletter import db
+from newsletter import ledger
+from newsletter.content import load_issue
+from newsletter.errors import PermanentFailure
+from newsletter.errors import TemporaryFailure
+from newsletter.models import Delivery
+from newsletter.send import NO_MATCH
+from newsletter.send import CampaignRunner
+from newsletter.send import plan_campaign
+from newsletter.send import send_issue
+from newsletter.subscribers import add_subscriber
+from newsletter.subscribers import require_subscriber
+from newsletter.subscribers import unsubscribe
+from newsletter.transports import MemoryTransport
+from newsletter.transports import SmtpTransport
+
+# Fixture issue 2025-01: alliance-in-depression [depression, alliance],
+# cbt-for-anxiety [anxiety, cbt], therapist-alliance-variability [alliance, therapist-factors].
+PEOPLE = {
+    "all@example.net": None,
+    "anxious@example.net": "anxiety-disorders",
+    "alliance@example.net": "Alliance and Therapeutic Relationship",
+    "two@example.net": "depression-and-depressive-symptoms;therapist-factors",
+    "none@example.net": "group-psychotherapy",
+}
+EXPECTED_TITLES = {
+    "all@example.net": 3,
+    "anxious@example.net": 1,
+    "alliance@example.net": 2,
+    "two@example.net": 2,
+}
+
+
+@pytest.fixture
+def issue(settings, taxonomy):
+    return load_issue(settings.content.dir, "2025-01", taxonomy, settings.newsletter.name)
+
+
+@pytest.fixture
+def audience(engine, settings, taxonomy):
+    with db.transaction(engine) as session:
+        for address, topics in PEOPLE.items():
+            add_subscriber(session, settings, taxonomy, address, name="Reader", topics=topics)
+        add_subscriber(session, settings, taxonomy, "pending@example.net", status="pending")
+    return PEOPLE
+
+
+def parse(data: bytes) -> email.message.EmailMessage:
+    return email.message_from_bytes(data, policy=email.policy.default)
+
+
+def titles_in(message: email.message.EmailMessage, issue) -> list[str]:
+    text = message.get_body(("plain",)).get_content()
+    return [s.title for s in issue.summaries if s.title in text]
+
+
+def rows(engine) -> dict[str, Delivery]:
+    with db.session_factory(engine)() as session:
+        return {d.email: d for d in session.scalars(select(Delivery))}
+
+
+def test_plan_is_idempotent_and_fixes_variants(engine, settings, issue, audience) -> None:
+    dry = plan_campaign(engine, settings, issue, dry_run=True)
+    assert dry.audience == 5 and dry.skipped_no_match == 1 and dry.to_send == 4
+    assert rows(engine) == {}
+    first = plan_campaign(engine, settings, issue)
+    second = plan_campaign(engine, settings, issue)
+    assert first.new_rows == 5 and second.new_rows == 0
+    planned = rows(engine)
+    assert set(planned) == set(PEOPLE)  # the pending subscriber is not in the audience
+    assert planned["none@example.net"].status == "skipped"
+    assert planned["none@example.net"].last_error == NO_MATCH
+    assert planned["anxious@example.net"].variant == "cbt-for-anxiety;topics"
+    assert planned["all@example.net"].variant == (
+        "alliance-in-depression,cbt-for-anxiety,therapist-alliance-variability"
+    )
+
+
+def test_each_subscriber_gets_their_variant_once(engine, settings, issue, audience) -> None:
+    transport = MemoryTransport()
+    _plan, report = send_issue(engine, settings, issue, transport)
+    assert report.sent == 4 and report.finished
+    assert report.variants_rendered == 3  # alliance@ and two@ get the same two summaries
+    by_address = {m.recipient: parse(m.message) for m in transport.outbox}
+    assert set(by_address) == set(EXPECTED_TITLES)
+    for address, count in EXPECTED_TITLES.items():
+        assert len(titles_in(by_address[address], issue)) == count, address
+    anxious = by_address["anxious@example.net"].get_body(("plain",)).get_content()
+    assert "Matches your topics: Anxiety Disorders" in anxious
+    # A second run plans nothing new and sends nothing twice.
+    _, again = send_issue(engine, settings, issue, transport)
+    assert again.sent == 0 and len(transport.outbox) == 4
+    assert {d.status for d in rows(engine).values()} == {"sent", "skipped"}
+
+
+def test_unsubscribed_after_planning_is_skipped(engine, settings, issue, audience) -> None:
+    plan_campaign(engine, settings, issue)
+    with db.transaction(engine) as session:
+        unsubscribe(session, require_subscriber(session, "two@example.net"))
+    transport = MemoryTransport()
+    report = CampaignRunner(engine, settings, issue, transport).run()
+    assert "two@example.net" not in {m.recipient for m in transport.outbox}
+    assert rows(engine)["two@example.net"].status == "skipped"
+    assert rows(engine)["two@example.net"].last_error == "subscriber is unsubscribed"
+    assert report.sent == 3
+
+
+def test_temporary_failures_retry_then_succeed(engine, settings, issue, audience) -> None:
+    settings.delivery.retry_base_seconds = 0
+    failures = {"anxious@example.net": 2}
+
+    def fail(recipient: str):
+        if failures.get(recipient, 0) > 0:
+            failures[recipient] -= 1
+            return TemporaryFailure("451 try later", code=451, reply="451 4.3.0 try later")
+        return None
+
+    transport = MemoryTransport(fail=fail)
+    _, report = send_issue(engine, settings, issue, transport)
+    assert report.sent == 4 and report.retried == 2 and report.finished
+    row = rows(engine)["anxious@example.net"]
+    assert row.status == "sent" and row.attempts == 3
+    assert [m.recipient for m in transport.outbox].count("anxious@example.net") == 1
+
+
+def test_permanent_failure_and_attempt_limit(engine, settings, issue, audience) -> None:
+    settings.delivery.retry_base_seconds = 0
+    settings.delivery.max_attempts = 2
+
+    def fail(recipient: str):
+        if recipient == "alliance@example.net":
+            return PermanentFailure("550 no such user", code=550, reply="550 5.1.1 no such user")
+        if recipient == "two@example.net":
+            return TemporaryFailure("421 busy", code=421, reply="421 busy")
+        return None
+
+    _, report = send_issue(engine, settings, issue, MemoryTransport(fail=fail))
+    planned = rows(engine)
+    assert planned["alliance@example.net"].status == "failed"
+    assert planned["alliance@example.net"].smtp_reply == "550 5.1.1 no such user"
+    assert planned["two@example.net"].status == "failed"
+    assert planned["two@example.net"].attempts == 2
+    assert "gave up after 2 attempts" in planned["two@example.net"].last_error
+    assert report.sent == 2 and report.failed == 2 and report.finished
+    # Re-queue the failures and send again once the cause is fixed.
+    with db.transaction(engine) as session:
+        campaign = ledger.find_campaign(session, "2025-01")
+        assert ledger.requeue_failed(session, campaign.id) == 2
+    transport = MemoryTransport()
+    _, again = send_issue(engine, settings, issue, transport)
+    assert again.sent == 2
+    assert {m.recipient for m in transport.outbox} == {"alliance@example.net", "two@example.net"}
+
+
+def test_stop_leaves_the_rest_for_a_resume(engine, settings, issue, audience) -> None:
+    plan_campaign(engine, settings, issue)
+    transport = MemoryTransport()
+    runner = CampaignRunner(engine, settings, issue, transport)
+    runner.on_progress = lambda report, _step: runner.stop.set()
+    first = runner.run()
+    assert first.sent == 1 and not first.finished
+    # The rows claimed with the first one but not attempted went back to the queue.
+    assert {d.status for d in rows(engine).values()} == {"sent", "queued", "skipped"}
+    second = CampaignRunner(engine, settings, issue, transport).run()
+    assert second.finished
+    assert sorted(m.recipient for m in transport.outbox) == sorted(EXPECTED_TITLES)
+
+
+def test_send_through_a_real_smtp_server(engine, settings, issue, audience) -> None:
+    with running_sink() as sink:
+        transport = SmtpTransport(sink.host, sink.port)
+        _, report = send_issue(engine, settings, issue, transport)
+        assert report.sent == 4
+        received = {m.recipients[0]: parse(m.content) for m in sink.messages}
+        assert set(received) == set(EXPECTED_TITLES)
+        for address, count in EXPECTED_TITLES.items():
+            message = received[address]
+            assert message["To"].addresses[0].addr_spec == address
+            assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+            assert len(titles_in(message, issue)) == count
+        assert all(m.envelope_from == "digest@example.org" for m in sink.messages)
+        _, again = send_issue(engine, settings, issue, SmtpTransport(sink.host, sink.port))
+        assert again.sent == 0 and len(sink.messages) == 4
+
+
+def test_smtp_rejections_are_recorded(engine, settings, issue, audience) -> None:
+    settings.delivery.retry_base_seconds = 0
+
+    def fault(_envelope, phase: str, address: str):
+        if phase == "RCPT" and address == "anxious@example.net":
+            return "550 5.1.1 mailbox unavailable"
+        return None
+
+    with running_sink(fault=fault) as sink:
+        _, report = send_issue(engine, settings, issue, SmtpTransport(sink.host, sink.port))
+        assert report.sent == 3 and report.failed == 1
+        assert len(sink.messages) == 3
+    row = rows(engine)["anxious@example.net"]
+    assert row.status == "failed" and "550" in row.smtp_reply
+
+
+def test_postgresql_plan_and_send(pg_engine, settings, taxonomy, issue) -> None:
+    with db.transaction(pg_engine) as session:
+        for address, topics in PEOPLE.items():
+            add_subscriber(session, settings, taxonomy, address, topics=topics)
+    transport = MemoryTransport()
+    _, report = send_issue(pg_engine, settings, issue, transport)
+    assert report.sent == 4 and report.finished
+    _, again = send_issue(pg_engine, settings, issue, transport)
+    assert again.sent == 0 and len(transport.outbox) == 4
