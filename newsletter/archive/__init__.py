@@ -1,0 +1,138 @@
+"""Static web archive: read → generate → write, Pelican style.
+
+- `reader` reads every month's Issue and decides which months are published;
+- `generator` (pure) turns issues into pages, feeds, sitemap and robots.txt;
+- `writer` is the only code that touches the output folder (temp build, atomic swap);
+- `search` runs Pagefind over the build before the swap.
+
+`build_site` wires them together; the CLI (`newsletter archive build`) is a thin wrapper.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+
+import jinja2
+
+from newsletter.archive import search as search_module
+from newsletter.archive.errors import ArchiveError
+from newsletter.archive.generator import Site
+from newsletter.archive.generator import generate
+from newsletter.archive.generator import site_info
+from newsletter.archive.reader import read_issues
+from newsletter.archive.reader import select_published
+from newsletter.archive.reader import sent_months
+from newsletter.archive.theme import make_environment
+from newsletter.archive.theme import static_files
+from newsletter.archive.writer import Writer
+from newsletter.config import Settings
+from newsletter.content import Issue
+from newsletter.taxonomy import Taxonomy
+
+__all__ = [
+    "ArchiveError",
+    "BuildResult",
+    "build_site",
+    "read_issues",
+    "select_published",
+    "sent_months",
+    "write_site",
+]
+
+NAV = (
+    ("issues", "Issues", ""),
+    ("topics", "Topics", "topics/"),
+    ("types", "Research types", "types/"),
+    ("filter", "Filter", "filter/"),
+    ("search", "Search", "search/"),
+    ("about", "Subscribe", "about/"),
+)
+
+
+@dataclass
+class BuildResult:
+    """What a build wrote."""
+
+    out: Path
+    pages: int
+    files: int
+    months: list[str]
+    summaries: int
+    search: str  # "indexed", "skipped" or "unavailable"
+    seconds: float
+    skipped_months: list[str] = field(default_factory=list)
+
+
+def build_site(
+    settings: Settings,
+    taxonomy: Taxonomy,
+    out: Path | None = None,
+    *,
+    sent: Iterable[str] = (),
+    include_unsent: bool = False,
+    search: bool = True,
+    issues: list[Issue] | None = None,
+) -> BuildResult:
+    """Read the content, generate the site, write it to `out` (default `[archive] dir`).
+
+    `sent` is the set of months that were actually sent (see `reader.sent_months`).
+    """
+    started = time.perf_counter()
+    if issues is None:
+        issues = read_issues(settings.content.dir, taxonomy, settings.newsletter.name)
+    published = select_published(issues, sent, include_unsent=include_unsent)
+    chosen = {issue.month for issue in published}
+    site = generate(published, taxonomy, site_info(settings))
+    result = write_site(
+        site, Path(out or settings.archive.dir), settings.archive.templates_dir, search=search
+    )
+    result.skipped_months = sorted(issue.month for issue in issues if issue.month not in chosen)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def write_site(site: Site, out: Path, templates_dir: Path | None, *, search: bool) -> BuildResult:
+    """Render every page with the theme and write the whole site through one Writer."""
+    started = time.perf_counter()
+    env = make_environment(templates_dir)
+    info = site.info
+    nav = [{"key": key, "label": label, "url": info.url(path)} for key, label, path in NAV]
+    env.globals.update(site=info, nav=nav)
+    if search and search_module.available():
+        search_state = "indexed"
+
+        def before_swap(folder: Path) -> None:
+            search_module.index_site(folder, info.language)
+
+    else:
+        search_state = "skipped" if not search else "unavailable"
+        before_swap = None
+    with Writer(out) as writer:
+        for page in site.pages:
+            try:
+                html = env.get_template(page.template).render(page=page, **page.context)
+            except jinja2.TemplateError as error:
+                where = f"{error.filename}:{error.lineno}: " if hasattr(error, "lineno") else ""
+                raise ArchiveError(
+                    f"template {page.template} failed for /{page.path}: {where}{error}"
+                ) from error
+            writer.write(page.output, html)
+        for file in site.files:
+            writer.write(file.path, file.data)
+        for relative, source in static_files(templates_dir).items():
+            writer.copy("static/" + relative, source)
+        writer.commit(before_swap)
+        count = len(writer.written)
+    return BuildResult(
+        out=out,
+        pages=len(site.pages),
+        files=count,
+        months=[view.month for view in site.issues],
+        summaries=len(site.entries),
+        search=search_state,
+        seconds=time.perf_counter() - started,
+    )

@@ -1,0 +1,462 @@
+"""Generate the archive's pages from published issues: pure, no file or network I/O.
+
+`generate` turns issues + taxonomy + `SiteInfo` into a list of `Page` (a template name and its
+context, rendered by the writer) and `File` (ready bytes: feeds, sitemap, robots.txt). Every URL
+is rooted at `SiteInfo.base_path`, so the same build works at a domain root or under `/archive/`;
+absolute URLs (feeds, sitemap, canonical links) use `SiteInfo.site_url`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import itertools
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field
+from xml.sax.saxutils import escape
+
+from newsletter.config import Settings
+from newsletter.content import Issue
+from newsletter.content import Summary
+from newsletter.content import markdown_to_html
+from newsletter.content import parse_month
+from newsletter.taxonomy import Taxonomy
+from newsletter.taxonomy import Term
+
+TEASER_CHARS = 220
+
+
+@dataclass(frozen=True)
+class SiteInfo:
+    """The settings the generator needs, normalized."""
+
+    name: str
+    language: str
+    base_path: str  # always starts and ends with "/"
+    site_url: str  # absolute, ends with "/"
+    subscribe_url: str
+    page_size: int = 12
+
+    def url(self, path: str = "") -> str:
+        """A rooted URL for a path relative to the site root ('' is the home page)."""
+        return self.base_path + path
+
+    def absolute(self, path: str = "") -> str:
+        """An absolute URL for a path relative to the site root."""
+        return self.site_url + path
+
+
+def normalize_base_path(value: str) -> str:
+    """'archive', '/archive', '/archive/' -> '/archive/'; '' or '/' -> '/'."""
+    parts = [part for part in value.strip().split("/") if part]
+    return "/" + "".join(part + "/" for part in parts)
+
+
+def site_info(settings: Settings) -> SiteInfo:
+    """SiteInfo from settings: `[archive] base_path/site_url/page_size`, `[newsletter]`."""
+    archive = settings.archive
+    base_path = normalize_base_path(archive.base_path)
+    base_url = settings.newsletter.base_url.rstrip("/")
+    site_url = archive.site_url.strip() or base_url + base_path
+    if not site_url.endswith("/"):
+        site_url += "/"
+    return SiteInfo(
+        name=settings.newsletter.name,
+        language=settings.newsletter.language or "en",
+        base_path=base_path,
+        site_url=site_url,
+        subscribe_url=base_url + "/subscribe",
+        page_size=archive.page_size,
+    )
+
+
+@dataclass(frozen=True)
+class Link:
+    """Something to link to: a label, a rooted URL, and a count where it helps."""
+
+    label: str
+    url: str
+    count: int = 0
+    slug: str = ""
+
+
+@dataclass
+class Entry:
+    """One summary as the site shows it (HTML rendered once, URLs resolved)."""
+
+    summary: Summary
+    path: str
+    url: str
+    issue: Link
+    topics: tuple[Link, ...]
+    research_type: Link
+    summary_html: str
+    implications_html: str
+    teaser: str
+    date: dt.datetime
+    previous: Link | None = None
+    next: Link | None = None
+
+    @property
+    def title(self) -> str:
+        return self.summary.title
+
+    @property
+    def month(self) -> str:
+        return self.summary.month
+
+    @property
+    def month_label(self) -> str:
+        return self.issue.label
+
+    @property
+    def citation(self) -> str:
+        return self.summary.citation
+
+    @property
+    def doi(self) -> str:
+        return self.summary.doi
+
+    @property
+    def doi_url(self) -> str:
+        return self.summary.doi_url
+
+    @property
+    def topic_slugs(self) -> str:
+        return " ".join(link.slug for link in self.topics)
+
+
+@dataclass
+class IssueView:
+    """A month's issue as the site shows it."""
+
+    issue: Issue
+    path: str
+    url: str
+    entries: list[Entry]
+    intro_html: str
+    previous: Link | None = None
+    next: Link | None = None
+
+    @property
+    def month(self) -> str:
+        return self.issue.month
+
+    @property
+    def label(self) -> str:
+        return self.issue.label
+
+    @property
+    def subject(self) -> str:
+        return self.issue.subject if self.issue.has_custom_subject else ""
+
+
+@dataclass(frozen=True)
+class Page:
+    """One HTML page: `path` is its URL path under the root ('' home, '2026-07/', '404.html')."""
+
+    path: str
+    template: str
+    title: str
+    context: dict = field(default_factory=dict)
+    description: str = ""
+    section: str = ""
+    in_sitemap: bool = True
+
+    @property
+    def output(self) -> str:
+        """The file to write, relative to the output folder."""
+        return self.path + "index.html" if self.path == "" or self.path.endswith("/") else self.path
+
+
+@dataclass(frozen=True)
+class File:
+    """A file whose bytes are already known (feed, sitemap, robots.txt)."""
+
+    path: str
+    data: bytes
+
+
+@dataclass
+class Site:
+    """Everything the writer needs: pages to render and files to write."""
+
+    info: SiteInfo
+    pages: list[Page]
+    files: list[File]
+    issues: list[IssueView]
+    entries: list[Entry]
+    topics: list[Link]
+    research_types: list[Link]
+
+
+def month_date(month: str) -> dt.datetime:
+    """The first day of the month, midnight UTC: the publication date used in feeds."""
+    year, number = parse_month(month)
+    return dt.datetime(year, number, 1, tzinfo=dt.UTC)
+
+
+_TAG = re.compile(r"<[^>]+>")
+
+
+def teaser(summary_html: str, limit: int = TEASER_CHARS) -> str:
+    """The first paragraph as plain text, cut at a word boundary near `limit` characters."""
+    first = summary_html.split("</p>", 1)[0]
+    text = " ".join(html.unescape(_TAG.sub("", first)).split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit].rsplit(" ", 1)[0].rstrip(",;:—–- ")
+    return cut + "…"
+
+
+def _topic_path(term: Term) -> str:
+    return f"topics/{term.slug}/"
+
+
+def _type_path(term: Term) -> str:
+    return f"types/{term.slug}/"
+
+
+def _issue_path(month: str) -> str:
+    return f"{month}/"
+
+
+def _summary_path(summary: Summary) -> str:
+    return f"{summary.month}/{summary.slug}/"
+
+
+def generate(issues: Sequence[Issue], taxonomy: Taxonomy, info: SiteInfo) -> Site:
+    """Build every page and file of the site from the published issues (any order)."""
+    ordered = sorted(issues, key=lambda issue: issue.month, reverse=True)
+    views: list[IssueView] = []
+    for issue in ordered:
+        path = _issue_path(issue.month)
+        issue_link = Link(issue.label, info.url(path), len(issue.summaries), issue.month)
+        entries = [_entry(summary, issue_link, info) for summary in issue.summaries]
+        views.append(IssueView(issue, path, info.url(path), entries, issue.intro_html))
+    _link_neighbours(views)
+    # Newest month first; within a month, reading order.
+    entries = [entry for view in views for entry in view.entries]
+
+    by_topic = _group(entries, taxonomy.topics, lambda e: [t.slug for t in e.topics])
+    by_type = _group(entries, taxonomy.research_types, lambda e: [e.research_type.slug])
+    topic_links = [
+        Link(term.label, info.url(_topic_path(term)), len(items), term.slug)
+        for term, items in by_topic
+    ]
+    type_links = [
+        Link(term.label, info.url(_type_path(term)), len(items), term.slug)
+        for term, items in by_type
+    ]
+
+    pages: list[Page] = []
+    pages += _home_pages(views, info)
+    for view in views:
+        pages.append(
+            Page(
+                view.path,
+                "issue.html",
+                view.label,
+                {"issue": view},
+                description=view.subject or f"{info.name}: {view.label}",
+                section="issues",
+            )
+        )
+        for entry in view.entries:
+            pages.append(
+                Page(
+                    entry.path,
+                    "summary.html",
+                    entry.title,
+                    {"entry": entry},
+                    description=entry.teaser,
+                    section="issues",
+                )
+            )
+    pages.append(
+        Page(
+            "topics/",
+            "topics.html",
+            "Topics",
+            {"topics": topic_links, "research_types": type_links, "total": len(entries)},
+            description=f"Every topic covered by {info.name}, with the number of summaries.",
+            section="topics",
+        )
+    )
+    for (term, items), link in zip(by_topic, topic_links, strict=True):
+        pages.append(
+            Page(
+                _topic_path(term),
+                "topic.html",
+                term.label,
+                {"term": link, "entries": items, "feed_url": info.url(_topic_feed(term))},
+                description=f"Summaries on {term.label}, newest first.",
+                section="topics",
+            )
+        )
+    pages.append(
+        Page(
+            "types/",
+            "research_types.html",
+            "Types of research",
+            {"research_types": type_links, "total": len(entries)},
+            description=f"Summaries in {info.name} by type of research.",
+            section="types",
+        )
+    )
+    for (term, items), link in zip(by_type, type_links, strict=True):
+        pages.append(
+            Page(
+                _type_path(term),
+                "research_type.html",
+                term.label,
+                {"term": link, "entries": items},
+                description=f"Summaries of {term.label.lower()} research, newest first.",
+                section="types",
+            )
+        )
+    pages.append(
+        Page(
+            "filter/",
+            "filter.html",
+            "Filter summaries",
+            {"entries": entries, "topics": topic_links, "research_types": type_links},
+            description="Choose several topics and types of research at once.",
+            section="filter",
+        )
+    )
+    pages.append(
+        Page(
+            "search/",
+            "search.html",
+            "Search",
+            {},
+            description=f"Search every summary in {info.name}.",
+            section="search",
+        )
+    )
+    all_topics = [Link(term.label, "", 0, term.slug) for term in taxonomy.topics]
+    pages.append(
+        Page(
+            "about/",
+            "about.html",
+            "About and subscribe",
+            {"all_topics": all_topics, "issue_count": len(views), "entry_count": len(entries)},
+            description=f"What {info.name} is, and how to receive it by email.",
+            section="about",
+        )
+    )
+    pages.append(Page("404.html", "404.html", "Page not found", {}, in_sitemap=False))
+
+    from newsletter.archive.feeds import build_feeds
+
+    files = build_feeds(entries, by_topic, info)
+    files.append(File("sitemap.xml", sitemap(pages, info)))
+    files.append(File("robots.txt", robots(info)))
+    return Site(info, pages, files, views, entries, topic_links, type_links)
+
+
+def _topic_feed(term: Term) -> str:
+    return f"feeds/topics/{term.slug}.xml"
+
+
+def _entry(summary: Summary, issue_link: Link, info: SiteInfo) -> Entry:
+    summary_html = markdown_to_html(summary.summary_md)
+    path = _summary_path(summary)
+    return Entry(
+        summary=summary,
+        path=path,
+        url=info.url(path),
+        issue=issue_link,
+        topics=tuple(Link(t.label, info.url(_topic_path(t)), 0, t.slug) for t in summary.topics),
+        research_type=Link(
+            summary.research_type.label,
+            info.url(_type_path(summary.research_type)),
+            0,
+            summary.research_type.slug,
+        ),
+        summary_html=summary_html,
+        implications_html=markdown_to_html(summary.implications_md),
+        teaser=teaser(summary_html),
+        date=month_date(summary.month),
+    )
+
+
+def _link_neighbours(views: list[IssueView]) -> None:
+    """Previous = older, next = newer; for issues and across all summaries in reading order."""
+    chronological = list(reversed(views))
+    for older, newer in itertools.pairwise(chronological):
+        newer.previous = Link(older.label, older.url)
+        older.next = Link(newer.label, newer.url)
+    sequence = [entry for view in chronological for entry in view.entries]
+    for older, newer in itertools.pairwise(sequence):
+        newer.previous = Link(older.title, older.url)
+        older.next = Link(newer.title, newer.url)
+
+
+def _group(entries: list[Entry], vocabulary, slugs_of) -> list[tuple[Term, list[Entry]]]:
+    """(term, entries newest first) for every term with at least one entry, in taxonomy order."""
+    groups: dict[str, list[Entry]] = {}
+    for entry in entries:
+        for slug in slugs_of(entry):
+            groups.setdefault(slug, []).append(entry)
+    return [(term, groups[term.slug]) for term in vocabulary if term.slug in groups]
+
+
+def _home_pages(views: list[IssueView], info: SiteInfo) -> list[Page]:
+    """Page 1 shows the latest issue, then earlier issues `page_size` at a time."""
+    latest = views[0] if views else None
+    earlier = views[1:]
+    size = info.page_size
+    count = max(1, math.ceil(len(earlier) / size))
+    pages = []
+
+    def page_path(number: int) -> str:
+        return "" if number == 1 else f"page/{number}/"
+
+    for number in range(1, count + 1):
+        path = page_path(number)
+        pagination = {
+            "number": number,
+            "count": count,
+            "previous": info.url(page_path(number - 1)) if number > 1 else None,
+            "next": info.url(page_path(number + 1)) if number < count else None,
+        }
+        pages.append(
+            Page(
+                path,
+                "index.html",
+                info.name if number == 1 else f"Earlier issues, page {number} of {count}",
+                {
+                    "latest": latest if number == 1 else None,
+                    "issues": earlier[(number - 1) * size : number * size],
+                    "pagination": pagination,
+                },
+                description=f"Every issue of {info.name}, newest first.",
+                section="issues",
+            )
+        )
+    return pages
+
+
+def sitemap(pages: Sequence[Page], info: SiteInfo) -> bytes:
+    """sitemap.xml listing every page meant for search engines."""
+    lines = [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">',
+    ]
+    for page in pages:
+        if page.in_sitemap:
+            lines.append(f"  <url><loc>{escape(info.absolute(page.path))}</loc></url>")
+    lines.append("</urlset>")
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def robots(info: SiteInfo) -> bytes:
+    """robots.txt: everything may be crawled; where the sitemap is."""
+    return (
+        f"User-agent: *\nAllow: {info.base_path}\n\nSitemap: {info.absolute('sitemap.xml')}\n"
+    ).encode()

@@ -1,0 +1,539 @@
+"""The static archive: golden output, page counts, links, feeds, sitemap, publishing, writer.
+
+Regenerate the golden tree after an intended change to the theme or the generator with
+`UPDATE_GOLDEN=1 pytest tests/test_archive.py -k golden`, then review the diff of
+tests/fixtures/archive_expected/ before committing it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import urllib.error
+import urllib.request
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from conftest import FIXTURES
+from conftest import write_config
+
+from newsletter import archive
+from newsletter import db
+from newsletter import models
+from newsletter.archive import search
+from newsletter.archive.errors import ArchiveError
+from newsletter.archive.generator import generate
+from newsletter.archive.generator import normalize_base_path
+from newsletter.archive.generator import site_info
+from newsletter.archive.generator import teaser
+from newsletter.archive.serve import make_server
+from newsletter.archive.serve import serve_in_thread
+from newsletter.archive.writer import MARKER
+from newsletter.archive.writer import Writer
+from newsletter.cli import main
+from newsletter.config import Settings
+from newsletter.config import settings_from_dict
+from newsletter.taxonomy import Taxonomy
+
+bs4 = pytest.importorskip("bs4")
+feedparser = pytest.importorskip("feedparser")
+
+CONTENT = FIXTURES / "archive_content"
+EXPECTED = FIXTURES / "archive_expected"
+SENT = {"2026-05", "2026-06"}  # 2026-07 is public: true, 2026-08 is a draft
+PUBLISHED = ["2026-07", "2026-06", "2026-05"]
+SUMMARIES = 6
+TOPICS = 11
+TYPES = 4
+
+
+def archive_settings(tmp_path: Path, **archive_options) -> Settings:
+    data = {
+        "newsletter": {"name": "Test Digest", "base_url": "https://news.example.org"},
+        "content": {"dir": str(CONTENT)},
+        "archive": {"page_size": 1, **archive_options},
+        "database": {"url": "sqlite:///subscribers.db"},
+    }
+    return settings_from_dict(data, tmp_path)
+
+
+def build(tmp_path: Path, taxonomy: Taxonomy, out: str = "site", **options) -> Path:
+    archive_options = options.pop("archive_options", {})
+    settings = archive_settings(tmp_path, **archive_options)
+    options.setdefault("sent", SENT)
+    options.setdefault("search", False)
+    result = archive.build_site(settings, taxonomy, tmp_path / out, **options)
+    return result.out
+
+
+def html_files(site: Path) -> list[str]:
+    return sorted(p.relative_to(site).as_posix() for p in site.rglob("*.html"))
+
+
+def page_url(relative: str) -> str:
+    """'2026-05/index.html' -> '2026-05/'; '404.html' stays."""
+    return relative.removesuffix("index.html")
+
+
+# -- golden output --------------------------------------------------------------------------
+
+
+def normalize(path: Path) -> list[str]:
+    """Lines with surrounding whitespace removed and blank lines dropped."""
+    text = path.read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def golden_files(root: Path) -> list[str]:
+    return sorted(
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if p.is_file() and not p.relative_to(root).as_posix().startswith("static/")
+    )
+
+
+def test_golden_output(tmp_path, taxonomy):
+    site = build(tmp_path, taxonomy)
+    shutil.rmtree(site / "static")  # theme assets are copied verbatim; not part of the golden
+    if os.environ.get("UPDATE_GOLDEN"):
+        shutil.rmtree(EXPECTED, ignore_errors=True)
+        shutil.copytree(site, EXPECTED)
+        pytest.skip("golden tree regenerated: review `git diff tests/fixtures/archive_expected`")
+    assert golden_files(site) == golden_files(EXPECTED), "set of files differs from the golden"
+    for name in golden_files(EXPECTED):
+        assert normalize(site / name) == normalize(EXPECTED / name), f"{name} differs"
+
+
+# -- pages ----------------------------------------------------------------------------------
+
+
+def test_page_counts(tmp_path, taxonomy):
+    site = build(tmp_path, taxonomy)
+    pages = html_files(site)
+    home = 2  # latest + 2 earlier issues at page_size 1
+    others = 4  # filter, search, about, 404
+    expected = home + len(PUBLISHED) + SUMMARIES + 1 + TOPICS + 1 + TYPES + others
+    assert len(pages) == expected
+    assert len([p for p in pages if p.startswith("topics/") and p.count("/") == 2]) == TOPICS
+    assert len([p for p in pages if p.startswith("types/") and p.count("/") == 2]) == TYPES
+    assert "page/2/index.html" in pages
+    assert not (site / "page/3").exists()
+    for month in PUBLISHED:
+        assert f"{month}/index.html" in pages
+    assert not (site / "2026-08").exists()
+    assert (site / MARKER).exists()
+
+
+def test_summary_page_has_everything(tmp_path, taxonomy):
+    site = build(tmp_path, taxonomy)
+    soup = bs4.BeautifulSoup(
+        (site / "2026-06/alliance-repair/index.html").read_text(), "html.parser"
+    )
+    assert soup.html["lang"] == "en"
+    assert soup.h1.get_text(strip=True) == "Repairing Ruptures Predicts Better Outcomes"
+    doi = soup.find("a", href="https://doi.org/10.5555/example.2025.003")
+    assert doi is not None
+    assert "Practice Research Example" in soup.find(class_="citation").get_text()
+    assert soup.find("a", href="/types/naturalistic-practice-based-study/")
+    assert soup.find("a", href="/topics/alliance-and-therapeutic-relationship/")
+    assert soup.find(id="implications-heading").get_text() == "Practice Implications"
+    assert soup.find("a", rel="prev")["href"] == "/2026-05/group-attendance/"
+    assert soup.find("a", rel="next")["href"] == "/2026-06/therapist-empathy/"
+    assert soup.find("article", attrs={"data-pagefind-body": True})
+    assert soup.find("a", class_="skip-link")["href"] == "#main"
+
+
+def test_topic_pages_newest_first_with_counts(tmp_path, taxonomy):
+    site = build(tmp_path, taxonomy)
+    soup = bs4.BeautifulSoup(
+        (site / "topics/group-psychotherapy/index.html").read_text(), "html.parser"
+    )
+    titles = [a.get_text() for a in soup.select(".card-title a")]
+    assert titles == [
+        "Group and Individual Formats Work Equally Well for Depression",
+        "Pre-Group Preparation Improves Attendance",
+    ]
+    assert "2 summaries" in soup.find(class_="lead").get_text()
+    index = bs4.BeautifulSoup((site / "topics/index.html").read_text(), "html.parser")
+    row = index.find("a", href="/topics/group-psychotherapy/").parent
+    assert row.find(class_="count").get_text(" ", strip=True) == "2 summaries"
+
+
+def test_filter_page_lists_every_summary_with_data(tmp_path, taxonomy):
+    site = build(tmp_path, taxonomy)
+    soup = bs4.BeautifulSoup((site / "filter/index.html").read_text(), "html.parser")
+    items = soup.select("#filter-list > li")
+    assert len(items) == SUMMARIES
+    first = items[0]
+    assert first["data-type"] == "randomized-controlled-trial"
+    assert "long-term-outcomes" in first["data-topics"].split()
+    form = soup.find("form", id="filter-form")
+    assert form["method"] == "get"
+    assert len(form.find_all("input", attrs={"name": "topic"})) == TOPICS
+    assert len(form.find_all("input", attrs={"name": "type"})) == TYPES
+
+
+def test_subscribe_form_posts_to_web_app(tmp_path, taxonomy):
+    site = build(tmp_path, taxonomy)
+    soup = bs4.BeautifulSoup((site / "about/index.html").read_text(), "html.parser")
+    form = soup.find("form", class_="subscribe-form")
+    assert form["action"] == "https://news.example.org/subscribe"
+    assert form["method"] == "post"
+    assert form.find("input", attrs={"name": "email", "type": "email"})
+    assert form.find("input", attrs={"name": "name"})
+    modes = form.find_all("input", attrs={"name": "topic_mode", "type": "radio"})
+    assert [(m["value"], m.has_attr("checked")) for m in modes] == [("all", True), ("some", False)]
+    topics = form.find_all("input", attrs={"name": "topics", "type": "checkbox"})
+    assert len(topics) == len(taxonomy.topics)
+    assert topics[0]["value"] == taxonomy.topics.terms[0].slug
+
+
+# -- links, feeds, sitemap ------------------------------------------------------------------
+
+
+def crawl(site: Path, base_path: str, site_url: str) -> list[str]:
+    """Every internal link of every page that does not resolve to a file (or an id)."""
+    broken = []
+    for relative in html_files(site):
+        soup = bs4.BeautifulSoup((site / relative).read_text(), "html.parser")
+        ids = {tag["id"] for tag in soup.find_all(id=True)}
+        refs = [(tag.name, tag.get("href")) for tag in soup.find_all(["a", "link"])]
+        refs += [(tag.name, tag.get("src")) for tag in soup.find_all("script")]
+        refs += [
+            ("form", tag.get("action"))
+            for tag in soup.find_all("form")
+            if tag.get("method", "get").lower() == "get"
+        ]
+        for name, ref in refs:
+            if not ref:
+                broken.append(f"{relative}: <{name}> without a link")
+                continue
+            if ref.startswith("#"):
+                if ref[1:] not in ids:
+                    broken.append(f"{relative}: {ref} (no such id)")
+                continue
+            if ref.startswith(site_url):
+                ref = base_path + ref[len(site_url) :]
+            parts = urlsplit(ref)
+            if parts.scheme or parts.netloc:
+                continue  # external: DOI, the web app
+            path = parts.path
+            if not path.startswith(base_path):
+                broken.append(f"{relative}: {ref} is outside {base_path}")
+                continue
+            local = path[len(base_path) :]
+            target = site / (local + "index.html" if local == "" or local.endswith("/") else local)
+            if not target.is_file():
+                broken.append(f"{relative}: {ref}")
+    return broken
+
+
+def test_every_internal_link_resolves(tmp_path, taxonomy):
+    site = build(tmp_path, taxonomy)
+    assert crawl(site, "/", "https://news.example.org/") == []
+
+
+def test_site_under_a_sub_path(tmp_path, taxonomy):
+    site = build(tmp_path, taxonomy, archive_options={"base_path": "archive"})
+    assert crawl(site, "/archive/", "https://news.example.org/archive/") == []
+    index = (site / "index.html").read_text()
+    assert 'href="/archive/static/archive.css"' in index
+    assert 'href="/2026' not in index
+    locs = sitemap_locs(site)
+    assert all(loc.startswith("https://news.example.org/archive/") for loc in locs)
+    assert (
+        "Sitemap: https://news.example.org/archive/sitemap.xml" in (site / "robots.txt").read_text()
+    )
+
+
+def test_configured_site_url_wins(tmp_path, taxonomy):
+    site = build(
+        tmp_path,
+        taxonomy,
+        archive_options={"base_path": "/", "site_url": "https://digest.example.com"},
+    )
+    assert sitemap_locs(site)[0] == "https://digest.example.com/"
+    feed = feedparser.parse((site / "feeds/atom.xml").read_bytes())
+    assert feed.entries[0].link == "https://digest.example.com/2026-07/cbt-long-term/"
+
+
+def test_main_feed_lists_every_published_summary(tmp_path, taxonomy):
+    site = build(tmp_path, taxonomy)
+    feed = feedparser.parse((site / "feeds/atom.xml").read_bytes())
+    assert not feed.bozo, feed.get("bozo_exception")
+    assert feed.feed.title == "Test Digest"
+    titles = [entry.title for entry in feed.entries]
+    assert len(titles) == SUMMARIES
+    assert titles[0] == "CBT Gains for Depression Last Two Years"  # newest month, first in order
+    assert "Supervision Focused on Outcomes" not in titles  # the unsent draft
+    first = feed.entries[0]
+    assert first.link == "https://news.example.org/2026-07/cbt-long-term/"
+    assert first.published.startswith("2026-07-01")
+    assert "Practice Implications" in first.content[0].value
+    assert {tag.term for tag in first.tags} >= {"long-term-outcomes"}
+
+
+def test_one_feed_per_topic(tmp_path, taxonomy):
+    site = build(tmp_path, taxonomy)
+    feeds = sorted((site / "feeds/topics").glob("*.xml"))
+    assert len(feeds) == TOPICS
+    feed = feedparser.parse((site / "feeds/topics/group-psychotherapy.xml").read_bytes())
+    assert not feed.bozo, feed.get("bozo_exception")
+    assert [entry.title for entry in feed.entries] == [
+        "Group and Individual Formats Work Equally Well for Depression",
+        "Pre-Group Preparation Improves Attendance",
+    ]
+    topic_page = (site / "topics/group-psychotherapy/index.html").read_text()
+    assert 'href="/feeds/topics/group-psychotherapy.xml"' in topic_page
+
+
+def sitemap_locs(site: Path) -> list[str]:
+    tree = ET.parse(site / "sitemap.xml")
+    namespace = {"s": "http://www.sitemaps.org/schemas/sitemap/0.9"}
+    return [loc.text for loc in tree.getroot().findall("s:url/s:loc", namespace)]
+
+
+def test_sitemap_lists_every_page(tmp_path, taxonomy):
+    site = build(tmp_path, taxonomy)
+    pages = {"https://news.example.org/" + page_url(p) for p in html_files(site) if p != "404.html"}
+    locs = sitemap_locs(site)
+    assert len(locs) == len(set(locs))
+    assert set(locs) == pages
+    robots = (site / "robots.txt").read_text()
+    assert "Sitemap: https://news.example.org/sitemap.xml" in robots
+    assert "Page not found" in (site / "404.html").read_text()
+
+
+# -- publishing rules -----------------------------------------------------------------------
+
+
+def months_in(site: Path) -> list[str]:
+    return sorted(p.name for p in site.iterdir() if re.fullmatch(r"\d{4}-\d\d", p.name))
+
+
+def test_only_sent_or_public_months_are_published(tmp_path, taxonomy):
+    assert months_in(build(tmp_path, taxonomy, "a", sent=set())) == ["2026-07"]
+    assert months_in(build(tmp_path, taxonomy, "b", sent={"2026-05"})) == ["2026-05", "2026-07"]
+    everything = build(tmp_path, taxonomy, "c", sent=set(), include_unsent=True)
+    assert months_in(everything) == ["2026-05", "2026-06", "2026-07", "2026-08"]
+
+
+def test_sent_months_come_from_campaigns_and_deliveries(tmp_path):
+    settings = archive_settings(tmp_path)
+    engine = db.make_engine(settings.database.url)
+    try:
+        assert archive.sent_months(engine) == set()  # no schema yet: nothing was sent
+        db.upgrade(engine)
+        with db.transaction(engine) as session:
+            done = models.Campaign(month="2026-05", subject="May", status=models.DONE)
+            running = models.Campaign(month="2026-06", subject="June", status=models.RUNNING)
+            planned = models.Campaign(month="2026-08", subject="Aug", status=models.PLANNED)
+            session.add_all([done, running, planned])
+            session.flush()
+            session.add_all(
+                [
+                    models.Delivery(
+                        campaign_id=running.id, email="a@example.org", variant="x", status="sent"
+                    ),
+                    models.Delivery(
+                        campaign_id=planned.id, email="b@example.org", variant="x", status="queued"
+                    ),
+                    models.Delivery(
+                        campaign_id=planned.id, email="c@example.org", variant="x", status="failed"
+                    ),
+                ]
+            )
+        assert archive.sent_months(engine) == {"2026-05", "2026-06"}
+    finally:
+        engine.dispose()
+
+
+def test_cli_build_publishes_what_the_database_says(tmp_path, runner):
+    config = write_config(
+        tmp_path,
+        content={"dir": str(CONTENT)},
+        archive={"dir": "public", "page_size": 5},
+    )
+    result = runner.invoke(main, ["--config", str(config), "archive", "build", "--no-search"])
+    assert result.exit_code == 0, result.output
+    assert "no database yet" in result.output
+    assert "not published (never sent, not public): 2026-05, 2026-06, 2026-08" in result.output
+    assert "preview: newsletter archive serve" in result.output
+    assert months_in(tmp_path / "public") == ["2026-07"]
+
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'subscribers.db'}")
+    db.upgrade(engine)
+    with db.transaction(engine) as session:
+        session.add(models.Campaign(month="2026-05", subject="May", status=models.DONE))
+    engine.dispose()
+    result = runner.invoke(main, ["--config", str(config), "archive", "build", "--no-search"])
+    assert result.exit_code == 0, result.output
+    assert months_in(tmp_path / "public") == ["2026-05", "2026-07"]
+    assert "wrote 23 pages" in result.output
+
+    out = tmp_path / "preview"
+    args = [
+        "--config",
+        str(config),
+        "archive",
+        "build",
+        str(out),
+        "--include-unsent",
+        "--no-search",
+    ]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert months_in(out) == ["2026-05", "2026-06", "2026-07", "2026-08"]
+    assert "not published" not in result.output
+
+
+# -- writer ---------------------------------------------------------------------------------
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()
+    }
+
+
+def test_failed_build_leaves_the_old_site(tmp_path, taxonomy):
+    site = build(tmp_path, taxonomy)
+    before = snapshot(site)
+    broken = tmp_path / "theme"
+    broken.mkdir()
+    (broken / "summary.html").write_text(
+        '{% extends "base.html" %}{% block content %}{{ no_such.x }}{% endblock %}'
+    )
+    with pytest.raises(ArchiveError, match=r"summary\.html"):
+        build(
+            tmp_path,
+            taxonomy,
+            archive_options={"templates_dir": str(broken)},
+            sent=SENT | {"2026-08"},
+        )
+    assert snapshot(site) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site", "theme"]  # no temp folders
+
+
+def test_failing_search_index_leaves_the_old_site(tmp_path, taxonomy, monkeypatch):
+    site = build(tmp_path, taxonomy)
+    before = snapshot(site)
+
+    def fail(folder: Path, language: str = "en") -> None:
+        (folder / "pagefind").mkdir()
+        raise ArchiveError("Pagefind failed: simulated")
+
+    monkeypatch.setattr(search, "available", lambda: True)
+    monkeypatch.setattr(search, "index_site", fail)
+    with pytest.raises(ArchiveError, match="simulated"):
+        build(tmp_path, taxonomy, search=True, include_unsent=True)
+    assert snapshot(site) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]
+
+
+def test_successful_rebuild_replaces_the_site(tmp_path, taxonomy):
+    site = build(tmp_path, taxonomy)
+    (site / "stale.html").write_text("old")
+    build(tmp_path, taxonomy, include_unsent=True)
+    assert not (site / "stale.html").exists()
+    assert (site / "2026-08/index.html").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]
+
+
+def test_writer_refuses_to_replace_a_folder_it_did_not_build(tmp_path, taxonomy):
+    precious = tmp_path / "site"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work")
+    with pytest.raises(ArchiveError, match="refusing to replace"):
+        build(tmp_path, taxonomy)
+    assert (precious / "thesis.tex").read_text() == "years of work"
+    with Writer(tmp_path / "other") as writer, pytest.raises(ArchiveError, match="outside"):
+        writer.write("../escape.txt", "x")
+    assert not (tmp_path / "escape.txt").exists()
+
+
+# -- theme ----------------------------------------------------------------------------------
+
+
+def test_override_template_extends_the_default(tmp_path, taxonomy):
+    theme = tmp_path / "theme"
+    (theme / "static").mkdir(parents=True)
+    (theme / "summary.html").write_text(
+        '{% extends "default:summary.html" %}'
+        "{% block implications %}{{ super() }}"
+        '<p class="local-note">Discuss at the case conference.</p>{% endblock %}'
+    )
+    (theme / "static/archive.css").write_text("body { color: black; }\n")
+    site = build(tmp_path, taxonomy, archive_options={"templates_dir": str(theme)})
+    page = (site / "2026-05/group-attendance/index.html").read_text()
+    assert "Discuss at the case conference." in page
+    assert "Practice Implications" in page
+    assert (site / "static/archive.css").read_text() == "body { color: black; }\n"
+    assert (site / "static/filter.js").exists()  # the rest of the built-in assets
+
+
+# -- small pure pieces ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("", "/"), ("/", "/"), ("archive", "/archive/"), ("/a/b/", "/a/b/"), ("a//b", "/a/b/")],
+)
+def test_normalize_base_path(value, expected):
+    assert normalize_base_path(value) == expected
+
+
+def test_teaser_cuts_at_a_word():
+    text = "<p>" + "word " * 100 + "</p><p>second</p>"
+    result = teaser(text, 50)
+    assert result.endswith("…") and len(result) <= 51
+    assert teaser("<p>Short &amp; <em>sweet</em>.</p>") == "Short & sweet."
+
+
+def test_empty_archive_builds(tmp_path, taxonomy):
+    settings = archive_settings(tmp_path)
+    site = generate([], taxonomy, site_info(settings))
+    assert [page.path for page in site.pages][:1] == [""]
+    result = archive.write_site(site, tmp_path / "site", None, search=False)
+    assert "No issues have been published yet" in (result.out / "index.html").read_text()
+
+
+# -- preview server -------------------------------------------------------------------------
+
+
+def fetch(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, error.read().decode()
+
+
+def test_preview_server_honours_base_path(tmp_path, taxonomy):
+    site = build(tmp_path, taxonomy, archive_options={"base_path": "/archive/"})
+    server = make_server(site, "/archive/", port=0, quiet=True)
+    serve_in_thread(server)
+    root = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        status, body = fetch(root + "/archive/")
+        assert status == 200 and "Latest issue" in body
+        assert fetch(root + "/archive")[0] == 200  # redirected to /archive/
+        assert fetch(root + "/archive/2026-06/alliance-repair/")[0] == 200
+        status, body = fetch(root + "/archive/no/such/page/")
+        assert status == 404 and "Page not found" in body
+        assert fetch(root + "/2026-06/")[0] == 404
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_cli_serve_needs_a_built_site(tmp_path, runner):
+    config = write_config(tmp_path, archive={"dir": "nothing"})
+    (tmp_path / "nothing").mkdir()
+    result = runner.invoke(main, ["--config", str(config), "archive", "serve"])
+    assert result.exit_code == 1
+    assert "run `newsletter archive build` first" in result.output

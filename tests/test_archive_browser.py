@@ -1,0 +1,216 @@
+"""The archive in Chromium (Playwright): filter, search, small screens, accessibility.
+
+Needs /usr/bin/chromium (never `playwright install`). The site is built under `/archive/` with
+the Pagefind index and served by `newsletter.archive.serve`. axe-core comes from the npm
+registry once per machine (cached in .pytest_cache); the check skips when npm cannot get it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import FIXTURES
+
+from newsletter import archive
+from newsletter.archive import search
+from newsletter.archive.serve import make_server
+from newsletter.archive.serve import serve_in_thread
+from newsletter.config import settings_from_dict
+from newsletter.taxonomy import taxonomy_from_settings
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is needed")
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is not installed"),
+]
+
+BASE = "/archive/"
+ALL_SUMMARIES = 7  # every month of the fixture, --include-unsent
+PAGES = [
+    "",
+    "2026-07/",
+    "2026-06/therapist-empathy/",
+    "topics/",
+    "topics/group-psychotherapy/",
+    "types/",
+    "filter/",
+    "search/",
+    "about/",
+    "no-such-page/",
+]
+
+
+@pytest.fixture(scope="module")
+def site_url(tmp_path_factory):
+    if not search.available():
+        pytest.skip("Pagefind is not installed (pip install 'pagefind[bin]')")
+    root = tmp_path_factory.mktemp("archive")
+    settings = settings_from_dict(
+        {
+            "newsletter": {"name": "Test Digest", "base_url": "https://news.example.org"},
+            "content": {"dir": str(FIXTURES / "archive_content")},
+            "archive": {"base_path": BASE, "page_size": 2},
+        },
+        root,
+    )
+    taxonomy = taxonomy_from_settings(settings)
+    result = archive.build_site(settings, taxonomy, root / "site", include_unsent=True)
+    assert result.search == "indexed"
+    server = make_server(result.out, BASE, port=0, quiet=True)
+    serve_in_thread(server)
+    yield f"http://127.0.0.1:{server.server_address[1]}{BASE}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    assert errors == [], f"JavaScript errors: {errors}"
+
+
+def visible_titles(page) -> list[str]:
+    return page.locator("#filter-list > li:visible .card-title").all_inner_texts()
+
+
+def test_filter_narrows_the_list_and_keeps_the_url(page, site_url):
+    page.goto(site_url + "filter/")
+    assert len(visible_titles(page)) == ALL_SUMMARIES
+    page.get_by_label("Group Psychotherapy").check()
+    assert visible_titles(page) == [
+        "Group and Individual Formats Work Equally Well for Depression",
+        "Pre-Group Preparation Improves Attendance",
+    ]
+    assert page.url.endswith("filter/?topic=group-psychotherapy")
+    page.get_by_label("Meta-analysis").check()
+    assert visible_titles(page) == ["Group and Individual Formats Work Equally Well for Depression"]
+    assert page.url.endswith("?topic=group-psychotherapy&type=meta-analysis")
+    assert "Showing 1 of 7 summaries" in page.locator("#filter-status").inner_text()
+
+    # The URL round-trips: opening it restores the ticks and the narrowed list.
+    shared = page.url
+    page.goto(site_url)
+    page.goto(shared)
+    assert page.get_by_label("Group Psychotherapy").is_checked()
+    assert page.get_by_label("Meta-analysis").is_checked()
+    assert len(visible_titles(page)) == 1
+
+    # Several topics: any (the default) widens, all narrows.
+    page.goto(
+        site_url + "filter/?topic=depression-and-depressive-symptoms&topic=group-psychotherapy"
+    )
+    assert len(visible_titles(page)) == 3
+    page.get_by_label("all ticked topics").check()
+    assert visible_titles(page) == ["Group and Individual Formats Work Equally Well for Depression"]
+    assert "match=all" in page.url
+
+    page.get_by_role("link", name="Clear all").click()
+    assert len(visible_titles(page)) == ALL_SUMMARIES
+    assert page.url.endswith("/filter/")
+
+
+def test_search_finds_a_summary_by_a_word_from_its_body(page, site_url):
+    page.goto(site_url + "search/")
+    page.get_by_label("Words to look for").fill("zephyrine")
+    page.get_by_role("button", name="Search").click()
+    result = page.locator("#search-results li a").first
+    result.wait_for()
+    assert result.inner_text() == "Clients Notice Empathy More Than Technique"
+    assert result.get_attribute("href") == BASE + "2026-06/therapist-empathy/"
+    assert "1 summary found" in page.locator("#search-status").inner_text()
+    assert page.url.endswith("search/?q=zephyrine")
+    result.click()
+    page.wait_for_url("**/2026-06/therapist-empathy/")
+    assert page.locator("h1").inner_text() == "Clients Notice Empathy More Than Technique"
+
+
+def test_search_from_the_url_and_with_no_match(page, site_url):
+    page.goto(site_url + "search/?q=relapse")
+    page.locator("#search-results li").first.wait_for()
+    page.get_by_label("Words to look for").fill("qwxyzzy")
+    page.get_by_role("button", name="Search").click()
+    page.wait_for_function(
+        "document.getElementById('search-status').textContent.startsWith('No summary')"
+    )
+    assert page.locator("#search-results li").count() == 0
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_no_horizontal_scroll_on_a_phone(browser, site_url, path):
+    context = browser.new_context(viewport={"width": 375, "height": 740})
+    try:
+        page = context.new_page()
+        page.goto(site_url + path)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 375, f"{path or 'home'} is {width}px wide at 375px"
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="session")
+def axe_script(pytestconfig, tmp_path_factory) -> Path:
+    if getattr(pytestconfig, "cache", None) is not None:
+        cache = pytestconfig.cache.mkdir("axe-core")
+    else:  # -p no:cacheprovider
+        cache = tmp_path_factory.mktemp("axe-core")
+    script = cache / "node_modules" / "axe-core" / "axe.min.js"
+    if not script.exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            pytest.skip("npm is not installed: cannot fetch axe-core")
+        done = subprocess.run(
+            [npm, "install", "--prefix", str(cache), "--no-audit", "--no-fund", "axe-core@4"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        if done.returncode != 0 or not script.exists():
+            pytest.skip(f"npm could not install axe-core: {done.stderr.strip()[-300:]}")
+    return script
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_axe_finds_no_serious_or_critical_issues(browser, site_url, axe_script, scheme):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme=scheme)
+    problems = []
+    try:
+        page = context.new_page()
+        for path in PAGES:
+            page.goto(site_url + path)
+            page.add_script_tag(path=str(axe_script))
+            violations = page.evaluate("async () => (await axe.run(document)).violations")
+            for violation in violations:
+                if violation["impact"] in ("serious", "critical"):
+                    targets = [node["target"] for node in violation["nodes"]][:3]
+                    problems.append(f"/{path}: {violation['id']}: {json.dumps(targets)}")
+    finally:
+        context.close()
+    assert problems == []

