@@ -158,7 +158,7 @@ def test_preview_text_of_the_full_issue(cli: Invoke) -> None:
 
 def test_preview_html_for_topics(cli: Invoke) -> None:
     html = ok(cli("preview", "2025-01", "--topics", "anxiety-disorders", "--format", "html"))
-    assert html.lstrip().startswith('<html lang="en"')
+    assert html.lstrip().lower().startswith('<!doctype html>\n<html lang="en"')
     assert TITLES["anxiety"] in html
     assert TITLES["depression"] not in html
     assert "Side of the Alliance" not in html
