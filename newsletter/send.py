@@ -276,23 +276,29 @@ class CampaignRunner:
 
     def _send_batch(self, batch: list[ledger.Claimed], report: SendReport) -> None:
         results: list[ledger.Result] = []
-        for index, row in enumerate(batch):
-            if self.stop.is_set():
-                self._record(results)
-                results = []
-                with self.sessions() as session:  # not attempted: back to the queue at once
-                    ledger.release(session, self.worker_id, [r.delivery_id for r in batch[index:]])
+        done = 0
+        try:
+            for row in batch:
+                if self.stop.is_set():
+                    break
+                result = self._send_one(row)
+                results.append(result)
+                done += 1
+                _tally(report, result)
+                if self.on_progress:
+                    self.on_progress(report, 1)
+                if len(results) >= self.commit_every:
+                    self._record(results)
+                    results = []
+        finally:
+            # Also on an exception (Ctrl-C): what was sent is recorded as sent, and rows never
+            # attempted go back to the queue at once instead of waiting for their lease.
+            self._record(results)
+            untouched = [row.delivery_id for row in batch[done:]]
+            if untouched:
+                with self.sessions() as session:
+                    ledger.release(session, self.worker_id, untouched)
                     session.commit()
-                break
-            result = self._send_one(row)
-            results.append(result)
-            _tally(report, result)
-            if self.on_progress:
-                self.on_progress(report, 1)
-            if len(results) >= self.commit_every or index == len(batch) - 1:
-                self._record(results)
-                results = []
-        self._record(results)
 
     def _record(self, results: list[ledger.Result]) -> None:
         if not results:

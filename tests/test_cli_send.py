@@ -38,7 +38,8 @@ def with_subscribers(runner, maildir_config):
 
 def outbox(config) -> list[email.message.EmailMessage]:
     box = mailbox.Maildir(config.parent / "outbox", create=False)
-    return [email.message_from_bytes(box.get_bytes(k), policy=email.policy.default) for k in box.keys()]
+    policy = email.policy.default
+    return [email.message_from_bytes(box.get_bytes(key), policy=policy) for key in box.iterkeys()]
 
 
 def test_dry_run_changes_nothing(runner, with_subscribers) -> None:
@@ -67,9 +68,7 @@ def test_send_asks_then_sends_once(runner, with_subscribers) -> None:
 
 
 def test_test_send_goes_outside_the_ledger(runner, with_subscribers) -> None:
-    result = invoke(
-        runner, with_subscribers, "send", "2025-01", "--test-to", "editor@example.net"
-    )
+    result = invoke(runner, with_subscribers, "send", "2025-01", "--test-to", "editor@example.net")
     assert result.exit_code == 0, result.output
     (message,) = outbox(with_subscribers)
     assert str(message["Subject"]).startswith("[TEST] ")
