@@ -79,6 +79,11 @@ class DeliverySection(_Section):
     lease_seconds: float = Field(default=300.0, gt=0)
     envelope_from: str = ""
     unsubscribe_mailto: str = ""
+    rate_per_second: float = Field(default=0.0, ge=0)
+    rate_per_hour: int = Field(default=0, ge=0)
+    rate_per_day: int = Field(default=0, ge=0)
+    throttle_backoff_seconds: float = Field(default=30.0, ge=0)
+    pause_after_errors: int = Field(default=50, ge=0)
 
 
 class SmtpSection(_Section):

@@ -79,6 +79,7 @@ class Result:
     error: str = ""
     next_attempt_at: dt.datetime | None = None
     sent_at: dt.datetime | None = None
+    throttled: bool = False  # the provider asked us to slow down: the attempt is refunded
 
 
 def get_or_create_campaign(
@@ -266,6 +267,7 @@ def record_results(session: Session, worker_id: str, results: Iterable[Result]) 
             "sent_at": r.sent_at,
             "lease_until": None,
             "updated_at": utcnow(),
+            "refund": 1 if r.throttled else 0,
         }
         for r in results
     ]
@@ -278,6 +280,7 @@ def record_results(session: Session, worker_id: str, results: Iterable[Result]) 
             Delivery.worker_id == bindparam("b_worker"),
             Delivery.status == SENDING,
         )
+        .values(attempts=Delivery.attempts - bindparam("refund"))
         .execution_options(synchronize_session=False)
     )
     session.connection().execute(statement, params)

@@ -1,7 +1,9 @@
-"""The campaign runner: plan the ledger, then claim batches, send, and record each result.
+"""The campaign runner: claim batches from the ledger, send, and record every result.
 
 Rendering costs O(variants): each variant is rendered and pre-serialized once per run; per
-subscriber only links, tokens and names are filled in (see `mime.MessageSkeleton`).
+subscriber only links, tokens and names are filled in (see `mime.MessageSkeleton`). SMTP sends
+run on `[smtp] connections` threads, one connection each; the main thread alone talks to the
+database, claiming rows before they are sent and writing results in small batches.
 """
 
 from __future__ import annotations
@@ -9,16 +11,23 @@ from __future__ import annotations
 import datetime as dt
 import os
 import random
+import re
 import socket
 import threading
 import time
-from collections import Counter
+from collections import deque
 from collections.abc import Callable
 from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED
+from concurrent.futures import Future
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait
 from dataclasses import dataclass
 from dataclasses import field
 
 from sqlalchemy import Engine
+from sqlalchemy import func
+from sqlalchemy import select
 
 from newsletter import ledger
 from newsletter.config import Settings
@@ -33,42 +42,34 @@ from newsletter.mime import Sender
 from newsletter.models import ACTIVE
 from newsletter.models import DONE
 from newsletter.models import FAILED
+from newsletter.models import PAUSED
 from newsletter.models import PLANNED
-from newsletter.models import QUEUED
 from newsletter.models import RETRY
 from newsletter.models import RUNNING
 from newsletter.models import SENT
 from newsletter.models import SKIPPED
+from newsletter.models import Delivery
 from newsletter.models import utcnow
 from newsletter.personalize import Recipient
 from newsletter.personalize import VariantKey
-from newsletter.personalize import choose_variant
 from newsletter.personalize import variant_summaries
+from newsletter.plan import NO_MATCH
+from newsletter.plan import PlanReport
+from newsletter.plan import default_lists
+from newsletter.plan import plan_campaign
+from newsletter.ratelimit import RateLimiter
 from newsletter.render import Renderer
 from newsletter.tokens import PREFERENCES
 from newsletter.tokens import UNSUBSCRIBE
 from newsletter.tokens import Signer
 from newsletter.transports import Transport
+from newsletter.transports import make_transport
 
-NO_MATCH = "none of their topics is in this issue"
-
-
-@dataclass
-class PlanReport:
-    """What planning found: new rows by variant, skips, and what was already planned."""
-
-    month: str
-    audience: int = 0
-    new_rows: int = 0
-    skipped_no_match: int = 0
-    variants: Counter = field(default_factory=Counter)
-    existing: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def to_send(self) -> int:
-        """Rows that a run would still try to send (new and already open)."""
-        open_rows = sum(self.existing.get(s, 0) for s in ledger.OPEN_STATUSES)
-        return self.new_rows - self.skipped_no_match + open_rows
+# A provider asking us to slow down ("454 Throttling failure", "421 4.7.0 Try again later,
+# too many messages"): slow the whole send instead of spending the row's retries.
+THROTTLE_RE = re.compile(r"throttl|rate.?limit|too many|slow down|4\.7\.\d", re.I)
+# Waiting longer than this for a quota ends the run; re-running later picks the rest up.
+MAX_QUOTA_WAIT = 300.0
 
 
 @dataclass
@@ -80,81 +81,13 @@ class SendReport:
     failed: int = 0
     skipped: int = 0
     retried: int = 0
+    throttled: int = 0
     variants_rendered: int = 0
     elapsed: float = 0.0
     finished: bool = False
+    paused: bool = False
+    stopped_reason: str = ""
     counts: dict[str, int] = field(default_factory=dict)
-
-
-def default_lists(settings: Settings, lists: Sequence[str] | None) -> list[str]:
-    """The lists to send to: those given, else the default list; unknown ones are an error."""
-    known = {spec.slug for spec in settings.list_specs()}
-    chosen = list(lists) if lists else [settings.delivery.default_list]
-    unknown = [slug for slug in chosen if slug not in known]
-    if unknown:
-        raise SendError(f"unknown list {unknown[0]!r} (configured: {', '.join(sorted(known))})")
-    return chosen
-
-
-def plan_campaign(
-    engine: Engine,
-    settings: Settings,
-    issue: Issue,
-    lists: Sequence[str] | None = None,
-    *,
-    dry_run: bool = False,
-    chunk: int = 1000,
-) -> PlanReport:
-    """Create one ledger row per audience member not yet planned (idempotent).
-
-    Each subscriber's variant is fixed now. Subscribers none of whose topics is in the issue
-    get a `skipped` row (or the full issue with `on_no_match = "full"`). With `dry_run`,
-    nothing is written. Rows are inserted chunk by chunk, so memory stays flat.
-    """
-    chosen_lists = default_lists(settings, lists)
-    report = PlanReport(issue.month)
-    on_no_match = settings.delivery.on_no_match
-    with session_factory(engine)() as session:
-        campaign = ledger.find_campaign(session, issue.month)
-        if campaign is None and not dry_run:
-            campaign = ledger.get_or_create_campaign(
-                session, issue.month, issue.subject, chosen_lists
-            )
-            session.commit()
-        campaign_id = campaign.id if campaign else None
-        if campaign_id is not None:
-            report.existing = ledger.status_counts(session, campaign_id)
-        pending: list[dict] = []
-        for member in ledger.iter_audience(
-            session, chosen_lists, campaign_id=campaign_id, chunk=chunk
-        ):
-            report.audience += 1
-            key = choose_variant(issue, member.topics, on_no_match)
-            row = {
-                "campaign_id": campaign_id,
-                "subscriber_id": member.id,
-                "email": member.email,
-                "variant": key.encode() if key else "",
-                "status": QUEUED if key else SKIPPED,
-                "last_error": "" if key else NO_MATCH,
-            }
-            if key:
-                report.variants[key.encode()] += 1
-            else:
-                report.skipped_no_match += 1
-            report.new_rows += 1
-            pending.append(row)
-            if len(pending) >= chunk and not dry_run:
-                _flush(session, pending)
-        if not dry_run:
-            _flush(session, pending)
-    return report
-
-
-def _flush(session, rows: list[dict]) -> None:
-    ledger.insert_deliveries(session.connection(), rows)
-    session.commit()
-    rows.clear()
 
 
 def worker_name() -> str:
@@ -163,7 +96,7 @@ def worker_name() -> str:
 
 
 class VariantCache:
-    """Renders each variant once per run and keeps its message skeleton."""
+    """Renders each variant once per run (thread-safe) and keeps its message skeleton."""
 
     def __init__(self, settings: Settings, issue: Issue, sender: Sender, date: dt.datetime):
         self.renderer = Renderer(settings)
@@ -171,18 +104,22 @@ class VariantCache:
         self.sender = sender
         self.date = date
         self._skeletons: dict[str, tuple[MessageSkeleton, tuple]] = {}
+        self._lock = threading.Lock()
 
     def get(self, encoded: str) -> tuple[MessageSkeleton, tuple]:
         """(skeleton, summaries) for an encoded variant key; KeyError if content changed."""
         cached = self._skeletons.get(encoded)
         if cached is None:
-            key = VariantKey.decode(encoded)
-            summaries = variant_summaries(self.issue, key)
-            rendered = self.renderer.render(
-                self.issue, summaries, personal=key.personal, key=encoded
-            )
-            cached = (MessageSkeleton(self.sender, rendered, self.date), summaries)
-            self._skeletons[encoded] = cached
+            with self._lock:
+                cached = self._skeletons.get(encoded)
+                if cached is None:
+                    key = VariantKey.decode(encoded)
+                    summaries = variant_summaries(self.issue, key)
+                    rendered = self.renderer.render(
+                        self.issue, summaries, personal=key.personal, key=encoded
+                    )
+                    cached = (MessageSkeleton(self.sender, rendered, self.date), summaries)
+                    self._skeletons[encoded] = cached
         return cached
 
     @property
@@ -193,26 +130,47 @@ class VariantCache:
 ProgressCallback = Callable[[SendReport, int], None]
 
 
+def is_throttle(error: TransportError) -> bool:
+    """Whether a temporary failure is the provider asking us to slow down."""
+    return isinstance(error, TemporaryFailure) and bool(THROTTLE_RE.search(error.reply or ""))
+
+
 class CampaignRunner:
-    """Sends the open rows of one campaign through a transport, recording every result."""
+    """Sends the open rows of one campaign, recording every result in the ledger.
+
+    Give either a `transport` (used alone, one message at a time: Maildir, memory, a test
+    server) or nothing, and the configured transport is made per connection
+    (`[smtp] connections` threads for SMTP).
+    """
 
     def __init__(
         self,
         engine: Engine,
         settings: Settings,
         issue: Issue,
-        transport: Transport,
+        transport: Transport | None = None,
         *,
+        transport_factory: Callable[[], Transport] | None = None,
+        connections: int | None = None,
         worker_id: str | None = None,
         on_progress: ProgressCallback | None = None,
         wait_for_retries: bool = True,
         stop: threading.Event | None = None,
         commit_every: int = 50,
+        limiter: RateLimiter | None = None,
+        dkim=None,
     ) -> None:
         self.engine = engine
         self.settings = settings
         self.issue = issue
-        self.transport = transport
+        delivery = settings.delivery
+        if transport is not None:
+            self.transport_factory: Callable[[], Transport] = lambda: transport
+            self.connections = 1
+        else:
+            self.transport_factory = transport_factory or (lambda: make_transport(settings))
+            default = settings.smtp.connections if delivery.transport == "smtp" else 1
+            self.connections = connections or default
         self.worker_id = worker_id or worker_name()
         self.on_progress = on_progress
         self.wait_for_retries = wait_for_retries
@@ -222,25 +180,30 @@ class CampaignRunner:
         self.sender = Sender.from_settings(settings)
         self.variants = VariantCache(settings, issue, self.sender, utcnow())
         self.sessions = session_factory(engine)
+        self.limiter = limiter
+        self.dkim = dkim
+        self.envelope_from = delivery.envelope_from or self.sender.from_email
+        self._local = threading.local()
+        self._opened: list[Transport] = []
+        self._opened_lock = threading.Lock()
+        self._consecutive_errors = 0
+        self._pause_reason = ""
+        self._started = 0.0
+
+    # --- the run -------------------------------------------------------------------------
 
     def run(self) -> SendReport:
-        """Send until nothing is left (or `stop` is set); returns what happened."""
+        """Send until nothing is left, a stop is requested, or the send pauses itself."""
         report = SendReport(self.issue.month)
-        started = time.monotonic()
+        self._started = time.monotonic()
         delivery = self.settings.delivery
         lease = dt.timedelta(seconds=delivery.lease_seconds)
-        with self.sessions() as session:
-            campaign = ledger.find_campaign(session, self.issue.month)
-            if campaign is None:
-                raise SendError(f"{self.issue.month} has not been planned")
-            campaign.status = RUNNING
-            campaign.started_at = campaign.started_at or utcnow()
-            session.commit()
-            campaign_id = campaign.id
-            lists = [slug for slug in campaign.lists.split(",") if slug]
-        self.transport.open()
+        campaign_id, lists = self._start()
+        if self.limiter is None:
+            self.limiter = self._make_limiter()
+        executor = ThreadPoolExecutor(self.connections, thread_name_prefix="smtp")
         try:
-            while not self.stop.is_set():
+            while not self.stop.is_set() and not self._pause_reason:
                 with self.sessions() as session:
                     batch = ledger.claim_batch(
                         session, campaign_id, self.worker_id, delivery.batch_size, lease, lists
@@ -250,19 +213,60 @@ class CampaignRunner:
                     if not self._wait_for_open_rows(campaign_id):
                         break
                     continue
-                self._send_batch(batch, report)
+                self._send_batch(executor, batch, report)
         finally:
-            self.transport.close()
-            with self.sessions() as session:
-                campaign = ledger.find_campaign(session, self.issue.month)
-                report.finished = ledger.finish_if_complete(session, campaign)
-                if not report.finished and campaign.status == RUNNING:
-                    campaign.status = PLANNED  # stopped early: ready to resume
-                report.counts = ledger.status_counts(session, campaign_id)
-                session.commit()
-            report.variants_rendered = self.variants.rendered
-            report.elapsed = time.monotonic() - started
+            executor.shutdown(wait=True)
+            self._close_transports()
+            self._finish(campaign_id, report)
         return report
+
+    def _start(self) -> tuple[int, list[str]]:
+        with self.sessions() as session:
+            campaign = ledger.find_campaign(session, self.issue.month)
+            if campaign is None:
+                raise SendError(f"{self.issue.month} has not been planned")
+            if campaign.status == PAUSED:
+                raise SendError(
+                    f"{self.issue.month} is paused: {campaign.pause_reason} — fix the cause, "
+                    f"then run `newsletter send {self.issue.month} --resume`"
+                )
+            campaign.status = RUNNING
+            campaign.started_at = campaign.started_at or utcnow()
+            session.commit()
+            return campaign.id, [slug for slug in campaign.lists.split(",") if slug]
+
+    def _finish(self, campaign_id: int, report: SendReport) -> None:
+        with self.sessions() as session:
+            campaign = ledger.find_campaign(session, self.issue.month)
+            report.finished = ledger.finish_if_complete(session, campaign)
+            if self._pause_reason and not report.finished:
+                campaign.status = PAUSED
+                campaign.pause_reason = self._pause_reason
+                report.paused = True
+                report.stopped_reason = self._pause_reason
+            elif not report.finished and campaign.status == RUNNING:
+                campaign.status = PLANNED  # stopped early: ready to resume
+            report.counts = ledger.status_counts(session, campaign_id)
+            session.commit()
+        report.variants_rendered = self.variants.rendered
+        report.elapsed = time.monotonic() - self._started
+
+    def _make_limiter(self) -> RateLimiter:
+        delivery = self.settings.delivery
+        hour = day = 0
+        if delivery.rate_per_hour or delivery.rate_per_day:
+            # Quotas count what this installation already sent in the window, any campaign.
+            now = utcnow()
+            with self.sessions() as session:
+                hour = _sent_since(session, now - dt.timedelta(hours=1))
+                day = _sent_since(session, now - dt.timedelta(days=1))
+        return RateLimiter(
+            delivery.rate_per_second,
+            delivery.rate_per_hour,
+            delivery.rate_per_day,
+            sent_last_hour=hour,
+            sent_last_day=day,
+        )
 
     def _wait_for_open_rows(self, campaign_id: int) -> bool:
         """Sleep until a retry or lease is due; False when nothing is left to wait for."""
@@ -274,31 +278,80 @@ class CampaignRunner:
         self.stop.wait(min(delay + 0.05, 5.0))
         return True
 
-    def _send_batch(self, batch: list[ledger.Claimed], report: SendReport) -> None:
+    # --- one batch ------------------------------------------------------------------------
+
+    def _send_batch(
+        self, executor: ThreadPoolExecutor, batch: list[ledger.Claimed], report: SendReport
+    ) -> None:
+        pending = deque(batch)
+        in_flight: set[Future] = set()
         results: list[ledger.Result] = []
-        done = 0
         try:
-            for row in batch:
-                if self.stop.is_set():
+            while pending or in_flight:
+                while (
+                    pending
+                    and len(in_flight) < self.connections
+                    and not self.stop.is_set()
+                    and not self._pause_reason
+                ):
+                    row = pending.popleft()
+                    if not self._take_slot():
+                        pending.appendleft(row)
+                        break
+                    in_flight.add(executor.submit(self._send_one, row))
+                if not in_flight:
                     break
-                result = self._send_one(row)
-                results.append(result)
-                done += 1
-                _tally(report, result)
-                if self.on_progress:
-                    self.on_progress(report, 1)
+                done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    result = future.result()
+                    results.append(result)
+                    self._account(report, result)
                 if len(results) >= self.commit_every:
                     self._record(results)
                     results = []
         finally:
-            # Also on an exception (Ctrl-C): what was sent is recorded as sent, and rows never
-            # attempted go back to the queue at once instead of waiting for their lease.
+            # Also on Ctrl-C: what was sent is recorded as sent, and rows never attempted go
+            # back to the queue at once instead of waiting for their lease to expire.
+            for future in in_flight:
+                results.append(future.result())
             self._record(results)
-            untouched = [row.delivery_id for row in batch[done:]]
-            if untouched:
+            if pending:
                 with self.sessions() as session:
-                    ledger.release(session, self.worker_id, untouched)
+                    ledger.release(session, self.worker_id, [r.delivery_id for r in pending])
                     session.commit()
+
+    def _take_slot(self) -> bool:
+        """Wait for the rate limiter; False if stopped or if a quota wait is too long."""
+        assert self.limiter is not None
+        while True:
+            delay = self.limiter.reserve()
+            if not delay:
+                return True
+            if delay > MAX_QUOTA_WAIT:
+                self._pause_reason = ""  # not an error: the rest goes out on a later run
+                self.stop.set()
+                return False
+            if self.stop.wait(delay):
+                return False
+
+    def _account(self, report: SendReport, result: ledger.Result) -> None:
+        _tally(report, result)
+        if result.status in (SENT, SKIPPED):
+            self._consecutive_errors = 0
+        elif result.throttled:
+            report.throttled += 1
+            elapsed = max(time.monotonic() - self._started, 1e-3)
+            assert self.limiter is not None
+            self.limiter.throttled(observed_rate=report.sent / elapsed)
+        else:
+            self._consecutive_errors += 1
+            limit = self.settings.delivery.pause_after_errors
+            if limit and self._consecutive_errors >= limit and not self._pause_reason:
+                self._pause_reason = (
+                    f"{self._consecutive_errors} consecutive errors, the last: {result.error}"
+                )
+        if self.on_progress:
+            self.on_progress(report, 1)
 
     def _record(self, results: list[ledger.Result]) -> None:
         if not results:
@@ -306,6 +359,24 @@ class CampaignRunner:
         with self.sessions() as session:
             ledger.record_results(session, self.worker_id, results)
             session.commit()
+
+    # --- one message (runs on a sending thread) -------------------------------------------
+
+    def _transport(self) -> Transport:
+        transport = getattr(self._local, "transport", None)
+        if transport is None:
+            transport = self.transport_factory()
+            transport.open()
+            self._local.transport = transport
+            with self._opened_lock:
+                self._opened.append(transport)
+        return transport
+
+    def _close_transports(self) -> None:
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+        for transport in opened:
+            transport.close()
 
     def _send_one(self, row: ledger.Claimed) -> ledger.Result:
         if row.status != ACTIVE or not row.on_list:
@@ -330,9 +401,10 @@ class CampaignRunner:
             preferences_token=self.signer.make(PREFERENCES, row.subscriber_id, row.email),
         )
         message, _mid = skeleton.build(recipient, self.issue.month, row.subscriber_id, summaries)
-        envelope_from = self.settings.delivery.envelope_from or self.sender.from_email
+        if self.dkim is not None:
+            message = self.dkim.sign(message)
         try:
-            reply = self.transport.send(envelope_from, row.email, message)
+            reply = self._transport().send(self.envelope_from, row.email, message)
         except PermanentFailure as error:
             return ledger.Result(row.delivery_id, FAILED, reply=reply_text(error), error=str(error))
         except TemporaryFailure as error:
@@ -341,6 +413,17 @@ class CampaignRunner:
 
     def _retry_or_fail(self, row: ledger.Claimed, error: TemporaryFailure) -> ledger.Result:
         delivery = self.settings.delivery
+        if is_throttle(error):
+            # Not the row's fault: try it again soon without using up an attempt.
+            due = utcnow() + dt.timedelta(seconds=delivery.throttle_backoff_seconds)
+            return ledger.Result(
+                row.delivery_id,
+                RETRY,
+                reply=reply_text(error),
+                error=str(error),
+                next_attempt_at=due,
+                throttled=True,
+            )
         if row.attempts >= delivery.max_attempts:
             message = f"gave up after {row.attempts} attempts: {error}"
             return ledger.Result(row.delivery_id, FAILED, reply=reply_text(error), error=message)
@@ -350,6 +433,12 @@ class CampaignRunner:
         return ledger.Result(
             row.delivery_id, RETRY, reply=reply_text(error), error=str(error), next_attempt_at=due
         )
+
+
+def _sent_since(session, since: dt.datetime) -> int:
+    return session.scalar(
+        select(func.count()).where(Delivery.status == SENT, Delivery.sent_at >= since)
+    )
 
 
 def reply_text(error: TransportError) -> str:
@@ -371,11 +460,23 @@ def _tally(report: SendReport, result: ledger.Result) -> None:
         report.retried += 1
 
 
+def resume_campaign(engine: Engine, month: str) -> bool:
+    """Clear a pause so the next run continues; True if the campaign was paused."""
+    with session_factory(engine)() as session:
+        campaign = ledger.find_campaign(session, month)
+        if campaign is None or campaign.status != PAUSED:
+            return False
+        campaign.status = PLANNED
+        campaign.pause_reason = ""
+        session.commit()
+        return True
+
+
 def send_issue(
     engine: Engine,
     settings: Settings,
     issue: Issue,
-    transport: Transport,
+    transport: Transport | None = None,
     lists: Sequence[str] | None = None,
     **runner_options,
 ) -> tuple[PlanReport, SendReport]:
@@ -385,4 +486,14 @@ def send_issue(
     return plan, report
 
 
-__all__ = ["DONE", "CampaignRunner", "PlanReport", "SendReport", "plan_campaign", "send_issue"]
+__all__ = [
+    "DONE",
+    "NO_MATCH",
+    "CampaignRunner",
+    "PlanReport",
+    "SendReport",
+    "default_lists",
+    "plan_campaign",
+    "resume_campaign",
+    "send_issue",
+]

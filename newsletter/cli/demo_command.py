@@ -23,7 +23,6 @@ from newsletter.send import CampaignRunner
 from newsletter.send import plan_campaign
 from newsletter.subscribers import ensure_lists
 from newsletter.subscribers import import_csv
-from newsletter.transports import make_transport
 
 
 @main.command("demo")
@@ -60,7 +59,7 @@ def demo(app: App, csv_path: str | None) -> None:
     )
     plan = plan_campaign(engine, settings, issue)
     print_plan(console, plan)
-    runner = CampaignRunner(engine, settings, issue, make_transport(settings))
+    runner = CampaignRunner(engine, settings, issue)
     report = runner.run()
     print_report(console, report)
     where = settings.delivery.maildir if settings.delivery.transport == "maildir" else None

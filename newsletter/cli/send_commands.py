@@ -27,6 +27,7 @@ from newsletter.send import CampaignRunner
 from newsletter.send import PlanReport
 from newsletter.send import SendReport
 from newsletter.send import plan_campaign
+from newsletter.send import resume_campaign
 from newsletter.transports import make_transport
 
 
@@ -50,7 +51,17 @@ def print_report(console: Console, report: SendReport) -> None:
         f"retries scheduled {report.retried}; {report.variants_rendered} variant(s) rendered "
         f"in {report.elapsed:.1f}s"
     )
-    state = "complete" if report.finished else "not finished: run the same command to resume"
+    if report.throttled:
+        console.print(f"the server asked us to slow down {report.throttled} time(s)")
+    if report.finished:
+        state = "complete"
+    elif report.paused:
+        state = (
+            f"[red]paused[/red] — {report.stopped_reason}\n"
+            f"fix the cause, then run `newsletter send {report.month} --resume`"
+        )
+    else:
+        state = "not finished: run the same command to resume"
     console.print(f"campaign {report.month}: {state}")
 
 
@@ -91,6 +102,7 @@ def stop_on_signals(runner: CampaignRunner):
 @click.option("--test-to", multiple=True, metavar="ADDR", help="Send a test to ADDR only.")
 @click.option("--topics", help="With --test-to: the topics to cut the test issue to.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--resume", is_flag=True, help="Continue a send that paused itself after errors.")
 @pass_app
 def send(
     app: App,
@@ -100,6 +112,7 @@ def send(
     test_to: tuple[str, ...],
     topics: str | None,
     yes: bool,
+    resume: bool,
 ) -> None:
     """Send MONTH to every subscriber, cut to their topics. Safe to re-run: resumes."""
     settings = app.settings
@@ -110,6 +123,8 @@ def send(
         return
     engine = app.db()
     _ensure_lists(app)
+    if resume and resume_campaign(engine, month):
+        console.print(f"{month}: pause cleared, resuming")
     plan = plan_campaign(engine, settings, issue, lists or None, dry_run=True)
     print_plan(console, plan)
     if dry_run:
@@ -121,9 +136,11 @@ def send(
     if not yes:
         click.confirm(f"Send {issue.subject!r} now?", abort=True)
     plan = plan_campaign(engine, settings, issue, lists or None)
-    runner = CampaignRunner(engine, settings, issue, make_transport(settings))
+    runner = CampaignRunner(engine, settings, issue)
     report = run_with_progress(runner, plan.to_send, console)
     print_report(console, report)
+    if report.paused:
+        raise click.exceptions.Exit(1)
 
 
 def send_test(app: App, issue, addresses, topics: str | None, console: Console) -> None:
