@@ -71,6 +71,7 @@ class RateLimiter:
         self._tokens = max(1.0, per_second)
         self._stamp = now
         self._slow_until = 0.0
+        self._last_cut = -1e9
         self.hour = Window(HOUR, per_hour, sent_last_hour, now)
         self.day = Window(DAY, per_day, sent_last_day, now)
         self._lock = threading.Lock()
@@ -94,17 +95,25 @@ class RateLimiter:
                     max(1.0, self._rate), self._tokens + (now - self._stamp) * self._rate
                 )
                 self._stamp = now
-                if self._tokens < 1.0:
+                if self._tokens < 1.0 - 1e-9:  # float rounding must not leave a 1e-16 s wait
                     return (1.0 - self._tokens) / self._rate
-                self._tokens -= 1.0
+                self._tokens = max(0.0, self._tokens - 1.0)
             self.hour.add(now)
             self.day.add(now)
             return 0.0
 
     def throttled(self, observed_rate: float, cooldown: float = 60.0) -> None:
-        """The server asked us to slow down: halve the rate for `cooldown` seconds."""
+        """The server asked us to slow down: halve the rate for `cooldown` seconds.
+
+        Replies that arrive together (one per connection) count as one signal: the rate is
+        cut at most once a second, so a burst does not collapse it to the floor.
+        """
         with self._lock:
-            current = self._rate or max(observed_rate, 1.0)
+            now = self.clock()
+            self._slow_until = now + cooldown
+            if now - self._last_cut < 1.0:
+                return
+            self._last_cut = now
+            current = self._rate or max(observed_rate, 2.0)
             self._rate = max(0.2, current / 2)
             self._tokens = min(self._tokens, 1.0)
-            self._slow_until = self.clock() + cooldown

@@ -286,6 +286,7 @@ class CampaignRunner:
         pending = deque(batch)
         in_flight: set[Future] = set()
         results: list[ledger.Result] = []
+        last = time.monotonic()
         try:
             while pending or in_flight:
                 while (
@@ -306,9 +307,12 @@ class CampaignRunner:
                     result = future.result()
                     results.append(result)
                     self._account(report, result)
-                if len(results) >= self.commit_every:
+                # Small, frequent commits bound what a crash can repeat: only rows sent but
+                # not yet recorded (at most `commit_every`, or a quarter second's worth).
+                if len(results) >= self.commit_every or time.monotonic() - last >= 0.25:
                     self._record(results)
                     results = []
+                    last = time.monotonic()
         finally:
             # Also on Ctrl-C: what was sent is recorded as sent, and rows never attempted go
             # back to the queue at once instead of waiting for their lease to expire.

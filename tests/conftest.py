@@ -127,7 +127,9 @@ def pg_engine(postgres_url: str):
     admin = create_engine(postgres_url)
     with admin.begin() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = create_engine(postgres_url, connect_args={"options": f"-csearch_path={schema}"})
+    # The schema travels in the URL, so subprocesses given engine.url use it too.
+    separator = "&" if "?" in postgres_url else "?"
+    engine = db.make_engine(f"{postgres_url}{separator}options=-csearch_path%3D{schema}")
     try:
         db.upgrade(engine)
         yield engine

@@ -39,6 +39,8 @@ TlsMode = Literal["none", "starttls", "ssl"]
 
 # fault(envelope, phase, address) -> reply such as "451 4.3.0 try later", or None to accept.
 # phase is "MAIL", "RCPT" or "DATA"; address is the MAIL FROM / RCPT TO address ("" for DATA).
+# Two special replies: "DROP" cuts the connection without answering (at DATA: after the
+# message was received, before it is accepted), and "SLOW <seconds>" delays the normal answer.
 Fault = Callable[[Envelope, str, str], str | None]
 
 
@@ -172,8 +174,15 @@ class RecordingHandler:
         with self._lock:
             return self._connections
 
-    def _fault(self, envelope: Envelope, phase: str, address: str) -> str | None:
-        return self.fault(envelope, phase, address) if self.fault else None
+    async def _fault(self, server: Any, envelope: Envelope, phase: str, address: str) -> str | None:
+        reply = self.fault(envelope, phase, address) if self.fault else None
+        if reply and reply.startswith("SLOW "):
+            await asyncio.sleep(float(reply.split()[1]))
+            return None
+        if reply == "DROP":
+            server.transport.abort()
+            return "421 4.4.2 connection dropped"  # never reaches the client
+        return reply
 
     async def handle_MAIL(
         self, server: Any, session: Any, envelope: Envelope, address: str, options: list[str]
@@ -187,7 +196,7 @@ class RecordingHandler:
         # ignores implicit TLS.
         if self.credentials and not session.authenticated:
             return "530 5.7.0 Authentication required"
-        reply = self._fault(envelope, "MAIL", address)
+        reply = await self._fault(server, envelope, "MAIL", address)
         if reply:
             return reply
         envelope.mail_from = address
@@ -197,7 +206,7 @@ class RecordingHandler:
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Envelope, address: str, options: list[str]
     ) -> str:
-        reply = self._fault(envelope, "RCPT", address)
+        reply = await self._fault(server, envelope, "RCPT", address)
         if reply:
             return reply
         envelope.rcpt_tos.append(address)
@@ -205,7 +214,7 @@ class RecordingHandler:
         return "250 2.1.5 Ok"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Envelope) -> str:
-        reply = self._fault(envelope, "DATA", "")
+        reply = await self._fault(server, envelope, "DATA", "")
         if reply:
             return reply
         assert isinstance(envelope.content, bytes)

@@ -8,6 +8,7 @@ from newsletter.cli import demo_command as _demo_command  # noqa: F401
 from newsletter.cli import issue_commands as _issue_commands  # noqa: F401
 from newsletter.cli import send_commands as _send_commands  # noqa: F401
 from newsletter.cli import subscriber_commands as _subscriber_commands  # noqa: F401
+from newsletter.cli import worker_commands as _worker_commands  # noqa: F401
 from newsletter.cli.app import App
 from newsletter.cli.app import main
 

@@ -1,0 +1,50 @@
+"""`newsletter worker`: a sending process for installs with several workers."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+import click
+
+from newsletter.cli.app import App
+from newsletter.cli.app import main
+from newsletter.cli.app import pass_app
+from newsletter.worker import run_worker
+
+
+@main.command("worker")
+@click.option("--once", is_flag=True, help="Send what is due now, then exit.")
+@click.option("--poll", default=5.0, show_default=True, help="Seconds between looks for work.")
+@click.option("--month", "months", multiple=True, help="Only these months (repeatable).")
+@pass_app
+def worker(app: App, once: bool, poll: float, months: tuple[str, ...]) -> None:
+    """Send planned campaigns; run any number of these against PostgreSQL.
+
+    SIGTERM or Ctrl-C drain: messages in flight finish, the ledger is written, exit 0.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    engine = app.db()
+    if engine.dialect.name == "sqlite":
+        click.echo("SQLite: one worker at a time (use PostgreSQL to run several)", err=True)
+    stop = threading.Event()
+
+    def request_stop(signum, _frame) -> None:
+        logging.getLogger("newsletter.worker").info(
+            "%s: finishing messages in flight", signal.Signals(signum).name
+        )
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, request_stop)
+    sent = run_worker(
+        engine,
+        app.settings,
+        app.taxonomy,
+        stop=stop,
+        once=once,
+        poll=poll,
+        months=list(months) or None,
+    )
+    click.echo(f"worker stopped; {sent} message(s) sent")

@@ -1,0 +1,129 @@
+"""Workers: processes that send whatever campaigns have open ledger rows.
+
+Any number of workers on any number of hosts can share a PostgreSQL database: each claims its
+own batches (`SELECT … FOR UPDATE SKIP LOCKED`), so none sends a row another holds. SQLite
+serializes writers; one worker at a time is enforced with a lock file next to the database.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy import select
+
+from newsletter import ledger
+from newsletter.config import Settings
+from newsletter.content import load_issue
+from newsletter.db import session_factory
+from newsletter.errors import NewsletterError
+from newsletter.errors import SendError
+from newsletter.models import PLANNED
+from newsletter.models import RUNNING
+from newsletter.models import Campaign
+from newsletter.models import utcnow
+from newsletter.send import CampaignRunner
+from newsletter.send import SendReport
+from newsletter.taxonomy import Taxonomy
+
+log = logging.getLogger("newsletter.worker")
+
+
+def due_campaigns(engine: Engine) -> list[str]:
+    """Months whose campaign is not paused or done and has a row that can be sent now."""
+    with session_factory(engine)() as session:
+        months = session.scalars(
+            select(Campaign.month)
+            .where(Campaign.status.in_((PLANNED, RUNNING)))
+            .order_by(Campaign.month)
+        ).all()
+        due = []
+        for month in months:
+            campaign = ledger.find_campaign(session, month)
+            next_due = ledger.next_due(session, campaign.id)
+            if next_due is not None and next_due <= utcnow():
+                due.append(month)
+        return due
+
+
+@contextmanager
+def single_sqlite_worker(engine: Engine):
+    """On SQLite, hold an exclusive lock file so that a second worker refuses to start."""
+    if engine.dialect.name != "sqlite" or not engine.url.database:
+        yield
+        return
+    path = Path(engine.url.database + ".worker.lock")
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SendError(
+                f"another worker is running on {engine.url.database} (lock {path}); SQLite "
+                "allows one worker at a time: use PostgreSQL to run several"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def run_worker(
+    engine: Engine,
+    settings: Settings,
+    taxonomy: Taxonomy,
+    *,
+    stop: threading.Event,
+    once: bool = False,
+    poll: float = 5.0,
+    months: list[str] | None = None,
+    on_report: Callable[[SendReport], None] | None = None,
+) -> int:
+    """Send due campaigns until `stop` is set (or, with `once`, until none is due).
+
+    Returns the number of messages sent. A campaign whose content fails to load is logged and
+    left alone; the others go on.
+    """
+    total = 0
+    with single_sqlite_worker(engine):
+        while not stop.is_set():
+            due = [m for m in due_campaigns(engine) if months is None or m in months]
+            for month in due:
+                if stop.is_set():
+                    break
+                try:
+                    issue = load_issue(
+                        settings.content.dir, month, taxonomy, settings.newsletter.name
+                    )
+                    runner = CampaignRunner(
+                        engine, settings, issue, stop=stop, wait_for_retries=False
+                    )
+                    report = runner.run()
+                except NewsletterError as error:
+                    log.error("%s: %s", month, error)
+                    continue
+                total += report.sent
+                log.info(
+                    "%s: sent %d, failed %d, skipped %d%s",
+                    month,
+                    report.sent,
+                    report.failed,
+                    report.skipped,
+                    f" — paused: {report.stopped_reason}" if report.paused else "",
+                )
+                if on_report:
+                    on_report(report)
+            if once and not due:
+                break
+            if not due:
+                stop.wait(poll)
+    return total

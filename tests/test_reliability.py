@@ -1,0 +1,301 @@
+"""The sending engine under faults: connection pool, throttling, pauses, drains and crashes.
+
+Every test talks to a real aiosmtpd server on 127.0.0.1 that injects faults; subprocess tests
+run the real `newsletter` command and stop it with SIGTERM or SIGKILL.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+
+import pytest
+from conftest import write_config
+from smtp_sink import running_sink
+from sqlalchemy import select
+
+from newsletter import db
+from newsletter import ledger
+from newsletter.config import load_settings
+from newsletter.content import load_issue
+from newsletter.errors import SendError
+from newsletter.models import Delivery
+from newsletter.send import CampaignRunner
+from newsletter.send import plan_campaign
+from newsletter.send import resume_campaign
+from newsletter.send import send_issue
+from newsletter.subscribers import add_subscriber
+
+
+def add_people(engine, settings, taxonomy, count: int) -> list[str]:
+    addresses = [f"reader{n:04d}@example.net" for n in range(count)]
+    with db.transaction(engine) as session:
+        for address in addresses:
+            add_subscriber(session, settings, taxonomy, address)
+    return addresses
+
+
+def statuses(engine) -> Counter:
+    with db.session_factory(engine)() as session:
+        return Counter(session.scalars(select(Delivery.status)))
+
+
+def smtp_settings(settings, sink, **delivery) -> None:
+    settings.delivery.transport = "smtp"
+    settings.smtp.host, settings.smtp.port = sink.host, sink.port
+    settings.delivery.retry_base_seconds = 0
+    for key, value in delivery.items():
+        setattr(settings.delivery, key, value)
+
+
+@pytest.fixture
+def issue(settings, taxonomy):
+    return load_issue(settings.content.dir, "2025-01", taxonomy, settings.newsletter.name)
+
+
+def test_pool_uses_the_configured_connections(engine, settings, taxonomy, issue) -> None:
+    addresses = add_people(engine, settings, taxonomy, 60)
+    with running_sink(fault=lambda _e, phase, _a: "SLOW 0.01" if phase == "DATA" else None) as sink:
+        smtp_settings(settings, sink)
+        settings.smtp.connections = 3
+        _, report = send_issue(engine, settings, issue)
+        assert report.sent == 60 and report.finished
+        assert sink.connections == 3
+        assert sorted(m.recipients[0] for m in sink.messages) == addresses
+
+
+def test_throttling_slows_down_without_spending_attempts(engine, settings, taxonomy, issue) -> None:
+    add_people(engine, settings, taxonomy, 20)
+    refusals = iter(range(6))
+
+    def fault(_envelope, phase: str, _address: str):
+        if phase == "RCPT" and next(refusals, None) is not None:
+            return "454 4.7.0 Throttling failure: Maximum sending rate exceeded"
+        return None
+
+    with running_sink(fault=fault) as sink:
+        smtp_settings(
+            settings, sink, throttle_backoff_seconds=0, max_attempts=1, rate_per_second=500
+        )
+        runner = CampaignRunner(engine, settings, issue)
+        plan_campaign(engine, settings, issue)
+        report = runner.run()
+        assert runner.limiter.rate < 500  # slowed down
+        assert report.throttled == 6
+        assert report.sent == 20 and report.failed == 0  # max_attempts=1, yet no failure
+        assert len(sink.messages) == 20
+
+
+def test_consecutive_errors_pause_the_send_until_resumed(engine, settings, taxonomy, issue) -> None:
+    add_people(engine, settings, taxonomy, 30)
+    broken = threading.Event()
+    broken.set()
+
+    def fault(_envelope, phase: str, _address: str):
+        return (
+            "451 4.3.0 mailbox store unavailable" if broken.is_set() and phase == "RCPT" else None
+        )
+
+    with running_sink(fault=fault) as sink:
+        smtp_settings(settings, sink, pause_after_errors=5, retry_base_seconds=60)
+        _, report = send_issue(engine, settings, issue)
+        assert report.paused and not report.finished
+        assert "5 consecutive errors" in report.stopped_reason
+        assert "451" in report.stopped_reason
+        with pytest.raises(SendError, match="--resume"):
+            CampaignRunner(engine, settings, issue).run()
+        broken.clear()
+        assert resume_campaign(engine, "2025-01")
+        settings.delivery.retry_base_seconds = 0
+        with db.transaction(engine) as session:  # make the scheduled retries due now
+            for row in session.scalars(select(Delivery).where(Delivery.status == "retry")):
+                row.next_attempt_at = ledger.utcnow()
+        report = CampaignRunner(engine, settings, issue).run()
+        assert report.finished
+        assert len({m.recipients[0] for m in sink.messages}) == 30 == len(sink.messages)
+
+
+def test_every_message_arrives_exactly_once_despite_faults(
+    engine, settings, taxonomy, issue
+) -> None:
+    addresses = add_people(engine, settings, taxonomy, 120)
+    doomed = set(addresses[::17])  # permanent failures
+    chance = random.Random(1234)
+    lock = threading.Lock()
+
+    def fault(_envelope, phase: str, address: str):
+        with lock:
+            roll = chance.random()
+        if phase == "RCPT" and address in doomed:
+            return "550 5.1.1 no such mailbox"
+        if phase == "RCPT" and roll < 0.10:
+            return "451 4.3.0 temporary local problem"
+        if phase == "MAIL" and roll < 0.05:
+            return "421 4.3.2 service shutting down"
+        if phase == "DATA" and roll < 0.08:
+            return "DROP"
+        if phase == "DATA" and roll < 0.15:
+            return "SLOW 0.05"
+        return None
+
+    with running_sink(fault=fault) as sink:
+        smtp_settings(settings, sink, max_attempts=30, pause_after_errors=0)
+        settings.smtp.connections = 3
+        _, report = send_issue(engine, settings, issue)
+        assert report.finished
+        received = Counter(m.recipients[0] for m in sink.messages)
+    assert set(received) == set(addresses) - doomed
+    assert all(count == 1 for count in received.values()), received.most_common(3)
+    assert statuses(engine) == Counter({"sent": 120 - len(doomed), "failed": len(doomed)})
+
+
+# --- the real command, stopped from outside -----------------------------------------------
+
+
+def start_send(config, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "newsletter",
+            "--config",
+            str(config),
+            "send",
+            "2025-01",
+            "--yes",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "COLUMNS": "120"},
+    )
+
+
+def wait_for(predicate, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.01)
+
+
+def slow_data(_envelope, phase: str, _address: str):
+    return "SLOW 0.02" if phase == "DATA" else None
+
+
+def test_sigterm_drains_and_exits_cleanly(tmp_path, taxonomy) -> None:
+    with running_sink(fault=slow_data) as sink:
+        config = write_config(
+            tmp_path,
+            delivery={"transport": "smtp"},
+            smtp={"host": sink.host, "port": sink.port, "connections": 2},
+        )
+        settings = load_settings(config)
+        engine = db.make_engine(settings.database.url)
+        db.upgrade(engine)
+        add_people(engine, settings, taxonomy, 150)
+        process = start_send(config)
+        wait_for(lambda: len(sink.messages) >= 20)
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=30)
+        assert process.returncode == 0, output.decode()
+        counts = statuses(engine)
+        assert counts["sending"] == 0  # nothing left claimed
+        assert counts["sent"] == len(sink.messages) < 150
+        assert counts["queued"] == 150 - counts["sent"]
+        engine.dispose()
+
+
+def test_sigkill_at_random_points_loses_nothing(tmp_path, taxonomy) -> None:
+    chance = random.Random(99)
+    with running_sink(fault=slow_data) as sink:
+        config = write_config(
+            tmp_path,
+            delivery={"transport": "smtp", "lease_seconds": 0.5},
+            smtp={"host": sink.host, "port": sink.port, "connections": 2},
+        )
+        settings = load_settings(config)
+        engine = db.make_engine(settings.database.url)
+        db.upgrade(engine)
+        addresses = add_people(engine, settings, taxonomy, 200)
+        in_flight: set[str] = set()
+        for _ in range(3):
+            process = start_send(config)
+            target = len(sink.messages) + chance.randint(5, 40)
+
+            def reached(target=target, process=process) -> bool:
+                return len(sink.messages) >= target or process.poll() is not None
+
+            wait_for(reached)
+            process.kill()
+            process.communicate(timeout=30)
+            with db.session_factory(engine)() as session:
+                in_flight |= set(
+                    session.scalars(select(Delivery.email).where(Delivery.status == "sending"))
+                )
+            time.sleep(0.6)  # let the leases of the killed run expire
+        final = start_send(config)
+        output, _ = final.communicate(timeout=120)
+        assert final.returncode == 0, output.decode()
+        received = Counter(m.recipients[0] for m in sink.messages)
+        assert set(received) == set(addresses)  # no address missing
+        duplicates = {address for address, count in received.items() if count > 1}
+        assert duplicates <= in_flight  # only messages in flight at a kill were repeated
+        assert statuses(engine) == Counter({"sent": 200})
+        engine.dispose()
+
+
+# --- workers -------------------------------------------------------------------------------
+
+
+def test_second_worker_on_sqlite_is_refused(tmp_path, taxonomy) -> None:
+    config = write_config(tmp_path)
+    settings = load_settings(config)
+    engine = db.make_engine(settings.database.url)
+    db.upgrade(engine)
+    from newsletter.worker import single_sqlite_worker
+
+    with single_sqlite_worker(engine):
+        result = subprocess.run(
+            [sys.executable, "-m", "newsletter", "--config", str(config), "worker", "--once"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert "another worker is running" in result.stderr
+    engine.dispose()
+
+
+def test_two_workers_on_postgresql_share_the_work(tmp_path, taxonomy, pg_engine) -> None:
+    url = pg_engine.url
+    with running_sink(fault=slow_data) as sink:
+        config = write_config(
+            tmp_path,
+            database={"url": url.render_as_string(hide_password=False)},
+            delivery={"transport": "smtp", "batch_size": 10},
+            smtp={"host": sink.host, "port": sink.port, "connections": 1},
+        )
+        settings = load_settings(config)
+        addresses = add_people(pg_engine, settings, taxonomy, 120)
+        issue = load_issue(settings.content.dir, "2025-01", taxonomy, settings.newsletter.name)
+        plan_campaign(pg_engine, settings, issue)
+        command = [sys.executable, "-m", "newsletter", "--config", str(config), "worker", "--once"]
+        workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)]
+        time.sleep(0.3)
+        workers.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+        for worker in workers:
+            output, _ = worker.communicate(timeout=120)
+            assert worker.returncode == 0, output.decode()
+        received = Counter(m.recipients[0] for m in sink.messages)
+    assert set(received) == set(addresses)  # no gaps
+    assert max(received.values()) == 1  # no duplicates
+    with db.session_factory(pg_engine)() as session:
+        per_worker = Counter(session.scalars(select(Delivery.worker_id)))
+    assert len(per_worker) == 2 and min(per_worker.values()) > 0  # both did work
