@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import queue
 import random
 import re
 import socket
@@ -18,10 +19,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from collections.abc import Sequence
-from concurrent.futures import FIRST_COMPLETED
-from concurrent.futures import Future
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import wait
 from dataclasses import dataclass
 from dataclasses import field
 
@@ -201,7 +198,16 @@ class CampaignRunner:
         campaign_id, lists = self._start()
         if self.limiter is None:
             self.limiter = self._make_limiter()
-        executor = ThreadPoolExecutor(self.connections, thread_name_prefix="smtp")
+        # Plain queues and threads: concurrent.futures' per-task bookkeeping cost more than
+        # building a message.
+        self._work: queue.SimpleQueue = queue.SimpleQueue()
+        self._results: queue.SimpleQueue = queue.SimpleQueue()
+        threads = [
+            threading.Thread(target=self._sending_thread, name=f"smtp-{n}", daemon=True)
+            for n in range(self.connections)
+        ]
+        for thread in threads:
+            thread.start()
         try:
             while not self.stop.is_set() and not self._pause_reason:
                 with self.sessions() as session:
@@ -213,12 +219,29 @@ class CampaignRunner:
                     if not self._wait_for_open_rows(campaign_id):
                         break
                     continue
-                self._send_batch(executor, batch, report)
+                self._send_batch(batch, report)
         finally:
-            executor.shutdown(wait=True)
+            for _thread in threads:
+                self._work.put(None)
+            for thread in threads:
+                thread.join()
             self._close_transports()
             self._finish(campaign_id, report)
         return report
+
+    def _sending_thread(self) -> None:
+        while (row := self._work.get()) is not None:
+            result = None  # None: not attempted (stopping, paused, or waiting on a quota)
+            try:
+                if not self.stop.is_set() and not self._pause_reason and self._take_slot():
+                    result = self._send_one(row)
+            except Exception as error:  # never lose a row: report it to the main thread
+                later = utcnow() + dt.timedelta(seconds=60)
+                error_text = f"internal error: {error!r}"
+                result = ledger.Result(
+                    row.delivery_id, RETRY, error=error_text, next_attempt_at=later
+                )
+            self._results.put((row, result))
 
     def _start(self) -> tuple[int, list[str]]:
         with self.sessions() as session:
@@ -280,33 +303,32 @@ class CampaignRunner:
 
     # --- one batch ------------------------------------------------------------------------
 
-    def _send_batch(
-        self, executor: ThreadPoolExecutor, batch: list[ledger.Claimed], report: SendReport
-    ) -> None:
+    def _send_batch(self, batch: list[ledger.Claimed], report: SendReport) -> None:
         pending = deque(batch)
-        in_flight: set[Future] = set()
+        outstanding = 0
+        unsent: list[int] = []  # claimed, handed out, but not attempted (stop or quota)
         results: list[ledger.Result] = []
         last = time.monotonic()
         try:
-            while pending or in_flight:
+            while pending or outstanding:
+                # Keep every connection busy, with a little queued work, until told to stop.
                 while (
                     pending
-                    and len(in_flight) < self.connections
+                    and outstanding < 2 * self.connections
                     and not self.stop.is_set()
                     and not self._pause_reason
                 ):
-                    row = pending.popleft()
-                    if not self._take_slot():
-                        pending.appendleft(row)
-                        break
-                    in_flight.add(executor.submit(self._send_one, row))
-                if not in_flight:
+                    self._work.put(pending.popleft())
+                    outstanding += 1
+                if not outstanding:
                     break
-                done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                for future in done:
-                    result = future.result()
-                    results.append(result)
-                    self._account(report, result)
+                row, result = self._results.get()
+                outstanding -= 1
+                if result is None:
+                    unsent.append(row.delivery_id)
+                    continue
+                results.append(result)
+                self._account(report, result)
                 # Small, frequent commits bound what a crash can repeat: only rows sent but
                 # not yet recorded (at most `commit_every`, or a quarter second's worth).
                 if len(results) >= self.commit_every or time.monotonic() - last >= 0.25:
@@ -314,14 +336,20 @@ class CampaignRunner:
                     results = []
                     last = time.monotonic()
         finally:
-            # Also on Ctrl-C: what was sent is recorded as sent, and rows never attempted go
-            # back to the queue at once instead of waiting for their lease to expire.
-            for future in in_flight:
-                results.append(future.result())
+            # Also on Ctrl-C: wait for the messages in flight, record what was sent, and give
+            # rows never attempted back to the queue at once instead of after their lease.
+            while outstanding:
+                row, result = self._results.get()
+                outstanding -= 1
+                if result is None:
+                    unsent.append(row.delivery_id)
+                else:
+                    results.append(result)
             self._record(results)
-            if pending:
+            unsent += [row.delivery_id for row in pending]
+            if unsent:
                 with self.sessions() as session:
-                    ledger.release(session, self.worker_id, [r.delivery_id for r in pending])
+                    ledger.release(session, self.worker_id, unsent)
                     session.commit()
 
     def _take_slot(self) -> bool:

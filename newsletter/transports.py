@@ -150,7 +150,33 @@ def _reply_failure(what: str, code: int, reply: bytes | str) -> TransportError:
 
 def _to_crlf(message: bytes) -> bytes:
     # smtplib sends bytes untouched, and SMTP requires CRLF; tolerate input that has some.
-    return message.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    if b"\r" in message:
+        message = message.replace(b"\r\n", b"\n")
+    return message.replace(b"\n", b"\r\n")
+
+
+def _wire_data(data: bytes) -> bytes:
+    """CRLF data, dot-stuffed and terminated, ready for the socket after DATA's 354.
+
+    smtplib's data() dot-stuffs with a regular expression over the whole message, which cost
+    more than everything else per message; bytes.replace does the same in C.
+    """
+    stuffed = data.replace(b"\r\n.", b"\r\n..")
+    if stuffed.startswith(b"."):
+        stuffed = b"." + stuffed
+    if not stuffed.endswith(b"\r\n"):
+        stuffed += b"\r\n"
+    return stuffed + b".\r\n"
+
+
+def _send_data(smtp: smtplib.SMTP, data: bytes) -> tuple[int, bytes]:
+    """smtplib's data(), with the fast dot-stuffing of `_wire_data`."""
+    smtp.putcmd("data")
+    code, reply = smtp.getreply()
+    if code != 354:
+        raise smtplib.SMTPDataError(code, reply)
+    smtp.send(_wire_data(data))
+    return smtp.getreply()
 
 
 class _Dropped(Exception):
@@ -389,7 +415,7 @@ class SmtpTransport(Transport):
                 self._reset(code)
                 raise _reply_failure(f"recipient <{recipient}> refused", code, reply)
             phase = "DATA"
-            code, reply = smtp.data(data)
+            code, reply = _send_data(smtp, data)
         except smtplib.SMTPServerDisconnected as error:
             if phase != "DATA":
                 raise _Dropped(f"{error} (at {phase})") from error

@@ -169,7 +169,8 @@ def test_stop_leaves_the_rest_for_a_resume(engine, settings, issue, audience) ->
     runner = CampaignRunner(engine, settings, issue, transport)
     runner.on_progress = lambda report, _step: runner.stop.set()
     first = runner.run()
-    assert first.sent == 1 and not first.finished
+    # The message that stopped it, and at most one already started on the connection.
+    assert 1 <= first.sent <= 2 and not first.finished
     # The rows claimed with the first one but not attempted went back to the queue.
     assert {d.status for d in rows(engine).values()} == {"sent", "queued", "skipped"}
     second = CampaignRunner(engine, settings, issue, transport).run()

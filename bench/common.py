@@ -1,0 +1,124 @@
+"""Shared set-up for the benchmarks: a temp project, many subscribers fast, the fast sink."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from sqlalchemy import insert
+from sqlalchemy import select
+
+from newsletter import db
+from newsletter.config import Settings
+from newsletter.config import settings_from_dict
+from newsletter.models import MailingList
+from newsletter.models import Subscriber
+from newsletter.models import SubscriberTopic
+from newsletter.models import Subscription
+from newsletter.models import utcnow
+from newsletter.subscribers import ensure_lists
+from newsletter.taxonomy import default_taxonomy
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH = Path(__file__).resolve().parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def fast_sink() -> Iterator[tuple[int, list[int]]]:
+    """Run bench/fastsink.py in its own process; yields (port, [count after exit])."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(BENCH / "fastsink.py"), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "ready"
+    count: list[int] = []
+    try:
+        yield port, count
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=30)
+        count.append(int(output.strip().splitlines()[-1]))
+
+
+def make_settings(folder: Path, port: int, connections: int, url: str | None = None) -> Settings:
+    """Settings for a temp project with the repo's content, sending by SMTP to `port`."""
+    shutil.copytree(REPO / "content", folder / "content", dirs_exist_ok=True)
+    data = {
+        "newsletter": {"name": "Bench Digest", "from_email": "digest@example.org"},
+        "database": {"url": url or "sqlite:///bench.db"},
+        "delivery": {"transport": "smtp", "batch_size": 500},
+        "smtp": {"host": "127.0.0.1", "port": port, "connections": connections},
+        "templates": {"dir": str(REPO / "templates")},
+    }
+    return settings_from_dict(data, folder)
+
+
+def add_subscribers(engine, settings: Settings, count: int, seed: int = 7) -> None:
+    """Insert `count` active subscribers with random topic sets, in bulk (not the import path)."""
+    chance = random.Random(seed)
+    slugs = [t.slug for t in default_taxonomy().topics]
+    with db.session_factory(engine)() as session:
+        ensure_lists(session, settings)
+        session.commit()
+        list_id = session.scalar(select(MailingList.id).where(MailingList.slug == "digest"))
+        start = session.scalar(select(Subscriber.id).order_by(Subscriber.id.desc())) or 0
+    now = utcnow()
+    chunk = 10_000
+    with engine.begin() as connection:
+        for first in range(0, count, chunk):
+            people, topics, memberships = [], [], []
+            for n in range(first, min(count, first + chunk)):
+                subscriber_id = start + n + 1
+                all_topics = chance.random() < 0.3
+                people.append(
+                    {
+                        "id": subscriber_id,
+                        "email": f"reader{subscriber_id}@example.net",
+                        "email_key": f"reader{subscriber_id}@example.net",
+                        "name": f"Reader {subscriber_id}",
+                        "status": "active",
+                        "all_topics": all_topics,
+                        "created_at": now,
+                        "updated_at": now,
+                        "confirmed_at": now,
+                        "consent_source": "bench",
+                        "consent_ip": "",
+                    }
+                )
+                if not all_topics:
+                    for slug in chance.sample(slugs, chance.randint(1, 5)):
+                        topics.append({"subscriber_id": subscriber_id, "topic": slug})
+                memberships.append(
+                    {
+                        "subscriber_id": subscriber_id,
+                        "list_id": list_id,
+                        "status": "subscribed",
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
+            connection.execute(insert(Subscriber), people)
+            connection.execute(insert(SubscriberTopic), topics)
+            connection.execute(insert(Subscription), memberships)
+
+
+def load_bench_issue(settings: Settings, month: str = "2026-10"):
+    """The demo month with three summaries."""
+    from newsletter.content import load_issue
+
+    return load_issue(settings.content.dir, month, default_taxonomy(), settings.newsletter.name)
