@@ -31,5 +31,9 @@ lint: $(STAMP_TEST)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+serve: $(STAMP_DEMO)
+	$(BIN)/newsletter --config config.toml db upgrade
+	$(BIN)/newsletter --config config.toml serve
+
 clean:
 	rm -rf $(VENV) subscribers.db outbox site .pytest_cache .ruff_cache

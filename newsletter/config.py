@@ -14,6 +14,7 @@ import tomllib
 import warnings
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 from pydantic import ConfigDict
@@ -130,6 +131,100 @@ class WebSection(_Section):
     session_max_age: int = Field(default=8 * 3600, ge=60)
 
 
+class DkimSection(_Section):
+    """DKIM signing of outgoing mail (`newsletter.dkim`)."""
+
+    enabled: bool = False
+    selector: str = ""
+    domain: str = ""  # the d= domain; default: the domain of newsletter.from_email
+    key_file: Path | None = None  # PEM private key (RSA or Ed25519)
+
+
+class BouncesSection(_Section):
+    """Envelope sender (VERP) and the bounce policy (`newsletter.bounces`)."""
+
+    verp: bool = False
+    verp_local: str = "bounces"
+    verp_domain: str = ""  # default: the domain of delivery.envelope_from, else of from_email
+    hard_threshold: int = Field(default=1, ge=1)
+    soft_threshold: int = Field(default=3, ge=1)
+    soft_window_days: int = Field(default=30, ge=1)
+
+
+_ORDINALS = {"1st": "1st", "first": "1st", "2nd": "2nd", "second": "2nd", "3rd": "3rd"}
+_ORDINALS |= {"third": "3rd", "4th": "4th", "fourth": "4th", "last": "last"}
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_DURATION_RE = re.compile(r"(\d+)\s*([smhd])")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def schedule_day(text: str) -> str:
+    """'1st Tuesday' -> '1st tue', '15' -> '15', 'last' -> 'last' (APScheduler's cron `day`)."""
+    words = text.lower().split()
+    if words == ["last"] or (len(words) == 1 and words[0].isdigit() and 1 <= int(words[0]) <= 28):
+        return "last" if words[0] == "last" else str(int(words[0]))
+    if len(words) == 2 and words[0] in _ORDINALS and len(words[1]) >= 3:
+        for name in _WEEKDAYS:
+            if name.startswith(words[1]):
+                return f"{_ORDINALS[words[0]]} {name[:3]}"
+    # Days 29-31 and a 5th weekday do not exist every month: a monthly send would skip months.
+    raise ValueError(
+        f"{text!r}: use a weekday of the month ('1st tue' … '4th sun', 'last fri'), "
+        "a day of the month from 1 to 28, or 'last'"
+    )
+
+
+def duration_seconds(text: str) -> int:
+    """'30m' -> 1800, '6h' -> 21600, '1d' -> 86400, '1h30m' -> 5400 (units s, m, h, d)."""
+    compact = text.strip().lower()
+    parts = _DURATION_RE.findall(compact)
+    total = sum(int(number) * _DURATION_UNITS[unit] for number, unit in parts)
+    if not parts or _DURATION_RE.sub("", compact).strip() or total <= 0:
+        raise ValueError(f"{text!r}: expected a duration such as '30m', '6h' or '1d'")
+    return total
+
+
+class ScheduleSection(_Section):
+    """The monthly send run by `newsletter scheduler` (see docs/scheduler.md)."""
+
+    day: str = "1st tue"  # '1st tue' … '4th sun', 'last fri', a day 1-28, or 'last'
+    time: str = "09:00"  # 24-hour clock, local time in `timezone`
+    timezone: str = "UTC"  # any IANA zone, e.g. "America/Toronto"; DST is handled
+    misfire_grace: str = "6h"  # a run missed (scheduler down) by less than this still goes out
+    on_missing: Literal["skip", "alert"] = "alert"  # content missing or failing its checks
+    mode: Literal["send", "plan"] = "send"  # "plan": only plan; `newsletter worker` sends
+
+    @field_validator("day")
+    @classmethod
+    def _day(cls, value: str) -> str:
+        return schedule_day(value)
+
+    @field_validator("time")
+    @classmethod
+    def _time(cls, value: str) -> str:
+        match = re.fullmatch(r"\s*([01]?\d|2[0-3]):([0-5]\d)\s*", value)
+        if not match:
+            raise ValueError(f"{value!r}: expected a 24-hour time such as '09:00'")
+        return f"{int(match.group(1)):02d}:{match.group(2)}"
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (KeyError, ValueError, OSError):  # ZoneInfoNotFoundError is a KeyError
+            raise ValueError(
+                f"{value!r}: unknown time zone (use an IANA name such as 'America/Toronto')"
+            ) from None
+        return value
+
+    @field_validator("misfire_grace")
+    @classmethod
+    def _grace(cls, value: str) -> str:
+        duration_seconds(value)
+        return value.strip()
+
+
 class ListSpec(_Section):
     slug: str
     name: str
@@ -149,6 +244,9 @@ class Settings(_Section):
     taxonomy: TaxonomySection = Field(default_factory=TaxonomySection)
     archive: ArchiveSection = Field(default_factory=ArchiveSection)
     web: WebSection = Field(default_factory=WebSection)
+    schedule: ScheduleSection = Field(default_factory=ScheduleSection)
+    dkim: DkimSection = Field(default_factory=DkimSection)
+    bounces: BouncesSection = Field(default_factory=BouncesSection)
     lists: list[ListSpec] = Field(default_factory=list)
     # The folder holding the config file (not a key of the file itself).
     _base_dir: Path = PrivateAttr(default=Path("."))
@@ -211,6 +309,8 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
         settings.archive.templates_dir = absolute(settings.archive.templates_dir)
     if settings.smtp.ca_file is not None:
         settings.smtp.ca_file = absolute(settings.smtp.ca_file)
+    if settings.dkim.key_file is not None:
+        settings.dkim.key_file = absolute(settings.dkim.key_file)
     settings.database.url = resolve_sqlite_url(settings.database.url, base)
     return settings
 

@@ -70,6 +70,16 @@ class Claimed:
 
 
 @dataclass(frozen=True)
+class Bounce:
+    """A hard bounce seen at send time (the server refused the address)."""
+
+    subscriber_id: int
+    email: str
+    message_id: str
+    reply: str
+
+
+@dataclass(frozen=True)
 class Result:
     """The outcome of one claimed row, to be written back."""
 
@@ -80,6 +90,7 @@ class Result:
     next_attempt_at: dt.datetime | None = None
     sent_at: dt.datetime | None = None
     throttled: bool = False  # the provider asked us to slow down: the attempt is refunded
+    bounce: Bounce | None = None
 
 
 def get_or_create_campaign(

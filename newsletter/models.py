@@ -222,6 +222,34 @@ class Delivery(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
+class Bounce(Base):
+    """One bounce for one address: from a DSN in a mailbox (`message_id` is the DSN's own
+    Message-ID, so a re-scan records nothing twice) or from a 5xx reply at send time."""
+
+    __tablename__ = "bounces"
+    __table_args__ = (
+        UniqueConstraint("message_id", "email", name="uq_bounces_message_email"),
+        CheckConstraint("kind IN ('hard', 'soft')", name="kind"),
+        Index("ix_bounces_subscriber", "subscriber_id", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int | None] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="SET NULL")
+    )
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    kind: Mapped[str] = mapped_column(String(4))
+    status_code: Mapped[str] = mapped_column(String(16), default="")
+    diagnostic: Mapped[str] = mapped_column(Text, default="")
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set when the policy marked the subscriber bounced: such bounces are not counted again.
+    applied_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    message_id: Mapped[str] = mapped_column(String(500))
+    original_message_id: Mapped[str] = mapped_column(String(500), default="")
+    source: Mapped[str] = mapped_column(String(50), default="")  # dsn, verp or smtp
+
+
 class Suppression(Base):
     """An address that must never be mailed again, kept only as a hash (after "forget me")."""
 
@@ -230,3 +258,14 @@ class Suppression(Base):
     email_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     reason: Mapped[str] = mapped_column(String(50))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SchedulerLock(Base):
+    """The row held by the running scheduler (migration 0002)."""
+
+    __tablename__ = "scheduler_lock"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    owner: Mapped[str] = mapped_column(String(200))
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    acquired_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+from collections.abc import Sequence
 
 from newsletter.config import Settings
 from newsletter.content import Issue
@@ -19,6 +21,7 @@ from newsletter.render import Renderer
 from newsletter.tokens import PREFERENCES
 from newsletter.tokens import UNSUBSCRIBE
 from newsletter.tokens import Signer
+from newsletter.transports import Transport
 
 
 def preview_parts(
@@ -62,3 +65,36 @@ def make_recipient(
         unsubscribe_token=signer.make(UNSUBSCRIBE, subscriber_id, email),
         preferences_token=signer.make(PREFERENCES, subscriber_id, email),
     )
+
+
+def send_tests(
+    settings: Settings,
+    issue: Issue,
+    addresses: Sequence[str],
+    topics: frozenset[str] | None,
+    transport: Transport,
+) -> list[str]:
+    """Send the issue marked [TEST] to each address, outside the ledger; one line per address.
+
+    The messages are built, DKIM-signed and sent exactly like the real ones.
+    """
+    from newsletter.dkim import DkimSigner
+    from newsletter.subscribers import normalize_email
+
+    clean = [normalize_email(address)[0] for address in addresses]
+    if not clean:
+        raise SendError("give at least one address to send the test to")
+    test_issue = dataclasses.replace(issue, subject=f"[TEST] {issue.subject}")
+    signer = DkimSigner.from_settings(settings)
+    sender = settings.delivery.envelope_from or settings.newsletter.from_email
+    lines = []
+    with transport:
+        for address in clean:
+            recipient = make_recipient(settings, address, "", topics)
+            parts = preview_parts(settings, test_issue, recipient)
+            message = bytes(parts["eml"])
+            if signer is not None:
+                message = signer.sign(message)
+            reply = transport.send(sender, address, message)
+            lines.append(f"test sent to {address}: {reply}")
+    return lines

@@ -27,9 +27,14 @@ from sqlalchemy import func
 from sqlalchemy import select
 
 from newsletter import ledger
+from newsletter.bounces import HARD
+from newsletter.bounces import apply_policy
+from newsletter.bounces import envelope_sender
+from newsletter.bounces import record_bounce
 from newsletter.config import Settings
 from newsletter.content import Issue
 from newsletter.db import session_factory
+from newsletter.dkim import DkimSigner
 from newsletter.errors import PermanentFailure
 from newsletter.errors import SendError
 from newsletter.errors import TemporaryFailure
@@ -46,6 +51,7 @@ from newsletter.models import RUNNING
 from newsletter.models import SENT
 from newsletter.models import SKIPPED
 from newsletter.models import Delivery
+from newsletter.models import Subscriber
 from newsletter.models import utcnow
 from newsletter.personalize import Recipient
 from newsletter.personalize import VariantKey
@@ -178,8 +184,7 @@ class CampaignRunner:
         self.variants = VariantCache(settings, issue, self.sender, utcnow())
         self.sessions = session_factory(engine)
         self.limiter = limiter
-        self.dkim = dkim
-        self.envelope_from = delivery.envelope_from or self.sender.from_email
+        self.dkim = dkim if dkim is not None else DkimSigner.from_settings(settings)
         self._local = threading.local()
         self._opened: list[Transport] = []
         self._opened_lock = threading.Lock()
@@ -390,6 +395,9 @@ class CampaignRunner:
             return
         with self.sessions() as session:
             ledger.record_results(session, self.worker_id, results)
+            for result in results:
+                if result.bounce is not None:
+                    record_send_bounce(session, self.settings, result.bounce)
             session.commit()
 
     # --- one message (runs on a sending thread) -------------------------------------------
@@ -432,13 +440,19 @@ class CampaignRunner:
             unsubscribe_token=self.signer.make(UNSUBSCRIBE, row.subscriber_id, row.email),
             preferences_token=self.signer.make(PREFERENCES, row.subscriber_id, row.email),
         )
-        message, _mid = skeleton.build(recipient, self.issue.month, row.subscriber_id, summaries)
+        message, mid = skeleton.build(recipient, self.issue.month, row.subscriber_id, summaries)
         if self.dkim is not None:
             message = self.dkim.sign(message)
+        envelope_from = envelope_sender(self.settings, row.subscriber_id, row.email)
         try:
-            reply = self._transport().send(self.envelope_from, row.email, message)
+            reply = self._transport().send(envelope_from, row.email, message)
         except PermanentFailure as error:
-            return ledger.Result(row.delivery_id, FAILED, reply=reply_text(error), error=str(error))
+            bounce = None
+            if is_hard_bounce(error):
+                bounce = ledger.Bounce(row.subscriber_id, row.email, mid, reply_text(error))
+            return ledger.Result(
+                row.delivery_id, FAILED, reply=reply_text(error), error=str(error), bounce=bounce
+            )
         except TemporaryFailure as error:
             return self._retry_or_fail(row, error)
         return ledger.Result(row.delivery_id, SENT, reply=reply, sent_at=utcnow())
@@ -471,6 +485,30 @@ def _sent_since(session, since: dt.datetime) -> int:
     return session.scalar(
         select(func.count()).where(Delivery.status == SENT, Delivery.sent_at >= since)
     )
+
+
+def is_hard_bounce(error: PermanentFailure) -> bool:
+    """A refusal that says the address itself is bad (5.1.x, or 550/551/553 without detail)."""
+    reply = error.reply or ""
+    if re.search(r"\b5\.1\.\d+\b", reply):
+        return True
+    return error.code in (550, 551, 553) and not re.search(r"\b5\.[2-7]\.\d+\b", reply)
+
+
+def record_send_bounce(session, settings: Settings, bounce: ledger.Bounce) -> None:
+    """A hard bounce at send time counts like a DSN: record it and apply the bounce policy."""
+    recorded = record_bounce(
+        session,
+        email_address=bounce.email,
+        kind=HARD,
+        message_id=bounce.message_id,
+        subscriber_id=bounce.subscriber_id,
+        diagnostic=bounce.reply,
+        source="smtp",
+    )
+    subscriber = session.get(Subscriber, bounce.subscriber_id)
+    if recorded is not None and subscriber is not None:
+        apply_policy(session, settings, subscriber)
 
 
 def reply_text(error: TransportError) -> str:

@@ -18,7 +18,8 @@ from newsletter.errors import TokenError
 UNSUBSCRIBE = "unsubscribe"
 PREFERENCES = "preferences"
 CONFIRM = "confirm"
-PURPOSES = (UNSUBSCRIBE, PREFERENCES, CONFIRM)
+BOUNCE = "bounce"  # VERP envelope senders (newsletter.bounces)
+PURPOSES = (UNSUBSCRIBE, PREFERENCES, CONFIRM, BOUNCE)
 CONFIRM_MAX_AGE = 7 * 24 * 3600
 
 

@@ -159,8 +159,10 @@ def test_permanent_failure_and_attempt_limit(engine, settings, issue, audience) 
         assert ledger.requeue_failed(session, campaign.id) == 2
     transport = MemoryTransport()
     _, again = send_issue(engine, settings, issue, transport)
-    assert again.sent == 2
-    assert {m.recipient for m in transport.outbox} == {"alliance@example.net", "two@example.net"}
+    # The 550 was a hard bounce: that subscriber is now `bounced` and is not mailed again.
+    assert again.sent == 1 and again.skipped == 1
+    assert [m.recipient for m in transport.outbox] == ["two@example.net"]
+    assert rows(engine)["alliance@example.net"].last_error == "subscriber is bounced"
 
 
 def test_stop_leaves_the_rest_for_a_resume(engine, settings, issue, audience) -> None:

@@ -21,8 +21,7 @@ from newsletter.cli.app import pass_app
 from newsletter.content import load_issue
 from newsletter.db import session_factory
 from newsletter.errors import SendError
-from newsletter.preview import make_recipient
-from newsletter.preview import preview_parts
+from newsletter.preview import send_tests
 from newsletter.send import CampaignRunner
 from newsletter.send import PlanReport
 from newsletter.send import SendReport
@@ -145,21 +144,11 @@ def send(
 
 def send_test(app: App, issue, addresses, topics: str | None, console: Console) -> None:
     """Send the issue to test addresses, outside the ledger, subject marked [TEST]."""
-    from dataclasses import replace
-
-    from newsletter.subscribers import normalize_email
     from newsletter.subscribers import parse_topics
 
-    settings = app.settings
     chosen = parse_topics(topics.replace(",", ";"), app.taxonomy) if topics else None
-    test_issue = replace(issue, subject=f"[TEST] {issue.subject}")
-    with make_transport(settings) as transport:
-        for address in addresses:
-            email, _ = normalize_email(address)
-            parts = preview_parts(settings, test_issue, make_recipient(settings, email, "", chosen))
-            sender = settings.delivery.envelope_from or settings.newsletter.from_email
-            reply = transport.send(sender, email, parts["eml"])
-            console.print(f"test sent to {email}: {reply}")
+    for line in send_tests(app.settings, issue, addresses, chosen, make_transport(app.settings)):
+        console.print(line)
 
 
 def _ensure_lists(app: App) -> None:

@@ -1,0 +1,122 @@
+"""Memory and planning time at scale: plan and send to N subscribers, print the peak RSS.
+
+    python bench/memory.py                      # 1,000,000 subscribers (about 15–20 minutes)
+    python bench/memory.py --subscribers 100000 1000000   # show that memory stays flat
+
+Each size runs in a fresh process: subscribers are inserted by a child process first (so their
+creation does not count), then the measured process plans the campaign and sends every message
+over SMTP to bench/fastsink.py, which discards them. Peak RSS is the kernel's high-water mark
+(`ru_maxrss`, what `/usr/bin/time -v` reports as "Maximum resident set size"). Targets: peak
+≤ 120 MB and flat as subscribers grow; planning 1M deliveries ≤ 60 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import add_subscribers
+from common import fast_sink
+from common import load_bench_issue
+from common import make_settings
+
+from newsletter import db
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def populate(folder: str, count: int) -> None:
+    settings = make_settings(Path(folder), 0, 1)
+    engine = db.make_engine(settings.database.url)
+    db.upgrade(engine)
+    add_subscribers(engine, settings, count)
+    engine.dispose()
+
+
+def measure(folder: str, count: int, connections: int, results) -> None:
+    from newsletter.send import CampaignRunner
+    from newsletter.send import plan_campaign
+
+    with fast_sink() as (port, received):
+        settings = make_settings(Path(folder), port, connections)
+        engine = db.make_engine(settings.database.url)
+        issue = load_bench_issue(settings)
+        start_mb = peak_mb()
+        started = time.perf_counter()
+        plan = plan_campaign(engine, settings, issue, chunk=5000)
+        plan_seconds = time.perf_counter() - started
+        plan_mb = peak_mb()
+        samples: list[float] = []
+
+        def progress(report, _step) -> None:
+            if report.sent % 50_000 == 0:
+                samples.append(peak_mb())
+
+        started = time.perf_counter()
+        report = CampaignRunner(engine, settings, issue, on_progress=progress).run()
+        send_seconds = time.perf_counter() - started
+        engine.dispose()
+    results.put(
+        {
+            "subscribers": count,
+            "planned": plan.new_rows,
+            "plan_seconds": plan_seconds,
+            "sent": report.sent,
+            "send_seconds": send_seconds,
+            "start_mb": start_mb,
+            "plan_mb": plan_mb,
+            "peak_mb": peak_mb(),
+            "samples": samples,
+            "received": received[0] if received else None,
+        }
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--subscribers", type=int, nargs="+", default=[1_000_000])
+    parser.add_argument("--connections", type=int, default=4)
+    args = parser.parse_args()
+    os.environ.setdefault("NEWSLETTER_SECRET_KEY", "bench-secret")
+    context = multiprocessing.get_context("spawn")
+    for count in args.subscribers:
+        with tempfile.TemporaryDirectory() as folder:
+            print(f"{count:,} subscribers: inserting…", flush=True)
+            child = context.Process(target=populate, args=(folder, count))
+            child.start()
+            child.join()
+            results = context.Queue()
+            child = context.Process(target=measure, args=(folder, count, args.connections, results))
+            child.start()
+            result = results.get()
+            child.join()
+        rate = result["sent"] / result["send_seconds"]
+        print(
+            f"  planned {result['planned']:,} deliveries in {result['plan_seconds']:.1f} s "
+            f"(target ≤ 60 s for 1M)"
+        )
+        print(
+            f"  sent {result['sent']:,} in {result['send_seconds']:.0f} s ({rate:,.0f}/s); "
+            f"sink received {result['received']:,}"
+        )
+        samples = ", ".join(f"{mb:.0f}" for mb in result["samples"][:12])
+        print(
+            f"  peak RSS: {result['peak_mb']:.0f} MB (after start-up {result['start_mb']:.0f} MB, "
+            f"after planning {result['plan_mb']:.0f} MB; every 50k sent: {samples})"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""`newsletter scheduler` (the long-running process) and `newsletter schedule …` (its queue)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+
+import click
+
+from newsletter.cli.app import App
+from newsletter.cli.app import main
+from newsletter.cli.app import pass_app
+from newsletter.config import find_config
+from newsletter.content import load_issue
+from newsletter.errors import ContentError
+from newsletter.models import utcnow
+from newsletter.scheduling import service
+from newsletter.scheduling.lock import SchedulerLockedError
+from newsletter.scheduling.slots import MonthlySlot
+from newsletter.scheduling.slots import month_for_run
+from newsletter.scheduling.slots import next_monthly_runs
+
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+def _config_path(app: App) -> str:
+    # Jobs store an absolute path: the scheduler may run from another working directory.
+    return str(find_config(app.config_path).resolve())
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM (service manager) and SIGINT (Ctrl-C) end the loop; a send drains first."""
+
+    def request_stop(signum, _frame) -> None:
+        logging.getLogger("newsletter.scheduler").info("%s received", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@main.command("scheduler")
+@click.option("--verbose", "-v", is_flag=True, help="Also log APScheduler's debug messages.")
+@pass_app
+def scheduler_command(app: App, verbose: bool) -> None:
+    """Run the scheduler in the foreground (logs to stdout; SIGTERM stops it cleanly).
+
+    Sends each month's issue at the [schedule] slot and the one-off sends queued with
+    `newsletter schedule add`. Only one scheduler may run per database.
+    """
+    settings = app.settings
+    logging.basicConfig(
+        stream=sys.stdout, level=logging.DEBUG if verbose else logging.INFO, format=LOG_FORMAT
+    )
+    if not verbose:  # the schema check's migration context is chatty at INFO
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+    stop = threading.Event()
+    try:
+        with _stop_on_signals(stop):
+            service.run_scheduler(settings, _config_path(app), stop, engine=app.db())
+    except SchedulerLockedError as error:
+        raise click.ClickException(str(error)) from None
+
+
+@main.group("schedule")
+def schedule_group() -> None:
+    """Show the monthly send times and manage one-off sends."""
+
+
+@schedule_group.command("show")
+@click.option("--count", default=3, show_default=True, help="How many monthly runs to list.")
+@pass_app
+def show(app: App, count: int) -> None:
+    """The next monthly runs (in the configured zone) and the queued one-off sends."""
+    settings = app.settings
+    slot = MonthlySlot.from_config(settings.schedule)
+    now = utcnow()
+    click.echo(f"monthly send: {slot.describe()}")
+    click.echo(
+        f"  mode {settings.schedule.mode}, misfire_grace {settings.schedule.misfire_grace}, "
+        f"on_missing {settings.schedule.on_missing}"
+    )
+    for run in next_monthly_runs(slot, now, count):
+        month = month_for_run(slot, run)
+        click.echo(f"  {run:%a %Y-%m-%d %H:%M %Z}  sends {month} ({_content_state(app, month)})")
+    with service.job_store(settings, app.db()) as scheduler:
+        stored = service.monthly_next_run(scheduler)
+        queued = service.one_offs(scheduler)
+    if stored is None:
+        click.echo("  (the scheduler has not run yet: start it with `newsletter scheduler`)")
+    click.echo("one-off sends:" if queued else "one-off sends: none queued")
+    for one in queued:
+        click.echo(f"  {one.id}  {one.run_time:%a %Y-%m-%d %H:%M %Z}  sends {one.month}")
+
+
+def _content_state(app: App, month: str) -> str:
+    settings = app.settings
+    try:
+        issue = load_issue(settings.content.dir, month, app.taxonomy, settings.newsletter.name)
+    except ContentError as error:
+        if not (settings.content.dir / month).is_dir():
+            return "no content yet"
+        return f"content has errors: {error}"
+    return f"{len(issue.summaries)} summaries ready"
+
+
+@schedule_group.command("add")
+@click.argument("month", metavar="YYYY-MM")
+@click.option(
+    "--at",
+    "at_text",
+    required=True,
+    metavar='"YYYY-MM-DD HH:MM"',
+    help="When to send, local time in [schedule] timezone.",
+)
+@pass_app
+def add(app: App, month: str, at_text: str) -> None:
+    """Queue a one-off send of MONTH; the running scheduler sends it at --at."""
+    settings = app.settings
+    zone = MonthlySlot.from_config(settings.schedule).zone
+    at = service.parse_local_time(at_text, zone)
+    with service.job_store(settings, app.db()) as scheduler:
+        one = service.add_one_off(scheduler, settings, _config_path(app), month, at)
+    click.echo(f"queued {one.id}: {one.month} at {one.run_time:%a %Y-%m-%d %H:%M %Z}")
+    click.echo(
+        f"the running `newsletter scheduler` sees it within {service.WAKE_SECONDS:.0f} seconds"
+    )
+
+
+@schedule_group.command("remove")
+@click.argument("job_id", metavar="ID")
+@pass_app
+def remove(app: App, job_id: str) -> None:
+    """Remove a queued one-off send (IDs as listed by `newsletter schedule show`)."""
+    with service.job_store(app.settings, app.db()) as scheduler:
+        one = service.remove_one_off(scheduler, job_id)
+    click.echo(f"removed {one.id} ({one.month} at {one.run_time:%Y-%m-%d %H:%M %Z})")

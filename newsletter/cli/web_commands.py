@@ -1,0 +1,56 @@
+"""`newsletter serve` (the web app under uvicorn) and `newsletter admin hash-password`."""
+
+from __future__ import annotations
+
+import click
+
+from newsletter.cli.app import App
+from newsletter.cli.app import main
+from newsletter.cli.app import pass_app
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--forwarded-allow-ips",
+    default="127.0.0.1",
+    show_default=True,
+    help="Reverse proxies whose X-Forwarded-For/-Proto headers are trusted.",
+)
+@pass_app
+def serve(app: App, host: str, port: int, forwarded_allow_ips: str) -> None:
+    """Run the web app: subscribe, preferences, unsubscribe, admin and API."""
+    import uvicorn
+
+    from newsletter.web import create_app
+
+    web_app = create_app(app.settings, engine=app.db())
+    click.echo(f"serving {app.settings.newsletter.name} on http://{host}:{port}/")
+    click.echo(f"public links in emails point at {app.settings.newsletter.base_url}")
+    uvicorn.run(
+        web_app,
+        host=host,
+        port=port,
+        proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips,
+        log_level="info",
+    )
+
+
+@main.group("admin")
+def admin_group() -> None:
+    """Web admin helpers."""
+
+
+@admin_group.command("hash-password")
+@click.password_option(
+    "--password", prompt="Admin password", help="The password (prompted when not given)."
+)
+def hash_password(password: str) -> None:
+    """Print a hash for NEWSLETTER_ADMIN_PASSWORD_HASH (scrypt, salted)."""
+    from newsletter.web.security import hash_password as make_hash
+
+    if len(password) < 10:
+        raise click.BadParameter("use at least 10 characters", param_hint="password")
+    click.echo(make_hash(password))

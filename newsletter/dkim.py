@@ -1,0 +1,245 @@
+"""DKIM signatures (RFC 6376, RFC 8463) for outgoing messages, with the key from `[dkim]`.
+
+dkimpy does the parsing, the relaxed/relaxed canonicalization, the header hashing and the
+folding; the signature itself is made with `cryptography` (OpenSSL). dkimpy's own RSA is pure
+Python: about 9 ms a signature against 0.4 ms, which would cap a sender at ~100 messages/s.
+The result is byte-identical to `dkim.sign` (a test checks it) and verifies with `dkim.verify`.
+
+Signing is pure and thread-safe: `DkimSigner.sign(message)` reads only the clock (the t= tag).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+import time
+
+import dkim
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+from dkim.canonicalization import CanonicalizationPolicy
+from dkim.canonicalization import correct_empty_body
+from dkim.canonicalization import strip_trailing_lines
+
+from newsletter.config import Settings
+from newsletter.errors import ConfigError
+from newsletter.errors import RenderError
+
+# Always in h=, present or not: signing an absent field stops anyone adding it later.
+SIGNED_HEADERS = (
+    "from",
+    "to",
+    "subject",
+    "date",
+    "message-id",
+    "list-id",
+    "list-unsubscribe",
+    "list-unsubscribe-post",
+)
+# In h= when the message has them.
+OPTIONAL_HEADERS = ("reply-to", "mime-version", "content-type")
+MIN_RSA_BITS = 1024  # verifiers (dkimpy included) reject shorter keys
+
+PrivateKey = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+
+_HEADER = b"DKIM-Signature"
+_CANON = b"relaxed/relaxed"
+_POLICY = CanonicalizationPolicy.from_c_value(_CANON)
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+_SPACES = re.compile(rb"  +")
+_TOKEN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
+
+
+def load_private_key(data: bytes, source: str = "the DKIM key") -> PrivateKey:
+    """An RSA or Ed25519 private key from PEM (PKCS#1 or PKCS#8), or an Ed25519 key in
+    dkimpy's `dknewkey` format (base64 of the 32-byte seed). ConfigError naming `source`."""
+    text = data.strip()
+    if not text.startswith(b"-----BEGIN"):
+        try:
+            seed = base64.b64decode(text, validate=True)
+        except binascii.Error:
+            seed = b""
+        if len(seed) != 32:
+            raise ConfigError(f"{source}: not a PEM private key (expected -----BEGIN ...)")
+        return ed25519.Ed25519PrivateKey.from_private_bytes(seed)
+    try:
+        key = serialization.load_pem_private_key(text, password=None)
+    except TypeError:
+        raise ConfigError(
+            f"{source}: the key is encrypted; store it unencrypted, readable only by the sender"
+        ) from None
+    except (ValueError, UnsupportedAlgorithm) as error:
+        raise ConfigError(f"{source}: cannot read the private key ({error})") from None
+    if isinstance(key, rsa.RSAPrivateKey):
+        if key.key_size < MIN_RSA_BITS:
+            raise ConfigError(
+                f"{source}: RSA key of {key.key_size} bits; DKIM needs at least {MIN_RSA_BITS} "
+                "(use 2048)"
+            )
+        return key
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return key
+    raise ConfigError(f"{source}: unsupported key type {type(key).__name__}; use RSA or Ed25519")
+
+
+class DkimSigner:
+    """Signs messages for one selector and domain with one private key."""
+
+    def __init__(self, selector: str, domain: str, key: PrivateKey) -> None:
+        for name, value in (("selector", selector), ("domain", domain)):
+            if not _TOKEN.match(value):
+                raise ConfigError(f"dkim.{name} {value!r} is not a valid DNS name")
+        self.selector = selector
+        self.domain = domain.lower()
+        self.key = key
+        self.algorithm = "rsa-sha256" if isinstance(key, rsa.RSAPrivateKey) else "ed25519-sha256"
+        self._selector = selector.encode("ascii")
+        self._domain = self.domain.encode("ascii")
+        self._algorithm = self.algorithm.encode("ascii")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DkimSigner | None:
+        """The signer configured in `[dkim]`, or None when `enabled` is false.
+
+        ConfigError when enabled but the selector or key file is missing, or the key file
+        cannot be read or parsed. The domain defaults to that of `newsletter.from_email`.
+        """
+        config = settings.dkim
+        if not config.enabled:
+            return None
+        if not config.selector.strip():
+            raise ConfigError(
+                "dkim.selector is empty (the key is published at <selector>._domainkey.<domain>)"
+            )
+        if config.key_file is None:
+            raise ConfigError("dkim.key_file is not set: name the PEM private key file")
+        path = config.key_file
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise ConfigError(f"dkim.key_file {path}: no such file") from None
+        except OSError as error:
+            raise ConfigError(
+                f"dkim.key_file {path}: cannot read it ({error.strerror or error})"
+            ) from None
+        key = load_private_key(data, f"dkim.key_file {path}")
+        return cls(config.selector.strip(), config.domain.strip() or settings.sender_domain(), key)
+
+    @property
+    def dns_name(self) -> str:
+        """Where the public key is published: `<selector>._domainkey.<domain>`."""
+        return f"{self.selector}._domainkey.{self.domain}"
+
+    def dns_record(self) -> str:
+        """The TXT record value publishing the public key (`v=DKIM1; k=...; p=...`)."""
+        public = self.key.public_key()
+        if isinstance(public, rsa.RSAPublicKey):
+            der = public.public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            return "v=DKIM1; k=rsa; p=" + base64.b64encode(der).decode("ascii")
+        raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return "v=DKIM1; k=ed25519; p=" + base64.b64encode(raw).decode("ascii")
+
+    def header_list(self, present: set[bytes]) -> list[bytes]:
+        """The h= fields for a message whose (lowercased) header names are `present`."""
+        names = [name.encode("ascii") for name in SIGNED_HEADERS]
+        names += [name.encode("ascii") for name in OPTIONAL_HEADERS if name.encode() in present]
+        # From once more (dkimpy's default "frozen" From): a second From cannot be added.
+        return [*names, b"from"]
+
+    def sign(self, message: bytes, timestamp: int | None = None) -> bytes:
+        """The message with a DKIM-Signature header prepended, in the message's own line
+        endings (LF for ours; CRLF input stays CRLF). RenderError for a message whose
+        header dkimpy cannot parse (never one we built)."""
+        headers, body = split_message(message)
+        include = self.header_list({name.lower() for name, _ in headers})
+        body_hash = base64.b64encode(hashlib.sha256(canonical_body(body)).digest())
+        stamp = int(time.time()) if timestamp is None else timestamp
+        # The same tags, in the same order, as dkimpy's DKIM.sign.
+        fields = [
+            (b"v", b"1"),
+            (b"a", self._algorithm),
+            (b"c", _CANON),
+            (b"d", self._domain),
+            (b"i", b"@" + self._domain),
+            (b"q", b"dns/txt"),
+            (b"s", self._selector),
+            (b"t", str(stamp).encode("ascii")),
+            (b"h", b" : ".join(include)),
+            (b"bh", body_hash),
+            # A placeholder b= long enough to fold onto its own line: refolding after the
+            # real value goes in then leaves the other tags' whitespace alone.
+            (b"b", b"0" * 60),
+        ]
+        unsigned = dkim.fold(_join(fields), namelen=len(_HEADER), linesep=b"\r\n")
+        unsigned = dkim.RE_BTAG.sub(b"\\1", unsigned)
+        hasher = hashlib.sha256()
+        dkim.hash_headers(
+            hasher,
+            _POLICY,
+            _POLICY.canonicalize_headers(headers),
+            include,
+            (_HEADER, b" " + unsigned),
+            dict(fields),
+        )
+        fields[-1] = (b"b", base64.b64encode(self._sign_digest(hasher.digest())))
+        # The first line's ending tells the message's style (no scan of the whole body).
+        first = message.find(b"\n")
+        linesep = b"\r\n" if first > 0 and message[first - 1] == 13 else b"\n"
+        value = dkim.fold(_join(fields) + linesep, namelen=len(_HEADER), linesep=linesep)
+        return _HEADER + b": " + value + message
+
+    def _sign_digest(self, digest: bytes) -> bytes:
+        if isinstance(self.key, rsa.RSAPrivateKey):
+            return self.key.sign(digest, padding.PKCS1v15(), Prehashed(hashes.SHA256()))
+        # RFC 8463: Ed25519 over the SHA-256 of the canonicalized headers.
+        return self.key.sign(digest)
+
+
+def split_message(message: bytes) -> tuple[list[list[bytes]], bytes]:
+    """(headers, body) as `dkim.rfc822_parse` gives them, without splitting the body into
+    lines: the body keeps its line endings here (`canonical_body` makes them CRLF)."""
+    match = _BLANK_LINE.search(message)
+    if match is None or match.start() == 0 or message.startswith((b"\n", b"\r\n")):
+        headers, body = _parse(message)
+        return headers, body
+    headers, _ = _parse(message[: match.start()])
+    return headers, message[match.end() :]
+
+
+def canonical_body(body: bytes) -> bytes:
+    """The relaxed body canonicalization of RFC 6376 §3.4.4, as dkimpy computes it, with
+    C-speed bytes methods where dkimpy uses three regular expressions (~1.5 ms a digest).
+
+    `body` may use LF or CRLF line endings.
+    """
+    if b"\r" in body:
+        body = body.replace(b"\r\n", b"\n")
+    # Every run of tabs and spaces becomes one space; then a space before a line end goes.
+    if b"\t" in body:
+        body = body.replace(b"\t", b" ")
+    if b"  " in body:
+        body = _SPACES.sub(b" ", body)
+    if b" \n" in body:
+        body = body.replace(b" \n", b"\n")
+    body = body.replace(b"\n", b"\r\n")
+    return correct_empty_body(strip_trailing_lines(body))
+
+
+def _parse(data: bytes) -> tuple[list[list[bytes]], bytes]:
+    try:
+        return dkim.rfc822_parse(data)
+    except dkim.MessageFormatError as error:
+        raise RenderError(f"cannot DKIM-sign this message: {error}") from None
+
+
+def _join(fields: list[tuple[bytes, bytes]]) -> bytes:
+    return b"; ".join(b"=".join(field) for field in fields)

@@ -1,0 +1,309 @@
+"""Inbound mail: reading a Maildir or an mbox, and the unsubscribe requests sent to the
+List-Unsubscribe `mailto:` address (`newsletter inbound scan PATH`).
+
+Every digest carries `List-Unsubscribe: <https://…/u/TOKEN>, <mailto:ADDR?subject=unsubscribe
+%20TOKEN>`. A mail client that uses the mailto half sends a message to ADDR whose Subject is
+`unsubscribe TOKEN`. Here we read such messages and unsubscribe:
+
+- the subscriber named by a valid token (Subject, or the first line of the plain-text body),
+  provided the token still matches their address (like the one-click link); else
+- the sender, when the From address is a subscriber and the message asks to unsubscribe (the
+  word "unsubscribe" in the Subject or first line). RFC 8058 clients send the mailto request
+  from the subscriber's own address, and people who write "unsubscribe" by hand do too.
+
+Automatic mail (auto-replies, bounces) is never acted on, and a message that does not ask to
+unsubscribe is left alone, so the address may be a person's inbox too. From can be forged, but
+all a forger can do is unsubscribe someone — what the one-click link in any forwarded copy of
+the digest allows anyway.
+
+Re-reading a mailbox is harmless: unsubscribing twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email
+import email.policy
+import mailbox
+import os
+import re
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass
+from dataclasses import field
+from email.message import EmailMessage
+from email.utils import getaddresses
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from newsletter.config import Settings
+from newsletter.db import session_factory
+from newsletter.errors import NewsletterError
+from newsletter.errors import TokenError
+from newsletter.models import ACTIVE
+from newsletter.models import PENDING
+from newsletter.models import Subscriber
+from newsletter.subscribers import get_subscriber
+from newsletter.subscribers import unsubscribe
+from newsletter.tokens import UNSUBSCRIBE
+from newsletter.tokens import Signer
+from newsletter.tokens import address_hash
+
+# "unsubscribe" and, optionally, what follows it: a token is URL-safe base64 with dots.
+_REQUEST = re.compile(r"\bunsubscribe\b[\s:]*([A-Za-z0-9_.-]{20,400})?", re.IGNORECASE)
+# Precedence values of automatic mail (RFC 3834 recommends Auto-Submitted; older software).
+_AUTO_PRECEDENCE = frozenset({"bulk", "junk", "list", "auto_reply"})
+_AUTO_HEADERS = ("X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress")
+
+
+class MailboxError(NewsletterError, ValueError):
+    """A path that is neither a Maildir (cur/, new/, tmp/) nor an mbox file."""
+
+
+# --- reading a mailbox -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MailItem:
+    """One message of a mailbox: its key (Maildir file name or `#n` in an mbox) and bytes."""
+
+    key: str
+    data: bytes
+    path: Path | None = None  # the Maildir file; None in an mbox
+
+    @property
+    def seen(self) -> bool:
+        """Whether a Maildir message is already in cur/ with the S (seen) flag."""
+        if self.path is None or self.path.parent.name != "cur":
+            return False
+        _, _, flags = self.path.name.partition(":2,")
+        return "S" in flags
+
+
+def is_maildir(path: Path) -> bool:
+    """A folder with cur/, new/ and tmp/ in it."""
+    return all((path / sub).is_dir() for sub in ("cur", "new", "tmp"))
+
+
+def read_mailbox(path: str | os.PathLike) -> Iterator[MailItem]:
+    """Every message of a Maildir (new/ then cur/, by file name) or of an mbox file.
+
+    MailboxError for a path that is neither. An mbox is read, never rewritten.
+    """
+    folder = Path(path)
+    if folder.is_dir():
+        if not is_maildir(folder):
+            raise MailboxError(f"{folder} is a folder but not a Maildir (no cur/, new/, tmp/)")
+        yield from _read_maildir(folder)
+    elif folder.is_file():
+        yield from _read_mbox(folder)
+    else:
+        raise MailboxError(f"{folder}: no such Maildir or mbox file")
+
+
+def _read_maildir(folder: Path) -> Iterator[MailItem]:
+    for sub in ("new", "cur"):
+        for entry in sorted(os.scandir(folder / sub), key=lambda e: e.name):
+            if entry.name.startswith(".") or not entry.is_file():
+                continue
+            try:
+                data = Path(entry.path).read_bytes()
+            except FileNotFoundError:
+                continue  # moved by a mail client since we listed the folder
+            yield MailItem(entry.name.partition(":")[0], data, Path(entry.path))
+
+
+def _read_mbox(path: Path) -> Iterator[MailItem]:
+    box = mailbox.mbox(path, create=False)
+    try:
+        for number, key in enumerate(box.iterkeys(), start=1):
+            yield MailItem(f"#{number}", box.get_bytes(key))
+    finally:
+        box.close()
+
+
+def mark_seen(item: MailItem) -> None:
+    """Move a Maildir message to cur/ with the S flag, as a mail client does on reading it.
+
+    Nothing for mbox messages (the file is never rewritten) or messages already seen.
+    """
+    if item.path is None or item.seen:
+        return
+    base, _, flags = item.path.name.partition(":2,")
+    target = item.path.parent.parent / "cur" / f"{base}:2,{''.join(sorted(set(flags + 'S')))}"
+    with contextlib.suppress(FileNotFoundError):  # another reader moved it first
+        item.path.rename(target)
+
+
+def parse_message(data: bytes) -> EmailMessage:
+    """A message parsed with the modern policy (decoded headers)."""
+    return email.message_from_bytes(data, policy=email.policy.default)  # type: ignore[return-value]
+
+
+def header_text(message: EmailMessage, name: str) -> str:
+    """A header's decoded value, or "" when it is absent or cannot be decoded."""
+    try:
+        value = message.get(name)
+        return "" if value is None else str(value)
+    except Exception:  # the header parser raises assorted errors on malformed headers
+        return ""
+
+
+def from_address(message: EmailMessage) -> str:
+    """The bare address of the From header, or ""."""
+    addresses = [address for _, address in getaddresses([header_text(message, "From")])]
+    return addresses[0].strip() if addresses else ""
+
+
+def is_automatic(message: EmailMessage) -> str:
+    """Why a message looks machine-generated (auto-reply, bounce), or "" when it does not."""
+    if message.get_content_type() == "multipart/report":
+        return "a delivery or read report"
+    auto = header_text(message, "Auto-Submitted").strip().lower()
+    if auto and auto != "no":
+        return f"automatic message (Auto-Submitted: {auto})"
+    precedence = header_text(message, "Precedence").strip().lower()
+    if precedence in _AUTO_PRECEDENCE:
+        return f"automatic message (Precedence: {precedence})"
+    for name in _AUTO_HEADERS:
+        if message.get(name) is not None:
+            return f"automatic message ({name})"
+    return ""
+
+
+# --- unsubscribe requests ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a message to the unsubscribe address asks for."""
+
+    sender: str  # the From address
+    asks: bool  # "unsubscribe" in the Subject or first body line
+    token: str | None
+    automatic: str  # why it is automatic mail, or ""
+
+
+def first_text_line(message: EmailMessage) -> str:
+    """The first non-empty line of the plain-text body ("" if there is none)."""
+    try:
+        part = message.get_body(preferencelist=("plain",))
+        text = part.get_content() if part is not None else ""
+    except (KeyError, LookupError, ValueError, UnicodeError):  # odd charsets and encodings
+        return ""
+    for line in str(text).splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def parse_request(data: bytes) -> Request:
+    """Read an unsubscribe request from a message (pure: no database)."""
+    message = parse_message(data)
+    asks = False
+    token = None
+    # The mailto subject is percent-encoded in the header; clients decode it, naive ones not.
+    for text in (header_text(message, "Subject"), first_text_line(message)):
+        match = _REQUEST.search(urllib.parse.unquote(text))
+        if match:
+            asks = True
+            token = token or match.group(1)
+    return Request(from_address(message), asks, token, is_automatic(message))
+
+
+@dataclass
+class InboundReport:
+    """What a scan of the unsubscribe mailbox did (or, with `dry_run`, would do)."""
+
+    path: str
+    dry_run: bool = False
+    messages: int = 0
+    # (message key, address, how: "token" or "sender")
+    unsubscribed: list[tuple[str, str, str]] = field(default_factory=list)
+    # (message key, address, status): already unsubscribed, bounced or complained
+    already: list[tuple[str, str, str]] = field(default_factory=list)
+    ignored: list[tuple[str, str]] = field(default_factory=list)  # (message key, reason)
+
+
+def _by_token(session: Session, signer: Signer, token: str) -> tuple[Subscriber | None, str]:
+    """(subscriber, "") for a valid token, else (None, why not)."""
+    try:
+        subscriber_id, digest = signer.read(UNSUBSCRIBE, token)
+    except TokenError as error:
+        return None, f"the token is not valid ({error})"
+    if subscriber_id == 0:
+        return None, "the token comes from a test message"
+    subscriber = session.get(Subscriber, subscriber_id)
+    if subscriber is None or address_hash(subscriber.email) != digest:
+        return None, "the token no longer matches a subscription"
+    return subscriber, ""
+
+
+def handle_request(
+    session: Session, signer: Signer, request: Request
+) -> tuple[Subscriber | None, str, str]:
+    """(subscriber to unsubscribe, how, "") or (None, "", why the message is ignored)."""
+    if request.automatic:
+        return None, "", request.automatic
+    if not request.asks:
+        return None, "", "not an unsubscribe request"
+    problem = ""
+    if request.token:
+        subscriber, problem = _by_token(session, signer, request.token)
+        if subscriber is not None:
+            return subscriber, "token", ""
+    if request.sender:
+        subscriber = get_subscriber(session, request.sender)
+        if subscriber is not None:
+            return subscriber, "sender", ""
+        reason = f"the sender {request.sender} is not a subscriber"
+    else:
+        reason = "the message has no From address"
+    return None, "", f"{problem}; {reason}" if problem else reason
+
+
+def scan(
+    path: str | os.PathLike,
+    settings: Settings,
+    engine: Engine,
+    *,
+    dry_run: bool = False,
+    mark_processed: bool = True,
+) -> InboundReport:
+    """Process the unsubscribe requests in a Maildir or mbox (see the module docstring).
+
+    With `dry_run` nothing changes. Otherwise the Maildir messages acted on are marked seen
+    (moved to cur/ with the S flag) when `mark_processed`; others are left as they are.
+    """
+    report = InboundReport(str(path), dry_run=dry_run)
+    signer = Signer(settings.secret_key())
+    acted: list[MailItem] = []
+    with session_factory(engine)() as session:
+        for item in read_mailbox(path):
+            report.messages += 1
+            try:
+                request = parse_request(item.data)
+            except Exception as error:  # one mangled message must not stop the scan
+                report.ignored.append((item.key, f"cannot read it ({error.__class__.__name__})"))
+                continue
+            subscriber, how, reason = handle_request(session, signer, request)
+            if subscriber is None:
+                report.ignored.append((item.key, reason))
+                continue
+            acted.append(item)
+            if subscriber.status in (ACTIVE, PENDING):
+                if not dry_run:
+                    unsubscribe(session, subscriber)
+                report.unsubscribed.append((item.key, subscriber.email, how))
+            else:
+                report.already.append((item.key, subscriber.email, subscriber.status))
+        if dry_run:
+            session.rollback()
+            return report
+        session.commit()
+    if mark_processed:
+        for item in acted:
+            mark_seen(item)
+    return report

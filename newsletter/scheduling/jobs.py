@@ -1,0 +1,230 @@
+"""The job bodies: send (or only plan) one month's issue, through the code `newsletter send` uses.
+
+`run_monthly(settings, now=...)` and `run_send(settings, month)` are plain functions with an
+explicit clock; `monthly_job` and `one_off_job` are the thin module-level wrappers the job
+store pickles by reference, taking only a config path and a month.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import format_datetime
+from email.utils import formataddr
+from email.utils import make_msgid
+
+from sqlalchemy import Engine
+
+from newsletter import checks
+from newsletter import ledger
+from newsletter.config import Settings
+from newsletter.config import load_settings
+from newsletter.db import make_engine
+from newsletter.db import require_schema
+from newsletter.db import session_factory
+from newsletter.errors import NewsletterError
+from newsletter.errors import TransportError
+from newsletter.models import DONE
+from newsletter.models import PAUSED
+from newsletter.models import PLANNED
+from newsletter.models import RUNNING
+from newsletter.models import utcnow
+from newsletter.scheduling.slots import MonthlySlot
+from newsletter.scheduling.slots import month_for_run
+from newsletter.send import CampaignRunner
+from newsletter.send import SendReport
+from newsletter.send import plan_campaign
+from newsletter.subscribers import ensure_lists
+from newsletter.taxonomy import taxonomy_from_settings
+from newsletter.transports import Transport
+from newsletter.transports import make_transport
+
+log = logging.getLogger("newsletter.scheduler")
+
+# Outcomes of one run.
+SENT = "sent"  # the campaign ran to completion
+STOPPED = "stopped"  # it ran but did not finish (stop requested, paused, retries pending)
+PLANNED_ONLY = "planned"  # mode = "plan": rows planned, workers send them
+ALREADY_DONE = "already-done"
+IN_PROGRESS = "in-progress"
+ALREADY_PLANNED = "already-planned"
+IS_PAUSED = "paused"
+MISSING = "missing"  # content missing or failing its checks: nothing sent
+
+# Set when the scheduler process stops: a send in progress drains (the message in flight
+# finishes, the ledger is written). A module global because pickled jobs carry no objects.
+STOP = threading.Event()
+# One send at a time in this process, even if a one-off and the monthly job coincide.
+_SEND_LOCK = threading.Lock()
+
+
+@dataclass
+class RunOutcome:
+    """What one run of a job did, for logs and tests."""
+
+    month: str
+    action: str
+    detail: str = ""
+    report: SendReport | None = None
+    alerted: bool = False
+
+
+def run_monthly(
+    settings: Settings,
+    *,
+    now: dt.datetime | None = None,
+    engine: Engine | None = None,
+    transport: Transport | None = None,
+    stop: threading.Event | None = None,
+) -> RunOutcome:
+    """The monthly job: send the month of the slot that is due at `now` (see `month_for_run`)."""
+    slot = MonthlySlot.from_config(settings.schedule)
+    month = month_for_run(slot, now or utcnow())
+    return run_send(settings, month, engine=engine, transport=transport, stop=stop)
+
+
+def run_send(
+    settings: Settings,
+    month: str,
+    *,
+    engine: Engine | None = None,
+    transport: Transport | None = None,
+    stop: threading.Event | None = None,
+    alert_transport: Transport | None = None,
+) -> RunOutcome:
+    """Check, plan and send (or only plan) `month`; idempotent.
+
+    A month already sent, in progress, paused, or (in plan mode) planned is only logged.
+    Missing or failing content is never sent: the admin gets an email (`on_missing = "alert"`)
+    or it is logged (`"skip"`). `transport` None sends like `newsletter send` (the configured
+    transport, one per SMTP connection).
+    """
+    own_engine = engine is None
+    engine = engine or make_engine(settings.database.url)
+    try:
+        require_schema(engine)
+        skip = _already_handled(engine, settings, month)
+        if skip is not None:
+            log.info("%s: %s — nothing to do", month, skip.detail)
+            return skip
+        issue, findings = checks.check_issue(settings, taxonomy_from_settings(settings), month)
+        errors = [f.message for f in findings if f.level == checks.ERROR]
+        if issue is None or errors:
+            return _content_problem(settings, month, errors, alert_transport)
+        with session_factory(engine)() as session:
+            ensure_lists(session, settings)
+            session.commit()
+        plan = plan_campaign(engine, settings, issue)
+        log.info("%s: planned %d new deliveries (%d to send)", month, plan.new_rows, plan.to_send)
+        if settings.schedule.mode == "plan":
+            return RunOutcome(month, PLANNED_ONLY, f"{plan.to_send} deliveries for the workers")
+        with _SEND_LOCK:
+            report = CampaignRunner(engine, settings, issue, transport, stop=stop).run()
+        action = SENT if report.finished else STOPPED
+        detail = f"sent {report.sent}, failed {report.failed}, skipped {report.skipped}"
+        if report.finished:
+            log.info("%s: campaign complete: %s", month, detail)
+        else:
+            reason = report.stopped_reason or "stopped before the end"
+            log.warning(
+                "%s: not finished (%s): %s — run `newsletter send %s` to resume",
+                month,
+                reason,
+                detail,
+                month,
+            )
+        return RunOutcome(month, action, detail, report)
+    finally:
+        if own_engine:
+            engine.dispose()
+
+
+def _already_handled(engine: Engine, settings: Settings, month: str) -> RunOutcome | None:
+    with session_factory(engine)() as session:
+        campaign = ledger.find_campaign(session, month)
+    if campaign is None:
+        return None
+    if campaign.status == DONE:
+        return RunOutcome(month, ALREADY_DONE, "already sent")
+    if campaign.status == RUNNING:
+        return RunOutcome(month, IN_PROGRESS, "a send is in progress")
+    if campaign.status == PAUSED:
+        resume = f"`newsletter send {month} --resume`"
+        detail = f"paused ({campaign.pause_reason}); fix the cause, then {resume}"
+        return RunOutcome(month, IS_PAUSED, detail)
+    if campaign.status == PLANNED and settings.schedule.mode == "plan":
+        return RunOutcome(month, ALREADY_PLANNED, "already planned; the workers send it")
+    return None  # planned and not finished in send mode: carry on (resumes the send)
+
+
+def _content_problem(
+    settings: Settings, month: str, errors: list[str], transport: Transport | None
+) -> RunOutcome:
+    folder = settings.content.dir / month
+    detail = "; ".join(errors) or f"no content for {month}"
+    log.error("%s: not sent: %s", month, detail)
+    outcome = RunOutcome(month, MISSING, detail)
+    if settings.schedule.on_missing == "alert":
+        body = (
+            f"The scheduled send of {month} did not go out: its content is missing or fails "
+            f"its checks.\n\nContent folder: {folder}\n\n"
+            + "\n".join(f"- {error}" for error in errors or [detail])
+            + "\n\nNothing was sent. Fix the content, check it with "
+            f"`newsletter issues check {month}`, then send it with `newsletter send {month}` or "
+            f'queue it with `newsletter schedule add {month} --at "YYYY-MM-DD HH:MM"`.\n'
+        )
+        outcome.alerted = alert_admin(settings, f"{month} was not sent", body, transport)
+    return outcome
+
+
+def build_alert(settings: Settings, subject: str, body: str) -> EmailMessage:
+    """A plain-text notice to the admin address (one message: the stdlib builder is fine)."""
+    message = EmailMessage()
+    name = settings.newsletter.from_name or settings.newsletter.name
+    message["From"] = formataddr((name, settings.newsletter.from_email))
+    message["To"] = settings.newsletter.admin_email
+    message["Subject"] = f"[{settings.newsletter.name}] {subject}"
+    message["Date"] = format_datetime(utcnow())
+    message["Message-ID"] = make_msgid("scheduler", domain=settings.sender_domain())
+    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to this
+    message.set_content(body)
+    return message
+
+
+def alert_admin(
+    settings: Settings, subject: str, body: str, transport: Transport | None = None
+) -> bool:
+    """Email the admin through the configured transport; False (logged) if it cannot."""
+    admin = settings.newsletter.admin_email
+    if not admin:
+        log.error("cannot alert: [newsletter] admin_email is not set (%s)", subject)
+        return False
+    data = build_alert(settings, subject, body).as_bytes()
+    sender = settings.delivery.envelope_from or settings.newsletter.from_email
+    try:
+        with transport or make_transport(settings) as chosen:
+            chosen.send(sender, admin, data)
+    except TransportError as error:
+        log.error("could not alert %s: %s", admin, error)
+        return False
+    log.info("alerted %s: %s", admin, subject)
+    return True
+
+
+def monthly_job(config_path: str) -> None:
+    """Job-store entry point of the monthly send (reads the configuration afresh each run)."""
+    try:
+        run_monthly(load_settings(config_path), stop=STOP)
+    except NewsletterError as error:
+        log.error("monthly send failed: %s", error)
+
+
+def one_off_job(config_path: str, month: str) -> None:
+    """Job-store entry point of a one-off send queued with `newsletter schedule add`."""
+    try:
+        run_send(load_settings(config_path), month, stop=STOP)
+    except NewsletterError as error:
+        log.error("one-off send of %s failed: %s", month, error)

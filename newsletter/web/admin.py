@@ -1,0 +1,264 @@
+"""Admin: login, issues, preview, test send, and the real send with its progress.
+
+The password hash comes from $NEWSLETTER_ADMIN_PASSWORD_HASH or `[web] admin_password_hash`
+(`newsletter admin hash-password` makes one). The session is a signed cookie (HttpOnly,
+SameSite=Lax, Secure when base_url is https); every form carries a CSRF token. Failed logins
+are slowed down and, past `[web] login_max_failures` in the lock-out window, refused.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter
+from fastapi import Depends
+from fastapi import Form
+from fastapi import Request
+from fastapi.responses import RedirectResponse
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from newsletter.content import MONTH_RE
+from newsletter.content import Issue
+from newsletter.db import session_factory
+from newsletter.errors import NewsletterError
+from newsletter.subscribers import get_subscriber
+from newsletter.web.app import WebContext
+from newsletter.web.app import get_ctx
+from newsletter.web.forms import FormProblem
+from newsletter.web.forms import topic_choice
+from newsletter.web.pages import render_page
+from newsletter.web.pages import topic_groups
+from newsletter.web.security import client_ip
+from newsletter.web.security import verify_password
+
+router = APIRouter()
+Ctx = Annotated[WebContext, Depends(get_ctx)]
+Text = Annotated[str, Form(max_length=5000)]
+Choices = Annotated[list[str], Form()]
+
+
+def logged_in(request: Request) -> bool:
+    return request.session.get("admin") is True
+
+
+def require_admin(request: Request) -> None:
+    """Dependency: the admin session, else a redirect to the login page."""
+    if not logged_in(request):
+        raise StarletteHTTPException(303, headers={"Location": "/admin/login"})
+
+
+Admin = Depends(require_admin)
+
+
+def require_csrf(request: Request, ctx: WebContext, token: str) -> None:
+    if not ctx.csrf.valid(request, token):
+        raise StarletteHTTPException(
+            403, "This form had expired (or cookies are blocked). Go back, reload, try again."
+        )
+
+
+def see_other(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303)
+
+
+# --- login ---------------------------------------------------------------------------------
+
+
+@router.get("/admin")
+def admin_home(request: Request) -> Response:
+    return see_other("/admin/issues" if logged_in(request) else "/admin/login")
+
+
+def login_page(ctx: WebContext, request: Request, status_code: int = 200, error: str = ""):
+    return render_page(
+        ctx,
+        request,
+        "admin/login.html",
+        status_code=status_code,
+        error=error,
+        enabled=bool(ctx.admin_password_hash()),
+        hash_env=ctx.settings.web.admin_password_hash_env,
+    )
+
+
+@router.get("/admin/login")
+def show_login(request: Request, ctx: Ctx) -> Response:
+    if logged_in(request):
+        return see_other("/admin/issues")
+    return login_page(ctx, request)
+
+
+@router.post("/admin/login")
+def login(request: Request, ctx: Ctx, password: Text = "", csrf_token: Text = "") -> Response:
+    if not ctx.csrf.valid(request, csrf_token):
+        return login_page(ctx, request, 403, "This form had expired. Please try again.")
+    limits = ctx.limits
+    ip = client_ip(request)
+    if limits.login_ip.blocked(ip) or limits.login_all.blocked("all"):
+        wait = max(limits.login_ip.retry_after(ip), limits.login_all.retry_after("all"))
+        minutes = max(1, wait // 60)
+        return render_page(
+            ctx,
+            request,
+            "admin/login.html",
+            status_code=429,
+            headers={"Retry-After": str(wait)},
+            error=f"Too many failed attempts. Try again in about {minutes} minute(s).",
+            enabled=True,
+            hash_env=ctx.settings.web.admin_password_hash_env,
+        )
+    stored = ctx.admin_password_hash()
+    if not stored or not verify_password(password, stored):
+        limits.login_ip.record(ip)
+        limits.login_all.record("all")
+        time.sleep(ctx.settings.web.login_failure_delay)
+        return login_page(ctx, request, 401, "Wrong password.")
+    limits.login_ip.reset(ip)
+    request.session.clear()  # a new session: nothing from before the login survives
+    request.session["admin"] = True
+    request.session["since"] = int(time.time())
+    return see_other("/admin/issues")
+
+
+@router.post("/admin/logout")
+def logout(request: Request, ctx: Ctx, csrf_token: Text = "") -> Response:
+    require_csrf(request, ctx, csrf_token)
+    request.session.clear()
+    return see_other("/admin/login")
+
+
+# --- issues --------------------------------------------------------------------------------
+
+
+def _issue(ctx: WebContext, month: str) -> Issue:
+    if not MONTH_RE.match(month):
+        raise StarletteHTTPException(404)
+    try:
+        return ctx.sending.load(month)
+    except NewsletterError as error:
+        raise StarletteHTTPException(404, str(error)) from None
+
+
+@router.get("/admin/issues", dependencies=[Admin])
+def issues(request: Request, ctx: Ctx) -> Response:
+    return render_page(ctx, request, "admin/issues.html", items=ctx.sending.overviews())
+
+
+def issue_page(
+    ctx: WebContext, request: Request, month: str, *, notice: str = "", error: str = "", **extra
+) -> Response:
+    if not MONTH_RE.match(month) or month not in ctx.sending.months():
+        raise StarletteHTTPException(404)
+    item = ctx.sending.overview(month)
+    state = ctx.sending.state(month)
+    return render_page(
+        ctx,
+        request,
+        "admin/issue.html",
+        item=item,
+        state=state,
+        groups=topic_groups(ctx.taxonomy),
+        notice=notice,
+        error=error,
+        **extra,
+    )
+
+
+@router.get("/admin/issues/{month}", dependencies=[Admin])
+def issue(month: str, request: Request, ctx: Ctx) -> Response:
+    return issue_page(ctx, request, month)
+
+
+@router.get("/admin/issues/{month}/preview", dependencies=[Admin])
+def preview(
+    month: str,
+    request: Request,
+    ctx: Ctx,
+    topic_mode: str = "all",
+    subscriber: str = "",
+) -> Response:
+    issue_ = _issue(ctx, month)
+    chosen = request.query_params.getlist("topics")
+    try:
+        selected = topic_choice(ctx.taxonomy, topic_mode, chosen)
+    except FormProblem as problem:
+        return issue_page(ctx, request, month, error=str(problem))
+    person = None
+    if subscriber.strip():
+        with session_factory(ctx.engine)() as session:
+            person = get_subscriber(session, subscriber[:320])
+        if person is None:
+            return issue_page(ctx, request, month, error=f"No subscriber {subscriber[:320]!r}.")
+    try:
+        result = ctx.sending.preview(issue_, selected, person)
+    except NewsletterError as error:
+        return issue_page(ctx, request, month, error=str(error))
+    who = (
+        f"as {person.email}"
+        if person
+        else "as a subscriber of all topics"
+        if selected is None
+        else "for the topics: "
+        + ", ".join(t.label for t in ctx.taxonomy.topics if t.slug in selected)
+    )
+    return render_page(ctx, request, "admin/preview.html", month=month, preview=result, who=who)
+
+
+@router.post("/admin/issues/{month}/test", dependencies=[Admin])
+def test_send(
+    month: str,
+    request: Request,
+    ctx: Ctx,
+    addresses: Text = "",
+    topic_mode: Text = "all",
+    topics: Choices = [],  # noqa: B006 (FastAPI copies defaults)
+    csrf_token: Text = "",
+) -> Response:
+    require_csrf(request, ctx, csrf_token)
+    issue_ = _issue(ctx, month)
+    wanted = [a for a in addresses.replace(",", " ").replace(";", " ").split() if a]
+    try:
+        selected = topic_choice(ctx.taxonomy, topic_mode, topics)
+        lines = ctx.sending.test_send(issue_, wanted[:20], selected)
+    except (FormProblem, NewsletterError) as error:
+        return issue_page(ctx, request, month, error=f"Test not sent: {error}")
+    return issue_page(ctx, request, month, notice="; ".join(lines))
+
+
+@router.get("/admin/issues/{month}/send", dependencies=[Admin])
+def confirm_send(month: str, request: Request, ctx: Ctx) -> Response:
+    issue_ = _issue(ctx, month)
+    lists = request.query_params.getlist("lists") or None
+    try:
+        plan = ctx.sending.plan(issue_, lists)
+    except NewsletterError as error:
+        return issue_page(ctx, request, month, error=str(error))
+    return render_page(
+        ctx,
+        request,
+        "admin/send.html",
+        issue=issue_,
+        plan=plan,
+        lists=ctx.settings.list_specs(),
+        chosen_lists=set(lists or [ctx.settings.delivery.default_list]),
+        running=ctx.sending.is_running(month),
+    )
+
+
+@router.post("/admin/issues/{month}/send", dependencies=[Admin])
+def start_send(
+    month: str,
+    request: Request,
+    ctx: Ctx,
+    lists: Choices = [],  # noqa: B006 (FastAPI copies defaults)
+    csrf_token: Text = "",
+) -> Response:
+    require_csrf(request, ctx, csrf_token)
+    issue_ = _issue(ctx, month)
+    try:
+        ctx.sending.start(issue_, lists or None)
+    except NewsletterError as error:
+        return issue_page(ctx, request, month, error=str(error))
+    return see_other(f"/admin/issues/{month}")

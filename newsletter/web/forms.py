@@ -1,0 +1,52 @@
+"""Reading the subscriber forms: topic and list choices, with messages a person can act on."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from newsletter.config import ListSpec
+from newsletter.taxonomy import Taxonomy
+
+MAX_CHOICES = 500
+
+
+class FormProblem(ValueError):
+    """A form value to fix; the message is shown above the form."""
+
+
+def topic_choice(taxonomy: Taxonomy, mode: str, topics: Sequence[str]) -> frozenset[str] | None:
+    """None for "all topics", else the chosen slugs; FormProblem for unknown or no topics."""
+    if mode != "some":
+        return None
+    if len(topics) > MAX_CHOICES:
+        raise FormProblem("Too many topics in this form.")
+    chosen: set[str] = set()
+    for name in topics:
+        term = taxonomy.topics.find(name) if isinstance(name, str) and name.strip() else None
+        if term is None:
+            raise FormProblem(f"Unknown topic {name[:80]!r}: choose topics from the list.")
+        chosen.add(term.slug)
+    if not chosen:
+        raise FormProblem("Choose at least one topic, or choose “All topics”.")
+    return frozenset(chosen)
+
+
+def list_choice(
+    available: Sequence[ListSpec], default: str, lists: Sequence[str], *, keep: Sequence[str] = ()
+) -> list[str]:
+    """The chosen list slugs among `available` (plus `keep`: lists they are already on).
+
+    No lists in the form means the default list when the form offered no choice of list.
+    """
+    allowed = {spec.slug for spec in available} | set(keep)
+    chosen = list(dict.fromkeys(slug for slug in lists if isinstance(slug, str)))
+    if len(chosen) > MAX_CHOICES:
+        raise FormProblem("Too many lists in this form.")
+    for slug in chosen:
+        if slug not in allowed:
+            raise FormProblem(f"Unknown list {slug[:80]!r}.")
+    if not chosen:
+        if len(available) > 1:
+            raise FormProblem("Choose at least one list.")
+        chosen = [available[0].slug] if available else [default]
+    return chosen

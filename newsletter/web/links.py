@@ -1,0 +1,57 @@
+"""Reading the signed links in emails: token → subscriber, or a `LinkProblem` to show the user."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from itsdangerous import BadData
+from itsdangerous import URLSafeTimedSerializer
+from sqlalchemy.orm import Session
+
+from newsletter.errors import TokenError
+from newsletter.models import Subscriber
+from newsletter.tokens import CONFIRM
+from newsletter.tokens import CONFIRM_MAX_AGE
+from newsletter.tokens import Signer
+from newsletter.tokens import address_hash
+
+MAX_TOKEN_LENGTH = 400
+
+
+class LinkProblem(Exception):
+    """A link that cannot be used; `kind` is expired, invalid, gone or test."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        self.kind = kind
+        super().__init__(message)
+
+
+def read_link(session: Session, signer: Signer, purpose: str, token: str) -> Subscriber:
+    """The subscriber a token names, checking that it still matches their current address."""
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        raise LinkProblem("invalid", "This link is not valid (it may have been cut or altered).")
+    try:
+        subscriber_id, digest = signer.read(purpose, token)
+    except TokenError as error:
+        kind = "expired" if "expired" in str(error) else "invalid"
+        raise LinkProblem(kind, str(error).capitalize() + ".") from None
+    if subscriber_id == 0:
+        raise LinkProblem(
+            "test", "This link comes from a test message, so there is nothing to change."
+        )
+    subscriber = session.get(Subscriber, subscriber_id)
+    if subscriber is None or address_hash(subscriber.email) != digest:
+        raise LinkProblem(
+            "gone", "This link no longer matches a subscription (the address may have changed)."
+        )
+    return subscriber
+
+
+def confirm_issued_at(secret_key: str, token: str) -> dt.datetime | None:
+    """When a confirmation token was made (same key and salt as `tokens.Signer`), or None."""
+    serializer = URLSafeTimedSerializer(secret_key, salt=f"newsletter.{CONFIRM}")
+    try:
+        _, stamp = serializer.loads(token, max_age=CONFIRM_MAX_AGE, return_timestamp=True)
+    except BadData:
+        return None
+    return stamp

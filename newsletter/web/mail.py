@@ -1,0 +1,211 @@
+"""Transactional emails: confirmation, "already subscribed", a fresh link, and the welcome.
+
+They are rendered like the digest (Jinja2 → MJML → mjml-python → premailer, plus a text part,
+templates overridable in the user's templates folder) and sent with the configured transport.
+They carry no List-Unsubscribe header: they are answers to something the person just did.
+The welcome is the latest sent issue cut to the new subscriber's topics, built by
+`preview.preview_parts` exactly like a real send, but outside the ledger.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import email.utils
+import logging
+from collections.abc import Callable
+from email.message import EmailMessage
+
+import jinja2
+from sqlalchemy import Engine
+
+from newsletter import ledger
+from newsletter.config import Settings
+from newsletter.content import list_months
+from newsletter.content import load_issue
+from newsletter.db import session_factory
+from newsletter.errors import NewsletterError
+from newsletter.mime import POLICY
+from newsletter.models import DONE
+from newsletter.models import RUNNING
+from newsletter.models import utcnow
+from newsletter.personalize import greeting
+from newsletter.preview import make_recipient
+from newsletter.preview import preview_parts
+from newsletter.render import make_environment
+from newsletter.render import mjml_to_html
+from newsletter.taxonomy import Taxonomy
+from newsletter.tokens import CONFIRM
+from newsletter.tokens import PREFERENCES
+from newsletter.tokens import Signer
+from newsletter.transports import Transport
+from newsletter.transports import make_transport
+
+log = logging.getLogger("newsletter.web")
+
+TransportFactory = Callable[[], Transport]
+
+
+@dataclasses.dataclass(frozen=True)
+class Person:
+    """What a transactional email needs to know about its recipient (safe to pass to a thread)."""
+
+    id: int
+    email: str
+    name: str
+    topics: frozenset[str] | None
+
+
+class Mailer:
+    """Renders and sends the web app's transactional emails."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        taxonomy: Taxonomy,
+        signer: Signer,
+        engine: Engine,
+        transport_factory: TransportFactory | None = None,
+    ) -> None:
+        self.settings = settings
+        self.taxonomy = taxonomy
+        self.signer = signer
+        self.engine = engine
+        self.transport_factory = transport_factory or (lambda: make_transport(settings))
+        self.env = make_environment(settings.templates.dir)
+
+    # --- building -------------------------------------------------------------------------
+
+    def _context(self, person: Person, **values: object) -> dict:
+        settings = self.settings
+        topics = person.topics
+        labels = [t.label for t in self.taxonomy.topics if topics is not None and t.slug in topics]
+        context = {
+            "lang": settings.newsletter.language,
+            "newsletter_name": settings.newsletter.name,
+            "base_url": settings.newsletter.base_url,
+            "postal_address": settings.newsletter.postal_address,
+            "admin_email": settings.newsletter.admin_email,
+            "greeting": greeting(person.name),
+            "email": person.email,
+            "all_topics": topics is None,
+            "topic_labels": labels,
+        }
+        context.update(values)
+        return context
+
+    def build(self, template: str, person: Person, subject: str, **values: object) -> bytes:
+        """The message bytes for `templates/email/<template>.{mjml,txt}.j2`."""
+        context = self._context(person, subject=subject, **values)
+        try:
+            source = self.env.get_template(f"email/{template}.mjml.j2").render(context)
+            text = self.env.get_template(f"email/{template}.txt.j2").render(context)
+        except jinja2.TemplateError as error:
+            raise NewsletterError(f"email template {template}: {error}") from None
+        html = mjml_to_html(source)
+        settings = self.settings
+        message = EmailMessage(policy=POLICY)
+        message["From"] = email.utils.formataddr(
+            (
+                settings.newsletter.from_name or settings.newsletter.name,
+                settings.newsletter.from_email,
+            )
+        )
+        message["To"] = (
+            email.utils.formataddr((person.name, person.email)) if person.name else person.email
+        )
+        if settings.newsletter.reply_to:
+            message["Reply-To"] = settings.newsletter.reply_to
+        message["Subject"] = subject
+        message["Date"] = email.utils.format_datetime(utcnow())
+        message["Message-ID"] = email.utils.make_msgid(domain=settings.sender_domain())
+        message["Auto-Submitted"] = "auto-generated"
+        message.set_content(text, subtype="plain", cte="quoted-printable")
+        message.add_alternative(html, subtype="html", cte="quoted-printable")
+        return message.as_bytes()
+
+    def preferences_url(self, person: Person) -> str:
+        token = self.signer.make(PREFERENCES, person.id, person.email)
+        return f"{self.settings.newsletter.base_url}/preferences/{token}"
+
+    def confirmation(self, person: Person) -> bytes:
+        token = self.signer.make(CONFIRM, person.id, person.email)
+        name = self.settings.newsletter.name
+        return self.build(
+            "confirm",
+            person,
+            f"Please confirm your subscription to {name}",
+            confirm_url=f"{self.settings.newsletter.base_url}/confirm/{token}",
+            expires_days=7,
+        )
+
+    def already_subscribed(self, person: Person) -> bytes:
+        return self.build(
+            "already_subscribed",
+            person,
+            f"You are already subscribed to {self.settings.newsletter.name}",
+            preferences_url=self.preferences_url(person),
+        )
+
+    def new_link(self, person: Person) -> bytes:
+        return self.build(
+            "new_link",
+            person,
+            f"Your link to manage {self.settings.newsletter.name}",
+            preferences_url=self.preferences_url(person),
+        )
+
+    def welcome(self, person: Person) -> bytes:
+        """The latest sent issue cut to their topics; a short welcome note if there is none."""
+        settings = self.settings
+        issue = self.latest_sent_issue()
+        if issue is not None:
+            welcome_issue = dataclasses.replace(
+                issue, subject=f"Welcome to {settings.newsletter.name}: {issue.subject}"
+            )
+            recipient = make_recipient(
+                settings, person.email, person.name, person.topics, person.id
+            )
+            try:
+                return preview_parts(settings, welcome_issue, recipient, person.id)["eml"]
+            except NewsletterError:
+                pass  # none of their topics is in that issue: fall back to the note
+        return self.build(
+            "welcome",
+            person,
+            f"Welcome to {settings.newsletter.name}",
+            preferences_url=self.preferences_url(person),
+        )
+
+    def latest_sent_issue(self):
+        """The newest month whose campaign has been sent (or is sending), if any."""
+        settings = self.settings
+        try:
+            months = list_months(settings.content.dir)
+        except NewsletterError:
+            return None
+        with session_factory(self.engine)() as session:
+            for month in reversed(months):
+                campaign = ledger.find_campaign(session, month)
+                if campaign is not None and campaign.status in (DONE, RUNNING):
+                    try:
+                        return load_issue(
+                            settings.content.dir, month, self.taxonomy, settings.newsletter.name
+                        )
+                    except NewsletterError:
+                        return None
+        return None
+
+    # --- sending --------------------------------------------------------------------------
+
+    def send(self, kind: str, person: Person) -> bool:
+        """Build and send one email; errors are logged, never raised (runs after the response)."""
+        try:
+            message = getattr(self, kind)(person)
+            settings = self.settings
+            sender = settings.delivery.envelope_from or settings.newsletter.from_email
+            with self.transport_factory() as transport:
+                transport.send(sender, person.email, message)
+        except Exception:  # a background task: log it, the page has already been answered
+            log.exception("could not send the %s email to %s", kind, person.email)
+            return False
+        return True

@@ -1,0 +1,136 @@
+"""Rendering web pages: the Jinja2 environment, the shared page context and topic groups."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from typing import Any
+
+from markupsafe import Markup
+from markupsafe import escape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from newsletter.taxonomy import Taxonomy
+from newsletter.taxonomy import Term
+
+if TYPE_CHECKING:
+    from newsletter.web.app import WebContext
+
+# The default taxonomy in a few groups, so the picker is not one long list of 37 boxes.
+# Topics added in config.toml that are not named here appear under "More topics".
+TOPIC_GROUPS: dict[str, tuple[str, ...]] = {
+    "Conditions": (
+        "anxiety-disorders",
+        "depression-and-depressive-symptoms",
+        "personality-disorders",
+        "trauma-and-or-ptsd",
+        "suicide-and-crisis-intervention",
+        "illness-and-medical-comorbidities",
+    ),
+    "Treatments": (
+        "cognitive-therapy-ct-and-cognitive-behavioural-therapy-cbt",
+        "interpersonal-psychotherapy-ipt",
+        "psychodynamic-therapy-pdt",
+        "group-psychotherapy",
+        "combination-therapy",
+        "medications-pharmacotherapy",
+        "efficacy-of-treatments",
+        "treatment-length-and-frequency",
+        "cost-effectiveness",
+        "placebo-effect",
+    ),
+    "The therapeutic relationship": (
+        "alliance-and-therapeutic-relationship",
+        "empathy",
+        "attachment",
+        "transference-and-countertransference",
+        "resistance-and-reactance",
+        "common-factors",
+        "termination",
+    ),
+    "Clients and therapists": (
+        "client-factors",
+        "client-preferences",
+        "therapist-factors",
+        "self-reflection-and-awareness",
+        "training",
+        "adherence",
+        "attendance-attrition-and-drop-out",
+    ),
+    "Outcomes and research": (
+        "outcomes-and-deterioration",
+        "long-term-outcomes",
+        "feedback-and-progress-monitoring",
+        "practice-based-research-and-practice-research-networks",
+        "neuroscience-and-brain",
+        "miscellaneous",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class TopicGroup:
+    label: str
+    terms: tuple[Term, ...]
+
+
+def topic_groups(taxonomy: Taxonomy) -> list[TopicGroup]:
+    """The taxonomy's topics in groups, in taxonomy order within each group."""
+    by_slug = {term.slug: term for term in taxonomy.topics}
+    groups: list[TopicGroup] = []
+    placed: set[str] = set()
+    for label, slugs in TOPIC_GROUPS.items():
+        terms = tuple(by_slug[s] for s in slugs if s in by_slug)
+        if terms:
+            groups.append(TopicGroup(label, tuple(sorted(terms, key=lambda t: t.label))))
+            placed.update(t.slug for t in terms)
+    rest = tuple(t for t in taxonomy.topics if t.slug not in placed)
+    if rest:
+        groups.append(TopicGroup("More topics" if groups else "Topics", rest))
+    return groups
+
+
+def topic_labels(taxonomy: Taxonomy, slugs: Iterable[str] | None) -> list[str]:
+    """Labels of topic slugs in taxonomy order; unknown slugs (removed topics) are left out."""
+    if slugs is None:
+        return []
+    chosen = set(slugs)
+    return [t.label for t in taxonomy.topics if t.slug in chosen]
+
+
+def render_page(
+    ctx: WebContext,
+    request: Request,
+    template: str,
+    *,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+    **values: Any,
+) -> HTMLResponse:
+    """Render `templates/web/<template>` with the shared context."""
+    settings = ctx.settings
+
+    def csrf_field() -> Markup:
+        token = ctx.csrf.token(request)
+        return Markup(f'<input type="hidden" name="csrf_token" value="{escape(token)}">')
+
+    context = {
+        "request": request,
+        "newsletter_name": settings.newsletter.name,
+        "base_url": settings.newsletter.base_url,
+        "admin_email": settings.newsletter.admin_email,
+        "postal_address": settings.newsletter.postal_address,
+        "lang": settings.newsletter.language,
+        "csrf_field": csrf_field,
+        "is_admin": bool(request.session.get("admin")) if "session" in request.scope else False,
+        "archive_url": "/archive/" if ctx.archive_mounted else "",
+        "notice": "",
+        "error": "",
+    }
+    context.update(values)
+    html = ctx.pages.get_template(f"web/{template}").render(context)
+    response = HTMLResponse(html, status_code=status_code, headers=headers)
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response

@@ -1,0 +1,295 @@
+"""The preference center: `/preferences/{token}`, the link in every email.
+
+Change topics (or all topics), lists and name; stop one topic (`?drop=<slug>`, the "stop
+sending me" links in the digest); unsubscribe from everything or come back; download my data;
+forget me. The signed token names the subscriber; forms also carry a CSRF token.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter
+from fastapi import Depends
+from fastapi import Form
+from fastapi import Request
+from fastapi.responses import Response
+from sqlalchemy.orm import Session
+
+from newsletter import subscribers as api
+from newsletter.db import transaction
+from newsletter.models import ACTIVE
+from newsletter.models import PENDING
+from newsletter.models import Subscriber
+from newsletter.tokens import PREFERENCES
+from newsletter.web.app import WebContext
+from newsletter.web.app import get_ctx
+from newsletter.web.forms import FormProblem
+from newsletter.web.forms import list_choice
+from newsletter.web.forms import topic_choice
+from newsletter.web.links import LinkProblem
+from newsletter.web.links import read_link
+from newsletter.web.pages import render_page
+from newsletter.web.pages import topic_groups
+from newsletter.web.pages import topic_labels
+from newsletter.web.public import link_problem
+
+router = APIRouter()
+Ctx = Annotated[WebContext, Depends(get_ctx)]
+Text = Annotated[str, Form(max_length=1000)]
+Choices = Annotated[list[str], Form()]
+
+
+def _lists_for(ctx: WebContext, subscriber: Subscriber) -> list:
+    """Public lists plus any list they are on (a private list they were added to)."""
+    mine = set(api.subscribed_lists(subscriber))
+    return [spec for spec in ctx.settings.list_specs() if spec.public or spec.slug in mine]
+
+
+def page(
+    ctx: WebContext,
+    request: Request,
+    subscriber: Subscriber,
+    token: str,
+    *,
+    status_code: int = 200,
+    notice: str = "",
+    error: str = "",
+    drop=None,
+    values: dict | None = None,
+) -> Response:
+    topics = subscriber.topic_slugs
+    lists = _lists_for(ctx, subscriber)
+    values = values or {}
+    return render_page(
+        ctx,
+        request,
+        "preferences.html",
+        status_code=status_code,
+        token=token,
+        subscriber=subscriber,
+        notice=notice,
+        error=error,
+        drop=drop,
+        groups=topic_groups(ctx.taxonomy),
+        topic_mode=values.get("topic_mode", "all" if topics is None else "some"),
+        chosen_topics=set(values.get("topics", topics or ())),
+        chosen_labels=topic_labels(ctx.taxonomy, topics),
+        name=values.get("name", subscriber.name),
+        lists=lists if len(lists) > 1 else [],
+        chosen_lists=set(values.get("lists", api.subscribed_lists(subscriber))),
+        receiving=subscriber.status == ACTIVE,
+    )
+
+
+def _load(ctx: WebContext, session: Session, token: str) -> Subscriber:
+    return read_link(session, ctx.signer, PREFERENCES, token)
+
+
+@router.get("/preferences/{token}")
+def show(token: str, request: Request, ctx: Ctx, drop: str | None = None) -> Response:
+    with transaction(ctx.engine) as session:
+        try:
+            subscriber = _load(ctx, session, token)
+        except LinkProblem as problem:
+            return link_problem(ctx, request, problem)
+        if drop is None:
+            return page(ctx, request, subscriber, token)
+        term = ctx.taxonomy.topics.find(drop[:200])
+        if term is None:
+            return page(
+                ctx,
+                request,
+                subscriber,
+                token,
+                status_code=404,
+                error="That topic is not one of ours (any more). Choose your topics below.",
+            )
+        topics = subscriber.topic_slugs
+        if topics is not None and term.slug not in topics:
+            notice = f"You already do not receive summaries about {term.label}."
+            return page(ctx, request, subscriber, token, notice=notice)
+        return page(ctx, request, subscriber, token, drop=term)
+
+
+def _csrf_failed(ctx: WebContext, request: Request, subscriber: Subscriber, token: str):
+    return page(
+        ctx,
+        request,
+        subscriber,
+        token,
+        status_code=403,
+        error="This page had expired (or your browser blocks cookies), so nothing was changed. "
+        "Please try again.",
+    )
+
+
+@router.post("/preferences/{token}")
+def update(
+    token: str,
+    request: Request,
+    ctx: Ctx,
+    action: Text = "save",
+    name: Text = "",
+    topic_mode: Text = "all",
+    topics: Choices = [],  # noqa: B006 (FastAPI copies defaults)
+    lists: Choices = [],  # noqa: B006
+    topic: Text = "",
+    csrf_token: Text = "",
+) -> Response:
+    with transaction(ctx.engine) as session:
+        try:
+            subscriber = _load(ctx, session, token)
+        except LinkProblem as problem:
+            return link_problem(ctx, request, problem)
+        if not ctx.csrf.valid(request, csrf_token):
+            return _csrf_failed(ctx, request, subscriber, token)
+        if action == "unsubscribe":
+            api.unsubscribe(session, subscriber)
+            return render_page(
+                ctx, request, "unsubscribed.html", email=subscriber.email, preferences=token
+            )
+        if action == "resubscribe":
+            return _resubscribe(ctx, request, session, subscriber, token)
+        if action == "drop":
+            return _drop(ctx, request, session, subscriber, token, topic)
+        if action != "save":
+            return page(ctx, request, subscriber, token, status_code=400, error="Unknown action.")
+        values = {"name": name, "topic_mode": topic_mode, "topics": topics, "lists": lists}
+        try:
+            if len(name.strip()) > 200:
+                raise FormProblem("Your name is too long (200 characters at most).")
+            chosen_topics = topic_choice(ctx.taxonomy, topic_mode, topics)
+            mine = api.subscribed_lists(subscriber)
+            chosen_lists = list_choice(
+                _lists_for(ctx, subscriber),
+                ctx.settings.delivery.default_list,
+                lists,
+                keep=mine,
+            )
+        except FormProblem as problem:
+            return page(
+                ctx, request, subscriber, token, status_code=400, error=str(problem), values=values
+            )
+        subscriber.name = name.strip()
+        api.set_topics(session, subscriber, chosen_topics)
+        if subscriber.status in (ACTIVE, PENDING) or api.subscribed_lists(subscriber):
+            api.set_lists(session, ctx.settings, subscriber, chosen_lists)
+        notice = "Your preferences are saved."
+        if subscriber.status != ACTIVE:
+            notice += " You are not receiving the digest at the moment: subscribe again below."
+        return page(ctx, request, subscriber, token, notice=notice)
+
+
+def _resubscribe(
+    ctx: WebContext, request: Request, session: Session, subscriber: Subscriber, token: str
+) -> Response:
+    if api.is_suppressed(session, subscriber.email):
+        return page(
+            ctx,
+            request,
+            subscriber,
+            token,
+            status_code=400,
+            error="This address asked never to be mailed again. Please write to us to come back.",
+        )
+    if subscriber.status != ACTIVE:
+        api.set_status(session, subscriber, ACTIVE)
+        subscriber.consent_source = "web"
+    if not api.subscribed_lists(subscriber):
+        api.set_lists(session, ctx.settings, subscriber, [ctx.settings.delivery.default_list])
+    return page(ctx, request, subscriber, token, notice="Welcome back: you are subscribed again.")
+
+
+def _drop(
+    ctx: WebContext,
+    request: Request,
+    session: Session,
+    subscriber: Subscriber,
+    token: str,
+    topic: str,
+) -> Response:
+    term = ctx.taxonomy.topics.find(topic[:200]) if topic.strip() else None
+    if term is None:
+        return page(
+            ctx,
+            request,
+            subscriber,
+            token,
+            status_code=400,
+            error="Unknown topic: nothing changed.",
+        )
+    current = subscriber.topic_slugs
+    if current is None:
+        current = frozenset(t.slug for t in ctx.taxonomy.topics)
+    remaining = current - {term.slug}
+    if remaining == current:
+        notice = f"You already do not receive summaries about {term.label}."
+        return page(ctx, request, subscriber, token, notice=notice)
+    if not remaining:
+        return page(
+            ctx,
+            request,
+            subscriber,
+            token,
+            status_code=400,
+            error=f"{term.label} is your only topic. Choose other topics below, "
+            "or unsubscribe from everything.",
+        )
+    api.set_topics(session, subscriber, frozenset(remaining))
+    notice = f"Done: you will no longer receive summaries about {term.label}."
+    return page(ctx, request, subscriber, token, notice=notice)
+
+
+@router.get("/preferences/{token}/data")
+def download(token: str, request: Request, ctx: Ctx) -> Response:
+    """Everything we hold about the subscriber, as a JSON file."""
+    with transaction(ctx.engine) as session:
+        try:
+            subscriber = _load(ctx, session, token)
+        except LinkProblem as problem:
+            return link_problem(ctx, request, problem)
+        record = api.subscriber_to_dict(subscriber)
+        record["consent_ip"] = subscriber.consent_ip
+        record["deliveries"] = api.subscriber_deliveries(session, subscriber.id)
+    body = json.dumps(record, indent=2, ensure_ascii=False) + "\n"
+    return Response(
+        body,
+        media_type="application/json",
+        headers={
+            "Content-Disposition": 'attachment; filename="my-newsletter-data.json"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+@router.get("/preferences/{token}/forget")
+def show_forget(token: str, request: Request, ctx: Ctx) -> Response:
+    with transaction(ctx.engine) as session:
+        try:
+            subscriber = _load(ctx, session, token)
+        except LinkProblem as problem:
+            return link_problem(ctx, request, problem)
+        return render_page(ctx, request, "forget.html", email=subscriber.email, token=token)
+
+
+@router.post("/preferences/{token}/forget")
+def forget(token: str, request: Request, ctx: Ctx, csrf_token: Text = "") -> Response:
+    with transaction(ctx.engine) as session:
+        try:
+            subscriber = _load(ctx, session, token)
+        except LinkProblem as problem:
+            return link_problem(ctx, request, problem)
+        if not ctx.csrf.valid(request, csrf_token):
+            return render_page(
+                ctx,
+                request,
+                "forget.html",
+                status_code=403,
+                email=subscriber.email,
+                token=token,
+                error="This page had expired, so nothing was deleted. Please try again.",
+            )
+        api.forget_subscriber(session, subscriber)
+        return render_page(ctx, request, "forgotten.html")

@@ -1,0 +1,319 @@
+"""Subscribe (double opt-in), confirm, and "send me a fresh link".
+
+The subscribe and fresh-link forms answer the same page whatever the address: known, unknown,
+active, unsubscribed or suppressed. What differs is only the email sent afterwards (in the
+background, so the timing does not tell either).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter
+from fastapi import BackgroundTasks
+from fastapi import Depends
+from fastapi import Form
+from fastapi import Request
+from fastapi.responses import Response
+from sqlalchemy.orm import Session
+
+from newsletter import subscribers as api
+from newsletter.db import transaction
+from newsletter.errors import InvalidAddress
+from newsletter.errors import SubscriberError
+from newsletter.models import ACTIVE
+from newsletter.models import PENDING
+from newsletter.models import Subscriber
+from newsletter.models import utcnow
+from newsletter.tokens import CONFIRM
+from newsletter.tokens import PREFERENCES
+from newsletter.web.app import WebContext
+from newsletter.web.app import get_ctx
+from newsletter.web.forms import FormProblem
+from newsletter.web.forms import list_choice
+from newsletter.web.forms import topic_choice
+from newsletter.web.links import LinkProblem
+from newsletter.web.links import confirm_issued_at
+from newsletter.web.links import read_link
+from newsletter.web.mail import Person
+from newsletter.web.pages import render_page
+from newsletter.web.pages import topic_groups
+from newsletter.web.security import client_ip
+
+router = APIRouter()
+Ctx = Annotated[WebContext, Depends(get_ctx)]
+Text = Annotated[str, Form(max_length=1000)]
+Choices = Annotated[list[str], Form()]
+
+
+def person(subscriber: Subscriber) -> Person:
+    return Person(subscriber.id, subscriber.email, subscriber.name, subscriber.topic_slugs)
+
+
+def subscribe_form(
+    ctx: WebContext,
+    request: Request,
+    *,
+    status_code: int = 200,
+    error: str = "",
+    values: dict | None = None,
+) -> Response:
+    values = values or {}
+    lists = ctx.public_lists()
+    return render_page(
+        ctx,
+        request,
+        "subscribe.html",
+        status_code=status_code,
+        error=error,
+        groups=topic_groups(ctx.taxonomy),
+        lists=lists if len(lists) > 1 else [],
+        email=values.get("email", ""),
+        name=values.get("name", ""),
+        topic_mode=values.get("topic_mode", "all"),
+        chosen_topics=set(values.get("topics", ())),
+        chosen_lists=set(values.get("lists", ())) or {ctx.settings.delivery.default_list},
+    )
+
+
+def too_many(ctx: WebContext, request: Request, retry_after: int) -> Response:
+    minutes = max(1, retry_after // 60)
+    return render_page(
+        ctx,
+        request,
+        "message.html",
+        status_code=429,
+        headers={"Retry-After": str(retry_after)},
+        title="Too many requests",
+        message=f"Please wait about {minutes} minute{'s' if minutes != 1 else ''} and try again.",
+    )
+
+
+@router.get("/")
+@router.get("/subscribe")
+def show_subscribe(request: Request, ctx: Ctx) -> Response:
+    return subscribe_form(ctx, request)
+
+
+@router.post("/subscribe")
+def subscribe(
+    request: Request,
+    ctx: Ctx,
+    background: BackgroundTasks,
+    email: Text = "",
+    name: Text = "",
+    topic_mode: Text = "all",
+    topics: Choices = [],  # noqa: B006 (FastAPI copies defaults)
+    lists: Choices = [],  # noqa: B006
+    website: Text = "",  # a field people do not see: bots fill it in
+    csrf_token: Text = "",
+) -> Response:
+    values = {
+        "email": email,
+        "name": name,
+        "topic_mode": topic_mode,
+        "topics": topics,
+        "lists": lists,
+    }
+    if not ctx.csrf.valid(request, csrf_token):
+        return subscribe_form(
+            ctx,
+            request,
+            status_code=403,
+            error="This form had expired (or your browser blocks cookies). "
+            "Please check your choices and send it again.",
+            values=values,
+        )
+    ip = client_ip(request)
+    if not ctx.limits.subscribe_ip.hit(ip):
+        return too_many(ctx, request, ctx.limits.subscribe_ip.retry_after(ip))
+    try:
+        address, key = api.normalize_email(email)
+        if len(name.strip()) > 200:
+            raise FormProblem("Your name is too long (200 characters at most).")
+        chosen_topics = topic_choice(ctx.taxonomy, topic_mode, topics)
+        chosen_lists = list_choice(ctx.public_lists(), ctx.settings.delivery.default_list, lists)
+    except InvalidAddress:
+        return subscribe_form(
+            ctx,
+            request,
+            status_code=400,
+            error="Please check your email address: it does not look valid.",
+            values=values,
+        )
+    except FormProblem as problem:
+        return subscribe_form(ctx, request, status_code=400, error=str(problem), values=values)
+    if not website and ctx.limits.subscribe_address.hit(key):
+        with transaction(ctx.engine) as session:
+            action = request_subscription(
+                ctx, session, address, name.strip(), chosen_topics, chosen_lists, ip
+            )
+        if action is not None:
+            background.add_task(ctx.mailer.send, *action)
+    return render_page(ctx, request, "check_inbox.html", email=address)
+
+
+def request_subscription(
+    ctx: WebContext,
+    session: Session,
+    address: str,
+    name: str,
+    topics: frozenset[str] | None,
+    lists: list[str],
+    ip: str,
+) -> tuple[str, Person] | None:
+    """What to email after the subscribe form: (kind, person), or None to send nothing."""
+    if api.is_suppressed(session, address):
+        return None  # they asked to be forgotten: never mail them by accident
+    subscriber = api.get_subscriber(session, address)
+    if subscriber is None:
+        try:
+            subscriber = api.add_subscriber(
+                session,
+                ctx.settings,
+                ctx.taxonomy,
+                address,
+                name=name,
+                topics=topics,
+                lists=lists,
+                status=PENDING,
+                source="web",
+                ip=ip,
+            )
+        except SubscriberError:
+            return None  # added by a concurrent request a moment ago
+        return "confirmation", person(subscriber)
+    if subscriber.status == ACTIVE:
+        return "already_subscribed", person(subscriber)
+    # Pending, or left earlier: keep the new choices; the status changes only when the
+    # emailed link is used, so a stranger cannot resubscribe someone.
+    if name:
+        subscriber.name = name
+    api.set_topics(session, subscriber, topics)
+    api.set_lists(session, ctx.settings, subscriber, lists)
+    return "confirmation", person(subscriber)
+
+
+def link_problem(
+    ctx: WebContext, request: Request, problem: LinkProblem, status_code: int = 400
+) -> Response:
+    return render_page(
+        ctx,
+        request,
+        "link_problem.html",
+        status_code=status_code,
+        problem=str(problem),
+        kind=problem.kind,
+    )
+
+
+@router.get("/confirm/{token}")
+def show_confirm(token: str, request: Request, ctx: Ctx) -> Response:
+    with transaction(ctx.engine) as session:
+        try:
+            subscriber = read_link(session, ctx.signer, CONFIRM, token)
+        except LinkProblem as problem:
+            return link_problem(ctx, request, problem)
+        if subscriber.status == ACTIVE:
+            return confirmed_page(ctx, request, subscriber, already=True)
+        return render_page(ctx, request, "confirm.html", email=subscriber.email, token=token)
+
+
+def confirmed_page(
+    ctx: WebContext, request: Request, subscriber: Subscriber, *, already: bool
+) -> Response:
+    prefs = ctx.signer.make(PREFERENCES, subscriber.id, subscriber.email)
+    return render_page(
+        ctx,
+        request,
+        "confirmed.html",
+        already=already,
+        email=subscriber.email,
+        preferences_url=f"/preferences/{prefs}",
+        welcome=ctx.settings.web.welcome_latest and not already,
+    )
+
+
+@router.post("/confirm/{token}")
+def confirm(token: str, request: Request, ctx: Ctx, background: BackgroundTasks) -> Response:
+    """Activate a subscription. The signed link is the authorization (no cookie needed)."""
+    with transaction(ctx.engine) as session:
+        try:
+            subscriber = read_link(session, ctx.signer, CONFIRM, token)
+        except LinkProblem as problem:
+            return link_problem(ctx, request, problem)
+        if subscriber.status == ACTIVE:
+            return confirmed_page(ctx, request, subscriber, already=True)
+        ip = client_ip(request)[:64]
+        if subscriber.status == PENDING:
+            api.confirm(session, subscriber, ip=ip)
+        else:
+            # They left (or bounced) and asked to come back: only a link made after that counts.
+            issued = confirm_issued_at(ctx.secret_key, token)
+            left = subscriber.updated_at.replace(microsecond=0)
+            if issued is None or issued < left:
+                return link_problem(
+                    ctx,
+                    request,
+                    LinkProblem(
+                        "stale",
+                        "This confirmation link is older than your last change. "
+                        "Subscribe again to get a new one.",
+                    ),
+                )
+            api.set_status(session, subscriber, ACTIVE)
+            subscriber.confirmed_at = utcnow()
+            subscriber.consent_ip = ip
+        subscriber.consent_source = "web"
+        session.flush()
+        if ctx.settings.web.welcome_latest:
+            background.add_task(ctx.mailer.send, "welcome", person(subscriber))
+        return confirmed_page(ctx, request, subscriber, already=False)
+
+
+@router.get("/link")
+def show_link_form(request: Request, ctx: Ctx) -> Response:
+    return render_page(ctx, request, "link_problem.html", problem="", kind="request")
+
+
+@router.post("/link")
+def request_link(
+    request: Request,
+    ctx: Ctx,
+    background: BackgroundTasks,
+    email: Text = "",
+    csrf_token: Text = "",
+) -> Response:
+    """Email a fresh preferences link (or a new confirmation link to a pending address)."""
+    if not ctx.csrf.valid(request, csrf_token):
+        return render_page(
+            ctx,
+            request,
+            "link_problem.html",
+            status_code=403,
+            problem="This form had expired. Please send it again.",
+            kind="request",
+        )
+    ip = client_ip(request)
+    if not ctx.limits.link_ip.hit(ip):
+        return too_many(ctx, request, ctx.limits.link_ip.retry_after(ip))
+    try:
+        address, key = api.normalize_email(email)
+    except InvalidAddress:
+        return render_page(
+            ctx,
+            request,
+            "link_problem.html",
+            status_code=400,
+            problem="Please check your email address: it does not look valid.",
+            kind="request",
+        )
+    if ctx.limits.subscribe_address.hit(key):
+        with transaction(ctx.engine) as session:
+            subscriber = None
+            if not api.is_suppressed(session, address):
+                subscriber = api.get_subscriber(session, address)
+            if subscriber is not None:
+                kind = "confirmation" if subscriber.status == PENDING else "new_link"
+                background.add_task(ctx.mailer.send, kind, person(subscriber))
+    return render_page(ctx, request, "check_inbox.html", email=address, fresh_link=True)

@@ -1,0 +1,217 @@
+"""CSRF tokens, in-memory rate limits, admin password hashes and security headers.
+
+The rate limiters keep their counters in this process's memory: they reset on restart and are
+not shared between several `newsletter serve` processes. That is enough for one process behind
+a reverse proxy (the deployment the docs describe); with several processes each one enforces
+its own limits.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from collections.abc import Callable
+
+from itsdangerous import BadData
+from itsdangerous import URLSafeTimedSerializer
+from starlette.requests import Request
+
+CSRF_FIELD = "csrf_token"
+CSRF_MAX_AGE = 12 * 3600
+_SESSION_CSRF_KEY = "csrf"
+
+# scrypt parameters: ~16 MiB and ~50 ms per check on a small server.
+_SCRYPT_N = 2**14
+_SCRYPT_R = 8
+_SCRYPT_P = 1
+
+
+def derive_key(secret_key: str, purpose: str) -> str:
+    """A separate key per use of the one configured secret (session cookie, CSRF, ...)."""
+    return hmac.new(secret_key.encode(), f"newsletter.web.{purpose}".encode(), "sha256").hexdigest()
+
+
+# --- CSRF ----------------------------------------------------------------------------------
+
+
+class Csrf:
+    """Form tokens bound to a random value kept in the signed session cookie.
+
+    The token is that value signed with a timestamp (itsdangerous): a page from another site
+    cannot read the cookie, so it cannot produce a token that matches it.
+    """
+
+    def __init__(self, secret_key: str) -> None:
+        self._serializer = URLSafeTimedSerializer(derive_key(secret_key, "csrf"), salt="csrf")
+
+    def token(self, request: Request) -> str:
+        """The token to put in a form's hidden `csrf_token` field (creates the session value)."""
+        value = request.session.get(_SESSION_CSRF_KEY)
+        if not isinstance(value, str):
+            value = secrets.token_urlsafe(18)
+            request.session[_SESSION_CSRF_KEY] = value
+        return self._serializer.dumps(value)
+
+    def valid(self, request: Request, token: object) -> bool:
+        """Whether `token` matches this browser's session and is recent enough."""
+        expected = request.session.get(_SESSION_CSRF_KEY)
+        if not isinstance(token, str) or not isinstance(expected, str) or len(token) > 500:
+            return False
+        try:
+            value = self._serializer.loads(token, max_age=CSRF_MAX_AGE)
+        except BadData:
+            return False
+        return isinstance(value, str) and hmac.compare_digest(value, expected)
+
+
+# --- rate limits ---------------------------------------------------------------------------
+
+
+class SlidingWindow:
+    """At most `limit` events per key in any `window` seconds (per process, in memory)."""
+
+    def __init__(
+        self,
+        limit: int,
+        window: float,
+        *,
+        max_keys: int = 50_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit = limit
+        self.window = window
+        self.max_keys = max_keys
+        self.clock = clock
+        self._events: collections.OrderedDict[str, collections.deque[float]] = (
+            collections.OrderedDict()
+        )
+        self._lock = threading.Lock()
+
+    def _recent(self, key: str, now: float) -> collections.deque[float]:
+        events = self._events.get(key)
+        if events is None:
+            events = collections.deque()
+            self._events[key] = events
+            while len(self._events) > self.max_keys:
+                self._events.popitem(last=False)  # forget the least recently seen key
+        else:
+            self._events.move_to_end(key)
+        while events and events[0] <= now - self.window:
+            events.popleft()
+        return events
+
+    def hit(self, key: str) -> bool:
+        """Record one event for `key`; False (and not recorded) if over the limit."""
+        with self._lock:
+            now = self.clock()
+            events = self._recent(key, now)
+            if len(events) >= self.limit:
+                return False
+            events.append(now)
+            return True
+
+    def record(self, key: str) -> None:
+        """Record one event without checking the limit (e.g. a failed login)."""
+        with self._lock:
+            now = self.clock()
+            self._recent(key, now).append(now)
+
+    def blocked(self, key: str) -> bool:
+        """Whether the next event for `key` would go over the limit."""
+        with self._lock:
+            return len(self._recent(key, self.clock())) >= self.limit
+
+    def count(self, key: str) -> int:
+        """Events for `key` within the window."""
+        with self._lock:
+            return len(self._recent(key, self.clock()))
+
+    def retry_after(self, key: str) -> int:
+        """Seconds until the oldest event of `key` leaves the window (0 when not limited)."""
+        with self._lock:
+            now = self.clock()
+            events = self._recent(key, now)
+            if len(events) < self.limit:
+                return 0
+            return max(1, int(events[0] + self.window - now + 0.999))
+
+    def reset(self, key: str) -> None:
+        """Forget the events of `key` (e.g. after a successful login)."""
+        with self._lock:
+            self._events.pop(key, None)
+
+
+def client_ip(request: Request) -> str:
+    """The client's address as the server sees it (uvicorn applies trusted proxy headers)."""
+    return request.client.host if request.client else "unknown"
+
+
+# --- admin password ------------------------------------------------------------------------
+
+
+def hash_password(password: str, *, salt: bytes | None = None) -> str:
+    """'scrypt$N$r$p$salt$hash' for `password`: what NEWSLETTER_ADMIN_PASSWORD_HASH holds."""
+    salt = salt if salt is not None else secrets.token_bytes(16)
+    digest = hashlib.scrypt(
+        password.encode("utf-8"), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P, dklen=32
+    )
+    encode = base64.urlsafe_b64encode
+    return "$".join(
+        [
+            "scrypt",
+            str(_SCRYPT_N),
+            str(_SCRYPT_R),
+            str(_SCRYPT_P),
+            encode(salt).decode().rstrip("="),
+            encode(digest).decode().rstrip("="),
+        ]
+    )
+
+
+def _b64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """Whether `password` matches a `hash_password` string; False for malformed hashes."""
+    try:
+        scheme, n, r, p, salt, digest = stored.strip().split("$")
+        if scheme != "scrypt":
+            return False
+        n_, r_, p_ = int(n), int(r), int(p)
+        if n_ > 2**20 or r_ > 32 or p_ > 16:
+            return False
+        expected = _b64(digest)
+        actual = hashlib.scrypt(
+            password.encode("utf-8"),
+            salt=_b64(salt),
+            n=n_,
+            r=r_,
+            p=p_,
+            dklen=len(expected),
+            maxmem=256 * 1024 * 1024,
+        )
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(actual, expected)
+
+
+# --- headers -------------------------------------------------------------------------------
+
+CSP = (
+    "default-src 'self'; img-src 'self' https: data:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self'; frame-src 'self'; frame-ancestors 'self'; form-action 'self'; "
+    "base-uri 'none'; object-src 'none'"
+)
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",  # links carry tokens: never leak them in Referer
+    "X-Frame-Options": "SAMEORIGIN",
+    "Content-Security-Policy": CSP,
+}

@@ -1,0 +1,222 @@
+"""What the admin pages and the API share: issue overviews, previews, test sends, real sends.
+
+A real send runs in a background thread through the same ledger as `newsletter send`
+(`send.plan_campaign` then `send.CampaignRunner.run`); progress is read back from the ledger, so
+a page refresh (or another process) always sees where it stands. One send per month at a time
+in this process; the ledger's leases keep a second process from sending a row twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections.abc import Callable
+from collections.abc import Sequence
+
+from sqlalchemy import Engine
+
+from newsletter import checks
+from newsletter import ledger
+from newsletter.config import Settings
+from newsletter.content import Issue
+from newsletter.content import list_months
+from newsletter.content import load_issue
+from newsletter.db import session_factory
+from newsletter.errors import ContentError
+from newsletter.errors import NewsletterError
+from newsletter.errors import SendError
+from newsletter.models import Subscriber
+from newsletter.preview import make_recipient
+from newsletter.preview import preview_parts
+from newsletter.preview import send_tests
+from newsletter.render import encoded_html_size
+from newsletter.send import CampaignRunner
+from newsletter.send import PlanReport
+from newsletter.send import default_lists
+from newsletter.send import plan_campaign
+from newsletter.taxonomy import Taxonomy
+from newsletter.transports import Transport
+
+log = logging.getLogger("newsletter.web")
+
+
+@dataclasses.dataclass
+class IssueOverview:
+    """One month in content/: its summaries (or the content error) and its sent state."""
+
+    month: str
+    issue: Issue | None
+    error: str = ""
+    campaign_status: str = "not sent"
+    counts: dict[str, int] = dataclasses.field(default_factory=dict)
+    running: bool = False
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def done(self) -> int:
+        return sum(n for status, n in self.counts.items() if status not in ledger.OPEN_STATUSES)
+
+
+@dataclasses.dataclass
+class Preview:
+    """An issue as one recipient gets it."""
+
+    month: str
+    variant: str
+    html: str
+    text: str
+    size: int
+    size_level: str
+    size_message: str
+    recipient: str
+
+
+@dataclasses.dataclass
+class SendState:
+    """The last background send of a month started from this process."""
+
+    month: str
+    thread: threading.Thread
+    error: str = ""
+    finished: bool = False
+
+
+class Sending:
+    """Issue overviews, previews, test sends and background sends for one app."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        taxonomy: Taxonomy,
+        engine: Engine,
+        transport_factory: Callable[[], Transport],
+    ) -> None:
+        self.settings = settings
+        self.taxonomy = taxonomy
+        self.engine = engine
+        self.transport_factory = transport_factory
+        self._lock = threading.Lock()
+        self._sends: dict[str, SendState] = {}
+
+    # --- reading -------------------------------------------------------------------------
+
+    def months(self) -> list[str]:
+        try:
+            return list(reversed(list_months(self.settings.content.dir)))
+        except ContentError:
+            return []
+
+    def load(self, month: str) -> Issue:
+        """The issue of `month`; ContentError (a NewsletterError) if missing or invalid."""
+        settings = self.settings
+        return load_issue(settings.content.dir, month, self.taxonomy, settings.newsletter.name)
+
+    def overview(self, month: str) -> IssueOverview:
+        try:
+            item = IssueOverview(month, self.load(month))
+        except ContentError as error:
+            item = IssueOverview(month, None, error=str(error))
+        with session_factory(self.engine)() as session:
+            campaign = ledger.find_campaign(session, month)
+            if campaign is not None:
+                item.campaign_status = campaign.status
+                item.counts = ledger.status_counts(session, campaign.id)
+        item.running = self.is_running(month)
+        return item
+
+    def overviews(self) -> list[IssueOverview]:
+        return [self.overview(month) for month in self.months()]
+
+    # --- previews and tests --------------------------------------------------------------
+
+    def preview(
+        self,
+        issue: Issue,
+        topics: frozenset[str] | None,
+        subscriber: Subscriber | None = None,
+    ) -> Preview:
+        """The issue as `subscriber` (their name, topics, links) or as a topic set."""
+        if subscriber is not None:
+            person = (subscriber.email, subscriber.name, subscriber.topic_slugs, subscriber.id)
+        else:
+            person = ("preview@example.org", "", topics, 0)
+        recipient = make_recipient(self.settings, *person)
+        parts = preview_parts(self.settings, issue, recipient, person[3])
+        html = str(parts["html"])
+        size = encoded_html_size(html)
+        finding = checks.size_finding(size, "this variant")
+        return Preview(
+            month=issue.month,
+            variant=str(parts["variant"]),
+            html=html,
+            text=str(parts["text"]),
+            size=size,
+            size_level=finding.level,
+            size_message=finding.message,
+            recipient=recipient.email,
+        )
+
+    def test_send(
+        self, issue: Issue, addresses: Sequence[str], topics: frozenset[str] | None
+    ) -> list[str]:
+        """Send the issue marked [TEST] to each address, outside the ledger; one line each."""
+        return send_tests(self.settings, issue, addresses, topics, self.transport_factory())
+
+    # --- real sends ----------------------------------------------------------------------
+
+    def plan(self, issue: Issue, lists: Sequence[str] | None = None) -> PlanReport:
+        """What a send would do now (nothing is written)."""
+        return plan_campaign(self.engine, self.settings, issue, lists or None, dry_run=True)
+
+    def is_running(self, month: str) -> bool:
+        with self._lock:
+            state = self._sends.get(month)
+            return state is not None and state.thread.is_alive()
+
+    def state(self, month: str) -> SendState | None:
+        with self._lock:
+            return self._sends.get(month)
+
+    def start(self, issue: Issue, lists: Sequence[str] | None = None) -> SendState:
+        """Plan and send `issue` in a background thread; SendError if one is already running."""
+        lists = default_lists(self.settings, lists)
+        with self._lock:
+            current = self._sends.get(issue.month)
+            if current is not None and current.thread.is_alive():
+                raise SendError(f"{issue.month} is already being sent")
+            state = SendState(issue.month, threading.Thread())
+            state.thread = threading.Thread(
+                target=self._run,
+                args=(issue, list(lists or []) or None, state),
+                name=f"send-{issue.month}",
+                daemon=True,
+            )
+            self._sends[issue.month] = state
+            state.thread.start()
+        return state
+
+    def _run(self, issue: Issue, lists: list[str] | None, state: SendState) -> None:
+        try:
+            plan_campaign(self.engine, self.settings, issue, lists)
+            runner = CampaignRunner(
+                self.engine, self.settings, issue, transport_factory=self.transport_factory
+            )
+            report = runner.run()
+            log.info("sent %s: %s sent, %s failed", issue.month, report.sent, report.failed)
+        except NewsletterError as error:
+            state.error = str(error)
+        except Exception as error:  # keep the message for the page; the traceback in the log
+            log.exception("the send of %s failed", issue.month)
+            state.error = f"{type(error).__name__}: {error}"
+        finally:
+            state.finished = True
+
+    def wait(self, month: str, timeout: float | None = None) -> None:
+        """Wait for the background send of `month` (tests, shutdown)."""
+        state = self.state(month)
+        if state is not None:
+            state.thread.join(timeout)

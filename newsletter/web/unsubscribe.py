@@ -1,0 +1,90 @@
+"""One-click unsubscribe (RFC 8058) at `/u/{token}`, the URL in List-Unsubscribe.
+
+`POST /u/{token}` with the body `List-Unsubscribe=One-Click` (form-urlencoded or multipart)
+unsubscribes at once and answers 200, no redirect, no cookie or CSRF check: the signed token is
+the authorization, and mail providers post it without a browser. `GET /u/{token}` only shows a
+page with a button (which posts the same body): link scanners prefetch GETs, so a GET must
+never unsubscribe. The `mailto:` half of List-Unsubscribe is handled by `newsletter inbound`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter
+from fastapi import Depends
+from fastapi import Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from newsletter import subscribers as api
+from newsletter.db import transaction
+from newsletter.models import UNSUBSCRIBED
+from newsletter.tokens import PREFERENCES
+from newsletter.tokens import UNSUBSCRIBE
+from newsletter.web.app import WebContext
+from newsletter.web.app import get_ctx
+from newsletter.web.links import LinkProblem
+from newsletter.web.links import read_link
+from newsletter.web.pages import render_page
+from newsletter.web.public import link_problem
+
+router = APIRouter()
+Ctx = Annotated[WebContext, Depends(get_ctx)]
+ONE_CLICK = "One-Click"
+
+
+@router.get("/u/{token}")
+def show(token: str, request: Request, ctx: Ctx) -> Response:
+    with transaction(ctx.engine) as session:
+        try:
+            subscriber = read_link(session, ctx.signer, UNSUBSCRIBE, token)
+        except LinkProblem as problem:
+            return link_problem(ctx, request, problem)
+        return render_page(
+            ctx,
+            request,
+            "unsubscribe.html",
+            email=subscriber.email,
+            token=token,
+            already=subscriber.status == UNSUBSCRIBED,
+        )
+
+
+async def _one_click(request: Request) -> bool:
+    """Whether the body says List-Unsubscribe=One-Click (any content type Starlette parses)."""
+    try:
+        form = await request.form(max_files=0, max_fields=20)
+    except Exception:  # malformed multipart or urlencoded body
+        return False
+    try:
+        return ONE_CLICK in form.getlist("List-Unsubscribe")
+    finally:
+        await form.close()
+
+
+@router.post("/u/{token}")
+async def one_click(token: str, request: Request, ctx: Ctx) -> Response:
+    if not await _one_click(request):
+        return render_page(
+            ctx,
+            request,
+            "message.html",
+            status_code=400,
+            title="Nothing was changed",
+            message="To unsubscribe, open the link from your email and press the button.",
+        )
+    return await run_in_threadpool(_unsubscribe, token, request, ctx)
+
+
+def _unsubscribe(token: str, request: Request, ctx: WebContext) -> Response:
+    with transaction(ctx.engine) as session:
+        try:
+            subscriber = read_link(session, ctx.signer, UNSUBSCRIBE, token)
+        except LinkProblem as problem:
+            return link_problem(ctx, request, problem)
+        api.unsubscribe(session, subscriber)
+        preferences = ctx.signer.make(PREFERENCES, subscriber.id, subscriber.email)
+        return render_page(
+            ctx, request, "unsubscribed.html", email=subscriber.email, preferences=preferences
+        )

@@ -1,0 +1,361 @@
+"""DKIM: signed digests verify with dkimpy against a stub DNS; tampering makes them fail."""
+
+from __future__ import annotations
+
+import base64
+import email
+import email.policy
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import dkim
+import pytest
+from conftest import make_config
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from cryptography.hazmat.primitives.asymmetric import rsa
+from dkim.canonicalization import CanonicalizationPolicy
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from newsletter.config import settings_from_dict
+from newsletter.content import load_issue
+from newsletter.dkim import OPTIONAL_HEADERS
+from newsletter.dkim import SIGNED_HEADERS
+from newsletter.dkim import DkimSigner
+from newsletter.dkim import canonical_body
+from newsletter.dkim import load_private_key
+from newsletter.dkim import split_message
+from newsletter.errors import ConfigError
+from newsletter.errors import RenderError
+from newsletter.preview import make_recipient
+from newsletter.preview import preview_parts
+
+SELECTOR = "nl2025"
+DOMAIN = "example.org"
+
+
+@pytest.fixture(scope="module")
+def rsa_key() -> rsa.RSAPrivateKey:
+    # 2048 bits as in production; generated once per module (a few hundred ms).
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def pem(key, fmt=serialization.PrivateFormat.PKCS8) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, fmt, serialization.NoEncryption())
+
+
+@pytest.fixture
+def key_file(tmp_path: Path, rsa_key) -> Path:
+    path = tmp_path / "dkim.pem"
+    path.write_bytes(pem(rsa_key))
+    return path
+
+
+def dkim_settings(tmp_path: Path, **dkim_section):
+    values = {"enabled": True, "selector": SELECTOR, "key_file": "dkim.pem", **dkim_section}
+    return settings_from_dict(make_config(tmp_path, dkim=values), tmp_path)
+
+
+@pytest.fixture
+def signer(tmp_path: Path, key_file: Path) -> DkimSigner:
+    result = DkimSigner.from_settings(dkim_settings(tmp_path))
+    assert result is not None
+    return result
+
+
+@pytest.fixture
+def message(tmp_path: Path, taxonomy) -> bytes:
+    """A digest message as the sender builds it (LF line endings, quoted-printable bodies)."""
+    settings = settings_from_dict(
+        make_config(tmp_path, delivery={"unsubscribe_mailto": "unsubscribe@example.org"}),
+        tmp_path,
+    )
+    issue = load_issue(settings.content.dir, "2025-01", taxonomy, settings.newsletter.name)
+    recipient = make_recipient(settings, "reader@example.net", "Ana Reader", None, 42)
+    return preview_parts(settings, issue, recipient, subscriber_id=42)["eml"]
+
+
+def stub_dns(signer: DkimSigner):
+    """A dkimpy `dnsfunc` answering only the signer's key record."""
+    asked: list[bytes] = []
+
+    def dnsfunc(name: bytes, timeout: int = 5) -> bytes | None:
+        asked.append(name)
+        if name == f"{signer.dns_name}.".encode():
+            return signer.dns_record().encode()
+        return None
+
+    dnsfunc.asked = asked  # type: ignore[attr-defined]
+    return dnsfunc
+
+
+def signature_tags(signed: bytes) -> dict[str, str]:
+    parsed = email.message_from_bytes(signed, policy=email.policy.compat32)
+    value = re.sub(r"\s+", "", parsed["DKIM-Signature"])
+    return dict(part.split("=", 1) for part in value.split(";") if part)
+
+
+def test_signed_digest_verifies(signer: DkimSigner, message: bytes) -> None:
+    signed = signer.sign(message)
+    dnsfunc = stub_dns(signer)
+    assert dkim.verify(signed, dnsfunc=dnsfunc)
+    assert dnsfunc.asked == [b"nl2025._domainkey.example.org."]
+    # What the SMTP transport puts on the wire (CRLF) verifies too.
+    assert dkim.verify(signed.replace(b"\n", b"\r\n"), dnsfunc=stub_dns(signer))
+
+
+def test_signature_is_prepended_in_lf_form(signer: DkimSigner, message: bytes) -> None:
+    signed = signer.sign(message)
+    assert signed.startswith(b"DKIM-Signature: ")
+    assert signed.endswith(message)
+    assert b"\r" not in signed
+    header = signed[: len(signed) - len(message)]
+    assert all(len(line) <= 78 for line in header.split(b"\n"))
+
+
+def test_crlf_input_stays_crlf(signer: DkimSigner, message: bytes) -> None:
+    crlf = message.replace(b"\n", b"\r\n")
+    signed = signer.sign(crlf)
+    assert signed.endswith(crlf)
+    assert b"\n" not in signed.replace(b"\r\n", b"")
+    assert dkim.verify(signed, dnsfunc=stub_dns(signer))
+
+
+def test_tags_and_every_required_header_signed(signer: DkimSigner, message: bytes) -> None:
+    tags = signature_tags(signer.sign(message, timestamp=1_700_000_000))
+    assert tags["a"] == "rsa-sha256"
+    assert tags["c"] == "relaxed/relaxed"
+    assert tags["d"] == DOMAIN
+    assert tags["s"] == SELECTOR
+    assert tags["t"] == "1700000000"
+    signed = tags["h"].split(":")
+    for name in SIGNED_HEADERS:
+        assert name in signed
+    # The digest has these as well, so they are signed too.
+    for name in OPTIONAL_HEADERS:
+        assert name in signed
+    assert signed.count("from") == 2  # oversigned: a second From cannot be added
+
+
+def test_optional_headers_only_when_present(signer: DkimSigner) -> None:
+    bare = b"From: a@example.org\nTo: b@example.net\nSubject: hi\n\nbody\n"
+    signed_names = signature_tags(signer.sign(bare))["h"].split(":")
+    assert "reply-to" not in signed_names
+    assert "content-type" not in signed_names
+    assert "list-unsubscribe" in signed_names  # absent but signed: cannot be added later
+    assert dkim.verify(signer.sign(bare), dnsfunc=stub_dns(signer))
+
+
+@pytest.mark.parametrize(
+    ("header", "replacement"),
+    [
+        ("Subject", "Subject: You won a prize"),
+        ("List-Unsubscribe", "List-Unsubscribe: <https://evil.example/u/x>"),
+        ("To", "To: someone-else@example.net"),
+        ("List-Unsubscribe-Post", "List-Unsubscribe-Post: nothing"),
+    ],
+)
+def test_tampered_header_fails(
+    signer: DkimSigner, message: bytes, header: str, replacement: str
+) -> None:
+    signed = signer.sign(message)
+    lines = signed.split(b"\n")
+    start = next(i for i, line in enumerate(lines) if line.startswith(header.encode() + b":"))
+    end = start + 1
+    while lines[end][:1] in (b" ", b"\t"):
+        end += 1  # the header's folded continuation lines
+    tampered = b"\n".join([*lines[:start], replacement.encode(), *lines[end:]])
+    assert tampered != signed
+    assert not dkim.verify(tampered, dnsfunc=stub_dns(signer))
+
+
+def test_added_header_instance_fails(signer: DkimSigner, message: bytes) -> None:
+    signed = signer.sign(message)
+    assert not dkim.verify(b"From: attacker@example.com\n" + signed, dnsfunc=stub_dns(signer))
+    injected = signed.replace(b"\n\n", b"\nList-Unsubscribe: <https://evil.example/>\n\n", 1)
+    assert not dkim.verify(injected, dnsfunc=stub_dns(signer))
+
+
+def test_tampered_body_fails(signer: DkimSigner, message: bytes) -> None:
+    signed = signer.sign(message)
+    assert not dkim.verify(signed.replace(b"Dear Ana", b"Dear Bob", 1), dnsfunc=stub_dns(signer))
+
+
+def test_whitespace_changes_survive_relaxed_canonicalization(
+    signer: DkimSigner, message: bytes
+) -> None:
+    signed = signer.sign(message)
+    relaxed = signed.replace(b"\nSubject: ", b"\nSubject:    ", 1)
+    assert dkim.verify(relaxed, dnsfunc=stub_dns(signer))
+
+
+def test_wrong_public_key_fails(signer: DkimSigner, message: bytes) -> None:
+    other = DkimSigner(SELECTOR, DOMAIN, rsa.generate_private_key(65537, 1024))
+    assert not dkim.verify(signer.sign(message), dnsfunc=stub_dns(other))
+
+
+def test_byte_identical_to_dkimpy(
+    signer: DkimSigner, message: bytes, rsa_key, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Our fast path (OpenSSL signature) produces exactly what dkimpy's own sign produces."""
+    stamp = 1_750_000_000
+    monkeypatch.setattr(dkim.time, "time", lambda: stamp)
+    theirs = dkim.sign(
+        message,
+        SELECTOR.encode(),
+        DOMAIN.encode(),
+        pem(rsa_key, serialization.PrivateFormat.TraditionalOpenSSL),
+        canonicalize=(b"relaxed", b"relaxed"),
+        include_headers=signer.header_list({b"reply-to", b"mime-version", b"content-type"}),
+        linesep=b"\n",
+    )
+    assert signer.sign(message, timestamp=stamp) == theirs + message
+
+
+def test_ed25519_key(tmp_path: Path, message: bytes) -> None:
+    pytest.importorskip("nacl", reason="dkimpy verifies ed25519 with PyNaCl")
+    key = ed25519.Ed25519PrivateKey.generate()
+    (tmp_path / "dkim.pem").write_bytes(pem(key))
+    signer = DkimSigner.from_settings(dkim_settings(tmp_path))
+    assert signer is not None
+    assert signer.algorithm == "ed25519-sha256"
+    assert signer.dns_record().startswith("v=DKIM1; k=ed25519; p=")
+    signed = signer.sign(message)
+    assert signature_tags(signed)["a"] == "ed25519-sha256"
+    assert dkim.verify(signed, dnsfunc=stub_dns(signer))
+    assert not dkim.verify(
+        signed.replace(b"Subject: ", b"Subject: Re: ", 1), dnsfunc=stub_dns(signer)
+    )
+
+
+def test_ed25519_dknewkey_format() -> None:
+    seed = bytes(range(32))
+    key = load_private_key(base64.b64encode(seed) + b"\n")
+    assert isinstance(key, ed25519.Ed25519PrivateKey)
+
+
+def test_pkcs1_rsa_key_accepted(rsa_key) -> None:
+    key = load_private_key(pem(rsa_key, serialization.PrivateFormat.TraditionalOpenSSL))
+    assert isinstance(key, rsa.RSAPrivateKey)
+
+
+# --- configuration -----------------------------------------------------------------------
+
+
+def test_disabled_by_default(settings) -> None:
+    assert settings.dkim.enabled is False
+    assert DkimSigner.from_settings(settings) is None
+
+
+def test_key_file_resolves_against_config_folder(tmp_path: Path, key_file: Path) -> None:
+    settings = dkim_settings(tmp_path)
+    assert settings.dkim.key_file == key_file.resolve()
+
+
+def test_domain_defaults_to_from_domain(signer: DkimSigner, tmp_path: Path, key_file) -> None:
+    assert signer.domain == DOMAIN
+    other = DkimSigner.from_settings(dkim_settings(tmp_path, domain="mail.example.org"))
+    assert other is not None
+    assert other.dns_name == "nl2025._domainkey.mail.example.org"
+
+
+def test_missing_key_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"dkim.key_file .*dkim.pem: no such file"):
+        DkimSigner.from_settings(dkim_settings(tmp_path))
+
+
+def test_unreadable_key_file_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "dkim.pem").mkdir()  # a folder cannot be read as a file, even by root
+    with pytest.raises(ConfigError, match=r"dkim.key_file .*cannot read it"):
+        DkimSigner.from_settings(dkim_settings(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"not a key", "not a PEM private key"),
+        (b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "cannot read"),
+    ],
+)
+def test_garbage_key_file_is_a_clear_error(tmp_path: Path, content: bytes, message: str) -> None:
+    (tmp_path / "dkim.pem").write_bytes(content)
+    with pytest.raises(ConfigError, match=message):
+        DkimSigner.from_settings(dkim_settings(tmp_path))
+
+
+def test_encrypted_key_is_a_clear_error(tmp_path: Path, rsa_key) -> None:
+    encrypted = rsa_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"secret"),
+    )
+    (tmp_path / "dkim.pem").write_bytes(encrypted)
+    with pytest.raises(ConfigError, match="encrypted"):
+        DkimSigner.from_settings(dkim_settings(tmp_path))
+
+
+def test_short_rsa_key_rejected() -> None:
+    # cryptography will not generate keys under 1024 bits; openssl still does.
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command")
+    small = subprocess.run(["openssl", "genrsa", "512"], capture_output=True, check=True).stdout
+    with pytest.raises(ConfigError, match="at least 1024"):
+        load_private_key(small)
+
+
+def test_missing_selector_and_key_file(tmp_path: Path, key_file: Path) -> None:
+    with pytest.raises(ConfigError, match=r"dkim\.selector"):
+        DkimSigner.from_settings(dkim_settings(tmp_path, selector=""))
+    settings = settings_from_dict(
+        make_config(tmp_path, dkim={"enabled": True, "selector": "s"}), tmp_path
+    )
+    with pytest.raises(ConfigError, match=r"dkim\.key_file is not set"):
+        DkimSigner.from_settings(settings)
+
+
+def test_selector_cannot_inject_tags(tmp_path: Path, key_file: Path) -> None:
+    with pytest.raises(ConfigError, match="not a valid DNS name"):
+        DkimSigner.from_settings(dkim_settings(tmp_path, selector="s; b=x"))
+
+
+# --- the fast canonicalization equals dkimpy's ---------------------------------------------
+
+_BODY_BYTES = st.lists(
+    st.sampled_from([b"a", b"Z", b"=", b" ", b"  ", b"\t", b"\r", b"\n", b"\r\n", b"\xc3\xa9"]),
+    max_size=60,
+).map(b"".join)
+
+
+@hypothesis_settings(max_examples=400, deadline=None)
+@given(body=_BODY_BYTES)
+def test_canonical_body_matches_dkimpy(body: bytes) -> None:
+    _, expected_input = dkim.rfc822_parse(b"From: a@example.org\n\n" + body)
+    expected = CanonicalizationPolicy.from_c_value(b"relaxed/relaxed").canonicalize_body(
+        expected_input
+    )
+    assert canonical_body(body) == expected
+
+
+@hypothesis_settings(max_examples=200, deadline=None)
+@given(
+    names=st.lists(st.sampled_from(["From", "To", "Subject", "X-A"]), min_size=1, max_size=5),
+    value=st.sampled_from(["v", " spaced  value", "folded\n continued", "t\tab"]),
+    newline=st.sampled_from(["\n", "\r\n"]),
+    body=_BODY_BYTES,
+)
+def test_split_message_matches_dkimpy(names, value: str, newline: str, body: bytes) -> None:
+    head = "".join(f"{name}:{value}\n" for name in names).replace("\n", newline).encode()
+    message = head + newline.encode() + body
+    headers, rest = split_message(message)
+    expected_headers, expected_body = dkim.rfc822_parse(message)
+    assert headers == expected_headers
+    assert canonical_body(rest) == canonical_body(expected_body)
+
+
+def test_unparsable_message_is_a_render_error(signer: DkimSigner) -> None:
+    with pytest.raises(RenderError, match="cannot DKIM-sign"):
+        signer.sign(b"From: a@example.org\nnot a header line\n\nbody\n")
