@@ -36,7 +36,7 @@ def peak_mb() -> float:
 
 
 def populate(folder: str, count: int) -> None:
-    settings = make_settings(Path(folder), 0, 1)
+    settings = make_settings(Path(folder), 25, 1)  # nothing is sent while populating
     engine = db.make_engine(settings.database.url)
     db.upgrade(engine)
     add_subscribers(engine, settings, count)
@@ -97,11 +97,15 @@ def main() -> None:
             child = context.Process(target=populate, args=(folder, count))
             child.start()
             child.join()
+            if child.exitcode:
+                sys.exit(f"inserting subscribers failed (exit {child.exitcode})")
             results = context.Queue()
             child = context.Process(target=measure, args=(folder, count, args.connections, results))
             child.start()
-            result = results.get()
             child.join()
+            if child.exitcode:
+                sys.exit(f"the measured run failed (exit {child.exitcode})")
+            result = results.get()
         rate = result["sent"] / result["send_seconds"]
         print(
             f"  planned {result['planned']:,} deliveries in {result['plan_seconds']:.1f} s "

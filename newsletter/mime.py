@@ -173,7 +173,8 @@ class MessageSkeleton:
         headers = (
             f"To: {to_header(recipient)}\nMessage-ID: {mid}\nList-Unsubscribe: {unsubscribe}\n"
         ).encode()
-        text = self._text.fill(slot_values(recipient, summaries, for_html=False))
-        html = self._html.fill(slot_values(recipient, summaries, for_html=True))
+        base = self.sender.base_url
+        text = self._text.fill(slot_values(recipient, summaries, for_html=False, base_url=base))
+        html = self._html.fill(slot_values(recipient, summaries, for_html=True, base_url=base))
         body = b"".join((headers, self._head, text, self._middle, html, self._tail))
         return body, mid

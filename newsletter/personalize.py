@@ -24,6 +24,8 @@ EMAIL = "EMAIL"
 UNSUB = "UNSUB"
 PREFS = "PREFS"
 MATCH = "MATCH"  # MATCH1, MATCH2, ...: one per summary, in variant order
+DROP = "DROP"  # DROP1, DROP2, ...: "stop sending me <topic>" links for the topics that matched
+DROP_LINK_STYLE = "color:#0b6e69"  # filled in after premailer ran, so the style is inline
 
 
 @dataclass(frozen=True)
@@ -61,13 +63,6 @@ def choose_variant(
 def variant_summaries(issue: Issue, key: VariantKey) -> tuple[Summary, ...]:
     """The Summary objects named by a variant key (KeyError if the content changed)."""
     return tuple(issue.summary(slug) for slug in key.slugs)
-
-
-def matched_labels(summary: Summary, topics: frozenset[str] | None) -> list[str]:
-    """The labels of a summary's topics that the subscriber follows."""
-    if topics is None:
-        return []
-    return [t.label for t in summary.topics if t.slug in topics]
 
 
 class SlotTemplate:
@@ -110,7 +105,7 @@ def greeting(name: str) -> str:
 
 
 def slot_values(
-    recipient: Recipient, summaries: Iterable[Summary], *, for_html: bool
+    recipient: Recipient, summaries: Iterable[Summary], *, for_html: bool, base_url: str = ""
 ) -> dict[str, str]:
     """The value of every slot for one recipient (HTML-escaped when `for_html`)."""
     escape = html.escape if for_html else str
@@ -121,7 +116,30 @@ def slot_values(
         PREFS: recipient.preferences_token,
     }
     for index, summary in enumerate(summaries, start=1):
-        labels = matched_labels(summary, recipient.topics)
+        matched = matched_topics(summary, recipient.topics)
+        labels = [label for _slug, label in matched]
         text = "Matches your topics: " + ", ".join(labels) if labels else ""
         values[f"{MATCH}{index}"] = escape(text)
+        values[f"{DROP}{index}"] = (
+            drop_links(matched, base_url, recipient.preferences_token) if for_html else ""
+        )
     return values
+
+
+def matched_topics(summary: Summary, topics: frozenset[str] | None) -> list[tuple[str, str]]:
+    """(slug, label) of the summary's topics that the subscriber follows."""
+    if topics is None:
+        return []
+    return [(t.slug, t.label) for t in summary.topics if t.slug in topics]
+
+
+def drop_links(matched: list[tuple[str, str]], base_url: str, token: str) -> str:
+    """HTML: one "Stop sending me <topic>" link per topic the reader follows."""
+    if not matched:
+        return ""
+    links = " · ".join(
+        f'<a href="{base_url}/preferences/{token}?drop={slug}" style="{DROP_LINK_STYLE}">'
+        f"Stop sending me {html.escape(label)}</a>"
+        for slug, label in matched
+    )
+    return f"Not for you? {links}"

@@ -41,10 +41,15 @@ def preview_parts(
     rendered = Renderer(settings).render(issue, summaries, personal=key.personal)
     skeleton = MessageSkeleton(Sender.from_settings(settings), rendered, date or utcnow())
     message, _ = skeleton.build(recipient, issue.month, subscriber_id, summaries)
+    base = settings.newsletter.base_url
     return {
         "variant": key.encode(),
-        "html": SlotTemplate(rendered.html).fill(slot_values(recipient, summaries, for_html=True)),
-        "text": SlotTemplate(rendered.text).fill(slot_values(recipient, summaries, for_html=False)),
+        "html": SlotTemplate(rendered.html).fill(
+            slot_values(recipient, summaries, for_html=True, base_url=base)
+        ),
+        "text": SlotTemplate(rendered.text).fill(
+            slot_values(recipient, summaries, for_html=False, base_url=base)
+        ),
         "eml": message,
     }
 

@@ -61,8 +61,13 @@ def variants(tmp_path_factory):
 
 def reference(sender, rendered, summaries, recipient, mid) -> email.message.EmailMessage:
     """The same message built the slow way, with the stdlib only."""
-    html = SlotTemplate(rendered.html).fill(slot_values(recipient, summaries, for_html=True))
-    text = SlotTemplate(rendered.text).fill(slot_values(recipient, summaries, for_html=False))
+    base = sender.base_url
+    html = SlotTemplate(rendered.html).fill(
+        slot_values(recipient, summaries, for_html=True, base_url=base)
+    )
+    text = SlotTemplate(rendered.text).fill(
+        slot_values(recipient, summaries, for_html=False, base_url=base)
+    )
     headers = {
         "To": to_header(recipient),
         "Message-ID": mid,

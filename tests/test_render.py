@@ -121,10 +121,25 @@ def test_slots_survive_mjml_and_premailer(issue, renderer) -> None:
     html_slots = {m.group(1) for m in SLOT_RE.finditer(rendered.html)}
     text_slots = {m.group(1) for m in SLOT_RE.finditer(rendered.text)}
     expected = {"GREETING", "EMAIL", "UNSUB", "PREFS", "MATCH1", "MATCH2", "MATCH3"}
-    assert html_slots == expected
+    assert html_slots == expected | {"DROP1", "DROP2", "DROP3"}
     assert text_slots == expected
     assert 'href="https://news.example.org/u/XNLUNSUBX"' in rendered.html
-    assert "/preferences/XNLPREFSX?drop=therapist-factors" in rendered.html
+
+
+def test_stop_links_name_only_the_topics_the_reader_follows(issue, renderer) -> None:
+    from newsletter.personalize import Recipient
+    from newsletter.personalize import slot_values
+
+    topics = frozenset({"alliance-and-therapeutic-relationship", "therapist-factors"})
+    key = choose_variant(issue, topics)
+    summaries = variant_summaries(issue, key)
+    reader = Recipient("a@example.net", "A", topics, "unsub-token", "prefs-token")
+    values = slot_values(reader, summaries, for_html=True, base_url="https://n.example.org")
+    first, second = values["DROP1"], values["DROP2"]  # alliance-in-depression, therapist-...
+    assert "?drop=alliance-and-therapeutic-relationship" in first
+    assert "depression" not in first  # a topic of the summary the reader does not follow
+    assert first.count("<a ") == 1 and second.count("<a ") == 2
+    assert 'href="https://n.example.org/preferences/prefs-token?drop=therapist-factors"' in second
 
 
 def test_summary_content_is_escaped_and_markdown_rendered(settings, taxonomy, tmp_path) -> None:
