@@ -6,6 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
+import hypothesis
 import pytest
 from click.testing import CliRunner
 
@@ -14,6 +15,11 @@ from newsletter.config import Settings
 from newsletter.config import settings_from_dict
 from newsletter.taxonomy import Taxonomy
 from newsletter.taxonomy import default_taxonomy
+
+# CI runs property tests with a fixed seed, so a red build is reproducible; by hand they explore.
+hypothesis.settings.register_profile("ci", derandomize=True)
+if os.environ.get("CI"):
+    hypothesis.settings.load_profile("ci")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).resolve().parent.parent

@@ -106,6 +106,9 @@ local_parts = st.from_regex(r"[a-z0-9][a-z0-9._+-]{0,20}", fullmatch=True)
 tokens = st.from_regex(
     r"[A-Za-z0-9_-]{10,40}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{20,30}", fullmatch=True
 )
+# Values are never scanned for slots again, but "no marker left" is only checkable without them.
+names = names.filter(lambda text: "XNL" not in text)
+tokens = tokens.filter(lambda text: "XNL" not in text)
 
 
 @hypothesis_settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -127,7 +130,7 @@ def test_filled_message_parses_like_the_stdlib_message(
     ours, mid = skeleton.build(recipient, "2025-01", subscriber_id, summaries)
     assert mid == message_id("2025-01", subscriber_id, recipient.email, sender.domain)
     assert all(len(line) <= 998 for line in ours.split(b"\n"))
-    assert b"XNL" not in ours
+    assert b"XNL" not in ours  # every slot was filled
     assert_same_message(ours, reference(sender, rendered, summaries, recipient, mid))
 
 
@@ -157,3 +160,13 @@ def test_message_id_is_stable_per_issue_and_subscriber() -> None:
     assert first == message_id("2025-01", 7, "a@example.org", "example.org")
     assert first != message_id("2025-02", 7, "a@example.org", "example.org")
     assert first != message_id("2025-01", 8, "a@example.org", "example.org")
+
+
+def test_values_that_look_like_slots_are_not_filled_again(variants) -> None:
+    _sender, built = variants
+    skeleton, summaries, _ = built[None]
+    recipient = Recipient("a@example.net", "XNLEMAILX", None, "XNLPREFSX.a.b", "p.q.r")
+    data, _ = skeleton.build(recipient, "2025-01", 3, summaries)
+    text = parsed(data).get_body(("plain",)).get_content()
+    assert "Dear XNLEMAILX," in text
+    assert "/u/XNLPREFSX.a.b" in text
