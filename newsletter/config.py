@@ -248,8 +248,14 @@ class Settings(_Section):
     dkim: DkimSection = Field(default_factory=DkimSection)
     bounces: BouncesSection = Field(default_factory=BouncesSection)
     lists: list[ListSpec] = Field(default_factory=list)
-    # The folder holding the config file (not a key of the file itself).
+    # The folder holding the config file, and the file (not keys of the file itself).
     _base_dir: Path = PrivateAttr(default=Path("."))
+    _config_path: Path | None = PrivateAttr(default=None)
+
+    @property
+    def config_path(self) -> Path | None:
+        """The absolute path of the file these settings came from (None if built in code)."""
+        return self._config_path
 
     @property
     def base_dir(self) -> Path:
@@ -357,4 +363,6 @@ def load_settings(path: str | os.PathLike | None = None) -> Settings:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigError(f"{config_path}: {error}") from None
-    return settings_from_dict(data, config_path.resolve().parent, str(config_path))
+    settings = settings_from_dict(data, config_path.resolve().parent, str(config_path))
+    settings._config_path = config_path.resolve()
+    return settings

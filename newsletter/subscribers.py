@@ -799,10 +799,13 @@ def subscriber_deliveries(session: Session, subscriber_id: int) -> list[dict[str
 
 
 def forget_subscriber(session: Session, subscriber: Subscriber, reason: str = "forgotten") -> None:
-    """Forget me: delete the subscriber and the address from their ledger rows, keeping only
-    a suppression hash so the address is never mailed again by accident."""
+    """Forget me: delete the subscriber and the address from their ledger rows and bounce
+    records, keeping only a suppression hash so the address is never mailed again by accident."""
+    from sqlalchemy import delete
+    from sqlalchemy import or_
     from sqlalchemy import update
 
+    from newsletter.models import Bounce
     from newsletter.models import Delivery
 
     suppress(session, subscriber.email, reason)
@@ -810,6 +813,11 @@ def forget_subscriber(session: Session, subscriber: Subscriber, reason: str = "f
         update(Delivery)
         .where(Delivery.subscriber_id == subscriber.id)
         .values(email="(forgotten)", last_error="", smtp_reply="")
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        delete(Bounce)
+        .where(or_(Bounce.subscriber_id == subscriber.id, Bounce.email == subscriber.email))
         .execution_options(synchronize_session=False)
     )
     session.delete(subscriber)

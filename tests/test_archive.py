@@ -176,12 +176,12 @@ def test_filter_page_lists_every_summary_with_data(tmp_path, taxonomy):
     assert len(form.find_all("input", attrs={"name": "type"})) == TYPES
 
 
-def test_subscribe_form_posts_to_web_app(tmp_path, taxonomy):
+def test_subscribe_form_hands_the_choices_to_the_web_app(tmp_path, taxonomy):
     site = build(tmp_path, taxonomy)
     soup = bs4.BeautifulSoup((site / "about/index.html").read_text(), "html.parser")
     form = soup.find("form", class_="subscribe-form")
     assert form["action"] == "https://news.example.org/subscribe"
-    assert form["method"] == "post"
+    assert form["method"] == "get"  # the web app shows them filled in, with its CSRF token
     assert form.find("input", attrs={"name": "email", "type": "email"})
     assert form.find("input", attrs={"name": "name"})
     modes = form.find_all("input", attrs={"name": "topic_mode", "type": "radio"})
@@ -208,6 +208,8 @@ def crawl(site: Path, base_path: str, site_url: str) -> list[str]:
             if tag.get("method", "get").lower() == "get"
         ]
         for name, ref in refs:
+            if name == "form" and ref and ref.endswith("/subscribe"):
+                continue  # the web app's page, on the same host but not part of the site
             if not ref:
                 broken.append(f"{relative}: <{name}> without a link")
                 continue

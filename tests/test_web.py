@@ -9,6 +9,7 @@ import time
 import itsdangerous.timed
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import func
 from sqlalchemy import select
 from test_web_support import BASE
 from test_web_support import csrf
@@ -18,11 +19,13 @@ from test_web_support import subscribe
 from test_web_support import text_of
 
 from newsletter import subscribers as api
+from newsletter.bounces import record_bounce
 from newsletter.content import load_issue
 from newsletter.db import session_factory
 from newsletter.models import ACTIVE
 from newsletter.models import PENDING
 from newsletter.models import UNSUBSCRIBED
+from newsletter.models import Bounce
 from newsletter.models import Delivery
 from newsletter.models import Subscriber
 from newsletter.send import send_issue
@@ -88,6 +91,15 @@ def test_subscribe_page_offers_every_topic_grouped_with_all_preselected(client):
     assert "Conditions" in html and "Treatments" in html
     assert 'name="csrf_token"' in html
     assert "Subscribe to Test Digest" in client.get("/").text
+
+
+def test_choices_from_the_archive_form_arrive_filled_in(client):
+    query = "email=ana%40example.org&name=Ana&topic_mode=some&topics=empathy&topics=nonsense"
+    html = client.get(f"/subscribe?{query}").text
+    assert 'value="ana@example.org"' in html and 'value="Ana"' in html
+    assert re.search(r'name="topic_mode" value="some" checked', html)
+    assert re.search(r'value="empathy"[^>]*checked', html)
+    assert "nonsense" not in html  # unknown topics are dropped, not echoed
 
 
 def test_subscribe_creates_a_pending_subscriber_and_sends_a_confirmation(client, engine, outbox):
@@ -520,6 +532,9 @@ def test_download_my_data(client, engine, web_settings, ana):
 def test_forget_me_deletes_and_suppresses(client, engine, web_settings, ana, outbox):
     issue = load_issue(web_settings.content.dir, "2025-01", TAXONOMY, "Test Digest")
     send_issue(engine, web_settings, issue, MemoryTransport())
+    with session_factory(engine)() as session:  # a soft bounce on record, with the address
+        record_bounce(session, email_address="ana@example.com", kind="soft", message_id="<b@x>")
+        session.commit()
     page = client.get(f"/preferences/{ana}/forget")
     assert page.status_code == 200 and "Delete my data" in page.text
     path = f"/preferences/{ana}/forget"
@@ -532,6 +547,7 @@ def test_forget_me_deletes_and_suppresses(client, engine, web_settings, ana, out
     with session_factory(engine)() as session:
         assert api.is_suppressed(session, "ANA@example.com")
         emails = set(session.scalars(select(Delivery.email)))
+        assert session.scalar(select(func.count()).select_from(Bounce)) == 0
     assert "ana@example.com" not in emails
     # The old link now leads to the "does not work" page, and subscribing again sends nothing.
     assert client.get(f"/preferences/{ana}").status_code == 400

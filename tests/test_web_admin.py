@@ -316,3 +316,42 @@ def test_import_csv_with_the_cli_report(admin, engine):
     )
     assert latin1.status_code == 400 and "not UTF-8" in latin1.text
     assert admin.post("/admin/import", data={"csrf_token": "x"}).status_code == 403
+
+
+# --- schedule ------------------------------------------------------------------------------
+
+
+def test_schedule_page_queues_and_removes_one_off_sends(admin, web_settings, tmp_path):
+    web_settings._config_path = tmp_path / "config.toml"  # jobs name the config file
+    web_settings.schedule.timezone = "America/Toronto"
+    page = admin.get("/admin/schedule")
+    assert page.status_code == 200
+    assert "1st tue" in page.text.lower() or "first tuesday" in page.text.lower()
+    assert page.text.count(" — sends ") == 3  # the next three monthly runs
+    assert "None queued." in page.text
+    token = csrf(admin, "/admin/schedule")
+    refused = admin.post("/admin/schedule/add", data={"month": "2025-01", "at": "2099-01-05T09:30"})
+    assert refused.status_code == 403
+    added = admin.post(
+        "/admin/schedule/add",
+        data={"month": "2025-01", "at": "2099-01-05T09:30", "csrf_token": token},
+    )
+    assert added.status_code == 303
+    page = admin.get("/admin/schedule").text
+    assert "send-2025-01" in page and "2099-01-05 09:30 EST" in page
+    past = admin.post(
+        "/admin/schedule/add",
+        data={"month": "2025-02", "at": "2001-01-01T09:00", "csrf_token": token},
+    )
+    assert past.status_code == 400 and "past" in past.text
+    removed = admin.post(
+        "/admin/schedule/remove", data={"job_id": "send-2025-01", "csrf_token": token}
+    )
+    assert removed.status_code == 303
+    assert "None queued." in admin.get("/admin/schedule").text
+    unknown = admin.post("/admin/schedule/remove", data={"job_id": "nope", "csrf_token": token})
+    assert unknown.status_code == 400 and "no queued send" in unknown.text
+
+
+def test_schedule_page_needs_a_login(client):
+    assert client.get("/admin/schedule").status_code == 303

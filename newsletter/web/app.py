@@ -116,6 +116,7 @@ def create_app(
 ) -> FastAPI:
     """The web app for `settings`. The database must be migrated (`newsletter db upgrade`)."""
     from newsletter.web import admin
+    from newsletter.web import admin_schedule
     from newsletter.web import admin_subscribers
     from newsletter.web import api
     from newsletter.web import preferences
@@ -171,7 +172,7 @@ def create_app(
         return response
 
     _add_error_handlers(app, ctx)
-    for module in (public, preferences, unsubscribe, admin, admin_subscribers):
+    for module in (public, preferences, unsubscribe, admin, admin_subscribers, admin_schedule):
         app.include_router(module.router, include_in_schema=False)
     app.include_router(api.router, prefix="/api")
 

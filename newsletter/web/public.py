@@ -92,7 +92,16 @@ def too_many(ctx: WebContext, request: Request, retry_after: int) -> Response:
 @router.get("/")
 @router.get("/subscribe")
 def show_subscribe(request: Request, ctx: Ctx) -> Response:
-    return subscribe_form(ctx, request)
+    # Choices may arrive in the query string (the archive's static form): show them filled in.
+    query = request.query_params
+    known = {term.slug for term in ctx.taxonomy.topics}
+    values = {
+        "email": query.get("email", "")[:320],
+        "name": query.get("name", "")[:200],
+        "topic_mode": "some" if query.get("topic_mode") == "some" else "all",
+        "topics": [slug for slug in query.getlist("topics") if slug in known],
+    }
+    return subscribe_form(ctx, request, values=values)
 
 
 @router.post("/subscribe")
