@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -73,6 +74,19 @@ def demo(app: App, csv_path: str | None) -> None:
         console.print(
             f"[bold]look here:[/bold] {where}/new/  (one file per message; open in any mail client)"
         )
-    console.print(f"  newsletter deliveries {month}        who got it, who did not and why")
-    console.print(f"  newsletter preview {month} --out preview.html   the full issue in a browser")
-    console.print("  newsletter subscribers list           the demo subscribers")
+    prog = _program_name()
+    console.print(f"  {prog} deliveries {month}   who got it, who did not, why")
+    console.print(f"  {prog} preview {month} --out preview.html")
+    console.print(f"  {prog} archive build   the web archive of what was sent")
+    console.print("  make serve   the web app: subscribe, preferences, admin")
+
+
+def _program_name() -> str:
+    """How the user ran us: `.venv/bin/newsletter` from the project folder, else `newsletter`."""
+    program = Path(sys.argv[0])
+    if program.name != "newsletter" or "/" not in sys.argv[0]:
+        return "newsletter"
+    try:
+        return str(program.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(program)
