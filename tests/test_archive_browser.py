@@ -13,6 +13,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from browser import CHROMIUM
+from browser import CHROMIUM_ARGS
 from conftest import FIXTURES
 
 from newsletter import archive
@@ -21,15 +23,6 @@ from newsletter.archive.serve import make_server
 from newsletter.archive.serve import serve_in_thread
 from newsletter.config import settings_from_dict
 from newsletter.taxonomy import taxonomy_from_settings
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is needed")
 

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser import CHROMIUM
+from browser import CHROMIUM_ARGS
 from smtp_sink import get_free_port
 from smtp_sink import running_sink
 
@@ -30,14 +32,6 @@ from newsletter.transports import make_transport
 from newsletter.web import create_app
 from newsletter.web.security import hash_password
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PASSWORD = "browser admin password"
 
 pytestmark = [

@@ -340,7 +340,7 @@ def test_scheduler_command_stops_on_sigterm_and_refuses_a_second_instance(
             first.kill()
             first.communicate()
     assert first.returncode == 0, rest
-    assert "SIGTERM received" in rest and "scheduler stopped" in rest
+    assert "SIGTERM: stopping the scheduler" in rest and "scheduler stopped" in rest
     with db.session_factory(engine)() as session:
         assert session.get(SchedulerLock, 1) is None
 

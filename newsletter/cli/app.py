@@ -6,9 +6,13 @@ errors (`NewsletterError`) become clean messages with a non-zero exit.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import signal
+import threading
 import warnings
 from collections.abc import Callable
+from collections.abc import Iterator
 from typing import Any
 from typing import TypeVar
 
@@ -95,3 +99,23 @@ def main(ctx: click.Context, config_path: str | None) -> None:
     if ctx.obj is None:
         ctx.obj = App(config_path)
     ctx.call_on_close(ctx.obj.close)
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event, message: str) -> Iterator[None]:
+    """SIGTERM (a service manager) and SIGINT (Ctrl-C) set `stop` instead of killing us.
+
+    Long-running commands check `stop` between messages, so what is in flight finishes and the
+    ledger is written before they exit 0. `message` is printed to stderr with the signal name.
+    """
+
+    def request_stop(signum, _frame) -> None:
+        click.echo(f"{signal.Signals(signum).name}: {message}", err=True)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import signal
 import sys
 import threading
-from collections.abc import Iterator
 
 import click
 
 from newsletter.cli.app import App
 from newsletter.cli.app import main
 from newsletter.cli.app import pass_app
+from newsletter.cli.app import stop_on_signals
 from newsletter.config import find_config
 from newsletter.content import load_issue
 from newsletter.errors import ContentError
@@ -30,22 +28,6 @@ LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 def _config_path(app: App) -> str:
     # Jobs store an absolute path: the scheduler may run from another working directory.
     return str(find_config(app.config_path).resolve())
-
-
-@contextlib.contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """SIGTERM (service manager) and SIGINT (Ctrl-C) end the loop; a send drains first."""
-
-    def request_stop(signum, _frame) -> None:
-        logging.getLogger("newsletter.scheduler").info("%s received", signal.Signals(signum).name)
-        stop.set()
-
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 @main.command("scheduler")
@@ -65,7 +47,7 @@ def scheduler_command(app: App, verbose: bool) -> None:
         logging.getLogger("alembic").setLevel(logging.WARNING)
     stop = threading.Event()
     try:
-        with _stop_on_signals(stop):
+        with stop_on_signals(stop, "stopping the scheduler (a send in progress drains first)"):
             service.run_scheduler(settings, _config_path(app), stop, engine=app.db())
     except SchedulerLockedError as error:
         raise click.ClickException(str(error)) from None

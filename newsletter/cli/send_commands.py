@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import signal
-
 import click
 from rich.console import Console
 from rich.progress import BarColumn
@@ -18,6 +15,7 @@ from newsletter import ledger
 from newsletter.cli.app import App
 from newsletter.cli.app import main
 from newsletter.cli.app import pass_app
+from newsletter.cli.app import stop_on_signals
 from newsletter.content import load_issue
 from newsletter.db import session_factory
 from newsletter.errors import SendError
@@ -72,26 +70,11 @@ def run_with_progress(runner: CampaignRunner, total: int, console: Console) -> S
         MofNCompleteColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, transient=False) as progress, stop_on_signals(runner):
+    draining = stop_on_signals(runner.stop, "finishing the messages in flight…")
+    with Progress(*columns, console=console, transient=False) as progress, draining:
         task = progress.add_task("sending", total=max(total, 1))
         runner.on_progress = lambda _report, step: progress.advance(task, step)
         return runner.run()
-
-
-@contextlib.contextmanager
-def stop_on_signals(runner: CampaignRunner):
-    """SIGTERM or Ctrl-C drain the run: the message in flight finishes, the ledger is written."""
-
-    def request_stop(signum, _frame) -> None:
-        click.echo(f"\n{signal.Signals(signum).name}: finishing the message in flight…", err=True)
-        runner.stop.set()
-
-    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 @main.command("send")

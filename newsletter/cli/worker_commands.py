@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 
 import click
@@ -11,6 +10,7 @@ import click
 from newsletter.cli.app import App
 from newsletter.cli.app import main
 from newsletter.cli.app import pass_app
+from newsletter.cli.app import stop_on_signals
 from newsletter.worker import run_worker
 
 
@@ -29,22 +29,14 @@ def worker(app: App, once: bool, poll: float, months: tuple[str, ...]) -> None:
     if engine.dialect.name == "sqlite":
         click.echo("SQLite: one worker at a time (use PostgreSQL to run several)", err=True)
     stop = threading.Event()
-
-    def request_stop(signum, _frame) -> None:
-        logging.getLogger("newsletter.worker").info(
-            "%s: finishing messages in flight", signal.Signals(signum).name
+    with stop_on_signals(stop, "finishing the messages in flight"):
+        sent = run_worker(
+            engine,
+            app.settings,
+            app.taxonomy,
+            stop=stop,
+            once=once,
+            poll=poll,
+            months=list(months) or None,
         )
-        stop.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, request_stop)
-    sent = run_worker(
-        engine,
-        app.settings,
-        app.taxonomy,
-        stop=stop,
-        once=once,
-        poll=poll,
-        months=list(months) or None,
-    )
     click.echo(f"worker stopped; {sent} message(s) sent")
