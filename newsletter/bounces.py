@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from dataclasses import field
 from email.message import Message
 
-from flufl.bounce import all_failures
 from itsdangerous import BadSignature
 from itsdangerous import Signer as ItsSigner
 from sqlalchemy import Engine
@@ -271,6 +270,10 @@ def parse_bounce(data: bytes, settings: Settings) -> ParsedBounce:
     # From, and flufl.bounce's Yale detector raises (and logs a traceback) on mail without.
     if message.get("From"):
         with contextlib.suppress(Exception):
+            # Imported here: it is heavy, and the sending engine imports this module only
+            # for the envelope sender and send-time bounces.
+            from flufl.bounce import all_failures
+
             temporary, permanent = all_failures(message)
     blocks, arrival = _delivery_status(message)
     failures: dict[str, Failure] = {}

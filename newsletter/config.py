@@ -99,6 +99,14 @@ class SmtpSection(_Section):
     local_hostname: str = ""
 
 
+class SmtpServer(SmtpSection):
+    """One more relay (`[[smtp_servers]]`): its own connections and its own rate limits."""
+
+    rate_per_second: float = Field(default=0.0, ge=0)
+    rate_per_hour: int = Field(default=0, ge=0)
+    rate_per_day: int = Field(default=0, ge=0)
+
+
 class SecretsSection(_Section):
     secret_key_env: str = "NEWSLETTER_SECRET_KEY"
 
@@ -240,6 +248,7 @@ class Settings(_Section):
     database: DatabaseSection = Field(default_factory=DatabaseSection)
     delivery: DeliverySection = Field(default_factory=DeliverySection)
     smtp: SmtpSection = Field(default_factory=SmtpSection)
+    smtp_servers: list[SmtpServer] = Field(default_factory=list)
     secrets: SecretsSection = Field(default_factory=SecretsSection)
     taxonomy: TaxonomySection = Field(default_factory=TaxonomySection)
     archive: ArchiveSection = Field(default_factory=ArchiveSection)
@@ -313,8 +322,9 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
     settings.archive.dir = absolute(settings.archive.dir)
     if settings.archive.templates_dir is not None:
         settings.archive.templates_dir = absolute(settings.archive.templates_dir)
-    if settings.smtp.ca_file is not None:
-        settings.smtp.ca_file = absolute(settings.smtp.ca_file)
+    for server in (settings.smtp, *settings.smtp_servers):
+        if server.ca_file is not None:
+            server.ca_file = absolute(server.ca_file)
     if settings.dkim.key_file is not None:
         settings.dkim.key_file = absolute(settings.dkim.key_file)
     settings.database.url = resolve_sqlite_url(settings.database.url, base)

@@ -9,6 +9,7 @@ database, claiming rows before they are sent and writing results in small batche
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import queue
 import random
@@ -65,6 +66,7 @@ from newsletter.render import Renderer
 from newsletter.tokens import PREFERENCES
 from newsletter.tokens import UNSUBSCRIBE
 from newsletter.tokens import Signer
+from newsletter.transports import SmtpTransport
 from newsletter.transports import Transport
 from newsletter.transports import make_transport
 
@@ -133,6 +135,17 @@ class VariantCache:
 ProgressCallback = Callable[[SendReport, int], None]
 
 
+@dataclass
+class Pool:
+    """Connections to one SMTP server (or one other transport) with that server's limits."""
+
+    name: str
+    factory: Callable[[], Transport]
+    connections: int
+    limiter: RateLimiter | None = None
+    rates: tuple[float, int, int] = (0.0, 0, 0)  # per second, hour, day
+
+
 def is_throttle(error: TransportError) -> bool:
     """Whether a temporary failure is the provider asking us to slow down."""
     return isinstance(error, TemporaryFailure) and bool(THROTTLE_RE.search(error.reply or ""))
@@ -166,14 +179,7 @@ class CampaignRunner:
         self.engine = engine
         self.settings = settings
         self.issue = issue
-        delivery = settings.delivery
-        if transport is not None:
-            self.transport_factory: Callable[[], Transport] = lambda: transport
-            self.connections = 1
-        else:
-            self.transport_factory = transport_factory or (lambda: make_transport(settings))
-            default = settings.smtp.connections if delivery.transport == "smtp" else 1
-            self.connections = connections or default
+        self.pools = self._make_pools(transport, transport_factory, connections, limiter)
         self.worker_id = worker_id or worker_name()
         self.on_progress = on_progress
         self.wait_for_retries = wait_for_retries
@@ -183,7 +189,6 @@ class CampaignRunner:
         self.sender = Sender.from_settings(settings)
         self.variants = VariantCache(settings, issue, self.sender, utcnow())
         self.sessions = session_factory(engine)
-        self.limiter = limiter
         self.dkim = dkim if dkim is not None else DkimSigner.from_settings(settings)
         self._local = threading.local()
         self._opened: list[Transport] = []
@@ -191,6 +196,55 @@ class CampaignRunner:
         self._consecutive_errors = 0
         self._pause_reason = ""
         self._started = 0.0
+
+    def _make_pools(
+        self,
+        transport: Transport | None,
+        transport_factory: Callable[[], Transport] | None,
+        connections: int | None,
+        limiter: RateLimiter | None,
+    ) -> list[Pool]:
+        """One pool per SMTP server: `[smtp]` and each `[[smtp_servers]]` entry."""
+        settings = self.settings
+        delivery = settings.delivery
+        rates = (delivery.rate_per_second, delivery.rate_per_hour, delivery.rate_per_day)
+        if transport is not None:
+            return [Pool("transport", lambda: transport, 1, limiter, rates)]
+        if transport_factory is not None or delivery.transport != "smtp":
+            factory = transport_factory or (lambda: make_transport(settings))
+            default = settings.smtp.connections if delivery.transport == "smtp" else 1
+            return [Pool(delivery.transport, factory, connections or default, limiter, rates)]
+        smtp = settings.smtp
+        pools = [
+            Pool(
+                f"{smtp.host}:{smtp.port}",
+                lambda: SmtpTransport.from_server(smtp),
+                connections or smtp.connections,
+                limiter,
+                rates,
+            )
+        ]
+        for server in settings.smtp_servers:
+            pools.append(
+                Pool(
+                    f"{server.host}:{server.port}",
+                    functools.partial(SmtpTransport.from_server, server),
+                    server.connections,
+                    None,
+                    (server.rate_per_second, server.rate_per_hour, server.rate_per_day),
+                )
+            )
+        return pools
+
+    @property
+    def connections(self) -> int:
+        """Sending threads in all: one per connection of every pool."""
+        return sum(pool.connections for pool in self.pools)
+
+    @property
+    def limiter(self) -> RateLimiter | None:
+        """The first pool's rate limiter (the `[smtp]` server's)."""
+        return self.pools[0].limiter
 
     # --- the run -------------------------------------------------------------------------
 
@@ -201,15 +255,19 @@ class CampaignRunner:
         delivery = self.settings.delivery
         lease = dt.timedelta(seconds=delivery.lease_seconds)
         campaign_id, lists = self._start()
-        if self.limiter is None:
-            self.limiter = self._make_limiter()
+        for index, pool in enumerate(self.pools):
+            if pool.limiter is None:
+                pool.limiter = self._make_limiter(pool.rates, count_ledger=index == 0)
         # Plain queues and threads: concurrent.futures' per-task bookkeeping cost more than
         # building a message.
         self._work: queue.SimpleQueue = queue.SimpleQueue()
         self._results: queue.SimpleQueue = queue.SimpleQueue()
         threads = [
-            threading.Thread(target=self._sending_thread, name=f"smtp-{n}", daemon=True)
-            for n in range(self.connections)
+            threading.Thread(
+                target=self._sending_thread, args=(pool,), name=f"{pool.name}-{n}", daemon=True
+            )
+            for pool in self.pools
+            for n in range(pool.connections)
         ]
         for thread in threads:
             thread.start()
@@ -234,11 +292,13 @@ class CampaignRunner:
             self._finish(campaign_id, report)
         return report
 
-    def _sending_thread(self) -> None:
+    def _sending_thread(self, pool: Pool) -> None:
+        # Every thread takes the next row from one shared queue: a faster server gets more.
+        self._local.pool = pool
         while (row := self._work.get()) is not None:
             result = None  # None: not attempted (stopping, paused, or waiting on a quota)
             try:
-                if not self.stop.is_set() and not self._pause_reason and self._take_slot():
+                if not self.stop.is_set() and not self._pause_reason and self._take_slot(pool):
                     result = self._send_one(row)
             except Exception as error:  # never lose a row: report it to the main thread
                 later = utcnow() + dt.timedelta(seconds=60)
@@ -246,7 +306,7 @@ class CampaignRunner:
                 result = ledger.Result(
                     row.delivery_id, RETRY, error=error_text, next_attempt_at=later
                 )
-            self._results.put((row, result))
+            self._results.put((row, result, pool))
 
     def _start(self) -> tuple[int, list[str]]:
         with self.sessions() as session:
@@ -279,22 +339,16 @@ class CampaignRunner:
         report.variants_rendered = self.variants.rendered
         report.elapsed = time.monotonic() - self._started
 
-    def _make_limiter(self) -> RateLimiter:
-        delivery = self.settings.delivery
+    def _make_limiter(self, rates: tuple[float, int, int], count_ledger: bool) -> RateLimiter:
+        per_second, per_hour, per_day = rates
         hour = day = 0
-        if delivery.rate_per_hour or delivery.rate_per_day:
+        if count_ledger and (per_hour or per_day):
             # Quotas count what this installation already sent in the window, any campaign.
             now = utcnow()
             with self.sessions() as session:
                 hour = _sent_since(session, now - dt.timedelta(hours=1))
                 day = _sent_since(session, now - dt.timedelta(days=1))
-        return RateLimiter(
-            delivery.rate_per_second,
-            delivery.rate_per_hour,
-            delivery.rate_per_day,
-            sent_last_hour=hour,
-            sent_last_day=day,
-        )
+        return RateLimiter(per_second, per_hour, per_day, sent_last_hour=hour, sent_last_day=day)
 
     def _wait_for_open_rows(self, campaign_id: int) -> bool:
         """Sleep until a retry or lease is due; False when nothing is left to wait for."""
@@ -327,13 +381,13 @@ class CampaignRunner:
                     outstanding += 1
                 if not outstanding:
                     break
-                row, result = self._results.get()
+                row, result, pool = self._results.get()
                 outstanding -= 1
                 if result is None:
                     unsent.append(row.delivery_id)
                     continue
                 results.append(result)
-                self._account(report, result)
+                self._account(report, result, pool)
                 # Small, frequent commits bound what a crash can repeat: only rows sent but
                 # not yet recorded (at most `commit_every`, or a quarter second's worth).
                 if len(results) >= self.commit_every or time.monotonic() - last >= 0.25:
@@ -344,7 +398,7 @@ class CampaignRunner:
             # Also on Ctrl-C: wait for the messages in flight, record what was sent, and give
             # rows never attempted back to the queue at once instead of after their lease.
             while outstanding:
-                row, result = self._results.get()
+                row, result, _pool = self._results.get()
                 outstanding -= 1
                 if result is None:
                     unsent.append(row.delivery_id)
@@ -357,11 +411,11 @@ class CampaignRunner:
                     ledger.release(session, self.worker_id, unsent)
                     session.commit()
 
-    def _take_slot(self) -> bool:
-        """Wait for the rate limiter; False if stopped or if a quota wait is too long."""
-        assert self.limiter is not None
+    def _take_slot(self, pool: Pool) -> bool:
+        """Wait for the pool's rate limiter; False if stopped or if a quota wait is too long."""
+        assert pool.limiter is not None
         while True:
-            delay = self.limiter.reserve()
+            delay = pool.limiter.reserve()
             if not delay:
                 return True
             if delay > MAX_QUOTA_WAIT:
@@ -371,15 +425,15 @@ class CampaignRunner:
             if self.stop.wait(delay):
                 return False
 
-    def _account(self, report: SendReport, result: ledger.Result) -> None:
+    def _account(self, report: SendReport, result: ledger.Result, pool: Pool) -> None:
         _tally(report, result)
         if result.status in (SENT, SKIPPED):
             self._consecutive_errors = 0
         elif result.throttled:
             report.throttled += 1
             elapsed = max(time.monotonic() - self._started, 1e-3)
-            assert self.limiter is not None
-            self.limiter.throttled(observed_rate=report.sent / elapsed)
+            assert pool.limiter is not None  # only the server that said so slows down
+            pool.limiter.throttled(observed_rate=report.sent / elapsed / len(self.pools))
         else:
             self._consecutive_errors += 1
             limit = self.settings.delivery.pause_after_errors
@@ -405,7 +459,7 @@ class CampaignRunner:
     def _transport(self) -> Transport:
         transport = getattr(self._local, "transport", None)
         if transport is None:
-            transport = self.transport_factory()
+            transport = self._local.pool.factory()
             transport.open()
             self._local.transport = transport
             with self._opened_lock:

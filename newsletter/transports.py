@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import abc
 import mailbox
+import os
 import smtplib
 import ssl
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from newsletter.errors import TransportError
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
+    from newsletter.config import SmtpSection
 
 Security = Literal["none", "starttls", "ssl"]
 
@@ -223,13 +225,17 @@ class SmtpTransport(Transport):
     @classmethod
     def from_settings(cls, settings: Settings) -> SmtpTransport:
         """Build from `settings.smtp`; the password comes from the environment."""
-        smtp = settings.smtp
+        return cls.from_server(settings.smtp)
+
+    @classmethod
+    def from_server(cls, smtp: SmtpSection) -> SmtpTransport:
+        """Build from one `[smtp]` or `[[smtp_servers]]` entry (password from its env variable)."""
         return cls(
             host=smtp.host,
             port=smtp.port,
             security=smtp.security,
             username=smtp.username,
-            password=settings.smtp_password(),
+            password=os.environ.get(smtp.password_env, ""),
             timeout=smtp.timeout,
             ca_file=smtp.ca_file,
             local_hostname=smtp.local_hostname or None,

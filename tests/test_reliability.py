@@ -299,3 +299,35 @@ def test_two_workers_on_postgresql_share_the_work(tmp_path, taxonomy, pg_engine)
     with db.session_factory(pg_engine)() as session:
         per_worker = Counter(session.scalars(select(Delivery.worker_id)))
     assert len(per_worker) == 2 and min(per_worker.values()) > 0  # both did work
+
+
+def test_one_pool_per_smtp_server(engine, settings, taxonomy, issue) -> None:
+    from newsletter.config import SmtpServer
+
+    addresses = add_people(engine, settings, taxonomy, 60)
+    refusals = iter(range(3))
+
+    def throttled_once(_envelope, phase: str, _address: str):
+        if phase == "RCPT" and next(refusals, None) is not None:
+            return "454 4.7.0 Throttling failure"
+        return "SLOW 0.01" if phase == "DATA" else None
+
+    with running_sink(fault=throttled_once) as first, running_sink(fault=slow_data) as second:
+        smtp_settings(settings, first, throttle_backoff_seconds=0, rate_per_second=400)
+        settings.smtp.connections = 2
+        settings.smtp_servers = [
+            SmtpServer(host=second.host, port=second.port, connections=1, rate_per_second=300)
+        ]
+        runner = CampaignRunner(engine, settings, issue)
+        plan_campaign(engine, settings, issue)
+        assert [pool.connections for pool in runner.pools] == [2, 1]
+        report = runner.run()
+        assert report.finished and report.sent == 60
+        first_got = Counter(m.recipients[0] for m in first.messages)
+        second_got = Counter(m.recipients[0] for m in second.messages)
+        assert first.connections == 2 and second.connections == 1
+    assert first_got and second_got  # both servers did work
+    assert first_got + second_got == Counter(addresses)  # each address exactly once
+    # Only the server that asked to slow down was slowed.
+    assert runner.pools[0].limiter.rate < 400
+    assert runner.pools[1].limiter.rate == 300

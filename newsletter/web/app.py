@@ -138,7 +138,9 @@ def create_app(
         csrf=Csrf(secret_key),
         pages=make_environment(settings.templates.dir),
         mailer=Mailer(settings, taxonomy, signer, engine, factory),
-        sending=Sending(settings, taxonomy, engine, factory),
+        sending=Sending(
+            settings, taxonomy, engine, factory, custom_transport=transport_factory is not None
+        ),
         limits=_limits(settings),
         transport_factory=factory,
     )

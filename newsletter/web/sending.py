@@ -94,11 +94,15 @@ class Sending:
         taxonomy: Taxonomy,
         engine: Engine,
         transport_factory: Callable[[], Transport],
+        *,
+        custom_transport: bool = False,
     ) -> None:
         self.settings = settings
         self.taxonomy = taxonomy
         self.engine = engine
         self.transport_factory = transport_factory
+        # With the configured transport, real sends use every configured SMTP server's pool.
+        self.custom_transport = custom_transport
         self._lock = threading.Lock()
         self._sends: dict[str, SendState] = {}
 
@@ -202,9 +206,8 @@ class Sending:
     def _run(self, issue: Issue, lists: list[str] | None, state: SendState) -> None:
         try:
             plan_campaign(self.engine, self.settings, issue, lists)
-            runner = CampaignRunner(
-                self.engine, self.settings, issue, transport_factory=self.transport_factory
-            )
+            factory = self.transport_factory if self.custom_transport else None
+            runner = CampaignRunner(self.engine, self.settings, issue, transport_factory=factory)
             report = runner.run()
             log.info("sent %s: %s sent, %s failed", issue.month, report.sent, report.failed)
         except NewsletterError as error:
