@@ -53,7 +53,7 @@ def measure(folder: str, count: int, connections: int, results) -> None:
         issue = load_bench_issue(settings)
         start_mb = peak_mb()
         started = time.perf_counter()
-        plan = plan_campaign(engine, settings, issue, chunk=5000)
+        plan = plan_campaign(engine, settings, issue)
         plan_seconds = time.perf_counter() - started
         plan_mb = peak_mb()
         samples: list[float] = []
