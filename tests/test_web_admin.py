@@ -355,3 +355,38 @@ def test_schedule_page_queues_and_removes_one_off_sends(admin, web_settings, tmp
 
 def test_schedule_page_needs_a_login(client):
     assert client.get("/admin/schedule").status_code == 303
+
+
+def test_shutting_the_app_down_drains_a_running_send(web_settings, engine):
+    import threading
+
+    from sqlalchemy import select
+
+    from newsletter.models import Delivery
+    from newsletter.transports import MemoryTransport
+    from newsletter.web import create_app
+
+    for n in range(40):
+        add(engine, web_settings, f"reader{n}@example.com")
+    first_sent = threading.Event()
+
+    def slow(_recipient: str):
+        first_sent.set()
+        threading.Event().wait(0.05)  # a slow relay: the send is still running at shutdown
+        return None
+
+    transport = MemoryTransport(fail=slow)
+    app = create_app(web_settings, transport_factory=lambda: transport, engine=engine)
+    with TestClient(app, base_url="https://testserver"):
+        sending = app.state.ctx.sending
+        sending.start(sending.load("2025-01"))
+        assert first_sent.wait(30)
+    # Leaving the client ran the app's shutdown: the send stopped cleanly, and nothing is
+    # left claimed; what was not sent is still queued for the next run.
+    state = sending.state("2025-01")
+    assert state.finished and not state.thread.is_alive()
+    with session_factory(engine)() as session:
+        statuses = list(session.scalars(select(Delivery.status)))
+    assert "sending" not in statuses
+    assert statuses.count("sent") == len(transport.outbox) < 40
+    assert statuses.count("queued") == 40 - len(transport.outbox)

@@ -8,9 +8,12 @@ the built-ins, as for emails); no flow needs JavaScript.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import os
 import re
+from collections.abc import AsyncIterator
 from collections.abc import Callable
 from pathlib import Path
 
@@ -108,6 +111,13 @@ def _limits(settings: Settings) -> Limits:
     )
 
 
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    # Shutdown (SIGTERM to uvicorn): let background sends drain before the process ends.
+    await asyncio.to_thread(app.state.ctx.sending.shutdown)
+
+
 def create_app(
     settings: Settings,
     *,
@@ -155,6 +165,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         openapi_url="/api/openapi.json",
+        lifespan=_lifespan,
     )
     app.state.ctx = ctx
     app.add_middleware(

@@ -105,6 +105,9 @@ class Sending:
         self.custom_transport = custom_transport
         self._lock = threading.Lock()
         self._sends: dict[str, SendState] = {}
+        # Set when the app shuts down: running sends drain (messages in flight finish, the
+        # ledger is written) instead of dying with the process.
+        self.stopping = threading.Event()
 
     # --- reading -------------------------------------------------------------------------
 
@@ -207,7 +210,9 @@ class Sending:
         try:
             plan_campaign(self.engine, self.settings, issue, lists)
             factory = self.transport_factory if self.custom_transport else None
-            runner = CampaignRunner(self.engine, self.settings, issue, transport_factory=factory)
+            runner = CampaignRunner(
+                self.engine, self.settings, issue, transport_factory=factory, stop=self.stopping
+            )
             report = runner.run()
             log.info("sent %s: %s sent, %s failed", issue.month, report.sent, report.failed)
         except NewsletterError as error:
@@ -217,6 +222,14 @@ class Sending:
             state.error = f"{type(error).__name__}: {error}"
         finally:
             state.finished = True
+
+    def shutdown(self, timeout: float = 60.0) -> None:
+        """Drain every running send: what is in flight finishes, the rest stays queued."""
+        self.stopping.set()
+        with self._lock:
+            threads = [state.thread for state in self._sends.values()]
+        for thread in threads:
+            thread.join(timeout)
 
     def wait(self, month: str, timeout: float | None = None) -> None:
         """Wait for the background send of `month` (tests, shutdown)."""
