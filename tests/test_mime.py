@@ -87,6 +87,10 @@ def assert_same_message(ours: bytes, theirs: email.message.EmailMessage) -> None
     for name in stdlib:
         if name.lower() == "content-type":
             continue  # the multipart boundary is random
+        if name.lower() == "to":
+            # Checked against the recipient instead: re-serializing an encoded display name
+            # with specials (": ¡") the stdlib drops the quotes and turns it into a group.
+            continue
         # Folding whitespace is not part of these values (RFC 5322 2.2.3); the stdlib's own
         # folding of a long List-Unsubscribe even drops the space after the comma.
         assert "".join(str(mine[name]).split()) == "".join(str(stdlib[name]).split()), name
@@ -129,6 +133,8 @@ def test_filled_message_parses_like_the_stdlib_message(
     recipient = Recipient(f"{local}@example.net", name, topics, unsub, prefs)
     ours, mid = skeleton.build(recipient, "2025-01", subscriber_id, summaries)
     assert mid == message_id("2025-01", subscriber_id, recipient.email, sender.domain)
+    (to,) = parsed(ours)["To"].addresses
+    assert (to.display_name, to.addr_spec) == (name, recipient.email)
     assert all(len(line) <= 998 for line in ours.split(b"\n"))
     assert b"XNL" not in ours  # every slot was filled
     assert_same_message(ours, reference(sender, rendered, summaries, recipient, mid))
