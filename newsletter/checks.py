@@ -39,8 +39,9 @@ def check_issue(settings: Settings, taxonomy: Taxonomy, month: str) -> tuple[Iss
     if not issue.has_custom_subject:
         findings.append(Finding(OK, "no issue.md subject: using the default subject"))
     # The full issue is the largest variant: if it fits, every variant fits.
+    renderer = Renderer(settings)
     for personal in (False, True):
-        rendered = Renderer(settings).render(issue, issue.summaries, personal=personal)
+        rendered = renderer.render(issue, issue.summaries, personal=personal)
         size = encoded_html_size(rendered.html)
         findings.append(size_finding(size, "with topic lines" if personal else "full issue"))
     return issue, findings

@@ -32,7 +32,6 @@ from newsletter.models import QUEUED
 from newsletter.models import RETRY
 from newsletter.models import SENDING
 from newsletter.models import SENT
-from newsletter.models import SKIPPED
 from newsletter.models import SUBSCRIBED
 from newsletter.models import Campaign
 from newsletter.models import Delivery
@@ -381,16 +380,3 @@ def not_delivered(session: Session, campaign_id: int, limit: int = 200) -> list[
             .limit(limit)
         )
     )
-
-
-__all__ = [
-    "FAILED",
-    "QUEUED",
-    "RETRY",
-    "SENDING",
-    "SENT",
-    "SKIPPED",
-    "AudienceMember",
-    "Claimed",
-    "Result",
-]

@@ -72,6 +72,17 @@ def make_recipient(
     )
 
 
+def send_single(settings: Settings, transport: Transport, recipient: str, message: bytes) -> str:
+    """Send one message outside the ledger, DKIM-signed like the campaign messages."""
+    from newsletter.dkim import DkimSigner
+
+    signer = DkimSigner.from_settings(settings)
+    if signer is not None:
+        message = signer.sign(message)
+    sender = settings.delivery.envelope_from or settings.newsletter.from_email
+    return transport.send(sender, recipient, message)
+
+
 def send_tests(
     settings: Settings,
     issue: Issue,
@@ -83,23 +94,17 @@ def send_tests(
 
     The messages are built, DKIM-signed and sent exactly like the real ones.
     """
-    from newsletter.dkim import DkimSigner
     from newsletter.subscribers import normalize_email
 
     clean = [normalize_email(address)[0] for address in addresses]
     if not clean:
         raise SendError("give at least one address to send the test to")
     test_issue = dataclasses.replace(issue, subject=f"[TEST] {issue.subject}")
-    signer = DkimSigner.from_settings(settings)
-    sender = settings.delivery.envelope_from or settings.newsletter.from_email
     lines = []
     with transport:
         for address in clean:
             recipient = make_recipient(settings, address, "", topics)
-            parts = preview_parts(settings, test_issue, recipient)
-            message = bytes(parts["eml"])
-            if signer is not None:
-                message = signer.sign(message)
-            reply = transport.send(sender, address, message)
+            message = bytes(preview_parts(settings, test_issue, recipient)["eml"])
+            reply = send_single(settings, transport, address, message)
             lines.append(f"test sent to {address}: {reply}")
     return lines

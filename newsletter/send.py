@@ -43,7 +43,6 @@ from newsletter.errors import TransportError
 from newsletter.mime import MessageSkeleton
 from newsletter.mime import Sender
 from newsletter.models import ACTIVE
-from newsletter.models import DONE
 from newsletter.models import FAILED
 from newsletter.models import PAUSED
 from newsletter.models import PLANNED
@@ -611,7 +610,6 @@ def send_issue(
 
 
 __all__ = [
-    "DONE",
     "NO_MATCH",
     "CampaignRunner",
     "PlanReport",

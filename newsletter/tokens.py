@@ -7,6 +7,7 @@ links never expire (old emails must keep working, as RFC 8058 expects); confirma
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 
 from itsdangerous import BadSignature
@@ -40,6 +41,17 @@ class Signer:
     def make(self, purpose: str, subscriber_id: int, email: str) -> str:
         """A token for `purpose` naming this subscriber."""
         return self._serializers[purpose].dumps([subscriber_id, address_hash(email)])
+
+    def issued_at(self, purpose: str, token: str) -> dt.datetime | None:
+        """When a valid token was made (aware UTC), or None if it does not verify or expired."""
+        max_age = CONFIRM_MAX_AGE if purpose == CONFIRM else None
+        try:
+            _, stamp = self._serializers[purpose].loads(
+                token, max_age=max_age, return_timestamp=True
+            )
+        except BadSignature:  # also SignatureExpired, its subclass
+            return None
+        return stamp
 
     def read(self, purpose: str, token: str, max_age: int | None = None) -> tuple[int, str]:
         """(subscriber id, address hash) from a token; TokenError if tampered or expired."""

@@ -359,3 +359,22 @@ def test_split_message_matches_dkimpy(names, value: str, newline: str, body: byt
 def test_unparsable_message_is_a_render_error(signer: DkimSigner) -> None:
     with pytest.raises(RenderError, match="cannot DKIM-sign"):
         signer.sign(b"From: a@example.org\nnot a header line\n\nbody\n")
+
+
+def test_single_messages_are_signed_too(tmp_path: Path, key_file: Path, signer) -> None:
+    """Confirmations, welcomes, admin alerts and test sends go through `send_single`."""
+    from newsletter.mime import notice_message
+    from newsletter.preview import send_single
+    from newsletter.transports import MemoryTransport
+
+    settings = dkim_settings(tmp_path)
+    notice = notice_message(
+        settings, to_email="ana@example.net", to_name="Ana", subject="Confirm", text="Hello\n"
+    )
+    transport = MemoryTransport()
+    send_single(settings, transport, "ana@example.net", notice)
+    (sent,) = transport.outbox
+    assert sent.envelope_from == "digest@example.org"
+    assert dkim.verify(sent.message.replace(b"\n", b"\r\n"), dnsfunc=stub_dns(signer))
+    parsed = email.message_from_bytes(sent.message, policy=email.policy.default)
+    assert parsed["Auto-Submitted"] == "auto-generated" and "List-Unsubscribe" not in parsed

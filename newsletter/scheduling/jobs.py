@@ -11,10 +11,6 @@ import datetime as dt
 import logging
 import threading
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.utils import format_datetime
-from email.utils import formataddr
-from email.utils import make_msgid
 
 from sqlalchemy import Engine
 
@@ -27,11 +23,13 @@ from newsletter.db import require_schema
 from newsletter.db import session_factory
 from newsletter.errors import NewsletterError
 from newsletter.errors import TransportError
+from newsletter.mime import notice_message
 from newsletter.models import DONE
 from newsletter.models import PAUSED
 from newsletter.models import PLANNED
 from newsletter.models import RUNNING
 from newsletter.models import utcnow
+from newsletter.preview import send_single
 from newsletter.scheduling.slots import MonthlySlot
 from newsletter.scheduling.slots import month_for_run
 from newsletter.send import CampaignRunner
@@ -180,18 +178,14 @@ def _content_problem(
     return outcome
 
 
-def build_alert(settings: Settings, subject: str, body: str) -> EmailMessage:
-    """A plain-text notice to the admin address (one message: the stdlib builder is fine)."""
-    message = EmailMessage()
-    name = settings.newsletter.from_name or settings.newsletter.name
-    message["From"] = formataddr((name, settings.newsletter.from_email))
-    message["To"] = settings.newsletter.admin_email
-    message["Subject"] = f"[{settings.newsletter.name}] {subject}"
-    message["Date"] = format_datetime(utcnow())
-    message["Message-ID"] = make_msgid("scheduler", domain=settings.sender_domain())
-    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to this
-    message.set_content(body)
-    return message
+def build_alert(settings: Settings, subject: str, body: str) -> bytes:
+    """A plain-text notice to the admin address."""
+    return notice_message(
+        settings,
+        to_email=settings.newsletter.admin_email,
+        subject=f"[{settings.newsletter.name}] {subject}",
+        text=body,
+    )
 
 
 def alert_admin(
@@ -202,11 +196,10 @@ def alert_admin(
     if not admin:
         log.error("cannot alert: [newsletter] admin_email is not set (%s)", subject)
         return False
-    data = build_alert(settings, subject, body).as_bytes()
-    sender = settings.delivery.envelope_from or settings.newsletter.from_email
+    data = build_alert(settings, subject, body)
     try:
         with transport or make_transport(settings) as chosen:
-            chosen.send(sender, admin, data)
+            send_single(settings, chosen, admin, data)
     except TransportError as error:
         log.error("could not alert %s: %s", admin, error)
         return False

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
-from itsdangerous import BadData
-from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy.orm import Session
 
 from newsletter.errors import TokenError
 from newsletter.models import Subscriber
-from newsletter.tokens import CONFIRM
-from newsletter.tokens import CONFIRM_MAX_AGE
 from newsletter.tokens import Signer
 from newsletter.tokens import address_hash
 
@@ -45,13 +39,3 @@ def read_link(session: Session, signer: Signer, purpose: str, token: str) -> Sub
             "gone", "This link no longer matches a subscription (the address may have changed)."
         )
     return subscriber
-
-
-def confirm_issued_at(secret_key: str, token: str) -> dt.datetime | None:
-    """When a confirmation token was made (same key and salt as `tokens.Signer`), or None."""
-    serializer = URLSafeTimedSerializer(secret_key, salt=f"newsletter.{CONFIRM}")
-    try:
-        _, stamp = serializer.loads(token, max_age=CONFIRM_MAX_AGE, return_timestamp=True)
-    except BadData:
-        return None
-    return stamp

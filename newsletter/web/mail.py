@@ -10,10 +10,8 @@ The welcome is the latest sent issue cut to the new subscriber's topics, built b
 from __future__ import annotations
 
 import dataclasses
-import email.utils
 import logging
 from collections.abc import Callable
-from email.message import EmailMessage
 
 import jinja2
 from sqlalchemy import Engine
@@ -24,13 +22,13 @@ from newsletter.content import list_months
 from newsletter.content import load_issue
 from newsletter.db import session_factory
 from newsletter.errors import NewsletterError
-from newsletter.mime import POLICY
+from newsletter.mime import notice_message
 from newsletter.models import DONE
 from newsletter.models import RUNNING
-from newsletter.models import utcnow
 from newsletter.personalize import greeting
 from newsletter.preview import make_recipient
 from newsletter.preview import preview_parts
+from newsletter.preview import send_single
 from newsletter.render import make_environment
 from newsletter.render import mjml_to_html
 from newsletter.taxonomy import Taxonomy
@@ -101,27 +99,14 @@ class Mailer:
             text = self.env.get_template(f"email/{template}.txt.j2").render(context)
         except jinja2.TemplateError as error:
             raise NewsletterError(f"email template {template}: {error}") from None
-        html = mjml_to_html(source)
-        settings = self.settings
-        message = EmailMessage(policy=POLICY)
-        message["From"] = email.utils.formataddr(
-            (
-                settings.newsletter.from_name or settings.newsletter.name,
-                settings.newsletter.from_email,
-            )
+        return notice_message(
+            self.settings,
+            to_email=person.email,
+            to_name=person.name,
+            subject=subject,
+            text=text,
+            html=mjml_to_html(source),
         )
-        message["To"] = (
-            email.utils.formataddr((person.name, person.email)) if person.name else person.email
-        )
-        if settings.newsletter.reply_to:
-            message["Reply-To"] = settings.newsletter.reply_to
-        message["Subject"] = subject
-        message["Date"] = email.utils.format_datetime(utcnow())
-        message["Message-ID"] = email.utils.make_msgid(domain=settings.sender_domain())
-        message["Auto-Submitted"] = "auto-generated"
-        message.set_content(text, subtype="plain", cte="quoted-printable")
-        message.add_alternative(html, subtype="html", cte="quoted-printable")
-        return message.as_bytes()
 
     def preferences_url(self, person: Person) -> str:
         token = self.signer.make(PREFERENCES, person.id, person.email)
@@ -201,10 +186,8 @@ class Mailer:
         """Build and send one email; errors are logged, never raised (runs after the response)."""
         try:
             message = getattr(self, kind)(person)
-            settings = self.settings
-            sender = settings.delivery.envelope_from or settings.newsletter.from_email
             with self.transport_factory() as transport:
-                transport.send(sender, person.email, message)
+                send_single(self.settings, transport, person.email, message)
         except Exception:  # a background task: log it, the page has already been answered
             log.exception("could not send the %s email to %s", kind, person.email)
             return False

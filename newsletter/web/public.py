@@ -33,7 +33,6 @@ from newsletter.web.forms import FormProblem
 from newsletter.web.forms import list_choice
 from newsletter.web.forms import topic_choice
 from newsletter.web.links import LinkProblem
-from newsletter.web.links import confirm_issued_at
 from newsletter.web.links import read_link
 from newsletter.web.mail import Person
 from newsletter.web.pages import render_page
@@ -258,7 +257,7 @@ def confirm(token: str, request: Request, ctx: Ctx, background: BackgroundTasks)
             api.confirm(session, subscriber, ip=ip)
         else:
             # They left (or bounced) and asked to come back: only a link made after that counts.
-            issued = confirm_issued_at(ctx.secret_key, token)
+            issued = ctx.signer.issued_at(CONFIRM, token)
             left = subscriber.updated_at.replace(microsecond=0)
             if issued is None or issued < left:
                 return link_problem(
