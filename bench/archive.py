@@ -19,7 +19,7 @@ from pathlib import Path
 
 from newsletter.archive import build_site
 from newsletter.config import settings_from_dict
-from newsletter.taxonomy import default_taxonomy
+from newsletter.content.taxonomy import default_taxonomy
 
 ISSUES = 240
 SUMMARIES = 600

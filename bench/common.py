@@ -14,16 +14,16 @@ from pathlib import Path
 from sqlalchemy import insert
 from sqlalchemy import select
 
-from newsletter import db
 from newsletter.config import Settings
 from newsletter.config import settings_from_dict
-from newsletter.models import MailingList
-from newsletter.models import Subscriber
-from newsletter.models import SubscriberTopic
-from newsletter.models import Subscription
-from newsletter.models import utcnow
-from newsletter.subscribers import ensure_lists
-from newsletter.taxonomy import default_taxonomy
+from newsletter.content.taxonomy import default_taxonomy
+from newsletter.store import engine as db
+from newsletter.store.models import MailingList
+from newsletter.store.models import Subscriber
+from newsletter.store.models import SubscriberTopic
+from newsletter.store.models import Subscription
+from newsletter.store.models import utcnow
+from newsletter.store.subscribers import ensure_lists
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = Path(__file__).resolve().parent
@@ -119,6 +119,6 @@ def add_subscribers(engine, settings: Settings, count: int, seed: int = 7) -> No
 
 def load_bench_issue(settings: Settings, month: str = "2026-10"):
     """The demo month with three summaries."""
-    from newsletter.content import load_issue
+    from newsletter.content.reader import load_issue
 
     return load_issue(settings.content.dir, month, default_taxonomy(), settings.newsletter.name)

@@ -28,7 +28,7 @@ from common import fast_sink
 from common import load_bench_issue
 from common import make_settings
 
-from newsletter import db
+from newsletter.store import engine as db
 
 
 def peak_mb() -> float:
@@ -44,8 +44,8 @@ def populate(folder: str, count: int) -> None:
 
 
 def measure(folder: str, count: int, connections: int, results) -> None:
-    from newsletter.send import CampaignRunner
-    from newsletter.send import plan_campaign
+    from newsletter.sending.plan import plan_campaign
+    from newsletter.sending.runner import CampaignRunner
 
     with fast_sink() as (port, received):
         settings = make_settings(Path(folder), port, connections)

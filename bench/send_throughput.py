@@ -24,11 +24,11 @@ from common import fast_sink
 from common import load_bench_issue
 from common import make_settings
 
-from newsletter import db
-from newsletter.preview import make_recipient
-from newsletter.preview import preview_parts
-from newsletter.send import CampaignRunner
-from newsletter.send import plan_campaign
+from newsletter.message.preview import preview_parts
+from newsletter.personalize import make_recipient
+from newsletter.sending.plan import plan_campaign
+from newsletter.sending.runner import CampaignRunner
+from newsletter.store import engine as db
 
 
 def ours(folder: Path, port: int, count: int, connections: int) -> tuple[float, int, dict]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from newsletter.db import make_engine
-from newsletter.models import Base
+from newsletter.store.engine import make_engine
+from newsletter.store.models import Base
 
 config = context.config
 target_metadata = Base.metadata

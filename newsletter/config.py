@@ -149,7 +149,7 @@ class DkimSection(_Section):
 
 
 class BouncesSection(_Section):
-    """Envelope sender (VERP) and the bounce policy (`newsletter.bounces`)."""
+    """Envelope sender (VERP, `message.envelope`) and the bounce policy (`store.bounces`)."""
 
     verp: bool = False
     verp_local: str = "bounces"

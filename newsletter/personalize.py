@@ -15,8 +15,12 @@ from collections.abc import Iterable
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from newsletter.content import Issue
-from newsletter.content import Summary
+from newsletter.config import Settings
+from newsletter.content.model import Issue
+from newsletter.content.model import Summary
+from newsletter.tokens import PREFERENCES
+from newsletter.tokens import UNSUBSCRIBE
+from newsletter.tokens import Signer
 
 SLOT_RE = re.compile(r"XNL([A-Z]+[0-9]*)X")
 GREETING = "GREETING"
@@ -143,3 +147,21 @@ def drop_links(matched: list[tuple[str, str]], base_url: str, token: str) -> str
         for slug, label in matched
     )
     return f"Not for you? {links}"
+
+
+def make_recipient(
+    settings: Settings,
+    email: str,
+    name: str,
+    topics: frozenset[str] | None,
+    subscriber_id: int = 0,
+) -> Recipient:
+    """A recipient with real signed tokens (id 0 for test addresses: their links are inert)."""
+    signer = Signer(settings.secret_key())
+    return Recipient(
+        email=email,
+        name=name,
+        topics=topics,
+        unsubscribe_token=signer.make(UNSUBSCRIBE, subscriber_id, email),
+        preferences_token=signer.make(PREFERENCES, subscriber_id, email),
+    )

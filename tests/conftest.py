@@ -10,11 +10,11 @@ import hypothesis
 import pytest
 from click.testing import CliRunner
 
-from newsletter import db
 from newsletter.config import Settings
 from newsletter.config import settings_from_dict
-from newsletter.taxonomy import Taxonomy
-from newsletter.taxonomy import default_taxonomy
+from newsletter.content.taxonomy import Taxonomy
+from newsletter.content.taxonomy import default_taxonomy
+from newsletter.store import engine as db
 
 # CI runs property tests with a fixed seed, so a red build is reproducible; by hand they explore.
 hypothesis.settings.register_profile("ci", derandomize=True)

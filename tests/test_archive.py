@@ -21,8 +21,6 @@ from conftest import FIXTURES
 from conftest import write_config
 
 from newsletter import archive
-from newsletter import db
-from newsletter import models
 from newsletter.archive import search
 from newsletter.archive.errors import ArchiveError
 from newsletter.archive.generator import generate
@@ -36,7 +34,9 @@ from newsletter.archive.writer import Writer
 from newsletter.cli import main
 from newsletter.config import Settings
 from newsletter.config import settings_from_dict
-from newsletter.taxonomy import Taxonomy
+from newsletter.content.taxonomy import Taxonomy
+from newsletter.store import engine as db
+from newsletter.store import models
 
 bs4 = pytest.importorskip("bs4")
 feedparser = pytest.importorskip("feedparser")

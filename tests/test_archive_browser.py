@@ -22,7 +22,7 @@ from newsletter.archive import search
 from newsletter.archive.serve import make_server
 from newsletter.archive.serve import serve_in_thread
 from newsletter.config import settings_from_dict
-from newsletter.taxonomy import taxonomy_from_settings
+from newsletter.content.taxonomy import taxonomy_from_settings
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is needed")
 

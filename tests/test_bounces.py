@@ -15,26 +15,26 @@ from conftest import make_config
 from conftest import write_config
 from sqlalchemy import select
 
-from newsletter import db
-from newsletter.bounces import HARD
-from newsletter.bounces import SOFT
-from newsletter.bounces import apply_policy
-from newsletter.bounces import bounce_counts
-from newsletter.bounces import envelope_sender
-from newsletter.bounces import list_bounces
-from newsletter.bounces import parse_bounce
-from newsletter.bounces import parse_verp
-from newsletter.bounces import record_bounce
-from newsletter.bounces import scan
 from newsletter.cli import main
 from newsletter.config import settings_from_dict
 from newsletter.errors import ConfigError
-from newsletter.inbound import MailboxError
-from newsletter.models import Bounce
-from newsletter.subscribers import add_subscriber
-from newsletter.subscribers import require_subscriber
-from newsletter.subscribers import set_status
-from newsletter.subscribers import unsubscribe
+from newsletter.message.envelope import envelope_sender
+from newsletter.message.envelope import parse_verp
+from newsletter.returns.bounces import scan
+from newsletter.returns.dsn import parse_bounce
+from newsletter.returns.mailbox import MailboxError
+from newsletter.store import engine as db
+from newsletter.store.bounces import HARD
+from newsletter.store.bounces import SOFT
+from newsletter.store.bounces import apply_policy
+from newsletter.store.bounces import bounce_counts
+from newsletter.store.bounces import list_bounces
+from newsletter.store.bounces import record_bounce
+from newsletter.store.models import Bounce
+from newsletter.store.subscribers import add_subscriber
+from newsletter.store.subscribers import require_subscriber
+from newsletter.store.subscribers import set_status
+from newsletter.store.subscribers import unsubscribe
 
 NOW = dt.datetime(2025, 1, 31, 12, 0, tzinfo=dt.UTC)
 DSN = FIXTURES / "dsn"
@@ -325,7 +325,7 @@ def test_reactivated_subscriber_starts_anew(tmp_path: Path, settings, engine, pe
 def test_bounced_subscribers_are_not_in_the_audience(
     tmp_path: Path, settings, engine, people
 ) -> None:
-    from newsletter.ledger import iter_audience
+    from newsletter.store.ledger import iter_audience
 
     scan(maildir(tmp_path, sample("failed-5.1.1.eml")), settings, engine, now=NOW)
     with db.transaction(engine) as session:

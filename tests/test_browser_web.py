@@ -21,14 +21,14 @@ from browser import CHROMIUM_ARGS
 from smtp_sink import get_free_port
 from smtp_sink import running_sink
 
-from newsletter import subscribers as api
-from newsletter.content import load_issue
-from newsletter.db import session_factory
-from newsletter.models import ACTIVE
-from newsletter.models import UNSUBSCRIBED
-from newsletter.send import send_issue
-from newsletter.taxonomy import default_taxonomy
-from newsletter.transports import make_transport
+from newsletter.content.reader import load_issue
+from newsletter.content.taxonomy import default_taxonomy
+from newsletter.sending.campaign import send_issue
+from newsletter.store import subscribers as api
+from newsletter.store.engine import session_factory
+from newsletter.store.models import ACTIVE
+from newsletter.store.models import UNSUBSCRIBED
+from newsletter.transport import make_transport
 from newsletter.web import create_app
 from newsletter.web.security import hash_password
 

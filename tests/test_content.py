@@ -9,16 +9,16 @@ from conftest import FIXTURES
 from conftest import REPO
 
 from newsletter.config import load_settings
-from newsletter.content import Issue
-from newsletter.content import latest_month
-from newsletter.content import list_months
-from newsletter.content import load_issue
-from newsletter.content import month_label
-from newsletter.content import normalize_doi
-from newsletter.content import parse_summary
+from newsletter.content.model import Issue
+from newsletter.content.model import month_label
+from newsletter.content.reader import latest_month
+from newsletter.content.reader import list_months
+from newsletter.content.reader import load_issue
+from newsletter.content.reader import normalize_doi
+from newsletter.content.reader import parse_summary
+from newsletter.content.taxonomy import Taxonomy
+from newsletter.content.taxonomy import taxonomy_from_settings
 from newsletter.errors import ContentError
-from newsletter.taxonomy import Taxonomy
-from newsletter.taxonomy import taxonomy_from_settings
 
 CONTENT = FIXTURES / "content"
 NAME = "Test Digest"

@@ -22,17 +22,17 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from newsletter.config import settings_from_dict
-from newsletter.content import load_issue
-from newsletter.dkim import OPTIONAL_HEADERS
-from newsletter.dkim import SIGNED_HEADERS
-from newsletter.dkim import DkimSigner
-from newsletter.dkim import canonical_body
-from newsletter.dkim import load_private_key
-from newsletter.dkim import split_message
+from newsletter.content.reader import load_issue
 from newsletter.errors import ConfigError
 from newsletter.errors import RenderError
-from newsletter.preview import make_recipient
-from newsletter.preview import preview_parts
+from newsletter.message.dkim import OPTIONAL_HEADERS
+from newsletter.message.dkim import SIGNED_HEADERS
+from newsletter.message.dkim import DkimSigner
+from newsletter.message.dkim import canonical_body
+from newsletter.message.dkim import load_private_key
+from newsletter.message.dkim import split_message
+from newsletter.message.preview import preview_parts
+from newsletter.personalize import make_recipient
 
 SELECTOR = "nl2025"
 DOMAIN = "example.org"
@@ -363,9 +363,9 @@ def test_unparsable_message_is_a_render_error(signer: DkimSigner) -> None:
 
 def test_single_messages_are_signed_too(tmp_path: Path, key_file: Path, signer) -> None:
     """Confirmations, welcomes, admin alerts and test sends go through `send_single`."""
-    from newsletter.mime import notice_message
-    from newsletter.preview import send_single
-    from newsletter.transports import MemoryTransport
+    from newsletter.message.notice import notice_message
+    from newsletter.sending.single import send_single
+    from newsletter.transport.memory import MemoryTransport
 
     settings = dkim_settings(tmp_path)
     notice = notice_message(

@@ -16,18 +16,18 @@ from test_bounces import maildir
 from test_bounces import mbox
 from test_bounces import sample
 
-from newsletter import db
 from newsletter.cli import main
-from newsletter.content import load_issue
-from newsletter.inbound import MailboxError
-from newsletter.inbound import parse_request
-from newsletter.inbound import read_mailbox
-from newsletter.inbound import scan
-from newsletter.preview import make_recipient
-from newsletter.preview import preview_parts
-from newsletter.subscribers import add_subscriber
-from newsletter.subscribers import require_subscriber
-from newsletter.subscribers import unsubscribe
+from newsletter.content.reader import load_issue
+from newsletter.message.preview import preview_parts
+from newsletter.personalize import make_recipient
+from newsletter.returns.mailbox import MailboxError
+from newsletter.returns.mailbox import read_mailbox
+from newsletter.returns.unsubscribe import parse_request
+from newsletter.returns.unsubscribe import scan
+from newsletter.store import engine as db
+from newsletter.store.subscribers import add_subscriber
+from newsletter.store.subscribers import require_subscriber
+from newsletter.store.subscribers import unsubscribe
 from newsletter.tokens import PREFERENCES
 from newsletter.tokens import UNSUBSCRIBE
 from newsletter.tokens import Signer

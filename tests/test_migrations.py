@@ -6,9 +6,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
-from newsletter import db
 from newsletter.errors import ConfigError
-from newsletter.models import Base
+from newsletter.store import engine as db
+from newsletter.store.models import Base
 
 TABLES = {"subscribers", "subscriber_topics", "lists", "subscriptions", "campaigns", "deliveries"}
 

@@ -12,19 +12,19 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from newsletter.content import load_issue
-from newsletter.mime import MessageSkeleton
-from newsletter.mime import Sender
-from newsletter.mime import list_unsubscribe
-from newsletter.mime import message_id
-from newsletter.mime import stdlib_message
-from newsletter.mime import to_header
+from newsletter.content.reader import load_issue
+from newsletter.message.skeleton import MessageSkeleton
+from newsletter.message.skeleton import Sender
+from newsletter.message.skeleton import list_unsubscribe
+from newsletter.message.skeleton import message_id
+from newsletter.message.skeleton import stdlib_message
+from newsletter.message.skeleton import to_header
 from newsletter.personalize import Recipient
 from newsletter.personalize import SlotTemplate
 from newsletter.personalize import choose_variant
 from newsletter.personalize import slot_values
 from newsletter.personalize import variant_summaries
-from newsletter.render import Renderer
+from newsletter.render.email import Renderer
 
 DATE = dt.datetime(2025, 1, 15, 9, 30, tzinfo=dt.UTC)
 TOPIC_SETS = [None, frozenset({"anxiety-disorders"}), frozenset({"therapist-factors", "empathy"})]
@@ -43,7 +43,7 @@ def variants(tmp_path_factory):
     from conftest import make_config
 
     from newsletter.config import settings_from_dict
-    from newsletter.taxonomy import default_taxonomy
+    from newsletter.content.taxonomy import default_taxonomy
 
     folder = tmp_path_factory.mktemp("mime")
     settings = settings_from_dict(make_config(folder), folder)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from newsletter.ratelimit import RateLimiter
+from newsletter.sending.ratelimit import RateLimiter
 
 
 class Clock:

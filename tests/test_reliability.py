@@ -20,17 +20,17 @@ from conftest import write_config
 from smtp_sink import running_sink
 from sqlalchemy import select
 
-from newsletter import db
-from newsletter import ledger
 from newsletter.config import load_settings
-from newsletter.content import load_issue
+from newsletter.content.reader import load_issue
 from newsletter.errors import SendError
-from newsletter.models import Delivery
-from newsletter.send import CampaignRunner
-from newsletter.send import plan_campaign
-from newsletter.send import resume_campaign
-from newsletter.send import send_issue
-from newsletter.subscribers import add_subscriber
+from newsletter.sending.campaign import resume_campaign
+from newsletter.sending.campaign import send_issue
+from newsletter.sending.plan import plan_campaign
+from newsletter.sending.runner import CampaignRunner
+from newsletter.store import engine as db
+from newsletter.store import ledger
+from newsletter.store.models import Delivery
+from newsletter.store.subscribers import add_subscriber
 
 
 def add_people(engine, settings, taxonomy, count: int) -> list[str]:
@@ -259,7 +259,7 @@ def test_second_worker_on_sqlite_is_refused(tmp_path, taxonomy) -> None:
     settings = load_settings(config)
     engine = db.make_engine(settings.database.url)
     db.upgrade(engine)
-    from newsletter.worker import single_sqlite_worker
+    from newsletter.sending.worker import single_sqlite_worker
 
     with single_sqlite_worker(engine):
         result = subprocess.run(

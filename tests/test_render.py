@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.content import load_issue
+from newsletter.content.reader import load_issue
 from newsletter.personalize import SLOT_RE
 from newsletter.personalize import choose_variant
 from newsletter.personalize import variant_summaries
-from newsletter.render import Renderer
-from newsletter.render import markdown_to_text
+from newsletter.render.email import Renderer
+from newsletter.render.text import markdown_to_text
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden"
 

@@ -11,11 +11,11 @@ import pytest
 from click.testing import CliRunner
 from conftest import write_config
 
-from newsletter import db
 from newsletter.cli import main
 from newsletter.config import load_settings
-from newsletter.models import utcnow
 from newsletter.scheduling.lock import DatabaseLock
+from newsletter.store import engine as db
+from newsletter.store.models import utcnow
 
 TORONTO = ZoneInfo("America/Toronto")
 SCHEDULE = {"day": "1st tue", "time": "09:00", "timezone": "America/Toronto"}

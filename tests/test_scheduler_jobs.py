@@ -16,20 +16,20 @@ from smtp_sink import running_sink
 from sqlalchemy import func
 from sqlalchemy import select
 
-from newsletter import db
-from newsletter import ledger
 from newsletter.config import Settings
 from newsletter.config import settings_from_dict
-from newsletter.models import QUEUED
-from newsletter.models import RUNNING
-from newsletter.models import Delivery
+from newsletter.content.taxonomy import default_taxonomy
 from newsletter.scheduling import jobs
 from newsletter.scheduling.jobs import alert_admin
 from newsletter.scheduling.jobs import run_monthly
 from newsletter.scheduling.jobs import run_send
-from newsletter.subscribers import add_subscriber
-from newsletter.taxonomy import default_taxonomy
-from newsletter.transports import MemoryTransport
+from newsletter.store import engine as db
+from newsletter.store import ledger
+from newsletter.store.models import QUEUED
+from newsletter.store.models import RUNNING
+from newsletter.store.models import Delivery
+from newsletter.store.subscribers import add_subscriber
+from newsletter.transport.memory import MemoryTransport
 
 TORONTO = ZoneInfo("America/Toronto")
 SCHEDULE = {"day": "1st tue", "time": "09:00", "timezone": "America/Toronto"}

@@ -19,17 +19,17 @@ import pytest
 from conftest import REPO
 from conftest import write_config
 
-from newsletter import db
 from newsletter.config import Settings
 from newsletter.config import load_settings
-from newsletter.models import utcnow
+from newsletter.content.taxonomy import default_taxonomy
 from newsletter.scheduling import jobs
 from newsletter.scheduling import service
 from newsletter.scheduling.lock import DatabaseLock
 from newsletter.scheduling.lock import SchedulerLock
 from newsletter.scheduling.lock import SchedulerLockedError
-from newsletter.subscribers import add_subscriber
-from newsletter.taxonomy import default_taxonomy
+from newsletter.store import engine as db
+from newsletter.store.models import utcnow
+from newsletter.store.subscribers import add_subscriber
 
 TORONTO = ZoneInfo("America/Toronto")
 SCHEDULE = {"day": "1st tue", "time": "09:00", "timezone": "America/Toronto"}

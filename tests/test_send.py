@@ -9,21 +9,21 @@ import pytest
 from smtp_sink import running_sink
 from sqlalchemy import select
 
-from newsletter import db
-from newsletter import ledger
-from newsletter.content import load_issue
+from newsletter.content.reader import load_issue
 from newsletter.errors import PermanentFailure
 from newsletter.errors import TemporaryFailure
-from newsletter.models import Delivery
-from newsletter.send import NO_MATCH
-from newsletter.send import CampaignRunner
-from newsletter.send import plan_campaign
-from newsletter.send import send_issue
-from newsletter.subscribers import add_subscriber
-from newsletter.subscribers import require_subscriber
-from newsletter.subscribers import unsubscribe
-from newsletter.transports import MemoryTransport
-from newsletter.transports import SmtpTransport
+from newsletter.sending.campaign import send_issue
+from newsletter.sending.plan import NO_MATCH
+from newsletter.sending.plan import plan_campaign
+from newsletter.sending.runner import CampaignRunner
+from newsletter.store import engine as db
+from newsletter.store import ledger
+from newsletter.store.models import Delivery
+from newsletter.store.subscribers import add_subscriber
+from newsletter.store.subscribers import require_subscriber
+from newsletter.store.subscribers import unsubscribe
+from newsletter.transport.memory import MemoryTransport
+from newsletter.transport.smtp import SmtpTransport
 
 # Fixture issue 2025-01: alliance-in-depression [depression, alliance],
 # cbt-for-anxiety [anxiety, cbt], therapist-alliance-variability [alliance, therapist-factors].

@@ -13,26 +13,27 @@ from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import text
 
-from newsletter import db
-from newsletter import subscribers as api
 from newsletter.config import ListSpec
 from newsletter.config import Settings
 from newsletter.config import settings_from_dict
+from newsletter.content.taxonomy import Taxonomy
 from newsletter.errors import ImportFileError
 from newsletter.errors import InvalidAddress
 from newsletter.errors import SubscriberError
 from newsletter.errors import TaxonomyError
-from newsletter.models import ACTIVE
-from newsletter.models import BOUNCED
-from newsletter.models import PENDING
-from newsletter.models import SUBSCRIBED
-from newsletter.models import UNSUBSCRIBED
-from newsletter.models import MailingList
-from newsletter.models import Subscriber
-from newsletter.models import SubscriberTopic
-from newsletter.models import Subscription
-from newsletter.models import Suppression
-from newsletter.taxonomy import Taxonomy
+from newsletter.store import engine as db
+from newsletter.store import import_export
+from newsletter.store import subscribers as api
+from newsletter.store.models import ACTIVE
+from newsletter.store.models import BOUNCED
+from newsletter.store.models import PENDING
+from newsletter.store.models import SUBSCRIBED
+from newsletter.store.models import UNSUBSCRIBED
+from newsletter.store.models import MailingList
+from newsletter.store.models import Subscriber
+from newsletter.store.models import SubscriberTopic
+from newsletter.store.models import Subscription
+from newsletter.store.models import Suppression
 
 
 @pytest.fixture
@@ -318,7 +319,7 @@ def test_subscriber_to_dict(session, settings, taxonomy) -> None:
     subscriber = api.add_subscriber(
         session, settings, taxonomy, "d@example.org", name="Dee", topics="training;empathy"
     )
-    record = api.subscriber_to_dict(subscriber)
+    record = import_export.subscriber_to_dict(subscriber)
     assert record["topics"] == ["empathy", "training"]
     assert record["lists"] == ["digest"]
     assert record["status"] == ACTIVE
@@ -327,7 +328,7 @@ def test_subscriber_to_dict(session, settings, taxonomy) -> None:
     assert record["created_at"].endswith("+00:00")
     assert record["confirmed_at"].startswith(record["created_at"][:10])
     api.set_topics(session, subscriber, None)
-    assert api.subscriber_to_dict(subscriber)["topics"] == "*"
+    assert import_export.subscriber_to_dict(subscriber)["topics"] == "*"
 
 
 # --- import -------------------------------------------------------------------------------
@@ -343,7 +344,7 @@ dee@example.org,Dee,termination,,BOUNCED
 
 
 def test_import_good_file(session, multi, taxonomy) -> None:
-    report = api.import_csv(session, multi, taxonomy, GOOD)
+    report = import_export.import_csv(session, multi, taxonomy, GOOD)
     assert (report.added, report.updated, report.skipped_existing, report.rejected) == (4, 0, 0, [])
     assert report.rows == 4
     ann = api.require_subscriber(session, "ann@example.org")
@@ -368,7 +369,7 @@ def test_import_good_file(session, multi, taxonomy) -> None:
 
 
 def test_import_only_email_column(session, settings, taxonomy) -> None:
-    report = api.import_csv(
+    report = import_export.import_csv(
         session, settings, taxonomy, "Email\none@example.org\n\ntwo@example.org"
     )
     assert report.added == 2
@@ -395,7 +396,7 @@ fields@example.org,,,
 
 def test_import_bad_rows_writes_nothing(session, multi, taxonomy) -> None:
     with pytest.raises(ImportFileError, match=r"^6 of 7 rows rejected$") as caught:
-        api.import_csv(session, multi, taxonomy, BAD)
+        import_export.import_csv(session, multi, taxonomy, BAD)
     rejected = caught.value.rejected
     assert [line for line, _ in rejected] == [3, 4, 5, 6, 7, 8]
     reasons = dict(rejected)
@@ -410,7 +411,7 @@ def test_import_bad_rows_writes_nothing(session, multi, taxonomy) -> None:
 
 
 def test_import_skip_invalid(session, multi, taxonomy) -> None:
-    report = api.import_csv(session, multi, taxonomy, BAD, skip_invalid=True)
+    report = import_export.import_csv(session, multi, taxonomy, BAD, skip_invalid=True)
     assert report.added == 1
     assert [line for line, _ in report.rejected] == [3, 4, 5, 6, 7, 8]
     assert [s.email for s in api.query_subscribers(session)] == ["good@example.org"]
@@ -428,7 +429,7 @@ def test_import_skip_invalid(session, multi, taxonomy) -> None:
 )
 def test_import_bad_header(session, settings, taxonomy, header: str, message: str) -> None:
     with pytest.raises(ImportFileError, match=message) as caught:
-        api.import_csv(session, settings, taxonomy, header + "\nx@example.org,a,b,c\n")
+        import_export.import_csv(session, settings, taxonomy, header + "\nx@example.org,a,b,c\n")
     assert caught.value.rejected[0][0] == 1
     assert count(session, Subscriber) == 0
 
@@ -441,7 +442,7 @@ def test_import_line_numbers_count_quoted_newlines(session, settings, taxonomy) 
         "bad-address,x\n"
         "fine@example.org,Fine\n"
     )
-    report = api.import_csv(session, settings, taxonomy, data, skip_invalid=True)
+    report = import_export.import_csv(session, settings, taxonomy, data, skip_invalid=True)
     assert report.added == 2
     assert [line for line, _ in report.rejected] == [6]
     name = api.require_subscriber(session, "multi@example.org").name
@@ -451,22 +452,29 @@ def test_import_line_numbers_count_quoted_newlines(session, settings, taxonomy) 
 def test_import_crlf_and_bom(session, settings, taxonomy) -> None:
     data = "\ufeffemail,name\r\nbom@example.org,B\r\nbad,x\r\n"
     with pytest.raises(ImportFileError) as caught:
-        api.import_csv(session, settings, taxonomy, data)
+        import_export.import_csv(session, settings, taxonomy, data)
     assert caught.value.rejected[0][0] == 3
-    report = api.import_csv(session, settings, taxonomy, data.encode("utf-8"), skip_invalid=True)
+    report = import_export.import_csv(
+        session, settings, taxonomy, data.encode("utf-8"), skip_invalid=True
+    )
     assert report.added == 1
 
 
 def test_decode_csv() -> None:
-    assert api.decode_csv("\ufeffemail\nä@example.org\n".encode()) == "email\nä@example.org\n"
+    assert (
+        import_export.decode_csv("\ufeffemail\nä@example.org\n".encode())
+        == "email\nä@example.org\n"
+    )
     with pytest.raises(ImportFileError, match=r"byte 0xe9 at position 9 \(line 2\)"):
-        api.decode_csv("email\nRené@example.org\n".encode("latin-1"))
+        import_export.decode_csv("email\nRené@example.org\n".encode("latin-1"))
 
 
 def test_import_rejects_suppressed_addresses(session, settings, taxonomy) -> None:
     api.suppress(session, "ghost@example.org", "complaint")
     with pytest.raises(ImportFileError) as caught:
-        api.import_csv(session, settings, taxonomy, "email\nok@example.org\nGhost@example.org\n")
+        import_export.import_csv(
+            session, settings, taxonomy, "email\nok@example.org\nGhost@example.org\n"
+        )
     assert caught.value.rejected == [(3, "Ghost@example.org is on the suppression list")]
     assert count(session, Subscriber) == 0
 
@@ -474,12 +482,12 @@ def test_import_rejects_suppressed_addresses(session, settings, taxonomy) -> Non
 def test_import_field_too_large_is_a_file_error(session, settings, taxonomy) -> None:
     data = "email,name\n" + "a@example.org," + "x" * 200_000 + "\n"
     with pytest.raises(ImportFileError, match="line 2: field larger than field limit"):
-        api.import_csv(session, settings, taxonomy, data)
+        import_export.import_csv(session, settings, taxonomy, data)
 
 
 def test_import_existing_is_skipped(session, settings, taxonomy) -> None:
     api.add_subscriber(session, settings, taxonomy, "old@example.org", name="Old", topics="empathy")
-    report = api.import_csv(
+    report = import_export.import_csv(
         session, settings, taxonomy, "email,name,topics\nOLD@example.org,New,*\nnew@example.org,,\n"
     )
     assert (report.added, report.skipped_existing, report.updated) == (1, 1, 0)
@@ -491,7 +499,7 @@ def test_import_update_existing(session, multi, taxonomy) -> None:
     api.add_subscriber(session, multi, taxonomy, "up@example.org", name="Up", topics="empathy")
     api.add_subscriber(session, multi, taxonomy, "p@example.org", name="Pat", status=PENDING)
     data = "email,topics,lists,status\nup@example.org,training;empathy,events,\np@example.org,,,\n"
-    report = api.import_csv(session, multi, taxonomy, data, update_existing=True)
+    report = import_export.import_csv(session, multi, taxonomy, data, update_existing=True)
     assert (report.added, report.updated, report.skipped_existing) == (0, 2, 0)
     up = api.require_subscriber(session, "up@example.org")
     assert up.name == "Up"  # no name column: names are kept
@@ -507,22 +515,22 @@ def test_import_cannot_resubscribe(session, settings, taxonomy) -> None:
     api.unsubscribe(session, subscriber)
     data = "email,name,status\nleft@example.org,Back,active\n"
     with pytest.raises(ImportFileError) as caught:
-        api.import_csv(session, settings, taxonomy, data, update_existing=True)
+        import_export.import_csv(session, settings, taxonomy, data, update_existing=True)
     assert caught.value.rejected == [
         (2, "left@example.org is unsubscribed; an import cannot subscribe it again")
     ]
     # without update_existing the row is simply skipped
-    report = api.import_csv(session, settings, taxonomy, data)
+    report = import_export.import_csv(session, settings, taxonomy, data)
     assert report.skipped_existing == 1
     assert api.require_subscriber(session, "left@example.org").status == UNSUBSCRIBED
 
 
 def test_import_dry_run_writes_nothing(session, multi, taxonomy) -> None:
-    report = api.import_csv(session, multi, taxonomy, GOOD, dry_run=True)
+    report = import_export.import_csv(session, multi, taxonomy, GOOD, dry_run=True)
     assert (report.added, report.dry_run) == (4, True)
     assert count(session, Subscriber) == 0
     with pytest.raises(ImportFileError):
-        api.import_csv(session, multi, taxonomy, BAD, dry_run=True)
+        import_export.import_csv(session, multi, taxonomy, BAD, dry_run=True)
 
 
 def test_import_10k_rows(session, settings, taxonomy) -> None:
@@ -531,7 +539,7 @@ def test_import_10k_rows(session, settings, taxonomy) -> None:
     for i in range(10_000):
         topics = ";".join(topic_slugs[i % 30 : i % 30 + 3]) if i % 2 else "*"
         lines.append(f"user{i}@example.org,User {i},{topics}")
-    report = api.import_csv(session, settings, taxonomy, "\n".join(lines))
+    report = import_export.import_csv(session, settings, taxonomy, "\n".join(lines))
     session.commit()
     assert report.added == 10_000
     assert count(session, SubscriberTopic) == 15_000
@@ -559,7 +567,7 @@ def test_export_csv_round_trip(session, multi, taxonomy, tmp_path: Path) -> None
     _populate(session, multi, taxonomy)
     session.commit()
     stream = io.StringIO()
-    assert api.export_csv(session, stream) == 5
+    assert import_export.export_csv(session, stream) == 5
     exported = stream.getvalue()
     assert exported.splitlines()[0] == "email,name,topics,lists,status"
     assert "Ann@example.org,Ann,empathy;training,digest,active" in exported
@@ -570,12 +578,14 @@ def test_export_csv_round_trip(session, multi, taxonomy, tmp_path: Path) -> None
     db.upgrade(engine)
     try:
         with db.transaction(engine) as copy:
-            report = api.import_csv(copy, other, taxonomy, exported)
+            report = import_export.import_csv(copy, other, taxonomy, exported)
             assert report.added == 5
         with db.transaction(engine) as copy:
-            assert _comparable(api.export_json(copy)) == _comparable(api.export_json(session))
+            assert _comparable(import_export.export_json(copy)) == _comparable(
+                import_export.export_json(session)
+            )
             again = io.StringIO()
-            api.export_csv(copy, again)
+            import_export.export_csv(copy, again)
             assert again.getvalue() == exported
     finally:
         engine.dispose()
@@ -583,7 +593,7 @@ def test_export_csv_round_trip(session, multi, taxonomy, tmp_path: Path) -> None
 
 def test_export_json(session, multi, taxonomy) -> None:
     _populate(session, multi, taxonomy)
-    records = api.export_json(session)
+    records = import_export.export_json(session)
     assert [r["email"] for r in records] == [
         "Ann@example.org",
         "bob@example.org",
@@ -644,18 +654,18 @@ def test_postgres_round_trip(postgres_url: str, multi: Settings, taxonomy: Taxon
             ]
             assert len(api.query_subscribers(session, topic="empathy")) == 4
             stream = io.StringIO()
-            api.export_csv(session, stream)
-            before = _comparable(api.export_json(session))
+            import_export.export_csv(session, stream)
+            before = _comparable(import_export.export_json(session))
         with db.transaction(engine) as session:
             for subscriber in api.query_subscribers(session):
                 api.remove_subscriber(session, subscriber.email)
         with db.transaction(engine) as session:
-            report = api.import_csv(session, multi, taxonomy, stream.getvalue())
+            report = import_export.import_csv(session, multi, taxonomy, stream.getvalue())
             assert report.added == 5
         with db.transaction(engine) as session:
-            assert _comparable(api.export_json(session)) == before
+            assert _comparable(import_export.export_json(session)) == before
             with pytest.raises(ImportFileError, match="1 of 2 rows rejected"):
-                api.import_csv(
+                import_export.import_csv(
                     session, multi, taxonomy, "email\nnew@example.org\nghost@example.org"
                 )
             assert api.get_subscriber(session, "new@example.org") is None

@@ -8,13 +8,13 @@ import pytest
 
 from newsletter.config import DEFAULT_RESEARCH_TYPES
 from newsletter.config import settings_from_dict
+from newsletter.content.taxonomy import DEFAULT_TOPICS
+from newsletter.content.taxonomy import Taxonomy
+from newsletter.content.taxonomy import Term
+from newsletter.content.taxonomy import Vocabulary
+from newsletter.content.taxonomy import slugify
+from newsletter.content.taxonomy import taxonomy_from_settings
 from newsletter.errors import TaxonomyError
-from newsletter.taxonomy import DEFAULT_TOPICS
-from newsletter.taxonomy import Taxonomy
-from newsletter.taxonomy import Term
-from newsletter.taxonomy import Vocabulary
-from newsletter.taxonomy import slugify
-from newsletter.taxonomy import taxonomy_from_settings
 
 
 def test_default_topics_are_the_36_of_the_seed(taxonomy: Taxonomy) -> None:

@@ -23,10 +23,10 @@ from newsletter.config import settings_from_dict
 from newsletter.errors import PermanentFailure
 from newsletter.errors import TemporaryFailure
 from newsletter.errors import TransportError
-from newsletter.transports import MaildirTransport
-from newsletter.transports import MemoryTransport
-from newsletter.transports import SmtpTransport
-from newsletter.transports import make_transport
+from newsletter.transport import make_transport
+from newsletter.transport.maildir import MaildirTransport
+from newsletter.transport.memory import MemoryTransport
+from newsletter.transport.smtp import SmtpTransport
 
 SENDER = "bounces@example.org"
 

@@ -18,23 +18,23 @@ from test_web_support import parse
 from test_web_support import subscribe
 from test_web_support import text_of
 
-from newsletter import subscribers as api
-from newsletter.bounces import record_bounce
-from newsletter.content import load_issue
-from newsletter.db import session_factory
-from newsletter.models import ACTIVE
-from newsletter.models import PENDING
-from newsletter.models import UNSUBSCRIBED
-from newsletter.models import Bounce
-from newsletter.models import Delivery
-from newsletter.models import Subscriber
-from newsletter.send import send_issue
-from newsletter.taxonomy import default_taxonomy
+from newsletter.content.reader import load_issue
+from newsletter.content.taxonomy import default_taxonomy
+from newsletter.sending.campaign import send_issue
+from newsletter.store import subscribers as api
+from newsletter.store.bounces import record_bounce
+from newsletter.store.engine import session_factory
+from newsletter.store.models import ACTIVE
+from newsletter.store.models import PENDING
+from newsletter.store.models import UNSUBSCRIBED
+from newsletter.store.models import Bounce
+from newsletter.store.models import Delivery
+from newsletter.store.models import Subscriber
 from newsletter.tokens import CONFIRM
 from newsletter.tokens import PREFERENCES
 from newsletter.tokens import UNSUBSCRIBE
 from newsletter.tokens import Signer
-from newsletter.transports import MemoryTransport
+from newsletter.transport.memory import MemoryTransport
 from newsletter.web import create_app
 
 pytest_plugins = ["test_web_support"]

@@ -10,11 +10,11 @@ from test_web_support import PASSWORD
 from test_web_support import csrf
 from test_web_support import parse
 
-from newsletter import subscribers as api
-from newsletter.db import session_factory
-from newsletter.models import ACTIVE
-from newsletter.models import BOUNCED
-from newsletter.taxonomy import default_taxonomy
+from newsletter.content.taxonomy import default_taxonomy
+from newsletter.store import subscribers as api
+from newsletter.store.engine import session_factory
+from newsletter.store.models import ACTIVE
+from newsletter.store.models import BOUNCED
 from newsletter.web.security import hash_password
 from newsletter.web.security import verify_password
 
@@ -362,8 +362,8 @@ def test_shutting_the_app_down_drains_a_running_send(web_settings, engine):
 
     from sqlalchemy import select
 
-    from newsletter.models import Delivery
-    from newsletter.transports import MemoryTransport
+    from newsletter.store.models import Delivery
+    from newsletter.transport.memory import MemoryTransport
     from newsletter.web import create_app
 
     for n in range(40):

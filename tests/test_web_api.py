@@ -12,9 +12,9 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from test_web_support import csrf
 
-from newsletter import subscribers as api
-from newsletter.db import session_factory
-from newsletter.taxonomy import default_taxonomy
+from newsletter.content.taxonomy import default_taxonomy
+from newsletter.store import subscribers as api
+from newsletter.store.engine import session_factory
 
 pytest_plugins = ["test_web_support"]
 TAXONOMY = default_taxonomy()

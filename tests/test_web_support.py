@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from newsletter.config import Settings
-from newsletter.transports import MemoryTransport
+from newsletter.transport.memory import MemoryTransport
 from newsletter.web import create_app
 
 BASE = "https://news.example.org"

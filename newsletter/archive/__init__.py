@@ -30,8 +30,8 @@ from newsletter.archive.theme import make_environment
 from newsletter.archive.theme import static_files
 from newsletter.archive.writer import Writer
 from newsletter.config import Settings
-from newsletter.content import Issue
-from newsletter.taxonomy import Taxonomy
+from newsletter.content.model import Issue
+from newsletter.content.taxonomy import Taxonomy
 
 __all__ = [
     "ArchiveError",

@@ -11,7 +11,7 @@ from feedgen.feed import FeedGenerator
 from newsletter.archive.generator import Entry
 from newsletter.archive.generator import File
 from newsletter.archive.generator import SiteInfo
-from newsletter.taxonomy import Term
+from newsletter.content.taxonomy import Term
 
 FEED_PATH = "feeds/atom.xml"
 EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)

@@ -19,12 +19,12 @@ from dataclasses import field
 from xml.sax.saxutils import escape
 
 from newsletter.config import Settings
-from newsletter.content import Issue
-from newsletter.content import Summary
-from newsletter.content import markdown_to_html
-from newsletter.content import parse_month
-from newsletter.taxonomy import Taxonomy
-from newsletter.taxonomy import Term
+from newsletter.content.model import Issue
+from newsletter.content.model import Summary
+from newsletter.content.model import markdown_to_html
+from newsletter.content.model import parse_month
+from newsletter.content.taxonomy import Taxonomy
+from newsletter.content.taxonomy import Term
 
 TEASER_CHARS = 220
 

@@ -14,11 +14,11 @@ from sqlalchemy import Engine
 from sqlalchemy import inspect
 from sqlalchemy import select
 
-from newsletter import models
-from newsletter.content import Issue
-from newsletter.content import list_months
-from newsletter.content import load_issue
-from newsletter.taxonomy import Taxonomy
+from newsletter.content.model import Issue
+from newsletter.content.reader import list_months
+from newsletter.content.reader import load_issue
+from newsletter.content.taxonomy import Taxonomy
+from newsletter.store import models
 
 
 def read_issues(content_dir: Path, taxonomy: Taxonomy, newsletter_name: str) -> list[Issue]:

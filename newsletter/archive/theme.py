@@ -16,7 +16,7 @@ from pathlib import Path
 
 import jinja2
 
-from newsletter.db import data_path
+from newsletter.paths import data_path
 
 PREFIX = "default"
 

@@ -21,11 +21,11 @@ from sqlalchemy import Engine
 
 from newsletter.config import Settings
 from newsletter.config import load_settings
-from newsletter.db import make_engine
-from newsletter.db import require_schema
+from newsletter.content.taxonomy import Taxonomy
+from newsletter.content.taxonomy import taxonomy_from_settings
 from newsletter.errors import NewsletterError
-from newsletter.taxonomy import Taxonomy
-from newsletter.taxonomy import taxonomy_from_settings
+from newsletter.store.engine import make_engine
+from newsletter.store.engine import require_schema
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -1,6 +1,6 @@
 """`newsletter bounces ...` and `newsletter inbound scan`: read mailboxes of bounce reports
-and unsubscribe requests. Each command calls one function of `newsletter.bounces` or
-`newsletter.inbound` and prints its report."""
+and unsubscribe requests. Each command calls one function of `newsletter.returns.bounces` or
+`newsletter.returns.unsubscribe` and prints its report."""
 
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from newsletter import bounces
-from newsletter import inbound
 from newsletter.cli.app import App
 from newsletter.cli.app import main
 from newsletter.cli.app import pass_app
-from newsletter.db import transaction
+from newsletter.returns import bounces
+from newsletter.returns import unsubscribe as inbound
+from newsletter.store.bounces import list_bounces
+from newsletter.store.engine import transaction
 
 _PATH = click.Path(exists=True, path_type=Path)
 
@@ -78,7 +79,7 @@ def bounces_scan(app: App, path: Path, dry_run: bool) -> None:
 def bounces_list(app: App, email_address: str | None, limit: int, fmt: str) -> None:
     """Recorded bounces, newest first."""
     with transaction(app.db()) as session:
-        rows = bounces.list_bounces(session, email_address, limit)
+        rows = list_bounces(session, email_address, limit)
         records = [
             {
                 "received_at": row.received_at.isoformat(timespec="seconds"),

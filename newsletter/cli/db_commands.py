@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from newsletter import db
 from newsletter.cli.app import App
 from newsletter.cli.app import main
 from newsletter.cli.app import pass_app
+from newsletter.store import engine as db
 
 
 @main.group("db")

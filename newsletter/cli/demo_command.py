@@ -10,20 +10,20 @@ from rich.console import Console
 from sqlalchemy import func
 from sqlalchemy import select
 
-from newsletter import db
 from newsletter.cli.app import App
 from newsletter.cli.app import main
 from newsletter.cli.app import pass_app
 from newsletter.cli.send_commands import print_plan
 from newsletter.cli.send_commands import print_report
-from newsletter.content import latest_month
-from newsletter.content import load_issue
-from newsletter.models import ACTIVE
-from newsletter.models import Subscriber
-from newsletter.send import CampaignRunner
-from newsletter.send import plan_campaign
-from newsletter.subscribers import ensure_lists
-from newsletter.subscribers import import_csv
+from newsletter.content.reader import latest_month
+from newsletter.content.reader import load_issue
+from newsletter.sending.plan import plan_campaign
+from newsletter.sending.runner import CampaignRunner
+from newsletter.store import engine as db
+from newsletter.store.import_export import import_csv
+from newsletter.store.models import ACTIVE
+from newsletter.store.models import Subscriber
+from newsletter.store.subscribers import ensure_lists
 
 
 @main.command("demo")

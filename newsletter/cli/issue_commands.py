@@ -10,19 +10,19 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from newsletter import checks
-from newsletter import ledger
 from newsletter.cli.app import App
 from newsletter.cli.app import main
 from newsletter.cli.app import pass_app
-from newsletter.content import list_months
-from newsletter.content import load_issue
-from newsletter.db import session_factory
+from newsletter.content.reader import list_months
+from newsletter.content.reader import load_issue
 from newsletter.errors import ContentError
-from newsletter.preview import make_recipient
-from newsletter.preview import preview_parts
-from newsletter.subscribers import parse_topics
-from newsletter.subscribers import require_subscriber
+from newsletter.message.preview import preview_parts
+from newsletter.personalize import make_recipient
+from newsletter.render import checks
+from newsletter.store import ledger
+from newsletter.store.engine import session_factory
+from newsletter.store.subscribers import parse_topics
+from newsletter.store.subscribers import require_subscriber
 
 MONTH = click.argument("month", metavar="YYYY-MM")
 

@@ -13,14 +13,14 @@ from newsletter.cli.app import main
 from newsletter.cli.app import pass_app
 from newsletter.cli.app import stop_on_signals
 from newsletter.config import find_config
-from newsletter.content import load_issue
+from newsletter.content.reader import load_issue
 from newsletter.errors import ContentError
-from newsletter.models import utcnow
 from newsletter.scheduling import service
 from newsletter.scheduling.lock import SchedulerLockedError
 from newsletter.scheduling.slots import MonthlySlot
 from newsletter.scheduling.slots import month_for_run
 from newsletter.scheduling.slots import next_monthly_runs
+from newsletter.store.models import utcnow
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 

@@ -11,21 +11,21 @@ from rich.progress import TextColumn
 from rich.progress import TimeRemainingColumn
 from rich.table import Table
 
-from newsletter import ledger
 from newsletter.cli.app import App
 from newsletter.cli.app import main
 from newsletter.cli.app import pass_app
 from newsletter.cli.app import stop_on_signals
-from newsletter.content import load_issue
-from newsletter.db import session_factory
+from newsletter.content.reader import load_issue
 from newsletter.errors import SendError
-from newsletter.preview import send_tests
-from newsletter.send import CampaignRunner
-from newsletter.send import PlanReport
-from newsletter.send import SendReport
-from newsletter.send import plan_campaign
-from newsletter.send import resume_campaign
-from newsletter.transports import make_transport
+from newsletter.sending.campaign import resume_campaign
+from newsletter.sending.plan import PlanReport
+from newsletter.sending.plan import plan_campaign
+from newsletter.sending.runner import CampaignRunner
+from newsletter.sending.runner import SendReport
+from newsletter.sending.single import send_tests
+from newsletter.store import ledger
+from newsletter.store.engine import session_factory
+from newsletter.transport import make_transport
 
 
 def print_plan(console: Console, plan: PlanReport) -> None:
@@ -127,7 +127,7 @@ def send(
 
 def send_test(app: App, issue, addresses, topics: str | None, console: Console) -> None:
     """Send the issue to test addresses, outside the ledger, subject marked [TEST]."""
-    from newsletter.subscribers import parse_topics
+    from newsletter.store.subscribers import parse_topics
 
     chosen = parse_topics(topics.replace(",", ";"), app.taxonomy) if topics else None
     for line in send_tests(app.settings, issue, addresses, chosen, make_transport(app.settings)):
@@ -135,7 +135,7 @@ def send_test(app: App, issue, addresses, topics: str | None, console: Console) 
 
 
 def _ensure_lists(app: App) -> None:
-    from newsletter.subscribers import ensure_lists
+    from newsletter.store.subscribers import ensure_lists
 
     with session_factory(app.db())() as session:
         ensure_lists(session, app.settings)

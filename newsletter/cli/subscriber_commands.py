@@ -1,6 +1,6 @@
 """`newsletter subscribers ...`: add, remove, list, import and export subscribers.
 
-Each command opens a transaction, calls one function of `newsletter.subscribers`, and prints.
+Each command opens a transaction, calls one function of `newsletter.store.subscribers`, and prints.
 """
 
 from __future__ import annotations
@@ -15,16 +15,17 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.orm import Session
 
-from newsletter import subscribers as api
 from newsletter.cli.app import App
 from newsletter.cli.app import main
 from newsletter.cli.app import pass_app
-from newsletter.db import transaction
 from newsletter.errors import ImportFileError
-from newsletter.models import ACTIVE
-from newsletter.models import PENDING
-from newsletter.models import SUBSCRIBER_STATUSES
-from newsletter.models import Subscriber
+from newsletter.store import import_export
+from newsletter.store import subscribers as api
+from newsletter.store.engine import transaction
+from newsletter.store.models import ACTIVE
+from newsletter.store.models import PENDING
+from newsletter.store.models import SUBSCRIBER_STATUSES
+from newsletter.store.models import Subscriber
 
 
 @main.group("subscribers")
@@ -129,9 +130,9 @@ def list_(
             limit=limit,
         )
         if fmt == "csv":
-            api.write_csv(sys.stdout, found)
+            import_export.write_csv(sys.stdout, found)
             return
-        records = [api.subscriber_to_dict(s) for s in found]
+        records = [import_export.subscriber_to_dict(s) for s in found]
     if fmt == "json":
         click.echo(json.dumps(records, indent=2, ensure_ascii=False))
     else:
@@ -180,10 +181,10 @@ def import_(
     default list); status is active (default), pending, unsubscribed, bounced or complained.
     Nothing is written when a row is rejected, unless --skip-invalid.
     """
-    text = api.decode_csv(file.read())
+    text = import_export.decode_csv(file.read())
     with transaction(app.db()) as session:
         try:
-            report = api.import_csv(
+            report = import_export.import_csv(
                 session,
                 app.settings,
                 app.taxonomy,
@@ -235,7 +236,7 @@ def export(app: App, fmt: str, out: Path | None) -> None:
 
 def _export(session: Session, fmt: str, stream: IO[str]) -> int:
     if fmt == "json":
-        records = api.export_json(session)
+        records = import_export.export_json(session)
         stream.write(json.dumps(records, indent=2, ensure_ascii=False) + "\n")
         return len(records)
-    return api.export_csv(session, stream)
+    return import_export.export_csv(session, stream)

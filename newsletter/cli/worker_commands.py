@@ -11,7 +11,7 @@ from newsletter.cli.app import App
 from newsletter.cli.app import main
 from newsletter.cli.app import pass_app
 from newsletter.cli.app import stop_on_signals
-from newsletter.worker import run_worker
+from newsletter.sending.worker import run_worker
 
 
 @main.command("worker")

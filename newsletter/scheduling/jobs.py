@@ -14,31 +14,31 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from newsletter import checks
-from newsletter import ledger
 from newsletter.config import Settings
 from newsletter.config import load_settings
-from newsletter.db import make_engine
-from newsletter.db import require_schema
-from newsletter.db import session_factory
+from newsletter.content.taxonomy import taxonomy_from_settings
 from newsletter.errors import NewsletterError
 from newsletter.errors import TransportError
-from newsletter.mime import notice_message
-from newsletter.models import DONE
-from newsletter.models import PAUSED
-from newsletter.models import PLANNED
-from newsletter.models import RUNNING
-from newsletter.models import utcnow
-from newsletter.preview import send_single
+from newsletter.message.notice import notice_message
+from newsletter.render import checks
 from newsletter.scheduling.slots import MonthlySlot
 from newsletter.scheduling.slots import month_for_run
-from newsletter.send import CampaignRunner
-from newsletter.send import SendReport
-from newsletter.send import plan_campaign
-from newsletter.subscribers import ensure_lists
-from newsletter.taxonomy import taxonomy_from_settings
-from newsletter.transports import Transport
-from newsletter.transports import make_transport
+from newsletter.sending.plan import plan_campaign
+from newsletter.sending.runner import CampaignRunner
+from newsletter.sending.runner import SendReport
+from newsletter.sending.single import send_single
+from newsletter.store import ledger
+from newsletter.store.engine import make_engine
+from newsletter.store.engine import require_schema
+from newsletter.store.engine import session_factory
+from newsletter.store.models import DONE
+from newsletter.store.models import PAUSED
+from newsletter.store.models import PLANNED
+from newsletter.store.models import RUNNING
+from newsletter.store.models import utcnow
+from newsletter.store.subscribers import ensure_lists
+from newsletter.transport import make_transport
+from newsletter.transport.base import Transport
 
 log = logging.getLogger("newsletter.scheduler")
 

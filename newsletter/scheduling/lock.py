@@ -21,10 +21,10 @@ from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
-from newsletter.db import session_factory
 from newsletter.errors import NewsletterError
-from newsletter.models import SchedulerLock
-from newsletter.models import utcnow
+from newsletter.store.engine import session_factory
+from newsletter.store.models import SchedulerLock
+from newsletter.store.models import utcnow
 
 LOCK_ID = 1  # the table holds at most this one row
 HEARTBEAT_SECONDS = 30.0

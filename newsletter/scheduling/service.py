@@ -38,13 +38,11 @@ from apscheduler.triggers.date import DateTrigger
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from newsletter import checks
 from newsletter.config import Settings
-from newsletter.content import parse_month
-from newsletter.db import make_engine
-from newsletter.db import require_schema
+from newsletter.content.model import parse_month
+from newsletter.content.taxonomy import taxonomy_from_settings
 from newsletter.errors import NewsletterError
-from newsletter.models import utcnow
+from newsletter.render import checks
 from newsletter.scheduling import jobs
 from newsletter.scheduling.lock import HEARTBEAT_SECONDS
 from newsletter.scheduling.lock import DatabaseLock
@@ -53,7 +51,9 @@ from newsletter.scheduling.slots import MonthlySlot
 from newsletter.scheduling.slots import catch_up
 from newsletter.scheduling.slots import month_for_run
 from newsletter.scheduling.slots import next_monthly_runs
-from newsletter.taxonomy import taxonomy_from_settings
+from newsletter.store.engine import make_engine
+from newsletter.store.engine import require_schema
+from newsletter.store.models import utcnow
 
 log = logging.getLogger("newsletter.scheduler")
 

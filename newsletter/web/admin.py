@@ -19,11 +19,11 @@ from fastapi.responses import RedirectResponse
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from newsletter.content import MONTH_RE
-from newsletter.content import Issue
-from newsletter.db import session_factory
+from newsletter.content.model import MONTH_RE
+from newsletter.content.model import Issue
 from newsletter.errors import NewsletterError
-from newsletter.subscribers import get_subscriber
+from newsletter.store.engine import session_factory
+from newsletter.store.subscribers import get_subscriber
 from newsletter.web.app import WebContext
 from newsletter.web.app import get_ctx
 from newsletter.web.forms import FormProblem

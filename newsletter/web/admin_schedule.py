@@ -11,11 +11,11 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from newsletter.errors import NewsletterError
-from newsletter.models import utcnow
 from newsletter.scheduling import service
 from newsletter.scheduling.slots import MonthlySlot
 from newsletter.scheduling.slots import month_for_run
 from newsletter.scheduling.slots import next_monthly_runs
+from newsletter.store.models import utcnow
 from newsletter.web.admin import Admin
 from newsletter.web.admin import require_csrf
 from newsletter.web.admin import see_other

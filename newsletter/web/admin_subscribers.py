@@ -13,14 +13,15 @@ from fastapi import UploadFile
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from newsletter import subscribers as api
-from newsletter.db import session_factory
-from newsletter.db import transaction
 from newsletter.errors import ImportFileError
 from newsletter.errors import NewsletterError
-from newsletter.models import ACTIVE
-from newsletter.models import SUBSCRIBER_STATUSES
-from newsletter.models import Subscriber
+from newsletter.store import import_export
+from newsletter.store import subscribers as api
+from newsletter.store.engine import session_factory
+from newsletter.store.engine import transaction
+from newsletter.store.models import ACTIVE
+from newsletter.store.models import SUBSCRIBER_STATUSES
+from newsletter.store.models import Subscriber
 from newsletter.web.admin import Admin
 from newsletter.web.admin import require_csrf
 from newsletter.web.admin import see_other
@@ -181,7 +182,7 @@ def detail(
 ) -> Response:
     with session_factory(ctx.engine)() as session:
         subscriber = _load(session, subscriber_id)
-        record = api.subscriber_to_dict(subscriber)
+        record = import_export.subscriber_to_dict(subscriber)
         deliveries = api.subscriber_deliveries(session, subscriber.id)
         topics = _describe_topics(ctx, subscriber)
     return render_page(
@@ -260,7 +261,7 @@ def import_csv(
         return answer(413, error="The file is larger than 20 MB: split it or use the CLI.")
     try:
         with transaction(ctx.engine) as session:
-            report = api.import_csv(
+            report = import_export.import_csv(
                 session,
                 ctx.settings,
                 ctx.taxonomy,

@@ -21,15 +21,16 @@ from fastapi.security import HTTPBearer
 from pydantic import BaseModel
 from pydantic import Field
 
-from newsletter import subscribers as api
-from newsletter.content import MONTH_RE
-from newsletter.content import Issue
-from newsletter.db import session_factory
-from newsletter.db import transaction
+from newsletter.content.model import MONTH_RE
+from newsletter.content.model import Issue
 from newsletter.errors import ImportFileError
 from newsletter.errors import NewsletterError
-from newsletter.models import SUBSCRIBER_STATUSES
-from newsletter.models import Subscriber
+from newsletter.store import import_export
+from newsletter.store import subscribers as api
+from newsletter.store.engine import session_factory
+from newsletter.store.engine import transaction
+from newsletter.store.models import SUBSCRIBER_STATUSES
+from newsletter.store.models import Subscriber
 from newsletter.web.app import WebContext
 from newsletter.web.app import get_ctx
 
@@ -204,7 +205,7 @@ def _bad(error: Exception) -> HTTPException:
 
 
 def _subscriber_out(subscriber: Subscriber) -> dict[str, Any]:
-    return {"id": subscriber.id, **api.subscriber_to_dict(subscriber)}
+    return {"id": subscriber.id, **import_export.subscriber_to_dict(subscriber)}
 
 
 def _topics(ctx: WebContext, names: list[str] | None) -> frozenset[str] | None:
@@ -449,7 +450,7 @@ def import_subscribers(body: ImportIn, ctx: Ctx) -> ImportOut:
     """Import CSV with the same rules and report as `newsletter subscribers import`."""
     try:
         with transaction(ctx.engine) as session:
-            report = api.import_csv(
+            report = import_export.import_csv(
                 session,
                 ctx.settings,
                 ctx.taxonomy,

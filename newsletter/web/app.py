@@ -30,15 +30,15 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.staticfiles import StaticFiles
 
 from newsletter.config import Settings
-from newsletter.db import make_engine
-from newsletter.db import require_schema
-from newsletter.render import default_templates_dir
-from newsletter.render import make_environment
-from newsletter.taxonomy import Taxonomy
-from newsletter.taxonomy import taxonomy_from_settings
+from newsletter.content.taxonomy import Taxonomy
+from newsletter.content.taxonomy import taxonomy_from_settings
+from newsletter.render.environment import default_templates_dir
+from newsletter.render.environment import make_environment
+from newsletter.store.engine import make_engine
+from newsletter.store.engine import require_schema
 from newsletter.tokens import Signer
-from newsletter.transports import Transport
-from newsletter.transports import make_transport
+from newsletter.transport import make_transport
+from newsletter.transport.base import Transport
 from newsletter.web.mail import Mailer
 from newsletter.web.pages import render_page
 from newsletter.web.security import SECURITY_HEADERS

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from newsletter.config import ListSpec
-from newsletter.taxonomy import Taxonomy
+from newsletter.content.taxonomy import Taxonomy
 
 MAX_CHOICES = 500
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from newsletter.errors import TokenError
-from newsletter.models import Subscriber
+from newsletter.store.models import Subscriber
 from newsletter.tokens import Signer
 from newsletter.tokens import address_hash
 

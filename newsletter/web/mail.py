@@ -16,27 +16,27 @@ from collections.abc import Callable
 import jinja2
 from sqlalchemy import Engine
 
-from newsletter import ledger
 from newsletter.config import Settings
-from newsletter.content import list_months
-from newsletter.content import load_issue
-from newsletter.db import session_factory
+from newsletter.content.reader import list_months
+from newsletter.content.reader import load_issue
+from newsletter.content.taxonomy import Taxonomy
 from newsletter.errors import NewsletterError
-from newsletter.mime import notice_message
-from newsletter.models import DONE
-from newsletter.models import RUNNING
+from newsletter.message.notice import notice_message
+from newsletter.message.preview import preview_parts
 from newsletter.personalize import greeting
-from newsletter.preview import make_recipient
-from newsletter.preview import preview_parts
-from newsletter.preview import send_single
-from newsletter.render import make_environment
-from newsletter.render import mjml_to_html
-from newsletter.taxonomy import Taxonomy
+from newsletter.personalize import make_recipient
+from newsletter.render.email import mjml_to_html
+from newsletter.render.environment import make_environment
+from newsletter.sending.single import send_single
+from newsletter.store import ledger
+from newsletter.store.engine import session_factory
+from newsletter.store.models import DONE
+from newsletter.store.models import RUNNING
 from newsletter.tokens import CONFIRM
 from newsletter.tokens import PREFERENCES
 from newsletter.tokens import Signer
-from newsletter.transports import Transport
-from newsletter.transports import make_transport
+from newsletter.transport import make_transport
+from newsletter.transport.base import Transport
 
 log = logging.getLogger("newsletter.web")
 

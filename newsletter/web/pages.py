@@ -12,8 +12,8 @@ from markupsafe import escape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from newsletter.taxonomy import Taxonomy
-from newsletter.taxonomy import Term
+from newsletter.content.taxonomy import Taxonomy
+from newsletter.content.taxonomy import Term
 
 if TYPE_CHECKING:
     from newsletter.web.app import WebContext

@@ -17,11 +17,12 @@ from fastapi import Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from newsletter import subscribers as api
-from newsletter.db import transaction
-from newsletter.models import ACTIVE
-from newsletter.models import PENDING
-from newsletter.models import Subscriber
+from newsletter.store import import_export
+from newsletter.store import subscribers as api
+from newsletter.store.engine import transaction
+from newsletter.store.models import ACTIVE
+from newsletter.store.models import PENDING
+from newsletter.store.models import Subscriber
 from newsletter.tokens import PREFERENCES
 from newsletter.web.app import WebContext
 from newsletter.web.app import get_ctx
@@ -250,7 +251,7 @@ def download(token: str, request: Request, ctx: Ctx) -> Response:
             subscriber = _load(ctx, session, token)
         except LinkProblem as problem:
             return link_problem(ctx, request, problem)
-        record = api.subscriber_to_dict(subscriber)
+        record = import_export.subscriber_to_dict(subscriber)
         record["consent_ip"] = subscriber.consent_ip
         record["deliveries"] = api.subscriber_deliveries(session, subscriber.id)
     body = json.dumps(record, indent=2, ensure_ascii=False) + "\n"

@@ -17,14 +17,14 @@ from fastapi import Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from newsletter import subscribers as api
-from newsletter.db import transaction
 from newsletter.errors import InvalidAddress
 from newsletter.errors import SubscriberError
-from newsletter.models import ACTIVE
-from newsletter.models import PENDING
-from newsletter.models import Subscriber
-from newsletter.models import utcnow
+from newsletter.store import subscribers as api
+from newsletter.store.engine import transaction
+from newsletter.store.models import ACTIVE
+from newsletter.store.models import PENDING
+from newsletter.store.models import Subscriber
+from newsletter.store.models import utcnow
 from newsletter.tokens import CONFIRM
 from newsletter.tokens import PREFERENCES
 from newsletter.web.app import WebContext

@@ -16,27 +16,27 @@ from collections.abc import Sequence
 
 from sqlalchemy import Engine
 
-from newsletter import checks
-from newsletter import ledger
 from newsletter.config import Settings
-from newsletter.content import Issue
-from newsletter.content import list_months
-from newsletter.content import load_issue
-from newsletter.db import session_factory
+from newsletter.content.model import Issue
+from newsletter.content.reader import list_months
+from newsletter.content.reader import load_issue
+from newsletter.content.taxonomy import Taxonomy
 from newsletter.errors import ContentError
 from newsletter.errors import NewsletterError
 from newsletter.errors import SendError
-from newsletter.models import Subscriber
-from newsletter.preview import make_recipient
-from newsletter.preview import preview_parts
-from newsletter.preview import send_tests
-from newsletter.render import encoded_html_size
-from newsletter.send import CampaignRunner
-from newsletter.send import PlanReport
-from newsletter.send import default_lists
-from newsletter.send import plan_campaign
-from newsletter.taxonomy import Taxonomy
-from newsletter.transports import Transport
+from newsletter.message.preview import preview_parts
+from newsletter.personalize import make_recipient
+from newsletter.render import checks
+from newsletter.render.size import encoded_html_size
+from newsletter.sending.plan import PlanReport
+from newsletter.sending.plan import default_lists
+from newsletter.sending.plan import plan_campaign
+from newsletter.sending.runner import CampaignRunner
+from newsletter.sending.single import send_tests
+from newsletter.store import ledger
+from newsletter.store.engine import session_factory
+from newsletter.store.models import Subscriber
+from newsletter.transport.base import Transport
 
 log = logging.getLogger("newsletter.web")
 

@@ -17,9 +17,9 @@ from fastapi import Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from newsletter import subscribers as api
-from newsletter.db import transaction
-from newsletter.models import UNSUBSCRIBED
+from newsletter.store import subscribers as api
+from newsletter.store.engine import transaction
+from newsletter.store.models import UNSUBSCRIBED
 from newsletter.tokens import PREFERENCES
 from newsletter.tokens import UNSUBSCRIBE
 from newsletter.web.app import WebContext

@@ -13,14 +13,14 @@ from dataclasses import field
 
 from sqlalchemy import Engine
 
-from newsletter import ledger
 from newsletter.config import Settings
-from newsletter.content import Issue
-from newsletter.db import session_factory
+from newsletter.content.model import Issue
 from newsletter.errors import SendError
-from newsletter.models import QUEUED
-from newsletter.models import SKIPPED
 from newsletter.personalize import choose_variant
+from newsletter.store import ledger
+from newsletter.store.engine import session_factory
+from newsletter.store.models import QUEUED
+from newsletter.store.models import SKIPPED
 
 NO_MATCH = "none of their topics is in this issue"
 

@@ -13,13 +13,11 @@ import functools
 import os
 import queue
 import random
-import re
 import socket
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 
@@ -27,51 +25,43 @@ from sqlalchemy import Engine
 from sqlalchemy import func
 from sqlalchemy import select
 
-from newsletter import ledger
-from newsletter.bounces import HARD
-from newsletter.bounces import apply_policy
-from newsletter.bounces import envelope_sender
-from newsletter.bounces import record_bounce
 from newsletter.config import Settings
-from newsletter.content import Issue
-from newsletter.db import session_factory
-from newsletter.dkim import DkimSigner
+from newsletter.content.model import Issue
 from newsletter.errors import PermanentFailure
 from newsletter.errors import SendError
 from newsletter.errors import TemporaryFailure
-from newsletter.errors import TransportError
-from newsletter.mime import MessageSkeleton
-from newsletter.mime import Sender
-from newsletter.models import ACTIVE
-from newsletter.models import FAILED
-from newsletter.models import PAUSED
-from newsletter.models import PLANNED
-from newsletter.models import RETRY
-from newsletter.models import RUNNING
-from newsletter.models import SENT
-from newsletter.models import SKIPPED
-from newsletter.models import Delivery
-from newsletter.models import Subscriber
-from newsletter.models import utcnow
+from newsletter.message.dkim import DkimSigner
+from newsletter.message.envelope import envelope_sender
+from newsletter.message.skeleton import MessageSkeleton
+from newsletter.message.skeleton import Sender
 from newsletter.personalize import Recipient
 from newsletter.personalize import VariantKey
 from newsletter.personalize import variant_summaries
-from newsletter.plan import NO_MATCH
-from newsletter.plan import PlanReport
-from newsletter.plan import default_lists
-from newsletter.plan import plan_campaign
-from newsletter.ratelimit import RateLimiter
-from newsletter.render import Renderer
+from newsletter.render.email import Renderer
+from newsletter.sending.ratelimit import RateLimiter
+from newsletter.sending.retry import is_hard_bounce
+from newsletter.sending.retry import is_throttle
+from newsletter.sending.retry import reply_text
+from newsletter.store import ledger
+from newsletter.store.bounces import record_send_bounce
+from newsletter.store.engine import session_factory
+from newsletter.store.models import ACTIVE
+from newsletter.store.models import FAILED
+from newsletter.store.models import PAUSED
+from newsletter.store.models import PLANNED
+from newsletter.store.models import RETRY
+from newsletter.store.models import RUNNING
+from newsletter.store.models import SENT
+from newsletter.store.models import SKIPPED
+from newsletter.store.models import Delivery
+from newsletter.store.models import utcnow
 from newsletter.tokens import PREFERENCES
 from newsletter.tokens import UNSUBSCRIBE
 from newsletter.tokens import Signer
-from newsletter.transports import SmtpTransport
-from newsletter.transports import Transport
-from newsletter.transports import make_transport
+from newsletter.transport import make_transport
+from newsletter.transport.base import Transport
+from newsletter.transport.smtp import SmtpTransport
 
-# A provider asking us to slow down ("454 Throttling failure", "421 4.7.0 Try again later,
-# too many messages"): slow the whole send instead of spending the row's retries.
-THROTTLE_RE = re.compile(r"throttl|rate.?limit|too many|slow down|4\.7\.\d", re.I)
 # Waiting longer than this for a quota ends the run; re-running later picks the rest up.
 MAX_QUOTA_WAIT = 300.0
 
@@ -143,11 +133,6 @@ class Pool:
     connections: int
     limiter: RateLimiter | None = None
     rates: tuple[float, int, int] = (0.0, 0, 0)  # per second, hour, day
-
-
-def is_throttle(error: TransportError) -> bool:
-    """Whether a temporary failure is the provider asking us to slow down."""
-    return isinstance(error, TemporaryFailure) and bool(THROTTLE_RE.search(error.reply or ""))
 
 
 class CampaignRunner:
@@ -540,38 +525,6 @@ def _sent_since(session, since: dt.datetime) -> int:
     )
 
 
-def is_hard_bounce(error: PermanentFailure) -> bool:
-    """A refusal that says the address itself is bad (5.1.x, or 550/551/553 without detail)."""
-    reply = error.reply or ""
-    if re.search(r"\b5\.1\.\d+\b", reply):
-        return True
-    return error.code in (550, 551, 553) and not re.search(r"\b5\.[2-7]\.\d+\b", reply)
-
-
-def record_send_bounce(session, settings: Settings, bounce: ledger.Bounce) -> None:
-    """A hard bounce at send time counts like a DSN: record it and apply the bounce policy."""
-    recorded = record_bounce(
-        session,
-        email_address=bounce.email,
-        kind=HARD,
-        message_id=bounce.message_id,
-        subscriber_id=bounce.subscriber_id,
-        diagnostic=bounce.reply,
-        source="smtp",
-    )
-    subscriber = session.get(Subscriber, bounce.subscriber_id)
-    if recorded is not None and subscriber is not None:
-        apply_policy(session, settings, subscriber)
-
-
-def reply_text(error: TransportError) -> str:
-    """The server's reply with its code, e.g. '550 5.1.1 mailbox unavailable'."""
-    reply = error.reply or ""
-    if error.code and not reply.startswith(str(error.code)):
-        return f"{error.code} {reply}".strip()
-    return reply
-
-
 def _tally(report: SendReport, result: ledger.Result) -> None:
     if result.status == SENT:
         report.sent += 1
@@ -581,41 +534,3 @@ def _tally(report: SendReport, result: ledger.Result) -> None:
         report.skipped += 1
     elif result.status == RETRY:
         report.retried += 1
-
-
-def resume_campaign(engine: Engine, month: str) -> bool:
-    """Clear a pause so the next run continues; True if the campaign was paused."""
-    with session_factory(engine)() as session:
-        campaign = ledger.find_campaign(session, month)
-        if campaign is None or campaign.status != PAUSED:
-            return False
-        campaign.status = PLANNED
-        campaign.pause_reason = ""
-        session.commit()
-        return True
-
-
-def send_issue(
-    engine: Engine,
-    settings: Settings,
-    issue: Issue,
-    transport: Transport | None = None,
-    lists: Sequence[str] | None = None,
-    **runner_options,
-) -> tuple[PlanReport, SendReport]:
-    """Plan (idempotently) and send an issue: what `newsletter send --yes` does."""
-    plan = plan_campaign(engine, settings, issue, lists)
-    report = CampaignRunner(engine, settings, issue, transport, **runner_options).run()
-    return plan, report
-
-
-__all__ = [
-    "NO_MATCH",
-    "CampaignRunner",
-    "PlanReport",
-    "SendReport",
-    "default_lists",
-    "plan_campaign",
-    "resume_campaign",
-    "send_issue",
-]

@@ -11,132 +11,23 @@ A transport object is not thread-safe: give each worker thread its own.
 
 from __future__ import annotations
 
-import abc
-import mailbox
 import os
 import smtplib
 import ssl
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING
 from typing import Literal
-from typing import Self
 
 from newsletter.errors import PermanentFailure
 from newsletter.errors import TemporaryFailure
 from newsletter.errors import TransportError
+from newsletter.transport.base import Transport
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
     from newsletter.config import SmtpSection
 
 Security = Literal["none", "starttls", "ssl"]
-
-
-class Transport(abc.ABC):
-    """Delivers messages one recipient at a time; `send` opens the transport if needed."""
-
-    name: str
-
-    @abc.abstractmethod
-    def open(self) -> None:
-        """Connect or create what is needed. Calling it again while open does nothing."""
-
-    @abc.abstractmethod
-    def close(self) -> None:
-        """Release the connection or files. Calling it again does nothing."""
-
-    @abc.abstractmethod
-    def send(self, envelope_from: str, recipient: str, message: bytes) -> str:
-        """Deliver `message` (RFC 5322 bytes, LF line endings) to one recipient.
-
-        Returns the server's reply or a short "queued as" text to store in the ledger.
-        Raises `TemporaryFailure` or `PermanentFailure`.
-        """
-
-    def __enter__(self) -> Self:
-        self.open()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-@dataclass(frozen=True)
-class SentMessage:
-    """One message kept by `MemoryTransport`."""
-
-    envelope_from: str
-    recipient: str
-    message: bytes
-
-
-class MemoryTransport(Transport):
-    """Keeps messages in `outbox`. `fail(recipient)` may return an exception to raise instead."""
-
-    name = "memory"
-
-    def __init__(self, fail: Callable[[str], Exception | None] | None = None) -> None:
-        self.outbox: list[SentMessage] = []
-        self.fail = fail
-        self.is_open = False
-
-    def open(self) -> None:
-        """Mark the transport open."""
-        self.is_open = True
-
-    def close(self) -> None:
-        """Mark the transport closed; the outbox is kept."""
-        self.is_open = False
-
-    def send(self, envelope_from: str, recipient: str, message: bytes) -> str:
-        """Append the message to `outbox`, unless the `fail` hook returns an exception."""
-        self.open()
-        if self.fail is not None:
-            error = self.fail(recipient)
-            if error is not None:
-                raise error
-        self.outbox.append(SentMessage(envelope_from, recipient, bytes(message)))
-        return f"memory {len(self.outbox)}"
-
-
-class MaildirTransport(Transport):
-    """Writes each message as one file into a Maildir folder (created if missing)."""
-
-    name = "maildir"
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._maildir: mailbox.Maildir | None = None
-
-    def open(self) -> None:
-        """Create the Maildir folders (`tmp`, `new`, `cur`) if needed."""
-        if self._maildir is None:
-            try:
-                self._maildir = mailbox.Maildir(self.path, create=True)
-            except OSError as error:
-                raise TemporaryFailure(f"cannot open Maildir {self.path}: {error}") from error
-
-    def close(self) -> None:
-        """Forget the folder handle (Maildir writes are complete after each `send`)."""
-        self._maildir = None
-
-    def send(self, envelope_from: str, recipient: str, message: bytes) -> str:
-        """Add the message bytes as they are (LF endings); return "maildir <key>"."""
-        self.open()
-        assert self._maildir is not None
-        try:
-            key = self._maildir.add(message)
-        except OSError as error:
-            raise TemporaryFailure(f"cannot write to Maildir {self.path}: {error}") from error
-        return f"maildir {key}"
 
 
 def _text(reply: bytes | str) -> str:
@@ -460,15 +351,3 @@ class SmtpTransport(Transport):
             code = 0
         if code != 250:
             self._discard()
-
-
-def make_transport(settings: Settings) -> Transport:
-    """The transport chosen by `settings.delivery.transport`."""
-    kind = settings.delivery.transport
-    if kind == "maildir":
-        return MaildirTransport(settings.delivery.maildir)
-    if kind == "smtp":
-        return SmtpTransport.from_settings(settings)
-    if kind == "memory":
-        return MemoryTransport()
-    raise ValueError(f"unknown transport {kind!r}")

@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from newsletter.config import Settings
-from newsletter.content import Issue
-from newsletter.content import load_issue
+from newsletter.content.model import Issue
+from newsletter.content.reader import load_issue
+from newsletter.content.taxonomy import Taxonomy
 from newsletter.errors import ContentError
-from newsletter.render import GMAIL_CLIP_BYTES
-from newsletter.render import GMAIL_WARN_BYTES
-from newsletter.render import Renderer
-from newsletter.render import encoded_html_size
-from newsletter.taxonomy import Taxonomy
+from newsletter.render.email import Renderer
+from newsletter.render.size import GMAIL_CLIP_BYTES
+from newsletter.render.size import GMAIL_WARN_BYTES
+from newsletter.render.size import encoded_html_size
 
 OK = "ok"
 WARNING = "warning"

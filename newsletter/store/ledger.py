@@ -24,22 +24,22 @@ from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from newsletter.models import ACTIVE
-from newsletter.models import DONE
-from newsletter.models import FAILED
-from newsletter.models import PLANNED
-from newsletter.models import QUEUED
-from newsletter.models import RETRY
-from newsletter.models import SENDING
-from newsletter.models import SENT
-from newsletter.models import SUBSCRIBED
-from newsletter.models import Campaign
-from newsletter.models import Delivery
-from newsletter.models import MailingList
-from newsletter.models import Subscriber
-from newsletter.models import SubscriberTopic
-from newsletter.models import Subscription
-from newsletter.models import utcnow
+from newsletter.store.models import ACTIVE
+from newsletter.store.models import DONE
+from newsletter.store.models import FAILED
+from newsletter.store.models import PLANNED
+from newsletter.store.models import QUEUED
+from newsletter.store.models import RETRY
+from newsletter.store.models import SENDING
+from newsletter.store.models import SENT
+from newsletter.store.models import SUBSCRIBED
+from newsletter.store.models import Campaign
+from newsletter.store.models import Delivery
+from newsletter.store.models import MailingList
+from newsletter.store.models import Subscriber
+from newsletter.store.models import SubscriberTopic
+from newsletter.store.models import Subscription
+from newsletter.store.models import utcnow
 
 OPEN_STATUSES = (QUEUED, SENDING, RETRY)
 

@@ -20,13 +20,12 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime
 from email.utils import formataddr
-from email.utils import make_msgid
 
 from newsletter.config import Settings
 from newsletter.personalize import SLOT_RE
 from newsletter.personalize import Recipient
 from newsletter.personalize import slot_values
-from newsletter.render import RenderedVariant
+from newsletter.render.email import RenderedVariant
 
 # LF line endings: Maildir wants them; the SMTP transport converts to CRLF.
 POLICY = email.policy.default.clone(linesep="\n")
@@ -179,33 +178,3 @@ class MessageSkeleton:
         html = self._html.fill(slot_values(recipient, summaries, for_html=True, base_url=base))
         body = b"".join((headers, self._head, text, self._middle, html, self._tail))
         return body, mid
-
-
-def notice_message(
-    settings: Settings,
-    *,
-    to_email: str,
-    subject: str,
-    text: str,
-    html: str | None = None,
-    to_name: str = "",
-) -> bytes:
-    """One message outside a campaign (confirmation, welcome, admin alert), LF line endings.
-
-    No List-Unsubscribe: these answer something the person just did, or go to the admin.
-    Built with the stdlib: one message at a time, so its few milliseconds do not matter.
-    """
-    message = EmailMessage(policy=POLICY)
-    newsletter = settings.newsletter
-    message["From"] = formataddr((newsletter.from_name or newsletter.name, newsletter.from_email))
-    message["To"] = formataddr((to_name, to_email)) if to_name else to_email
-    if newsletter.reply_to:
-        message["Reply-To"] = newsletter.reply_to
-    message["Subject"] = subject
-    message["Date"] = format_datetime(dt.datetime.now(dt.UTC))
-    message["Message-ID"] = make_msgid(domain=settings.sender_domain())
-    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to this
-    message.set_content(text, subtype="plain", cte="quoted-printable")
-    if html is not None:
-        message.add_alternative(html, subtype="html", cte="quoted-printable")
-    return message.as_bytes()

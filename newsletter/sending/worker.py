@@ -18,19 +18,19 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlalchemy import select
 
-from newsletter import ledger
 from newsletter.config import Settings
-from newsletter.content import load_issue
-from newsletter.db import session_factory
+from newsletter.content.reader import load_issue
+from newsletter.content.taxonomy import Taxonomy
 from newsletter.errors import NewsletterError
 from newsletter.errors import SendError
-from newsletter.models import PLANNED
-from newsletter.models import RUNNING
-from newsletter.models import Campaign
-from newsletter.models import utcnow
-from newsletter.send import CampaignRunner
-from newsletter.send import SendReport
-from newsletter.taxonomy import Taxonomy
+from newsletter.sending.runner import CampaignRunner
+from newsletter.sending.runner import SendReport
+from newsletter.store import ledger
+from newsletter.store.engine import session_factory
+from newsletter.store.models import PLANNED
+from newsletter.store.models import RUNNING
+from newsletter.store.models import Campaign
+from newsletter.store.models import utcnow
 
 log = logging.getLogger("newsletter.worker")
 

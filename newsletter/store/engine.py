@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy import create_engine
@@ -14,16 +13,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
 
 from newsletter.errors import ConfigError
-
-PACKAGE_DIR = Path(__file__).resolve().parent
-
-
-def data_path(name: str) -> Path:
-    """A folder shipped with the project: the repo's top-level one, or the wheel's copy."""
-    for candidate in (PACKAGE_DIR.parent / name, PACKAGE_DIR / "_data" / name):
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError(f"cannot find the {name}/ folder next to the package")
+from newsletter.paths import data_path
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -8,24 +8,19 @@ who gets the same variant.
 from __future__ import annotations
 
 import logging
-import re
-import textwrap
 from dataclasses import dataclass
-from pathlib import Path
 
 import jinja2
 import premailer
 from mjml import mjml2html
 
 from newsletter.config import Settings
-from newsletter.content import Issue
-from newsletter.content import Summary
-from newsletter.db import data_path
+from newsletter.content.model import Issue
+from newsletter.content.model import Summary
 from newsletter.errors import RenderError
-
-GMAIL_CLIP_BYTES = 102 * 1024
-GMAIL_WARN_BYTES = 90 * 1024
-TEXT_WIDTH = 72
+from newsletter.render.environment import make_environment
+from newsletter.render.text import markdown_to_text
+from newsletter.render.text import tidy_text
 
 
 @dataclass(frozen=True)
@@ -38,89 +33,6 @@ class RenderedVariant:
     html: str
     text: str
     summary_slugs: tuple[str, ...]
-
-
-def default_templates_dir() -> Path:
-    """The built-in templates folder."""
-    return data_path("templates")
-
-
-def make_environment(override_dir: Path | None, *, html: bool = True) -> jinja2.Environment:
-    """A Jinja2 environment: the override folder first, then the built-ins.
-
-    Built-ins are also reachable as "default/<name>", so an override can extend the original.
-    """
-    defaults = jinja2.FileSystemLoader(str(default_templates_dir()))
-    loaders: list[jinja2.BaseLoader] = []
-    if override_dir is not None and Path(override_dir).is_dir():
-        loaders.append(jinja2.FileSystemLoader(str(override_dir)))
-    loaders += [jinja2.PrefixLoader({"default": defaults}), defaults]
-    env = jinja2.Environment(
-        loader=jinja2.ChoiceLoader(loaders),
-        autoescape=jinja2.select_autoescape(
-            enabled_extensions=("html", "mjml", "mjml.j2", "html.j2"),
-            disabled_extensions=("txt", "txt.j2"),
-            default_for_string=html,
-        ),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    env.filters["wrap"] = wrap_text
-    env.filters["textblock"] = markdown_to_text
-    return env
-
-
-def wrap_text(text: str, width: int = TEXT_WIDTH) -> str:
-    """Wrap one paragraph to `width` columns."""
-    return textwrap.fill(" ".join(text.split()), width=width, break_on_hyphens=False)
-
-
-_LIST_ITEM = re.compile(r"^(\s*)([-*+]|\d+[.)])\s+")
-
-
-def markdown_to_text(markdown: str, width: int = TEXT_WIDTH) -> str:
-    """Markdown is already readable as text: unwrap, drop emphasis markers, re-wrap paragraphs."""
-    blocks = re.split(r"\n\s*\n", markdown.strip())
-    out = []
-    for block in blocks:
-        lines = block.splitlines()
-        if any(_LIST_ITEM.match(line) for line in lines):
-            items: list[str] = []
-            for line in lines:
-                match = _LIST_ITEM.match(line)
-                if match or not items:
-                    items.append(line.strip())
-                else:
-                    items[-1] += " " + line.strip()
-            out.append("\n".join(_wrap_item(_plain(item), width) for item in items))
-        elif block.lstrip().startswith("#"):
-            out.append(_plain(block.lstrip("# ").strip()).upper())
-        else:
-            out.append(wrap_text(_plain(block), width))
-    return "\n\n".join(out)
-
-
-def _wrap_item(item: str, width: int) -> str:
-    match = _LIST_ITEM.match(item)
-    bullet = (match.group(2) if match else "-") + " "
-    body = item[match.end() :] if match else item
-    bullet = "  * " if bullet.strip() in "-*+" else "  " + bullet
-    return textwrap.fill(
-        " ".join(body.split()),
-        width=width,
-        initial_indent=bullet,
-        subsequent_indent=" " * len(bullet),
-        break_on_hyphens=False,
-    )
-
-
-def _plain(text: str) -> str:
-    text = re.sub(r"\[([^\]]+)\]\(([^)]+)\)", r"\1 <\2>", text)  # [label](url) -> label <url>
-    text = re.sub(r"(\*\*|__)(.+?)\1", r"\2", text)
-    text = re.sub(r"(?<![\w*])([*_])(?!\s)(.+?)(?<!\s)\1(?![\w*])", r"\2", text)
-    return text.replace("`", "")
 
 
 def make_premailer(html: str) -> premailer.Premailer:
@@ -198,7 +110,7 @@ class Renderer:
             key=key,
             subject=issue.subject,
             html=html,
-            text=_tidy_text(text),
+            text=tidy_text(text),
             summary_slugs=tuple(s.slug for s in summaries),
         )
 
@@ -221,16 +133,3 @@ def mjml_to_html(source: str) -> str:
     if not inlined.lstrip().lower().startswith("<!doctype"):
         inlined = "<!doctype html>\n" + inlined
     return inlined
-
-
-def _tidy_text(text: str) -> str:
-    text = re.sub(r"[ \t]+\n", "\n", text)
-    text = re.sub(r"\n{3,}", "\n\n", text)
-    return text.strip() + "\n"
-
-
-def encoded_html_size(html: str) -> int:
-    """Bytes of the HTML part as sent (quoted-printable), to compare with Gmail's clip."""
-    import binascii
-
-    return len(binascii.b2a_qp(html.encode("utf-8"), istext=True))

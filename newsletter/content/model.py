@@ -1,0 +1,109 @@
+"""The data that flows down the pipeline: a month's `Issue` and its `Summary` items (pure)."""
+
+from __future__ import annotations
+
+import calendar
+import re
+import urllib.parse
+from dataclasses import dataclass
+from dataclasses import field
+
+from markdown_it import MarkdownIt
+
+from newsletter.content.taxonomy import Term
+from newsletter.errors import ContentError
+
+MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+
+# CommonMark without raw HTML: content is written by editors, but the email must stay valid.
+_markdown = MarkdownIt("commonmark", {"html": False, "typographer": False})
+
+
+@dataclass(frozen=True)
+class Summary:
+    """One article summary: metadata plus the two Markdown sections, already rendered to HTML."""
+
+    month: str
+    slug: str
+    title: str
+    topics: tuple[Term, ...]
+    research_type: Term
+    citation: str
+    doi: str
+    order: int | None
+    summary_md: str
+    implications_md: str
+    source: str = ""
+
+    @property
+    def key(self) -> str:
+        """Unique across months: 'YYYY-MM/slug'."""
+        return f"{self.month}/{self.slug}"
+
+    @property
+    def doi_url(self) -> str:
+        """https://doi.org/<doi>, or '' when there is no DOI."""
+        if not self.doi:
+            return ""
+        return "https://doi.org/" + urllib.parse.quote(self.doi, safe="/:;()._-")
+
+    @property
+    def summary_html(self) -> str:
+        return markdown_to_html(self.summary_md)
+
+    @property
+    def implications_html(self) -> str:
+        return markdown_to_html(self.implications_md)
+
+    @property
+    def topic_slugs(self) -> frozenset[str]:
+        return frozenset(t.slug for t in self.topics)
+
+
+@dataclass(frozen=True)
+class Issue:
+    """A month's issue: its summaries in reading order plus subject and intro."""
+
+    month: str
+    subject: str
+    summaries: tuple[Summary, ...]
+    intro_md: str = ""
+    preheader: str = ""
+    public: bool = False
+    has_custom_subject: bool = field(default=False, compare=False)
+
+    @property
+    def label(self) -> str:
+        """'November 2026'."""
+        return month_label(self.month)
+
+    @property
+    def intro_html(self) -> str:
+        return markdown_to_html(self.intro_md) if self.intro_md else ""
+
+    def summary(self, slug: str) -> Summary:
+        """The summary with this slug."""
+        for summary in self.summaries:
+            if summary.slug == slug:
+                return summary
+        raise KeyError(slug)
+
+
+def markdown_to_html(text: str) -> str:
+    """CommonMark to HTML with raw HTML disabled."""
+    return _markdown.render(text).strip()
+
+
+def month_label(month: str) -> str:
+    """'2026-11' -> 'November 2026'."""
+    year, number = parse_month(month)
+    return f"{calendar.month_name[number]} {year}"
+
+
+def parse_month(month: str) -> tuple[int, int]:
+    """'2026-11' -> (2026, 11); ContentError unless YYYY-MM with a real month."""
+    match = MONTH_RE.match(month)
+    if not match:
+        raise ContentError(month, "a month folder must be named YYYY-MM (e.g. 2026-11)")
+    return int(match.group(1)), int(match.group(2))

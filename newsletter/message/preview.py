@@ -1,0 +1,50 @@
+"""An issue as one recipient gets it (HTML, text, raw message): the same code path as a real send,
+no I/O.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from newsletter.config import Settings
+from newsletter.content.model import Issue
+from newsletter.errors import SendError
+from newsletter.message.skeleton import MessageSkeleton
+from newsletter.message.skeleton import Sender
+from newsletter.personalize import Recipient
+from newsletter.personalize import SlotTemplate
+from newsletter.personalize import choose_variant
+from newsletter.personalize import slot_values
+from newsletter.personalize import variant_summaries
+from newsletter.render.email import Renderer
+from newsletter.store.models import utcnow
+
+
+def preview_parts(
+    settings: Settings,
+    issue: Issue,
+    recipient: Recipient,
+    subscriber_id: int = 0,
+    date: dt.datetime | None = None,
+) -> dict[str, str | bytes]:
+    """{'html', 'text', 'eml', 'variant'} for a recipient; SendError if they would get nothing."""
+    key = choose_variant(issue, recipient.topics, settings.delivery.on_no_match)
+    if key is None:
+        raise SendError(
+            f"none of these topics is in {issue.month}: this subscriber would get no email"
+        )
+    summaries = variant_summaries(issue, key)
+    rendered = Renderer(settings).render(issue, summaries, personal=key.personal)
+    skeleton = MessageSkeleton(Sender.from_settings(settings), rendered, date or utcnow())
+    message, _ = skeleton.build(recipient, issue.month, subscriber_id, summaries)
+    base = settings.newsletter.base_url
+    return {
+        "variant": key.encode(),
+        "html": SlotTemplate(rendered.html).fill(
+            slot_values(recipient, summaries, for_html=True, base_url=base)
+        ),
+        "text": SlotTemplate(rendered.text).fill(
+            slot_values(recipient, summaries, for_html=False, base_url=base)
+        ),
+        "eml": message,
+    }

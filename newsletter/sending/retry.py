@@ -1,0 +1,34 @@
+"""The retry policy: which failures are retried, when, and which count as a hard bounce."""
+
+from __future__ import annotations
+
+import re
+
+from newsletter.errors import PermanentFailure
+from newsletter.errors import TemporaryFailure
+from newsletter.errors import TransportError
+
+# A provider asking us to slow down ("454 Throttling failure", "421 4.7.0 Try again later,
+# too many messages"): slow the whole send instead of spending the row's retries.
+THROTTLE_RE = re.compile(r"throttl|rate.?limit|too many|slow down|4\.7\.\d", re.I)
+
+
+def is_throttle(error: TransportError) -> bool:
+    """Whether a temporary failure is the provider asking us to slow down."""
+    return isinstance(error, TemporaryFailure) and bool(THROTTLE_RE.search(error.reply or ""))
+
+
+def is_hard_bounce(error: PermanentFailure) -> bool:
+    """A refusal that says the address itself is bad (5.1.x, or 550/551/553 without detail)."""
+    reply = error.reply or ""
+    if re.search(r"\b5\.1\.\d+\b", reply):
+        return True
+    return error.code in (550, 551, 553) and not re.search(r"\b5\.[2-7]\.\d+\b", reply)
+
+
+def reply_text(error: TransportError) -> str:
+    """The server's reply with its code, e.g. '550 5.1.1 mailbox unavailable'."""
+    reply = error.reply or ""
+    if error.code and not reply.startswith(str(error.code)):
+        return f"{error.code} {reply}".strip()
+    return reply

@@ -1,0 +1,470 @@
+"""The subscriber service: subscribers, lists, topic preferences, status, suppression.
+
+This is the one subscriber API: the CLI, the web app and the sender all call it, and all the
+subscriber SQL lives here. Functions take a `Session` and never commit: the caller owns the
+transaction (`newsletter.store.engine.transaction`). They flush where a caller needs ids or where a
+constraint should fail early.
+
+Addresses are validated and normalized with `email_validator`; uniqueness is on the lowercased
+normalized address (`Subscriber.email_key`). Topics are stored as taxonomy slugs, and "all
+topics" is a flag (`all_topics`), so subscribers who chose everything also get topics added to
+the taxonomy later.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterable
+from typing import Any
+
+from email_validator import EmailNotValidError
+from email_validator import validate_email
+from sqlalchemy import exists
+from sqlalchemy import or_
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from newsletter.config import Settings
+from newsletter.content.taxonomy import Taxonomy
+from newsletter.errors import InvalidAddress
+from newsletter.errors import SubscriberError
+from newsletter.store.models import ACTIVE
+from newsletter.store.models import BOUNCED
+from newsletter.store.models import COMPLAINED
+from newsletter.store.models import PENDING
+from newsletter.store.models import SUBSCRIBED
+from newsletter.store.models import SUBSCRIBER_STATUSES
+from newsletter.store.models import UNSUBSCRIBED
+from newsletter.store.models import MailingList
+from newsletter.store.models import Subscriber
+from newsletter.store.models import SubscriberTopic
+from newsletter.store.models import Subscription
+from newsletter.store.models import Suppression
+from newsletter.store.models import utcnow
+
+ALL_TOPICS = "*"
+# Words that mean "every topic" in a topics field (compared case-insensitively).
+_ALL_WORDS = frozenset({"", "*", "all"})
+# Statuses an import may not move an existing subscriber out of: only the person can re-subscribe.
+FINAL_STATUSES = frozenset({UNSUBSCRIBED, BOUNCED, COMPLAINED})
+# Keys per IN (...) query: stays under SQLite's bound-parameter limit on old builds (999).
+IN_CHUNK = 500
+MAX_NAME_LENGTH = 200
+
+
+# --- addresses ---------------------------------------------------------------------------
+
+
+def normalize_email(text: str) -> tuple[str, str]:
+    """(normalized address, lowercase key) for `text`; `InvalidAddress` saying what is wrong."""
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidAddress("the email address is empty")
+    candidate = text.strip()
+    try:
+        valid = validate_email(candidate, check_deliverability=False)
+    except EmailNotValidError as error:
+        raise InvalidAddress(f"invalid email address {candidate!r}: {error}") from None
+    return valid.normalized, valid.normalized.lower()
+
+
+def _key(email: str) -> str:
+    """The lookup key of an address; falls back to plain lowercasing for invalid input."""
+    try:
+        return normalize_email(email)[1]
+    except InvalidAddress:
+        return email.strip().lower()
+
+
+def email_hash(email: str) -> str:
+    """sha256 hex of the lowercased address: how the suppression list stores it."""
+    return hash_key(_key(email))
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+# --- lists and topics --------------------------------------------------------------------
+
+
+def ensure_lists(session: Session, settings: Settings) -> dict[str, MailingList]:
+    """Create or update the configured lists (the default list always exists); by slug."""
+    specs = settings.list_specs()
+    existing = {
+        row.slug: row
+        for row in session.scalars(
+            select(MailingList).where(MailingList.slug.in_([s.slug for s in specs]))
+        )
+    }
+    lists: dict[str, MailingList] = {}
+    for spec in specs:
+        row = existing.get(spec.slug)
+        if row is None:
+            row = MailingList(slug=spec.slug, name=spec.name, public=spec.public)
+            session.add(row)
+        else:
+            if row.name != spec.name:
+                row.name = spec.name
+            if row.public != spec.public:
+                row.public = spec.public
+        lists[spec.slug] = row
+    session.flush()
+    return lists
+
+
+def known_lists_message(slug: str, known: Iterable[str]) -> str:
+    return f"unknown list {slug!r} (known lists: {', '.join(sorted(known))})"
+
+
+def split_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(";") if part.strip()]
+
+
+def parse_topics(value: str | Iterable[str] | None, taxonomy: Taxonomy) -> frozenset[str] | None:
+    """Topic slugs from labels or slugs (any case, `;`-separated in a string).
+
+    `*`, "all", an empty string or an empty iterable mean "all topics" and give None. An unknown
+    topic raises `TaxonomyError` naming the closest labels.
+    """
+    if value is None:
+        return None
+    names = split_list(value) if isinstance(value, str) else [str(v).strip() for v in value]
+    names = [n for n in names if n]
+    if not names or any(n.casefold() in _ALL_WORDS for n in names):
+        return None
+    return frozenset(taxonomy.topics.get(name).slug for name in names)
+
+
+def _topic_rows(topics: frozenset[str] | None) -> list[SubscriberTopic]:
+    return [] if topics is None else [SubscriberTopic(topic=slug) for slug in sorted(topics)]
+
+
+def _check_status(status: str) -> str:
+    if status not in SUBSCRIBER_STATUSES:
+        raise SubscriberError(
+            f"unknown status {status!r}; expected one of {', '.join(SUBSCRIBER_STATUSES)}"
+        )
+    return status
+
+
+# --- one subscriber ----------------------------------------------------------------------
+
+
+def add_subscriber(
+    session: Session,
+    settings: Settings,
+    taxonomy: Taxonomy,
+    email: str,
+    *,
+    name: str = "",
+    topics: str | Iterable[str] | None = None,
+    lists: Iterable[str] | None = None,
+    status: str = ACTIVE,
+    source: str = "cli",
+    ip: str = "",
+) -> Subscriber:
+    """Add one subscriber and flush (so `.id` is set).
+
+    `topics` None means all topics; `lists` None means the default list. Active subscribers
+    count as confirmed now; pending ones wait for `confirm`. Raises `InvalidAddress`,
+    `TaxonomyError`, or `SubscriberError` for an unknown list or status, an address already
+    subscribed, or a suppressed address.
+    """
+    address, key = normalize_email(email)
+    _check_status(status)
+    if is_suppressed(session, key):
+        raise SubscriberError(f"{address} is on the suppression list and cannot be added")
+    if session.scalar(select(Subscriber.id).where(Subscriber.email_key == key)) is not None:
+        raise SubscriberError(f"{address} is already subscribed")
+    if len(name.strip()) > MAX_NAME_LENGTH:
+        raise SubscriberError(f"name is longer than {MAX_NAME_LENGTH} characters")
+    chosen = parse_topics(topics, taxonomy)
+    known = ensure_lists(session, settings)
+    slugs = [settings.delivery.default_list] if lists is None else list(dict.fromkeys(lists))
+    for slug in slugs:
+        if slug not in known:
+            raise SubscriberError(known_lists_message(slug, known))
+    now = utcnow()
+    subscriber = Subscriber(
+        email=address,
+        email_key=key,
+        name=name.strip(),
+        status=status,
+        all_topics=chosen is None,
+        created_at=now,
+        confirmed_at=now if status == ACTIVE else None,
+        unsubscribed_at=now if status == UNSUBSCRIBED else None,
+        consent_source=source[:50],
+        consent_ip=ip[:64],
+        topics=_topic_rows(chosen),
+        subscriptions=[Subscription(mailing_list=known[slug]) for slug in slugs],
+    )
+    session.add(subscriber)
+    try:
+        session.flush()
+    except IntegrityError:
+        # Another process added the same address between our check and the insert.
+        raise SubscriberError(f"{address} is already subscribed") from None
+    return subscriber
+
+
+def get_subscriber(session: Session, email: str) -> Subscriber | None:
+    """The subscriber with this address (any case), or None."""
+    return session.scalar(select(Subscriber).where(Subscriber.email_key == _key(email)))
+
+
+def require_subscriber(session: Session, email: str) -> Subscriber:
+    """The subscriber with this address; `SubscriberError` if there is none."""
+    subscriber = get_subscriber(session, email)
+    if subscriber is None:
+        raise SubscriberError(f"no subscriber {email.strip()}")
+    return subscriber
+
+
+def remove_subscriber(session: Session, email: str) -> None:
+    """Delete a subscriber with their topics and subscriptions (ledger rows keep the address)."""
+    session.delete(require_subscriber(session, email))
+    session.flush()
+
+
+def apply_status(subscriber: Subscriber, status: str) -> None:
+    _check_status(status)
+    if status == subscriber.status:
+        return
+    now = utcnow()
+    if status == UNSUBSCRIBED:
+        subscriber.unsubscribed_at = now
+    elif status in (ACTIVE, PENDING):
+        subscriber.unsubscribed_at = None
+    if status == ACTIVE and (subscriber.status == PENDING or subscriber.confirmed_at is None):
+        subscriber.confirmed_at = now
+    subscriber.status = status
+
+
+def set_status(session: Session, subscriber: Subscriber, status: str) -> Subscriber:
+    """Change the status, stamping `unsubscribed_at` or `confirmed_at` as it changes."""
+    apply_status(subscriber, status)
+    session.flush()
+    return subscriber
+
+
+def confirm(session: Session, subscriber: Subscriber, ip: str = "") -> Subscriber:
+    """Double opt-in: a pending subscriber becomes active. Confirming twice is harmless.
+
+    An unsubscribed, bounced or complained address cannot be revived by an old link: it must
+    subscribe again.
+    """
+    if subscriber.status == ACTIVE:
+        return subscriber
+    if subscriber.status != PENDING:
+        raise SubscriberError(
+            f"{subscriber.email} is {subscriber.status}; subscribe again to receive the digest"
+        )
+    if ip:
+        subscriber.consent_ip = ip[:64]
+    return set_status(session, subscriber, ACTIVE)
+
+
+def unsubscribe(session: Session, subscriber: Subscriber, list_slug: str | None = None) -> None:
+    """Unsubscribe from one list, or (no list) from everything: status `unsubscribed`."""
+    if list_slug is not None:
+        for subscription in subscriber.subscriptions:
+            if subscription.mailing_list.slug == list_slug:
+                subscription.status = UNSUBSCRIBED
+                session.flush()
+                return
+        raise SubscriberError(f"{subscriber.email} is not on the list {list_slug!r}")
+    for subscription in subscriber.subscriptions:
+        subscription.status = UNSUBSCRIBED
+    set_status(session, subscriber, UNSUBSCRIBED)
+    session.flush()
+
+
+def apply_topics(subscriber: Subscriber, topics: frozenset[str] | None) -> None:
+    subscriber.all_topics = topics is None
+    wanted = frozenset() if topics is None else frozenset(topics)
+    # Change rows in place: deleting and re-adding the same primary key in one flush fails.
+    subscriber.topics = [row for row in subscriber.topics if row.topic in wanted]
+    have = {row.topic for row in subscriber.topics}
+    subscriber.topics.extend(SubscriberTopic(topic=slug) for slug in sorted(wanted - have))
+
+
+def set_topics(session: Session, subscriber: Subscriber, topics: frozenset[str] | None) -> None:
+    """Replace the chosen topic slugs; None means all topics (see `parse_topics`)."""
+    apply_topics(subscriber, topics)
+    session.flush()
+
+
+def apply_lists(
+    known: dict[str, MailingList], subscriber: Subscriber, slugs: Iterable[str]
+) -> None:
+    wanted = list(dict.fromkeys(slugs))
+    for slug in wanted:
+        if slug not in known:
+            raise SubscriberError(known_lists_message(slug, known))
+    have = {s.mailing_list.slug: s for s in subscriber.subscriptions}
+    for slug, subscription in have.items():
+        status = SUBSCRIBED if slug in wanted else UNSUBSCRIBED
+        if subscription.status != status:
+            subscription.status = status
+    for slug in wanted:
+        if slug not in have:
+            subscriber.subscriptions.append(Subscription(mailing_list=known[slug]))
+
+
+def set_lists(
+    session: Session, settings: Settings, subscriber: Subscriber, slugs: Iterable[str]
+) -> None:
+    """Subscribe to exactly these lists; others stay as `unsubscribed` rows (a consent record)."""
+    apply_lists(ensure_lists(session, settings), subscriber, slugs)
+    session.flush()
+
+
+def subscribed_lists(subscriber: Subscriber) -> list[str]:
+    """Slugs of the lists the subscriber is currently subscribed to, sorted."""
+    return sorted(s.mailing_list.slug for s in subscriber.subscriptions if s.status == SUBSCRIBED)
+
+
+def query_subscribers(
+    session: Session,
+    *,
+    status: str | None = None,
+    list_slug: str | None = None,
+    topic: str | None = None,
+    search: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> list[Subscriber]:
+    """Subscribers in id order, filtered by status, list (subscribed only), topic slug
+    (all-topics subscribers match every topic) and a case-insensitive address/name search."""
+    query = select(Subscriber).order_by(Subscriber.id)
+    if status is not None:
+        query = query.where(Subscriber.status == _check_status(status))
+    if list_slug is not None:
+        query = query.where(
+            exists()
+            .where(Subscription.subscriber_id == Subscriber.id)
+            .where(Subscription.status == SUBSCRIBED)
+            .where(Subscription.list_id == MailingList.id)
+            .where(MailingList.slug == list_slug)
+        )
+    if topic is not None:
+        query = query.where(
+            or_(
+                Subscriber.all_topics.is_(True),
+                exists()
+                .where(SubscriberTopic.subscriber_id == Subscriber.id)
+                .where(SubscriberTopic.topic == topic),
+            )
+        )
+    if search:
+        query = query.where(
+            or_(
+                Subscriber.email.icontains(search, autoescape=True),
+                Subscriber.name.icontains(search, autoescape=True),
+            )
+        )
+    if offset:
+        query = query.offset(offset)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+# --- suppression -------------------------------------------------------------------------
+
+
+def suppress(session: Session, email: str, reason: str) -> Suppression:
+    """Never mail this address again (stored as a hash); suppressing twice keeps the first."""
+    digest = email_hash(email)
+    row = session.get(Suppression, digest)
+    if row is None:
+        row = Suppression(email_hash=digest, reason=reason[:50])
+        session.add(row)
+        session.flush()
+    return row
+
+
+def is_suppressed(session: Session, email: str) -> bool:
+    """Whether the address is on the suppression list."""
+    return session.get(Suppression, email_hash(email)) is not None
+
+
+def suppressed_hashes(session: Session, hashes: list[str]) -> set[str]:
+    found: set[str] = set()
+    for start in range(0, len(hashes), IN_CHUNK):
+        chunk = hashes[start : start + IN_CHUNK]
+        found.update(
+            session.scalars(select(Suppression.email_hash).where(Suppression.email_hash.in_(chunk)))
+        )
+    return found
+
+
+# --- export ------------------------------------------------------------------------------
+
+
+# --- import ------------------------------------------------------------------------------
+
+
+# --- the person's own data (web preference center, admin) ----------------------------------
+
+
+def subscriber_deliveries(session: Session, subscriber_id: int) -> list[dict[str, Any]]:
+    """The ledger rows of one subscriber, newest month first, as JSON-ready records."""
+    from newsletter.store.models import Campaign
+    from newsletter.store.models import Delivery
+
+    query = (
+        select(
+            Campaign.month,
+            Delivery.status,
+            Delivery.attempts,
+            Delivery.sent_at,
+            Delivery.last_error,
+        )
+        .join(Campaign, Campaign.id == Delivery.campaign_id)
+        .where(Delivery.subscriber_id == subscriber_id)
+        .order_by(Campaign.month.desc())
+    )
+    return [
+        {
+            "month": row.month,
+            "status": row.status,
+            "attempts": row.attempts,
+            "sent_at": _iso(row.sent_at),
+            "error": row.last_error,
+        }
+        for row in session.execute(query)
+    ]
+
+
+def forget_subscriber(session: Session, subscriber: Subscriber, reason: str = "forgotten") -> None:
+    """Forget me: delete the subscriber and the address from their ledger rows and bounce
+    records, keeping only a suppression hash so the address is never mailed again by accident."""
+    from sqlalchemy import delete
+    from sqlalchemy import or_
+    from sqlalchemy import update
+
+    from newsletter.store.models import Bounce
+    from newsletter.store.models import Delivery
+
+    suppress(session, subscriber.email, reason)
+    session.execute(
+        update(Delivery)
+        .where(Delivery.subscriber_id == subscriber.id)
+        .values(email="(forgotten)", last_error="", smtp_reply="")
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        delete(Bounce)
+        .where(or_(Bounce.subscriber_id == subscriber.id, Bounce.email == subscriber.email))
+        .execution_options(synchronize_session=False)
+    )
+    session.delete(subscriber)
+    session.flush()
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
