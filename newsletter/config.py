@@ -283,9 +283,19 @@ class Settings(_Section):
         )
         return DEV_SECRET_KEY
 
-    def smtp_password(self) -> str:
-        """The SMTP password from the environment variable named by `smtp.password_env`."""
-        return os.environ.get(self.smtp.password_env, "")
+    def archive_url(self) -> str:
+        """The absolute URL of the web archive, ending in '/'.
+
+        `[archive] site_url`, else `[newsletter] base_url` + `[archive] base_path` (where
+        `newsletter serve` publishes it). Digests link to it and the archive's feeds, sitemap
+        and canonical links are built on it: one computation for both.
+        """
+        site_url = self.archive.site_url.strip()
+        if not site_url:
+            site_url = self.newsletter.base_url.rstrip("/") + normalize_base_path(
+                self.archive.base_path
+            )
+        return site_url if site_url.endswith("/") else site_url + "/"
 
     def sender_domain(self) -> str:
         """The domain of the From address, used in Message-ID and List-Id."""
@@ -297,6 +307,12 @@ class Settings(_Section):
         if not any(s.slug == self.delivery.default_list for s in specs):
             specs.insert(0, ListSpec(slug=self.delivery.default_list, name=self.newsletter.name))
         return specs
+
+
+def normalize_base_path(value: str) -> str:
+    """'archive', '/archive', '/archive/' -> '/archive/'; '' or '/' -> '/'."""
+    parts = [part for part in value.strip().split("/") if part]
+    return "/" + "".join(part + "/" for part in parts)
 
 
 def _format_validation_error(error: ValidationError, source: str) -> str:

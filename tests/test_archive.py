@@ -24,7 +24,6 @@ from newsletter import archive
 from newsletter.archive import search
 from newsletter.archive.errors import ArchiveError
 from newsletter.archive.generator import generate
-from newsletter.archive.generator import normalize_base_path
 from newsletter.archive.generator import site_info
 from newsletter.archive.generator import teaser
 from newsletter.archive.serve import make_server
@@ -33,6 +32,7 @@ from newsletter.archive.writer import MARKER
 from newsletter.archive.writer import Writer
 from newsletter.cli import main
 from newsletter.config import Settings
+from newsletter.config import normalize_base_path
 from newsletter.config import settings_from_dict
 from newsletter.content.taxonomy import Taxonomy
 from newsletter.store import engine as db
@@ -464,7 +464,7 @@ def test_override_template_extends_the_default(tmp_path, taxonomy):
     theme = tmp_path / "theme"
     (theme / "static").mkdir(parents=True)
     (theme / "summary.html").write_text(
-        '{% extends "default:summary.html" %}'
+        '{% extends "default/summary.html" %}'
         "{% block implications %}{{ super() }}"
         '<p class="local-note">Discuss at the case conference.</p>{% endblock %}'
     )

@@ -13,6 +13,7 @@ from newsletter.config import find_config
 from newsletter.config import load_settings
 from newsletter.config import settings_from_dict
 from newsletter.errors import ConfigError
+from newsletter.transport.smtp import SmtpTransport
 
 
 def write(path: Path, text: str) -> Path:
@@ -217,10 +218,10 @@ def test_smtp_password_from_the_variable_named_in_config(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = settings_from_dict({"smtp": {"password_env": "DIGEST_SMTP_PW"}}, tmp_path)
-    assert settings.smtp_password() == ""
+    assert SmtpTransport.from_settings(settings).password == ""
     monkeypatch.setenv("DIGEST_SMTP_PW", "hunter2")
     monkeypatch.setenv("NEWSLETTER_SMTP_PASSWORD", "not this one")
-    assert settings.smtp_password() == "hunter2"
+    assert SmtpTransport.from_settings(settings).password == "hunter2"
 
 
 def test_list_specs_include_the_default_list(tmp_path: Path) -> None:

@@ -8,8 +8,12 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from conftest import make_config
 
+from newsletter.archive.generator import site_info
+from newsletter.config import settings_from_dict
 from newsletter.content.reader import load_issue
+from newsletter.content.taxonomy import default_taxonomy
 from newsletter.personalize import SLOT_RE
 from newsletter.personalize import choose_variant
 from newsletter.personalize import variant_summaries
@@ -174,3 +178,17 @@ def test_template_override_folder_wins_and_can_extend_default(settings, issue, t
 def test_markdown_to_text_keeps_lists_and_drops_emphasis() -> None:
     text = markdown_to_text("A *very* **bold** claim.\n\n- one\n- two [link](https://x.org)\n")
     assert text == "A very bold claim.\n\n  * one\n  * two link <https://x.org>"
+
+
+def test_digest_links_to_the_archive_where_the_archive_is_built(tmp_path: Path) -> None:
+    """The shipped config.toml sets only base_path: the digest and the archive agree on the URL."""
+    settings = settings_from_dict(
+        make_config(tmp_path, archive={"base_path": "/archive/"}), tmp_path
+    )
+    issue = load_issue(settings.content.dir, "2025-01", default_taxonomy(), "Test Digest")
+    rendered = Renderer(settings).render(issue, issue.summaries, personal=False)
+    assert settings.archive_url() == "https://news.example.org/archive/"
+    assert site_info(settings).site_url == settings.archive_url()
+    first = issue.summaries[0]
+    assert f'href="https://news.example.org/archive/2025-01/{first.slug}/"' in rendered.html
+    assert "https://news.example.org/archive/2025-01/" in rendered.text

@@ -43,6 +43,9 @@ def test_default_topic_slugs_are_unique_and_url_safe(taxonomy: Taxonomy) -> None
         ("Attendance, Attrition, and Drop-Out", "attendance-attrition-and-drop-out"),
         ("Medications/Pharmacotherapy", "medications-pharmacotherapy"),
         ("  Long-term Outcomes  ", "long-term-outcomes"),
+        ("Émotions", "emotions"),
+        ("Thérapie de groupe", "therapie-de-groupe"),
+        ("Über Straße", "uber-strasse"),
     ],
 )
 def test_slugify(text: str, slug: str) -> None:

@@ -26,8 +26,8 @@ from newsletter.archive.generator import site_info
 from newsletter.archive.reader import read_issues
 from newsletter.archive.reader import select_published
 from newsletter.archive.reader import sent_months
-from newsletter.archive.theme import make_environment
 from newsletter.archive.theme import static_files
+from newsletter.archive.theme import theme_environment
 from newsletter.archive.writer import Writer
 from newsletter.config import Settings
 from newsletter.content.model import Issue
@@ -98,7 +98,7 @@ def build_site(
 def write_site(site: Site, out: Path, templates_dir: Path | None, *, search: bool) -> BuildResult:
     """Render every page with the theme and write the whole site through one Writer."""
     started = time.perf_counter()
-    env = make_environment(templates_dir)
+    env = theme_environment(templates_dir)
     info = site.info
     nav = [{"key": key, "label": label, "url": info.url(path)} for key, label, path in NAV]
     env.globals.update(site=info, nav=nav)

@@ -19,6 +19,7 @@ from dataclasses import field
 from xml.sax.saxutils import escape
 
 from newsletter.config import Settings
+from newsletter.config import normalize_base_path
 from newsletter.content.model import Issue
 from newsletter.content.model import Summary
 from newsletter.content.model import markdown_to_html
@@ -49,20 +50,12 @@ class SiteInfo:
         return self.site_url + path
 
 
-def normalize_base_path(value: str) -> str:
-    """'archive', '/archive', '/archive/' -> '/archive/'; '' or '/' -> '/'."""
-    parts = [part for part in value.strip().split("/") if part]
-    return "/" + "".join(part + "/" for part in parts)
-
-
 def site_info(settings: Settings) -> SiteInfo:
     """SiteInfo from settings: `[archive] base_path/site_url/page_size`, `[newsletter]`."""
     archive = settings.archive
     base_path = normalize_base_path(archive.base_path)
     base_url = settings.newsletter.base_url.rstrip("/")
-    site_url = archive.site_url.strip() or base_url + base_path
-    if not site_url.endswith("/"):
-        site_url += "/"
+    site_url = settings.archive_url()
     return SiteInfo(
         name=settings.newsletter.name,
         language=settings.newsletter.language or "en",

@@ -1,10 +1,10 @@
-"""The archive theme: a Jinja2 environment over the override folder and the built-in theme.
+"""The archive theme: the built-in theme folder (`templates/archive/`) and its static files.
 
-Lookup order for a template name: the user's folder (`[archive] templates_dir`), then the
-built-in theme (`templates/archive/`). The built-in theme is also reachable under the prefix
-`default:`, so an override can extend the template it replaces::
+Templates are found through the one environment factory (`render.environment`): the user's
+folder (`[archive] templates_dir`) first, then the built-in theme, also reachable as
+`default/…` so an override can extend the template it replaces::
 
-    {% extends "default:summary.html" %}
+    {% extends "default/summary.html" %}
     {% block implications %}{{ super() }}<p>Discuss at the case conference.</p>{% endblock %}
 
 Static files (CSS, JS) live in `static/` inside either folder; the override's win.
@@ -16,14 +16,18 @@ from pathlib import Path
 
 import jinja2
 
-from newsletter.paths import data_path
-
-PREFIX = "default"
+from newsletter.render.environment import default_templates_dir
+from newsletter.render.environment import make_environment
 
 
 def builtin_theme_dir() -> Path:
     """The theme shipped with the package: `templates/archive/`."""
-    return data_path("templates") / "archive"
+    return default_templates_dir() / "archive"
+
+
+def theme_environment(override: Path | None = None) -> jinja2.Environment:
+    """The environment the archive pages are rendered with."""
+    return make_environment(override, builtin_theme_dir())
 
 
 def theme_dirs(override: Path | None) -> list[Path]:
@@ -32,32 +36,6 @@ def theme_dirs(override: Path | None) -> list[Path]:
     if override is not None:
         dirs.insert(0, Path(override))
     return dirs
-
-
-def make_environment(override: Path | None = None) -> jinja2.Environment:
-    """A Jinja2 environment with autoescaping and strict undefined variables."""
-    builtin = jinja2.FileSystemLoader(str(builtin_theme_dir()))
-    loaders: list[jinja2.BaseLoader] = []
-    if override is not None:
-        loaders.append(jinja2.FileSystemLoader(str(override)))
-    loaders.append(jinja2.PrefixLoader({PREFIX: builtin}, delimiter=":"))
-    loaders.append(builtin)
-    env = jinja2.Environment(
-        loader=jinja2.ChoiceLoader(loaders),
-        autoescape=jinja2.select_autoescape(["html", "xml"]),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    env.filters["plural"] = plural
-    return env
-
-
-def plural(count: int, singular: str, many: str | None = None) -> str:
-    """'1 summary', '3 summaries'."""
-    word = singular if count == 1 else (many or singular + "s")
-    return f"{count} {word}"
 
 
 def static_files(override: Path | None) -> dict[str, Path]:

@@ -7,13 +7,13 @@ from pathlib import Path
 import click
 
 from newsletter import archive
-from newsletter.archive.generator import normalize_base_path
 from newsletter.archive.serve import make_server
-from newsletter.archive.theme import plural
 from newsletter.cli.app import App
 from newsletter.cli.app import main
 from newsletter.cli.app import pass_app
 from newsletter.config import Settings
+from newsletter.config import normalize_base_path
+from newsletter.render.environment import plural
 
 
 @main.group("archive")

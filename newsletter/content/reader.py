@@ -20,6 +20,7 @@ from newsletter.content.model import month_label
 from newsletter.content.model import parse_month
 from newsletter.content.taxonomy import Taxonomy
 from newsletter.content.taxonomy import Term
+from newsletter.content.taxonomy import slugify
 from newsletter.errors import ContentError
 
 DOI_RE = re.compile(r"^10\.\d{4,9}/\S+$")
@@ -157,8 +158,7 @@ def parse_summary(text: str, source: str, month: str, taxonomy: Taxonomy) -> Sum
 
 def _slug_from_filename(source: str) -> str:
     stem = Path(source).stem.lower()
-    stem = re.sub(r"^\d+[-_. ]*", "", stem) or stem
-    return re.sub(r"[^a-z0-9]+", "-", stem).strip("-")
+    return slugify(re.sub(r"^\d+[-_. ]*", "", stem) or stem)
 
 
 def parse_issue_meta(text: str, source: str) -> tuple[dict, str]:

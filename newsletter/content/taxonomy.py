@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from slugify import slugify as python_slugify
+
 from newsletter.config import DEFAULT_RESEARCH_TYPES
 from newsletter.config import Settings
 from newsletter.errors import TaxonomyError
@@ -60,8 +62,12 @@ DEFAULT_ALIASES = {"Adherance": "Adherence"}
 
 
 def slugify(text: str) -> str:
-    """Lowercase ASCII words joined by '-': 'Trauma and/or PTSD' -> 'trauma-and-or-ptsd'."""
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    """Lowercase ASCII words joined by '-': 'Trauma and/or PTSD' -> 'trauma-and-or-ptsd'.
+
+    The one slug function (topics, research types, file names, list names). python-slugify
+    transliterates instead of dropping letters: 'Émotions' -> 'emotions', 'Straße' -> 'strasse'.
+    """
+    return python_slugify(text)
 
 
 @dataclass(frozen=True, order=True)

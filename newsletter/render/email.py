@@ -58,7 +58,7 @@ class Renderer:
     def context(self, issue: Issue, summaries: tuple[Summary, ...], personal: bool) -> dict:
         """The template context of one variant."""
         settings = self.settings
-        archive_url = archive_base_url(settings)
+        archive_url = settings.archive_url().rstrip("/")
         items = [
             {
                 "title": s.title,
@@ -113,13 +113,6 @@ class Renderer:
             text=tidy_text(text),
             summary_slugs=tuple(s.slug for s in summaries),
         )
-
-
-def archive_base_url(settings: Settings) -> str:
-    """The public URL of the web archive ('' when none is configured)."""
-    archive = getattr(settings, "archive", None)
-    site_url = getattr(archive, "site_url", "") if archive is not None else ""
-    return site_url.rstrip("/")
 
 
 def mjml_to_html(source: str) -> str:
