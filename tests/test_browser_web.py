@@ -23,7 +23,7 @@ from smtp_sink import running_sink
 
 from newsletter.content.reader import load_issue
 from newsletter.content.taxonomy import default_taxonomy
-from newsletter.sending.campaign import send_issue
+from newsletter.sending.campaign import send_month
 from newsletter.store import subscribers as api
 from newsletter.store.engine import session_factory
 from newsletter.store.models import ACTIVE
@@ -160,7 +160,7 @@ def test_subscribe_confirm_change_topics_and_unsubscribe(
 
     # The month's digest, through the same SMTP server; its links work in the browser.
     issue = load_issue(settings.content.dir, "2025-01", default_taxonomy(), "Test Digest")
-    send_issue(engine, settings, issue, make_transport(settings))
+    send_month(engine, settings, issue, make_transport(settings))
     digest = wait_for_messages(sink, 3)[-1]  # after the welcome note
     message = email.message_from_bytes(digest.content, policy=email.policy.default)
     html = message.get_body(("html",)).get_content()

@@ -24,7 +24,7 @@ from newsletter.config import load_settings
 from newsletter.content.reader import load_issue
 from newsletter.errors import SendError
 from newsletter.sending.campaign import resume_campaign
-from newsletter.sending.campaign import send_issue
+from newsletter.sending.campaign import send_month
 from newsletter.sending.plan import plan_campaign
 from newsletter.sending.runner import CampaignRunner
 from newsletter.store import engine as db
@@ -64,7 +64,7 @@ def test_pool_uses_the_configured_connections(engine, settings, taxonomy, issue)
     with running_sink(fault=lambda _e, phase, _a: "SLOW 0.01" if phase == "DATA" else None) as sink:
         smtp_settings(settings, sink)
         settings.smtp.connections = 3
-        _, report = send_issue(engine, settings, issue)
+        report = send_month(engine, settings, issue).report
         assert report.sent == 60 and report.finished
         assert sink.connections == 3
         assert sorted(m.recipients[0] for m in sink.messages) == addresses
@@ -104,7 +104,7 @@ def test_consecutive_errors_pause_the_send_until_resumed(engine, settings, taxon
 
     with running_sink(fault=fault) as sink:
         smtp_settings(settings, sink, pause_after_errors=5, retry_base_seconds=60)
-        _, report = send_issue(engine, settings, issue)
+        report = send_month(engine, settings, issue).report
         assert report.paused and not report.finished
         assert "5 consecutive errors" in report.stopped_reason
         assert "451" in report.stopped_reason
@@ -147,7 +147,7 @@ def test_every_message_arrives_exactly_once_despite_faults(
     with running_sink(fault=fault) as sink:
         smtp_settings(settings, sink, max_attempts=30, pause_after_errors=0)
         settings.smtp.connections = 3
-        _, report = send_issue(engine, settings, issue)
+        report = send_month(engine, settings, issue).report
         assert report.finished
         received = Counter(m.recipients[0] for m in sink.messages)
     assert set(received) == set(addresses) - doomed

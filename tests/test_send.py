@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import email
 import email.policy
+import threading
 
 import pytest
+from conftest import make_config
 from smtp_sink import running_sink
 from sqlalchemy import select
 
+from newsletter.config import settings_from_dict
 from newsletter.content.reader import load_issue
 from newsletter.errors import PermanentFailure
 from newsletter.errors import TemporaryFailure
-from newsletter.sending.campaign import send_issue
+from newsletter.sending.campaign import send_month
 from newsletter.sending.plan import NO_MATCH
 from newsletter.sending.plan import plan_campaign
 from newsletter.sending.runner import CampaignRunner
@@ -89,7 +92,7 @@ def test_plan_is_idempotent_and_fixes_variants(engine, settings, issue, audience
 
 def test_each_subscriber_gets_their_variant_once(engine, settings, issue, audience) -> None:
     transport = MemoryTransport()
-    _plan, report = send_issue(engine, settings, issue, transport)
+    report = send_month(engine, settings, issue, transport).report
     assert report.sent == 4 and report.finished
     assert report.variants_rendered == 3  # alliance@ and two@ get the same two summaries
     by_address = {m.recipient: parse(m.message) for m in transport.outbox}
@@ -99,7 +102,7 @@ def test_each_subscriber_gets_their_variant_once(engine, settings, issue, audien
     anxious = by_address["anxious@example.net"].get_body(("plain",)).get_content()
     assert "Matches your topics: Anxiety Disorders" in anxious
     # A second run plans nothing new and sends nothing twice.
-    _, again = send_issue(engine, settings, issue, transport)
+    again = send_month(engine, settings, issue, transport).report
     assert again.sent == 0 and len(transport.outbox) == 4
     assert {d.status for d in rows(engine).values()} == {"sent", "skipped"}
 
@@ -127,7 +130,7 @@ def test_temporary_failures_retry_then_succeed(engine, settings, issue, audience
         return None
 
     transport = MemoryTransport(fail=fail)
-    _, report = send_issue(engine, settings, issue, transport)
+    report = send_month(engine, settings, issue, transport).report
     assert report.sent == 4 and report.retried == 2 and report.finished
     row = rows(engine)["anxious@example.net"]
     assert row.status == "sent" and row.attempts == 3
@@ -145,7 +148,7 @@ def test_permanent_failure_and_attempt_limit(engine, settings, issue, audience) 
             return TemporaryFailure("421 busy", code=421, reply="421 busy")
         return None
 
-    _, report = send_issue(engine, settings, issue, MemoryTransport(fail=fail))
+    report = send_month(engine, settings, issue, MemoryTransport(fail=fail)).report
     planned = rows(engine)
     assert planned["alliance@example.net"].status == "failed"
     assert planned["alliance@example.net"].smtp_reply == "550 5.1.1 no such user"
@@ -158,7 +161,7 @@ def test_permanent_failure_and_attempt_limit(engine, settings, issue, audience) 
         campaign = ledger.find_campaign(session, "2025-01")
         assert ledger.requeue_failed(session, campaign.id) == 2
     transport = MemoryTransport()
-    _, again = send_issue(engine, settings, issue, transport)
+    again = send_month(engine, settings, issue, transport).report
     # The 550 was a hard bounce: that subscriber is now `bounced` and is not mailed again.
     assert again.sent == 1 and again.skipped == 1
     assert [m.recipient for m in transport.outbox] == ["two@example.net"]
@@ -169,7 +172,7 @@ def test_stop_leaves_the_rest_for_a_resume(engine, settings, issue, audience) ->
     plan_campaign(engine, settings, issue)
     transport = MemoryTransport()
     runner = CampaignRunner(engine, settings, issue, transport)
-    runner.on_progress = lambda report, _step: runner.stop.set()
+    runner.on_progress = lambda report, _step: runner.request_stop()
     first = runner.run()
     # The message that stopped it, and at most one already started on the connection.
     assert 1 <= first.sent <= 2 and not first.finished
@@ -183,7 +186,7 @@ def test_stop_leaves_the_rest_for_a_resume(engine, settings, issue, audience) ->
 def test_send_through_a_real_smtp_server(engine, settings, issue, audience) -> None:
     with running_sink() as sink:
         transport = SmtpTransport(sink.host, sink.port)
-        _, report = send_issue(engine, settings, issue, transport)
+        report = send_month(engine, settings, issue, transport).report
         assert report.sent == 4
         received = {m.recipients[0]: parse(m.content) for m in sink.messages}
         assert set(received) == set(EXPECTED_TITLES)
@@ -193,7 +196,7 @@ def test_send_through_a_real_smtp_server(engine, settings, issue, audience) -> N
             assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
             assert len(titles_in(message, issue)) == count
         assert all(m.envelope_from == "digest@example.org" for m in sink.messages)
-        _, again = send_issue(engine, settings, issue, SmtpTransport(sink.host, sink.port))
+        again = send_month(engine, settings, issue, SmtpTransport(sink.host, sink.port)).report
         assert again.sent == 0 and len(sink.messages) == 4
 
 
@@ -206,7 +209,7 @@ def test_smtp_rejections_are_recorded(engine, settings, issue, audience) -> None
         return None
 
     with running_sink(fault=fault) as sink:
-        _, report = send_issue(engine, settings, issue, SmtpTransport(sink.host, sink.port))
+        report = send_month(engine, settings, issue, SmtpTransport(sink.host, sink.port)).report
         assert report.sent == 3 and report.failed == 1
         assert len(sink.messages) == 3
     row = rows(engine)["anxious@example.net"]
@@ -218,7 +221,34 @@ def test_postgresql_plan_and_send(pg_engine, settings, taxonomy, issue) -> None:
         for address, topics in PEOPLE.items():
             add_subscriber(session, settings, taxonomy, address, topics=topics)
     transport = MemoryTransport()
-    _, report = send_issue(pg_engine, settings, issue, transport)
+    report = send_month(pg_engine, settings, issue, transport).report
     assert report.sent == 4 and report.finished
-    _, again = send_issue(pg_engine, settings, issue, transport)
+    again = send_month(pg_engine, settings, issue, transport).report
     assert again.sent == 0 and len(transport.outbox) == 4
+
+
+def test_a_quota_stop_leaves_the_callers_stop_flag_alone(
+    tmp_path, engine, settings, issue, audience
+) -> None:
+    """A run that stops on a long quota wait must not stop every later run sharing the event
+    (the web app and the scheduler pass one event to all their sends)."""
+    capped = settings_from_dict(make_config(tmp_path, delivery={"rate_per_hour": 2}), tmp_path)
+    stop = threading.Event()
+    transport = MemoryTransport()
+    first = send_month(engine, capped, issue, transport, stop=stop).report
+    assert first is not None
+    assert first.sent == 2 and not first.finished
+    assert not stop.is_set()
+    second = send_month(engine, settings, issue, transport, stop=stop).report
+    assert second is not None
+    assert second.sent == 2 and second.finished
+    assert sorted(m.recipient for m in transport.outbox) == sorted(EXPECTED_TITLES)
+
+
+def test_a_callers_stop_request_drains_the_run(engine, settings, issue, audience) -> None:
+    stop = threading.Event()
+    stop.set()
+    report = send_month(engine, settings, issue, MemoryTransport(), stop=stop).report
+    assert report is not None
+    assert report.sent == 0 and not report.finished
+    assert {d.status for d in rows(engine).values()} == {"queued", "skipped"}

@@ -20,7 +20,7 @@ from test_web_support import text_of
 
 from newsletter.content.reader import load_issue
 from newsletter.content.taxonomy import default_taxonomy
-from newsletter.sending.campaign import send_issue
+from newsletter.sending.campaign import send_month
 from newsletter.store import subscribers as api
 from newsletter.store.bounces import record_bounce
 from newsletter.store.engine import session_factory
@@ -166,7 +166,7 @@ def test_welcome_sends_the_latest_sent_issue_cut_to_the_topics(
 ):
     add(engine, web_settings, "old@example.com")
     issue = load_issue(web_settings.content.dir, "2025-02", TAXONOMY, "Test Digest")
-    send_issue(engine, web_settings, issue, MemoryTransport())
+    send_month(engine, web_settings, issue, MemoryTransport())
     subscribe(client, "ana@example.com", topic_mode="some", topics=["client-factors"])
     confirm_via_email(client, outbox.outbox[0].message)
     welcome = outbox.outbox[-1]
@@ -518,7 +518,7 @@ def test_unsubscribe_from_everything_and_come_back(client, engine, ana):
 
 def test_download_my_data(client, engine, web_settings, ana):
     issue = load_issue(web_settings.content.dir, "2025-01", TAXONOMY, "Test Digest")
-    send_issue(engine, web_settings, issue, MemoryTransport())
+    send_month(engine, web_settings, issue, MemoryTransport())
     response = client.get(f"/preferences/{ana}/data")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/json")
@@ -531,7 +531,7 @@ def test_download_my_data(client, engine, web_settings, ana):
 
 def test_forget_me_deletes_and_suppresses(client, engine, web_settings, ana, outbox):
     issue = load_issue(web_settings.content.dir, "2025-01", TAXONOMY, "Test Digest")
-    send_issue(engine, web_settings, issue, MemoryTransport())
+    send_month(engine, web_settings, issue, MemoryTransport())
     with session_factory(engine)() as session:  # a soft bounce on record, with the address
         record_bounce(session, email_address="ana@example.com", kind="soft", message_id="<b@x>")
         session.commit()
@@ -612,7 +612,7 @@ def test_the_links_of_a_real_digest_work(client, engine, web_settings):
     add(engine, web_settings, "ana@example.com", topics="depression-and-depressive-symptoms")
     issue = load_issue(web_settings.content.dir, "2025-01", TAXONOMY, "Test Digest")
     transport = MemoryTransport()
-    send_issue(engine, web_settings, issue, transport)
+    send_month(engine, web_settings, issue, transport)
     [sent] = transport.outbox
     message = parse(sent.message)
     assert client.get(link_to(sent.message, "/preferences/")).status_code == 200

@@ -17,8 +17,7 @@ from newsletter.cli.send_commands import print_plan
 from newsletter.cli.send_commands import print_report
 from newsletter.content.reader import latest_month
 from newsletter.content.reader import load_issue
-from newsletter.sending.plan import plan_campaign
-from newsletter.sending.runner import CampaignRunner
+from newsletter.sending.campaign import send_month
 from newsletter.store import engine as db
 from newsletter.store.import_export import import_csv
 from newsletter.store.models import ACTIVE
@@ -58,10 +57,10 @@ def demo(app: App, csv_path: str | None) -> None:
     console.print(
         f"subscribers: {total} ({active} active); newest issue: {month} — {issue.subject}"
     )
-    plan = plan_campaign(engine, settings, issue)
+    result = send_month(engine, settings, issue)
+    assert result.plan is not None and result.report is not None
+    plan, report = result.plan, result.report
     print_plan(console, plan)
-    runner = CampaignRunner(engine, settings, issue)
-    report = runner.run()
     print_report(console, report)
     where = settings.delivery.maildir if settings.delivery.transport == "maildir" else None
     console.print()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
+
 import click
 from rich.console import Console
 from rich.progress import BarColumn
@@ -17,10 +21,10 @@ from newsletter.cli.app import pass_app
 from newsletter.cli.app import stop_on_signals
 from newsletter.content.reader import load_issue
 from newsletter.errors import SendError
-from newsletter.sending.campaign import resume_campaign
+from newsletter.sending.campaign import preview_plan
+from newsletter.sending.campaign import send_month
 from newsletter.sending.plan import PlanReport
-from newsletter.sending.plan import plan_campaign
-from newsletter.sending.runner import CampaignRunner
+from newsletter.sending.runner import ProgressCallback
 from newsletter.sending.runner import SendReport
 from newsletter.sending.single import send_tests
 from newsletter.store import ledger
@@ -62,19 +66,18 @@ def print_report(console: Console, report: SendReport) -> None:
     console.print(f"campaign {report.month}: {state}")
 
 
-def run_with_progress(runner: CampaignRunner, total: int, console: Console) -> SendReport:
-    """Run a campaign with a rich progress bar."""
+@contextlib.contextmanager
+def progress_bar(console: Console, total: int) -> Iterator[ProgressCallback]:
+    """A rich progress bar; yields the callback that advances it."""
     columns = (
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
     )
-    draining = stop_on_signals(runner.stop, "finishing the messages in flight…")
-    with Progress(*columns, console=console, transient=False) as progress, draining:
+    with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("sending", total=max(total, 1))
-        runner.on_progress = lambda _report, step: progress.advance(task, step)
-        return runner.run()
+        yield lambda _report, step: progress.advance(task, step)
 
 
 @main.command("send")
@@ -104,24 +107,32 @@ def send(
         send_test(app, issue, test_to, topics, console)
         return
     engine = app.db()
-    _ensure_lists(app)
-    if resume and resume_campaign(engine, month):
-        console.print(f"{month}: pause cleared, resuming")
-    plan = plan_campaign(engine, settings, issue, lists or None, dry_run=True)
+    plan = preview_plan(engine, settings, issue, lists or None)
     print_plan(console, plan)
     if dry_run:
         return
-    if plan.to_send == 0:
-        plan_campaign(engine, settings, issue, lists or None)  # record skipped rows
+    if plan.to_send and not yes:
+        click.confirm(f"Send {issue.subject!r} now?", abort=True)
+    stop = threading.Event()
+    draining = stop_on_signals(stop, "finishing the messages in flight…")
+    with progress_bar(console, plan.to_send) as advance, draining:
+        result = send_month(
+            engine,
+            settings,
+            issue,
+            lists=lists or None,
+            resume=resume,
+            stop=stop,
+            on_progress=advance,
+        )
+    if result.resumed:
+        console.print(f"{month}: pause cleared, resumed")
+    assert result.plan is not None and result.report is not None
+    if result.plan.to_send == 0:
         console.print("nothing to send")
         return
-    if not yes:
-        click.confirm(f"Send {issue.subject!r} now?", abort=True)
-    plan = plan_campaign(engine, settings, issue, lists or None)
-    runner = CampaignRunner(engine, settings, issue)
-    report = run_with_progress(runner, plan.to_send, console)
-    print_report(console, report)
-    if report.paused:
+    print_report(console, result.report)
+    if result.report.paused:
         raise click.exceptions.Exit(1)
 
 
@@ -132,14 +143,6 @@ def send_test(app: App, issue, addresses, topics: str | None, console: Console) 
     chosen = parse_topics(topics.replace(",", ";"), app.taxonomy) if topics else None
     for line in send_tests(app.settings, issue, addresses, chosen, make_transport(app.settings)):
         console.print(line)
-
-
-def _ensure_lists(app: App) -> None:
-    from newsletter.store.subscribers import ensure_lists
-
-    with session_factory(app.db())() as session:
-        ensure_lists(session, app.settings)
-        session.commit()
 
 
 @main.command("deliveries")

@@ -23,8 +23,7 @@ from newsletter.message.notice import notice_message
 from newsletter.render import checks
 from newsletter.scheduling.slots import MonthlySlot
 from newsletter.scheduling.slots import month_for_run
-from newsletter.sending.plan import plan_campaign
-from newsletter.sending.runner import CampaignRunner
+from newsletter.sending.campaign import send_month
 from newsletter.sending.runner import SendReport
 from newsletter.sending.single import send_single
 from newsletter.store import ledger
@@ -36,7 +35,6 @@ from newsletter.store.models import PAUSED
 from newsletter.store.models import PLANNED
 from newsletter.store.models import RUNNING
 from newsletter.store.models import utcnow
-from newsletter.store.subscribers import ensure_lists
 from newsletter.transport import make_transport
 from newsletter.transport.base import Transport
 
@@ -112,15 +110,15 @@ def run_send(
         errors = [f.message for f in findings if f.level == checks.ERROR]
         if issue is None or errors:
             return _content_problem(settings, month, errors, alert_transport)
-        with session_factory(engine)() as session:
-            ensure_lists(session, settings)
-            session.commit()
-        plan = plan_campaign(engine, settings, issue)
-        log.info("%s: planned %d new deliveries (%d to send)", month, plan.new_rows, plan.to_send)
-        if settings.schedule.mode == "plan":
-            return RunOutcome(month, PLANNED_ONLY, f"{plan.to_send} deliveries for the workers")
+        plan_only = settings.schedule.mode == "plan"
         with _SEND_LOCK:
-            report = CampaignRunner(engine, settings, issue, transport, stop=stop).run()
+            result = send_month(engine, settings, issue, transport, send=not plan_only, stop=stop)
+        plan = result.plan
+        assert plan is not None
+        log.info("%s: planned %d new deliveries (%d to send)", month, plan.new_rows, plan.to_send)
+        if result.report is None:
+            return RunOutcome(month, PLANNED_ONLY, f"{plan.to_send} deliveries for the workers")
+        report = result.report
         action = SENT if report.finished else STOPPED
         detail = f"sent {report.sent}, failed {report.failed}, skipped {report.skipped}"
         if report.finished:

@@ -1,24 +1,44 @@
-"""The one send path: plan, confirm the lists, run the runner and report. The CLI, the demo, the
-web app, the scheduler and the worker all call `send_month`.
+"""The one send path: `send_month` plans, confirms the lists, runs the runner and reports.
+
+The CLI (`newsletter send`, `newsletter demo`), the web app's send button, the scheduler's jobs
+and `newsletter worker` all call it; they differ only in which steps they ask for (the scheduler
+in plan mode only plans; a worker only sends what is planned) and in how they show progress.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
 from newsletter.config import Settings
 from newsletter.content.model import Issue
 from newsletter.sending.plan import PlanReport
+from newsletter.sending.plan import default_lists
 from newsletter.sending.plan import plan_campaign
 from newsletter.sending.runner import CampaignRunner
+from newsletter.sending.runner import ProgressCallback
 from newsletter.sending.runner import SendReport
 from newsletter.store import ledger
 from newsletter.store.engine import session_factory
 from newsletter.store.models import PAUSED
 from newsletter.store.models import PLANNED
+from newsletter.store.subscribers import ensure_lists
 from newsletter.transport.base import Transport
+
+
+@dataclass
+class CampaignResult:
+    """What `send_month` did: the plan (None when it did not plan) and the run (None when it
+    did not send), and whether it cleared a pause first."""
+
+    month: str
+    plan: PlanReport | None = None
+    report: SendReport | None = None
+    resumed: bool = False
 
 
 def resume_campaign(engine: Engine, month: str) -> bool:
@@ -33,15 +53,56 @@ def resume_campaign(engine: Engine, month: str) -> bool:
         return True
 
 
-def send_issue(
+def preview_plan(
+    engine: Engine, settings: Settings, issue: Issue, lists: Sequence[str] | None = None
+) -> PlanReport:
+    """What `send_month` would plan now; nothing is written (for confirmations and dry runs)."""
+    return plan_campaign(engine, settings, issue, lists or None, dry_run=True)
+
+
+def send_month(
     engine: Engine,
     settings: Settings,
     issue: Issue,
     transport: Transport | None = None,
+    *,
     lists: Sequence[str] | None = None,
-    **runner_options,
-) -> tuple[PlanReport, SendReport]:
-    """Plan (idempotently) and send an issue: what `newsletter send --yes` does."""
-    plan = plan_campaign(engine, settings, issue, lists)
-    report = CampaignRunner(engine, settings, issue, transport, **runner_options).run()
-    return plan, report
+    plan: bool = True,
+    send: bool = True,
+    resume: bool = False,
+    stop: threading.Event | None = None,
+    on_progress: ProgressCallback | None = None,
+    transport_factory: Callable[[], Transport] | None = None,
+    wait_for_retries: bool = True,
+) -> CampaignResult:
+    """Plan (idempotently) and send `issue`; safe to call again: it resumes.
+
+    `plan=False` sends only what is already planned (workers); `send=False` only plans (the
+    scheduler's plan mode). `resume` clears a pause first. `stop` is the caller's stop request:
+    read, never set. `transport` sends on one connection (Maildir, memory, a test server); by
+    default the configured transport is opened per connection of every configured SMTP server.
+    """
+    result = CampaignResult(issue.month)
+    if plan:
+        chosen = default_lists(settings, lists)  # unknown lists are an error before any write
+        with session_factory(engine)() as session:
+            ensure_lists(session, settings)
+            session.commit()
+        if resume:
+            result.resumed = resume_campaign(engine, issue.month)
+        result.plan = plan_campaign(engine, settings, issue, chosen)
+    elif resume:
+        result.resumed = resume_campaign(engine, issue.month)
+    if send:
+        runner = CampaignRunner(
+            engine,
+            settings,
+            issue,
+            transport,
+            transport_factory=transport_factory,
+            stop=stop,
+            on_progress=on_progress,
+            wait_for_retries=wait_for_retries,
+        )
+        result.report = runner.run()
+    return result

@@ -167,7 +167,11 @@ class CampaignRunner:
         self.worker_id = worker_id or worker_name()
         self.on_progress = on_progress
         self.wait_for_retries = wait_for_retries
-        self.stop = stop or threading.Event()
+        # The runner owns its stop flag (set on a quota wait too long to sit out); a caller's
+        # stop request (Ctrl-C, app shutdown) is read, never written, so one run's quota stop
+        # cannot stop every later run that shares the caller's event.
+        self._stop = threading.Event()
+        self._stop_requested = stop
         self.commit_every = commit_every
         self.signer = Signer(settings.secret_key())
         self.sender = Sender.from_settings(settings)
@@ -221,6 +225,28 @@ class CampaignRunner:
         return pools
 
     @property
+    def stopping(self) -> bool:
+        """Whether this run should stop: it stopped itself, or the caller asked it to."""
+        requested = self._stop_requested
+        return self._stop.is_set() or (requested is not None and requested.is_set())
+
+    def request_stop(self) -> None:
+        """Drain and stop this run (messages in flight finish and are recorded)."""
+        self._stop.set()
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep up to `seconds`; True as soon as a stop is due (own flag or the caller's)."""
+        if self._stop_requested is None:
+            return self._stop.wait(seconds)
+        deadline = time.monotonic() + seconds
+        while not self.stopping:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._stop.wait(min(left, 0.1))
+        return True
+
+    @property
     def connections(self) -> int:
         """Sending threads in all: one per connection of every pool."""
         return sum(pool.connections for pool in self.pools)
@@ -256,7 +282,7 @@ class CampaignRunner:
         for thread in threads:
             thread.start()
         try:
-            while not self.stop.is_set() and not self._pause_reason:
+            while not self.stopping and not self._pause_reason:
                 with self.sessions() as session:
                     batch = ledger.claim_batch(
                         session, campaign_id, self.worker_id, delivery.batch_size, lease, lists
@@ -282,7 +308,7 @@ class CampaignRunner:
         while (row := self._work.get()) is not None:
             result = None  # None: not attempted (stopping, paused, or waiting on a quota)
             try:
-                if not self.stop.is_set() and not self._pause_reason and self._take_slot(pool):
+                if not self.stopping and not self._pause_reason and self._take_slot(pool):
                     result = self._send_one(row)
             except Exception as error:  # never lose a row: report it to the main thread
                 later = utcnow() + dt.timedelta(seconds=60)
@@ -341,7 +367,7 @@ class CampaignRunner:
         if due is None or not self.wait_for_retries:
             return False
         delay = max(0.0, (due - utcnow()).total_seconds())
-        self.stop.wait(min(delay + 0.05, 5.0))
+        self._wait(min(delay + 0.05, 5.0))
         return True
 
     # --- one batch ------------------------------------------------------------------------
@@ -358,7 +384,7 @@ class CampaignRunner:
                 while (
                     pending
                     and outstanding < 2 * self.connections
-                    and not self.stop.is_set()
+                    and not self.stopping
                     and not self._pause_reason
                 ):
                     self._work.put(pending.popleft())
@@ -404,9 +430,9 @@ class CampaignRunner:
                 return True
             if delay > MAX_QUOTA_WAIT:
                 self._pause_reason = ""  # not an error: the rest goes out on a later run
-                self.stop.set()
+                self._stop.set()
                 return False
-            if self.stop.wait(delay):
+            if self._wait(delay):
                 return False
 
     def _account(self, report: SendReport, result: ledger.Result, pool: Pool) -> None:

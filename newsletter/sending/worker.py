@@ -23,7 +23,7 @@ from newsletter.content.reader import load_issue
 from newsletter.content.taxonomy import Taxonomy
 from newsletter.errors import NewsletterError
 from newsletter.errors import SendError
-from newsletter.sending.runner import CampaignRunner
+from newsletter.sending.campaign import send_month
 from newsletter.sending.runner import SendReport
 from newsletter.store import ledger
 from newsletter.store.engine import session_factory
@@ -104,10 +104,11 @@ def run_worker(
                     issue = load_issue(
                         settings.content.dir, month, taxonomy, settings.newsletter.name
                     )
-                    runner = CampaignRunner(
-                        engine, settings, issue, stop=stop, wait_for_retries=False
+                    result = send_month(
+                        engine, settings, issue, plan=False, stop=stop, wait_for_retries=False
                     )
-                    report = runner.run()
+                    assert result.report is not None
+                    report = result.report
                 except NewsletterError as error:
                     log.error("%s: %s", month, error)
                     continue

@@ -1,7 +1,7 @@
 """What the admin pages and the API share: issue overviews, previews, test sends, real sends.
 
 A real send runs in a background thread through the same ledger as `newsletter send`
-(`send.plan_campaign` then `send.CampaignRunner.run`); progress is read back from the ledger, so
+(`sending.campaign.send_month`); progress is read back from the ledger, so
 a page refresh (or another process) always sees where it stands. One send per month at a time
 in this process; the ledger's leases keep a second process from sending a row twice.
 """
@@ -28,10 +28,10 @@ from newsletter.message.preview import preview_parts
 from newsletter.personalize import make_recipient
 from newsletter.render import checks
 from newsletter.render.size import encoded_html_size
+from newsletter.sending.campaign import preview_plan
+from newsletter.sending.campaign import send_month
 from newsletter.sending.plan import PlanReport
 from newsletter.sending.plan import default_lists
-from newsletter.sending.plan import plan_campaign
-from newsletter.sending.runner import CampaignRunner
 from newsletter.sending.single import send_tests
 from newsletter.store import ledger
 from newsletter.store.engine import session_factory
@@ -177,7 +177,7 @@ class Sending:
 
     def plan(self, issue: Issue, lists: Sequence[str] | None = None) -> PlanReport:
         """What a send would do now (nothing is written)."""
-        return plan_campaign(self.engine, self.settings, issue, lists or None, dry_run=True)
+        return preview_plan(self.engine, self.settings, issue, lists)
 
     def is_running(self, month: str) -> bool:
         with self._lock:
@@ -208,12 +208,17 @@ class Sending:
 
     def _run(self, issue: Issue, lists: list[str] | None, state: SendState) -> None:
         try:
-            plan_campaign(self.engine, self.settings, issue, lists)
             factory = self.transport_factory if self.custom_transport else None
-            runner = CampaignRunner(
-                self.engine, self.settings, issue, transport_factory=factory, stop=self.stopping
+            result = send_month(
+                self.engine,
+                self.settings,
+                issue,
+                lists=lists,
+                transport_factory=factory,
+                stop=self.stopping,
             )
-            report = runner.run()
+            assert result.report is not None
+            report = result.report
             log.info("sent %s: %s sent, %s failed", issue.month, report.sent, report.failed)
         except NewsletterError as error:
             state.error = str(error)
