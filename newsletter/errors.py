@@ -1,7 +1,29 @@
 """One exception tree for the whole package.
 
 Every error the package raises on purpose derives from `NewsletterError`, so the CLI and the
-web app can turn it into a clean message. Where a stdlib error fits, we subclass it too.
+web app can turn it into a clean message, and every library error a caller can meet is caught
+where it happens and raised again as one of these. Where a stdlib error fits, we subclass it
+too. Callers decide on the class, never on the message text.
+
+    NewsletterError
+    ├── ConfigError (ValueError)
+    ├── ContentError (ValueError)
+    ├── TaxonomyError (LookupError)
+    ├── InvalidAddress (ValueError)
+    ├── SubscriberError (ValueError)
+    ├── ImportFileError (ValueError)
+    │   └── RowsRejected          some rows are invalid; nothing was imported
+    ├── RenderError
+    ├── TokenError (ValueError)
+    ├── TransportError
+    │   ├── TemporaryFailure
+    │   └── PermanentFailure
+    ├── SendError
+    │   └── NoMatchingVariant     none of a reader's topics is in the issue
+    ├── MailboxError (ValueError)
+    ├── ScheduleError (ValueError)
+    ├── SchedulerLockedError
+    └── ArchiveError
 """
 
 from __future__ import annotations
@@ -46,6 +68,10 @@ class ImportFileError(NewsletterError, ValueError):
         super().__init__(message)
 
 
+class RowsRejected(ImportFileError):
+    """Some rows of an import file are invalid, so nothing was imported; `rejected` lists them."""
+
+
 class RenderError(NewsletterError):
     """A template failed to render or produced invalid output."""
 
@@ -73,3 +99,23 @@ class PermanentFailure(TransportError):
 
 class SendError(NewsletterError):
     """A campaign cannot be planned or run (nothing to send, already running, ...)."""
+
+
+class NoMatchingVariant(SendError):
+    """None of a reader's topics is in the issue, so they would get no email."""
+
+
+class MailboxError(NewsletterError, ValueError):
+    """A path that is neither a Maildir (cur/, new/, tmp/) nor an mbox file."""
+
+
+class ScheduleError(NewsletterError, ValueError):
+    """A one-off send that cannot be queued or removed (past time, no content, unknown id)."""
+
+
+class SchedulerLockedError(NewsletterError):
+    """Another scheduler holds the lock of this database (or took it over from us)."""
+
+
+class ArchiveError(NewsletterError):
+    """The site could not be built or written; the previous site is left as it was."""

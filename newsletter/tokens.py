@@ -19,8 +19,7 @@ from newsletter.errors import TokenError
 UNSUBSCRIBE = "unsubscribe"
 PREFERENCES = "preferences"
 CONFIRM = "confirm"
-BOUNCE = "bounce"  # VERP envelope senders (newsletter.message.envelope)
-PURPOSES = (UNSUBSCRIBE, PREFERENCES, CONFIRM, BOUNCE)
+PURPOSES = (UNSUBSCRIBE, PREFERENCES, CONFIRM)
 CONFIRM_MAX_AGE = 7 * 24 * 3600
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import threading
 import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
@@ -22,12 +23,10 @@ from conftest import write_config
 
 from newsletter import archive
 from newsletter.archive import search
-from newsletter.archive.errors import ArchiveError
 from newsletter.archive.generator import generate
 from newsletter.archive.generator import site_info
 from newsletter.archive.generator import teaser
 from newsletter.archive.serve import make_server
-from newsletter.archive.serve import serve_in_thread
 from newsletter.archive.writer import MARKER
 from newsletter.archive.writer import Writer
 from newsletter.cli import main
@@ -35,6 +34,7 @@ from newsletter.config import Settings
 from newsletter.config import normalize_base_path
 from newsletter.config import settings_from_dict
 from newsletter.content.taxonomy import Taxonomy
+from newsletter.errors import ArchiveError
 from newsletter.store import engine as db
 from newsletter.store import models
 
@@ -518,7 +518,7 @@ def fetch(url: str) -> tuple[int, str]:
 def test_preview_server_honours_base_path(tmp_path, taxonomy):
     site = build(tmp_path, taxonomy, archive_options={"base_path": "/archive/"})
     server = make_server(site, "/archive/", port=0, quiet=True)
-    serve_in_thread(server)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     root = f"http://127.0.0.1:{server.server_address[1]}"
     try:
         status, body = fetch(root + "/archive/")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,6 @@ from conftest import FIXTURES
 from newsletter import archive
 from newsletter.archive import search
 from newsletter.archive.serve import make_server
-from newsletter.archive.serve import serve_in_thread
 from newsletter.config import settings_from_dict
 from newsletter.content.taxonomy import taxonomy_from_settings
 
@@ -64,7 +64,7 @@ def site_url(tmp_path_factory):
     result = archive.build_site(settings, taxonomy, root / "site", include_unsent=True)
     assert result.search == "indexed"
     server = make_server(result.out, BASE, port=0, quiet=True)
-    serve_in_thread(server)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}{BASE}"
     server.shutdown()
     server.server_close()

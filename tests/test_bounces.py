@@ -18,11 +18,11 @@ from sqlalchemy import select
 from newsletter.cli import main
 from newsletter.config import settings_from_dict
 from newsletter.errors import ConfigError
+from newsletter.errors import MailboxError
 from newsletter.message.envelope import envelope_sender
-from newsletter.message.envelope import parse_verp
+from newsletter.message.envelope import read_verp
 from newsletter.returns.bounces import scan
 from newsletter.returns.dsn import parse_bounce
-from newsletter.returns.mailbox import MailboxError
 from newsletter.store import engine as db
 from newsletter.store.bounces import HARD
 from newsletter.store.bounces import SOFT
@@ -113,6 +113,12 @@ def test_envelope_sender_uses_envelope_from(tmp_path: Path) -> None:
     data = make_config(tmp_path, delivery={"envelope_from": "returns@example.org"})
     settings = settings_from_dict(data, tmp_path)
     assert envelope_sender(settings, 7, "ana@example.net") == "returns@example.org"
+
+
+def parse_verp(address: str, settings) -> int | None:
+    """The subscriber id in a VERP address, or None."""
+    found = read_verp(address, settings)
+    return found[0] if found else None
 
 
 def test_verp_address_names_the_subscriber(tmp_path: Path) -> None:

@@ -18,9 +18,9 @@ from test_bounces import sample
 
 from newsletter.cli import main
 from newsletter.content.reader import load_issue
+from newsletter.errors import MailboxError
 from newsletter.message.preview import preview_parts
 from newsletter.personalize import make_recipient
-from newsletter.returns.mailbox import MailboxError
 from newsletter.returns.mailbox import read_mailbox
 from newsletter.returns.unsubscribe import parse_request
 from newsletter.returns.unsubscribe import scan

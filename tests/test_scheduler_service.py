@@ -22,11 +22,12 @@ from conftest import write_config
 from newsletter.config import Settings
 from newsletter.config import load_settings
 from newsletter.content.taxonomy import default_taxonomy
+from newsletter.errors import ScheduleError
+from newsletter.errors import SchedulerLockedError
 from newsletter.scheduling import jobs
 from newsletter.scheduling import service
 from newsletter.scheduling.lock import DatabaseLock
 from newsletter.scheduling.lock import SchedulerLock
-from newsletter.scheduling.lock import SchedulerLockedError
 from newsletter.store import engine as db
 from newsletter.store.models import utcnow
 from newsletter.store.subscribers import add_subscriber
@@ -142,20 +143,20 @@ def test_one_offs_are_validated_listed_and_removed(settings, config_path, engine
     with service.job_store(settings, engine) as scheduler:
         one = service.add_one_off(scheduler, settings, config_path, "2025-01", at, now=now)
         assert (one.id, one.month, one.run_time) == ("send-2025-01", "2025-01", at)
-        with pytest.raises(service.ScheduleError, match="already queued"):
+        with pytest.raises(ScheduleError, match="already queued"):
             service.add_one_off(scheduler, settings, config_path, "2025-01", at, now=now)
-        with pytest.raises(service.ScheduleError, match="in the past"):
+        with pytest.raises(ScheduleError, match="in the past"):
             service.add_one_off(scheduler, settings, config_path, "2025-02", now, now=at)
-        with pytest.raises(service.ScheduleError, match="2025-03 cannot be sent"):
+        with pytest.raises(ScheduleError, match="2025-03 cannot be sent"):
             service.add_one_off(scheduler, settings, config_path, "2025-03", at, now=now)
     # Another process (a new scheduler object on the same store) sees and removes it.
     with service.job_store(settings, engine) as scheduler:
         assert [o.id for o in service.one_offs(scheduler)] == ["send-2025-01"]
-        with pytest.raises(service.ScheduleError, match="monthly job"):
+        with pytest.raises(ScheduleError, match="monthly job"):
             service.remove_one_off(scheduler, service.MONTHLY_JOB_ID)
         service.remove_one_off(scheduler, "send-2025-01")
         assert service.one_offs(scheduler) == []
-        with pytest.raises(service.ScheduleError, match="no queued send"):
+        with pytest.raises(ScheduleError, match="no queued send"):
             service.remove_one_off(scheduler, "send-2025-01")
 
 
@@ -165,9 +166,9 @@ def test_parse_local_time() -> None:
     assert service.parse_local_time("2026-07-01T09:00", TORONTO).utcoffset() == dt.timedelta(
         hours=-4
     )
-    with pytest.raises(service.ScheduleError, match="does not exist"):
+    with pytest.raises(ScheduleError, match="does not exist"):
         service.parse_local_time("2026-03-08 02:30", TORONTO)  # clocks jump 02:00 -> 03:00
-    with pytest.raises(service.ScheduleError, match="YYYY-MM-DD HH:MM"):
+    with pytest.raises(ScheduleError, match="YYYY-MM-DD HH:MM"):
         service.parse_local_time("tomorrow 9am", TORONTO)
 
 

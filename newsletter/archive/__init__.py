@@ -19,7 +19,6 @@ from pathlib import Path
 import jinja2
 
 from newsletter.archive import search as search_module
-from newsletter.archive.errors import ArchiveError
 from newsletter.archive.generator import Site
 from newsletter.archive.generator import generate
 from newsletter.archive.generator import site_info
@@ -32,6 +31,7 @@ from newsletter.archive.writer import Writer
 from newsletter.config import Settings
 from newsletter.content.model import Issue
 from newsletter.content.taxonomy import Taxonomy
+from newsletter.errors import ArchiveError
 
 __all__ = [
     "ArchiveError",

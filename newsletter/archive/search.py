@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from newsletter.archive.errors import ArchiveError
+from newsletter.errors import ArchiveError
 
 
 def pagefind_command() -> list[str] | None:

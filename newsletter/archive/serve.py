@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import threading
 from pathlib import Path
 
 
@@ -54,10 +53,3 @@ def make_server(
     handler = type("ArchiveHandler", (_Handler,), {"base_path": base_path, "quiet": quiet})
     factory = functools.partial(handler, directory=str(directory))
     return http.server.ThreadingHTTPServer((host, port), factory)
-
-
-def serve_in_thread(server: http.server.ThreadingHTTPServer) -> threading.Thread:
-    """Run `server` in a daemon thread (tests, scripts); stop with `server.shutdown()`."""
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    return thread

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
-from newsletter.archive.errors import ArchiveError
+from newsletter.errors import ArchiveError
 
 MARKER = ".newsletter-archive"
 _AT_FDCWD = -100

@@ -15,8 +15,8 @@ from newsletter.cli.app import stop_on_signals
 from newsletter.config import find_config
 from newsletter.content.reader import load_issue
 from newsletter.errors import ContentError
+from newsletter.errors import SchedulerLockedError
 from newsletter.scheduling import service
-from newsletter.scheduling.lock import SchedulerLockedError
 from newsletter.scheduling.slots import MonthlySlot
 from newsletter.scheduling.slots import month_for_run
 from newsletter.scheduling.slots import next_monthly_runs

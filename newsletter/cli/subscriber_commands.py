@@ -19,6 +19,7 @@ from newsletter.cli.app import App
 from newsletter.cli.app import main
 from newsletter.cli.app import pass_app
 from newsletter.errors import ImportFileError
+from newsletter.errors import RowsRejected
 from newsletter.store import import_export
 from newsletter.store import subscribers as api
 from newsletter.store.engine import transaction
@@ -196,7 +197,7 @@ def import_(
         except ImportFileError as error:
             # "N of M rows rejected": list the rows. Otherwise the file itself is unusable
             # (header, encoding) and the message says it all.
-            if str(error).endswith("rows rejected"):
+            if isinstance(error, RowsRejected):
                 for line, reason in error.rejected:
                     click.echo(f"line {line}: {reason}", err=True)
                 raise click.ClickException(

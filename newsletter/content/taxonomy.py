@@ -158,7 +158,7 @@ class Taxonomy:
 
 
 def default_taxonomy() -> Taxonomy:
-    """The built-in taxonomy: the network's 37 topics and the default research types."""
+    """The built-in taxonomy: the network's 36 topics and the default research types."""
     return Taxonomy(
         Vocabulary("topic", DEFAULT_TOPICS, DEFAULT_ALIASES),
         Vocabulary("research type", DEFAULT_RESEARCH_TYPES),

@@ -15,10 +15,10 @@ from itsdangerous import Signer as ItsSigner
 
 from newsletter.config import Settings
 from newsletter.errors import ConfigError
-from newsletter.tokens import BOUNCE
 from newsletter.tokens import address_hash
 
 VERP_HASH_LENGTH = 6  # hex digits of the address hash in a VERP token
+VERP_SALT = "newsletter.bounce"  # its own salt: a VERP token is never valid as a link token
 
 
 # Headers of a bounce that may hold the VERP address it was delivered to.
@@ -28,7 +28,7 @@ VERP_HEADERS = ("X-Original-To", "Delivered-To", "Envelope-To", "X-Envelope-To",
 @functools.lru_cache(maxsize=4)
 def _verp_signer(secret_key: str) -> ItsSigner:
     # Built once per key: the sender calls envelope_sender for every message.
-    return ItsSigner(secret_key, salt=f"newsletter.{BOUNCE}")
+    return ItsSigner(secret_key, salt=VERP_SALT)
 
 
 def _domain_of(address: str) -> str:
@@ -83,9 +83,3 @@ def read_verp(address: str, settings: Settings) -> tuple[int, str] | None:
     if not text_id.isdigit() or len(digest) != VERP_HASH_LENGTH:
         return None
     return int(text_id), digest
-
-
-def parse_verp(address: str, settings: Settings) -> int | None:
-    """The subscriber id in a VERP address made by `envelope_sender`, or None."""
-    found = read_verp(address, settings)
-    return found[0] if found else None

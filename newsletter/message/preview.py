@@ -8,7 +8,7 @@ import datetime as dt
 
 from newsletter.config import Settings
 from newsletter.content.model import Issue
-from newsletter.errors import SendError
+from newsletter.errors import NoMatchingVariant
 from newsletter.message.skeleton import MessageSkeleton
 from newsletter.message.skeleton import Sender
 from newsletter.personalize import Recipient
@@ -27,10 +27,13 @@ def preview_parts(
     subscriber_id: int = 0,
     date: dt.datetime | None = None,
 ) -> dict[str, str | bytes]:
-    """{'html', 'text', 'eml', 'variant'} for a recipient; SendError if they would get nothing."""
+    """{"html", "text", "eml", "variant"} for a recipient.
+
+    Raises NoMatchingVariant when none of their topics is in the issue (they would get nothing).
+    """
     key = choose_variant(issue, recipient.topics, settings.delivery.on_no_match)
     if key is None:
-        raise SendError(
+        raise NoMatchingVariant(
             f"none of these topics is in {issue.month}: this subscriber would get no email"
         )
     summaries = variant_summaries(issue, key)

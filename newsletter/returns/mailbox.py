@@ -17,15 +17,11 @@ from email.message import EmailMessage
 from email.utils import getaddresses
 from pathlib import Path
 
-from newsletter.errors import NewsletterError
+from newsletter.errors import MailboxError
 
 # Precedence values of automatic mail (RFC 3834 recommends Auto-Submitted; older software).
 _AUTO_PRECEDENCE = frozenset({"bulk", "junk", "list", "auto_reply"})
 _AUTO_HEADERS = ("X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress")
-
-
-class MailboxError(NewsletterError, ValueError):
-    """A path that is neither a Maildir (cur/, new/, tmp/) nor an mbox file."""
 
 
 # --- reading a mailbox -------------------------------------------------------------------

@@ -10,6 +10,8 @@ See docs/scheduler.md.
 
 from __future__ import annotations
 
+from newsletter.errors import ScheduleError
+from newsletter.errors import SchedulerLockedError
 from newsletter.scheduling.jobs import RunOutcome
 from newsletter.scheduling.jobs import alert_admin
 from newsletter.scheduling.jobs import monthly_job
@@ -17,8 +19,6 @@ from newsletter.scheduling.jobs import one_off_job
 from newsletter.scheduling.jobs import run_monthly
 from newsletter.scheduling.jobs import run_send
 from newsletter.scheduling.lock import DatabaseLock
-from newsletter.scheduling.lock import SchedulerLockedError
-from newsletter.scheduling.service import ScheduleError
 from newsletter.scheduling.service import add_one_off
 from newsletter.scheduling.service import install_monthly_job
 from newsletter.scheduling.service import job_store

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
-from newsletter.errors import NewsletterError
+from newsletter.errors import SchedulerLockedError
 from newsletter.store.engine import session_factory
 from newsletter.store.models import SchedulerLock
 from newsletter.store.models import utcnow
@@ -29,10 +29,6 @@ from newsletter.store.models import utcnow
 LOCK_ID = 1  # the table holds at most this one row
 HEARTBEAT_SECONDS = 30.0
 STALE_FACTOR = 3  # a lock whose heartbeat is older than 3 heartbeats is taken over
-
-
-class SchedulerLockedError(NewsletterError):
-    """Another scheduler holds the lock of this database (or took it over from us)."""
 
 
 def default_owner() -> str:

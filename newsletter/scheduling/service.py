@@ -41,7 +41,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from newsletter.config import Settings
 from newsletter.content.model import parse_month
 from newsletter.content.taxonomy import taxonomy_from_settings
-from newsletter.errors import NewsletterError
+from newsletter.errors import ScheduleError
 from newsletter.render import checks
 from newsletter.scheduling import jobs
 from newsletter.scheduling.lock import HEARTBEAT_SECONDS
@@ -62,10 +62,6 @@ MONTHLY_JOB_ID = "monthly"
 ONE_OFF_PREFIX = "send-"
 WAKE_SECONDS = HEARTBEAT_SECONDS
 TIME_FORMATS = ("%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S")
-
-
-class ScheduleError(NewsletterError, ValueError):
-    """A one-off send that cannot be queued or removed (past time, no content, unknown id)."""
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ from apscheduler.triggers.cron import CronTrigger
 from newsletter.config import ScheduleSection
 from newsletter.config import duration_seconds
 
-_ORDINAL_WORDS = {"1st": "1st", "2nd": "2nd", "3rd": "3rd", "4th": "4th", "last": "last"}
 _DAY_NAMES = {
     "mon": "Monday",
     "tue": "Tuesday",

@@ -20,6 +20,7 @@ from newsletter.config import Settings
 from newsletter.content.taxonomy import Taxonomy
 from newsletter.errors import ImportFileError
 from newsletter.errors import NewsletterError
+from newsletter.errors import RowsRejected
 from newsletter.store.models import ACTIVE
 from newsletter.store.models import PENDING
 from newsletter.store.models import SUBSCRIBED
@@ -298,7 +299,7 @@ def import_csv(
             accepted.append(row)
     report.rejected.sort()
     if report.rejected and not skip_invalid:
-        raise ImportFileError(
+        raise RowsRejected(
             f"{len(report.rejected)} of {report.rows} rows rejected", report.rejected
         )
 

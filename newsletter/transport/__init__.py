@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from newsletter.errors import ConfigError
 from newsletter.transport.base import Transport
 from newsletter.transport.maildir import MaildirTransport
 from newsletter.transport.memory import MemoryTransport
@@ -28,4 +29,4 @@ def make_transport(settings: Settings) -> Transport:
         return SmtpTransport.from_settings(settings)
     if kind == "memory":
         return MemoryTransport()
-    raise ValueError(f"unknown transport {kind!r}")
+    raise ConfigError(f"delivery.transport: unknown transport {kind!r}")

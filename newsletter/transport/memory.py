@@ -25,15 +25,12 @@ class MemoryTransport(Transport):
     def __init__(self, fail: Callable[[str], Exception | None] | None = None) -> None:
         self.outbox: list[SentMessage] = []
         self.fail = fail
-        self.is_open = False
 
     def open(self) -> None:
-        """Mark the transport open."""
-        self.is_open = True
+        """Nothing to open."""
 
     def close(self) -> None:
-        """Mark the transport closed; the outbox is kept."""
-        self.is_open = False
+        """Nothing to close; the outbox is kept."""
 
     def send(self, envelope_from: str, recipient: str, message: bytes) -> str:
         """Append the message to `outbox`, unless the `fail` hook returns an exception."""

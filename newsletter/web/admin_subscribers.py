@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from newsletter.errors import ImportFileError
 from newsletter.errors import NewsletterError
+from newsletter.errors import RowsRejected
 from newsletter.store import import_export
 from newsletter.store import subscribers as api
 from newsletter.store.engine import session_factory
@@ -271,7 +272,7 @@ def import_csv(
             )
     except ImportFileError as error:
         message = str(error)
-        if message.endswith("rows rejected"):
+        if isinstance(error, RowsRejected):
             message += "; nothing was imported (tick “import the valid rows” to skip them)"
         return answer(400, error=message, rejected=error.rejected)
     return answer(report=report, rejected=report.rejected)

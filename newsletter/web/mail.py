@@ -21,6 +21,7 @@ from newsletter.content.reader import list_months
 from newsletter.content.reader import load_issue
 from newsletter.content.taxonomy import Taxonomy
 from newsletter.errors import NewsletterError
+from newsletter.errors import NoMatchingVariant
 from newsletter.message.notice import notice_message
 from newsletter.message.preview import preview_parts
 from newsletter.personalize import greeting
@@ -152,7 +153,7 @@ class Mailer:
             )
             try:
                 return preview_parts(settings, welcome_issue, recipient, person.id)["eml"]
-            except NewsletterError:
+            except NoMatchingVariant:
                 pass  # none of their topics is in that issue: fall back to the note
         return self.build(
             "welcome",
