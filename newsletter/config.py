@@ -13,6 +13,7 @@ import re
 import tomllib
 import warnings
 from pathlib import Path
+from typing import Any
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -359,7 +360,7 @@ def resolve_sqlite_url(url: str, base: Path) -> str:
     return url
 
 
-def settings_from_dict(data: dict, base_dir: Path, source: str = "<config>") -> Settings:
+def settings_from_dict(data: dict[str, Any], base_dir: Path, source: str = "<config>") -> Settings:
     """Validate a parsed configuration mapping; relative paths resolve against `base_dir`."""
     try:
         settings = Settings.model_validate(data)
@@ -368,7 +369,7 @@ def settings_from_dict(data: dict, base_dir: Path, source: str = "<config>") -> 
     return _resolve_paths(settings, base_dir.resolve())
 
 
-def find_config(explicit: str | os.PathLike | None = None) -> Path:
+def find_config(explicit: str | os.PathLike[str] | None = None) -> Path:
     """The configuration path: explicit, else $NEWSLETTER_CONFIG, else ./config.toml."""
     if explicit:
         return Path(explicit)
@@ -378,7 +379,7 @@ def find_config(explicit: str | os.PathLike | None = None) -> Path:
     return Path("config.toml")
 
 
-def load_settings(path: str | os.PathLike | None = None) -> Settings:
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     """Read and validate the configuration file (see `find_config`)."""
     config_path = find_config(path)
     try:

@@ -50,6 +50,7 @@ class Signer:
             )
         except BadSignature:  # also SignatureExpired, its subclass
             return None
+        assert isinstance(stamp, dt.datetime)
         return stamp
 
     def read(self, purpose: str, token: str, max_age: int | None = None) -> tuple[int, str]:

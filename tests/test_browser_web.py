@@ -23,6 +23,7 @@ from smtp_sink import running_sink
 
 from newsletter.content.reader import load_issue
 from newsletter.content.taxonomy import default_taxonomy
+from newsletter.passwords import hash_password
 from newsletter.sending.campaign import send_month
 from newsletter.store import subscribers as api
 from newsletter.store.engine import session_factory
@@ -30,7 +31,6 @@ from newsletter.store.models import ACTIVE
 from newsletter.store.models import UNSUBSCRIBED
 from newsletter.transport import make_transport
 from newsletter.web import create_app
-from newsletter.web.security import hash_password
 
 PASSWORD = "browser admin password"
 

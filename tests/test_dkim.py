@@ -76,7 +76,7 @@ def message(tmp_path: Path, taxonomy) -> bytes:
     )
     issue = load_issue(settings.content.dir, "2025-01", taxonomy, settings.newsletter.name)
     recipient = make_recipient(settings, "reader@example.net", "Ana Reader", None, 42)
-    return preview_parts(settings, issue, recipient, subscriber_id=42)["eml"]
+    return preview_parts(settings, issue, recipient, subscriber_id=42).eml
 
 
 def stub_dns(signer: DkimSigner):

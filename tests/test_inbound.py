@@ -105,7 +105,7 @@ def test_mailto_from_a_real_digest(tmp_path: Path, settings, engine, people, tax
     issue = load_issue(settings.content.dir, "2025-01", taxonomy, settings.newsletter.name)
     cleo_id = people["cleo@example.net"]
     recipient = make_recipient(settings, "cleo@example.net", "Cleo", None, cleo_id)
-    digest = preview_parts(settings, issue, recipient, subscriber_id=cleo_id)["eml"]
+    digest = preview_parts(settings, issue, recipient, subscriber_id=cleo_id).eml
     header = email.message_from_bytes(digest, policy=email.policy.default)["List-Unsubscribe"]
     mailto = re.search(r"<mailto:([^?>]+)\?subject=([^>]+)>", str(header))
     assert mailto is not None

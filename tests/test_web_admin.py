@@ -11,12 +11,12 @@ from test_web_support import csrf
 from test_web_support import parse
 
 from newsletter.content.taxonomy import default_taxonomy
+from newsletter.passwords import hash_password
+from newsletter.passwords import verify_password
 from newsletter.store import subscribers as api
 from newsletter.store.engine import session_factory
 from newsletter.store.models import ACTIVE
 from newsletter.store.models import BOUNCED
-from newsletter.web.security import hash_password
-from newsletter.web.security import verify_password
 
 pytest_plugins = ["test_web_support"]
 TAXONOMY = default_taxonomy()

@@ -26,7 +26,7 @@ def outbox() -> MemoryTransport:
 
 @pytest.fixture
 def web_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    from newsletter.web.security import hash_password
+    from newsletter.passwords import hash_password
 
     settings.web.login_failure_delay = 0.0
     monkeypatch.setenv("NEWSLETTER_ADMIN_PASSWORD_HASH", hash_password(PASSWORD))

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field
@@ -32,6 +33,7 @@ from newsletter.config import Settings
 from newsletter.content.model import Issue
 from newsletter.content.taxonomy import Taxonomy
 from newsletter.errors import ArchiveError
+from newsletter.render.environment import where_it_failed
 
 __all__ = [
     "ArchiveError",
@@ -102,6 +104,7 @@ def write_site(site: Site, out: Path, templates_dir: Path | None, *, search: boo
     info = site.info
     nav = [{"key": key, "label": label, "url": info.url(path)} for key, label, path in NAV]
     env.globals.update(site=info, nav=nav)
+    before_swap: Callable[[Path], None] | None = None
     if search and search_module.available():
         search_state = "indexed"
 
@@ -110,13 +113,12 @@ def write_site(site: Site, out: Path, templates_dir: Path | None, *, search: boo
 
     else:
         search_state = "skipped" if not search else "unavailable"
-        before_swap = None
     with Writer(out) as writer:
         for page in site.pages:
             try:
                 html = env.get_template(page.template).render(page=page, **page.context)
             except jinja2.TemplateError as error:
-                where = f"{error.filename}:{error.lineno}: " if hasattr(error, "lineno") else ""
+                where = where_it_failed(error)
                 raise ArchiveError(
                     f"template {page.template} failed for /{page.path}: {where}{error}"
                 ) from error

@@ -385,9 +385,9 @@ def _link_neighbours(views: list[IssueView]) -> None:
         newer.previous = Link(older.label, older.url)
         older.next = Link(newer.label, newer.url)
     sequence = [entry for view in chronological for entry in view.entries]
-    for older, newer in itertools.pairwise(sequence):
-        newer.previous = Link(older.title, older.url)
-        older.next = Link(newer.title, newer.url)
+    for older_entry, newer_entry in itertools.pairwise(sequence):
+        newer_entry.previous = Link(older_entry.title, older_entry.url)
+        older_entry.next = Link(newer_entry.title, newer_entry.url)
 
 
 def _group(entries: list[Entry], vocabulary, slugs_of) -> list[tuple[Term, list[Entry]]]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -80,7 +81,7 @@ def bounces_list(app: App, email_address: str | None, limit: int, fmt: str) -> N
     """Recorded bounces, newest first."""
     with transaction(app.db()) as session:
         rows = list_bounces(session, email_address, limit)
-        records = [
+        records: list[dict[str, Any]] = [
             {
                 "received_at": row.received_at.isoformat(timespec="seconds"),
                 "email": row.email,

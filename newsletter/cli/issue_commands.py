@@ -106,11 +106,10 @@ def preview(
         chosen = parse_topics(topics.replace(",", ";"), app.taxonomy) if topics else None
         recipient = make_recipient(settings, "preview@example.org", "", chosen)
         parts = preview_parts(settings, issue, recipient)
-    data = parts[fmt]
-    payload = data if isinstance(data, bytes) else data.encode("utf-8")
+    payload = parts.as_bytes(fmt)
     if out is None:
         sys.stdout.buffer.write(payload)
         sys.stdout.buffer.flush()
     else:
         out.write_bytes(payload)
-        click.echo(f"wrote {out} ({len(payload):,} bytes, variant {parts['variant']})", err=True)
+        click.echo(f"wrote {out} ({len(payload):,} bytes, variant {parts.variant})", err=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from newsletter.cli.app import App
@@ -23,13 +25,16 @@ def serve(app: App, host: str, port: int, forwarded_allow_ips: str) -> None:
     """Run the web app: subscribe, preferences, unsubscribe, admin and API."""
     import uvicorn
 
-    from newsletter.web import create_app
-
-    web_app = create_app(app.settings, engine=app.db())
+    app.db()  # refuse to start on a database that is not migrated, with the usual message
+    # The app is built by its own factory from the same configuration file: the CLI and the
+    # web app are two shells over the same core and never import each other.
+    if app.settings.config_path is not None:
+        os.environ["NEWSLETTER_CONFIG"] = str(app.settings.config_path)
     click.echo(f"serving {app.settings.newsletter.name} on http://{host}:{port}/")
     click.echo(f"public links in emails point at {app.settings.newsletter.base_url}")
     uvicorn.run(
-        web_app,
+        "newsletter.web:app_from_environment",
+        factory=True,
         host=host,
         port=port,
         proxy_headers=True,
@@ -49,7 +54,7 @@ def admin_group() -> None:
 )
 def hash_password(password: str) -> None:
     """Print a hash for NEWSLETTER_ADMIN_PASSWORD_HASH (scrypt, salted)."""
-    from newsletter.web.security import hash_password as make_hash
+    from newsletter.passwords import hash_password as make_hash
 
     if len(password) < 10:
         raise click.BadParameter("use at least 10 characters", param_hint="password")

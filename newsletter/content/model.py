@@ -92,7 +92,8 @@ class Issue:
 
 def markdown_to_html(text: str) -> str:
     """CommonMark to HTML with raw HTML disabled."""
-    return _markdown.render(text).strip()
+    html: str = _markdown.render(text)
+    return html.strip()
 
 
 def month_label(month: str) -> str:

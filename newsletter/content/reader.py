@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import frontmatter
 import yaml
@@ -35,7 +36,7 @@ ISSUE_FILE = "issue.md"
 _FRONT_MATTER = frontmatter.YAMLHandler()
 
 
-def _split_front_matter(text: str, source: str) -> tuple[dict, str]:
+def _split_front_matter(text: str, source: str) -> tuple[dict[str, Any], str]:
     # CRLF to LF as python-frontmatter does; drop a byte-order mark, which would hide the fence.
     text = text.lstrip("\ufeff").replace("\r\n", "\n")
     fence = _FRONT_MATTER.FM_BOUNDARY.match(text)
@@ -73,7 +74,7 @@ def _yaml_error_message(error: yaml.MarkedYAMLError, first_line: int) -> str:
     return message
 
 
-def _text_field(meta: dict, key: str, source: str, *, required: bool = False) -> str:
+def _text_field(meta: dict[str, Any], key: str, source: str, *, required: bool = False) -> str:
     value = meta.get(key)
     if value is None or (isinstance(value, str) and not value.strip()):
         if required:
@@ -84,7 +85,7 @@ def _text_field(meta: dict, key: str, source: str, *, required: bool = False) ->
     return " ".join(str(value).split())
 
 
-def _topics(meta: dict, taxonomy: Taxonomy, source: str) -> tuple[Term, ...]:
+def _topics(meta: dict[str, Any], taxonomy: Taxonomy, source: str) -> tuple[Term, ...]:
     raw = meta.get("topics")
     if raw is None or raw == [] or raw == "":
         raise ContentError(source, "at least one topic is required", field="topics")
@@ -161,7 +162,7 @@ def _slug_from_filename(source: str) -> str:
     return slugify(re.sub(r"^\d+[-_. ]*", "", stem) or stem)
 
 
-def parse_issue_meta(text: str, source: str) -> tuple[dict, str]:
+def parse_issue_meta(text: str, source: str) -> tuple[dict[str, Any], str]:
     """Parse `issue.md`: returns (front matter, intro Markdown)."""
     meta, body = _split_front_matter(text, source)
     unknown = sorted(set(meta) - ISSUE_KEYS)
@@ -177,7 +178,7 @@ def build_issue(
     month: str,
     summaries: list[Summary],
     newsletter_name: str,
-    meta: dict | None = None,
+    meta: dict[str, Any] | None = None,
     intro_md: str = "",
     source: str = "",
 ) -> Issue:
@@ -228,7 +229,7 @@ def load_issue(content_dir: Path, month: str, taxonomy: Taxonomy, newsletter_nam
         for path in sorted(folder.glob("*.md"))
         if path.name != ISSUE_FILE
     ]
-    meta: dict = {}
+    meta: dict[str, Any] = {}
     intro = ""
     issue_file = folder / ISSUE_FILE
     if issue_file.exists():

@@ -195,7 +195,7 @@ class DkimSigner:
         first = message.find(b"\n")
         linesep = b"\r\n" if first > 0 and message[first - 1] == 13 else b"\n"
         value = dkim.fold(_join(fields) + linesep, namelen=len(_HEADER), linesep=linesep)
-        return _HEADER + b": " + value + message
+        return _HEADER + b": " + bytes(value) + message
 
     def _sign_digest(self, digest: bytes) -> bytes:
         if isinstance(self.key, rsa.RSAPrivateKey):
@@ -231,12 +231,13 @@ def canonical_body(body: bytes) -> bytes:
     if b" \n" in body:
         body = body.replace(b" \n", b"\n")
     body = body.replace(b"\n", b"\r\n")
-    return correct_empty_body(strip_trailing_lines(body))
+    return bytes(correct_empty_body(strip_trailing_lines(body)))
 
 
 def _parse(data: bytes) -> tuple[list[list[bytes]], bytes]:
     try:
-        return dkim.rfc822_parse(data)
+        headers, body = dkim.rfc822_parse(data)
+        return [list(field) for field in headers], bytes(body)
     except dkim.MessageFormatError as error:
         raise RenderError(f"cannot DKIM-sign this message: {error}") from None
 

@@ -5,6 +5,7 @@ no I/O.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from newsletter.config import Settings
 from newsletter.content.model import Issue
@@ -17,7 +18,21 @@ from newsletter.personalize import choose_variant
 from newsletter.personalize import slot_values
 from newsletter.personalize import variant_summaries
 from newsletter.render.email import Renderer
-from newsletter.store.models import utcnow
+
+
+@dataclass(frozen=True)
+class PreviewParts:
+    """One reader's message: its variant key, filled HTML and text, and the raw message."""
+
+    variant: str
+    html: str
+    text: str
+    eml: bytes
+
+    def as_bytes(self, part: str) -> bytes:
+        """'html', 'text' or 'eml' as bytes (UTF-8 for the text parts)."""
+        value: str | bytes = getattr(self, part)
+        return value if isinstance(value, bytes) else value.encode("utf-8")
 
 
 def preview_parts(
@@ -26,8 +41,8 @@ def preview_parts(
     recipient: Recipient,
     subscriber_id: int = 0,
     date: dt.datetime | None = None,
-) -> dict[str, str | bytes]:
-    """{"html", "text", "eml", "variant"} for a recipient.
+) -> PreviewParts:
+    """The issue as `recipient` gets it.
 
     Raises NoMatchingVariant when none of their topics is in the issue (they would get nothing).
     """
@@ -38,16 +53,17 @@ def preview_parts(
         )
     summaries = variant_summaries(issue, key)
     rendered = Renderer(settings).render(issue, summaries, personal=key.personal)
-    skeleton = MessageSkeleton(Sender.from_settings(settings), rendered, date or utcnow())
+    date = date or dt.datetime.now(dt.UTC)
+    skeleton = MessageSkeleton(Sender.from_settings(settings), rendered, date)
     message, _ = skeleton.build(recipient, issue.month, subscriber_id, summaries)
     base = settings.newsletter.base_url
-    return {
-        "variant": key.encode(),
-        "html": SlotTemplate(rendered.html).fill(
+    return PreviewParts(
+        variant=key.encode(),
+        html=SlotTemplate(rendered.html).fill(
             slot_values(recipient, summaries, for_html=True, base_url=base)
         ),
-        "text": SlotTemplate(rendered.text).fill(
+        text=SlotTemplate(rendered.text).fill(
             slot_values(recipient, summaries, for_html=False, base_url=base)
         ),
-        "eml": message,
-    }
+        eml=message,
+    )

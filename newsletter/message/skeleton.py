@@ -22,6 +22,7 @@ from email.utils import format_datetime
 from email.utils import formataddr
 
 from newsletter.config import Settings
+from newsletter.content.model import Summary
 from newsletter.personalize import SLOT_RE
 from newsletter.personalize import Recipient
 from newsletter.personalize import slot_values
@@ -163,7 +164,7 @@ class MessageSkeleton:
         self._head, self._middle, self._tail = head, middle, tail
 
     def build(
-        self, recipient: Recipient, month: str, subscriber_id: int, summaries: tuple
+        self, recipient: Recipient, month: str, subscriber_id: int, summaries: tuple[Summary, ...]
     ) -> tuple[bytes, str]:
         """(message bytes with LF endings, Message-ID) for one recipient."""
         mid = message_id(month, subscriber_id, recipient.email, self.sender.domain)

@@ -27,7 +27,9 @@ class Finding:
     message: str
 
 
-def check_issue(settings: Settings, taxonomy: Taxonomy, month: str) -> tuple[Issue | None, list]:
+def check_issue(
+    settings: Settings, taxonomy: Taxonomy, month: str
+) -> tuple[Issue | None, list[Finding]]:
     """(the issue or None, findings). Errors mean the issue must not be sent."""
     try:
         issue = load_issue(settings.content.dir, month, taxonomy, settings.newsletter.name)

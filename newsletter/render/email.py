@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import jinja2
 import premailer
@@ -19,6 +20,7 @@ from newsletter.content.model import Issue
 from newsletter.content.model import Summary
 from newsletter.errors import RenderError
 from newsletter.render.environment import make_environment
+from newsletter.render.environment import where_it_failed
 from newsletter.render.text import markdown_to_text
 from newsletter.render.text import tidy_text
 
@@ -55,7 +57,9 @@ class Renderer:
         self.settings = settings
         self.env = make_environment(settings.templates.dir)
 
-    def context(self, issue: Issue, summaries: tuple[Summary, ...], personal: bool) -> dict:
+    def context(
+        self, issue: Issue, summaries: tuple[Summary, ...], personal: bool
+    ) -> dict[str, Any]:
         """The template context of one variant."""
         settings = self.settings
         archive_url = settings.archive_url().rstrip("/")
@@ -102,8 +106,7 @@ class Renderer:
             mjml_source = self.env.get_template("email/digest.mjml.j2").render(context)
             text = self.env.get_template("email/digest.txt.j2").render(context)
         except jinja2.TemplateError as error:
-            where = f"{error.filename}:{error.lineno}: " if hasattr(error, "lineno") else ""
-            raise RenderError(f"email template: {where}{error}") from None
+            raise RenderError(f"email template: {where_it_failed(error)}{error}") from None
         html = mjml_to_html(mjml_source)
         return RenderedVariant(
             month=issue.month,
@@ -123,6 +126,7 @@ def mjml_to_html(source: str) -> str:
         raise RenderError(f"MJML: {error}") from None
     inlined = make_premailer(html).transform()
     # premailer drops MJML's doctype; without it clients render in quirks mode.
+    inlined = str(inlined)
     if not inlined.lstrip().lower().startswith("<!doctype"):
         inlined = "<!doctype html>\n" + inlined
     return inlined

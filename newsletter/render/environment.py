@@ -60,3 +60,10 @@ def make_environment(
     env.filters["textblock"] = markdown_to_text
     env.filters["plural"] = plural
     return env
+
+
+def where_it_failed(error: jinja2.TemplateError) -> str:
+    """'file:line: ' for a template syntax error, '' for errors that carry no location."""
+    if isinstance(error, jinja2.TemplateSyntaxError):
+        return f"{error.filename or error.name}:{error.lineno}: "
+    return ""

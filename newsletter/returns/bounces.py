@@ -27,6 +27,7 @@ import datetime as dt
 import os
 from dataclasses import dataclass
 from dataclasses import field
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy import select
@@ -119,7 +120,7 @@ def _record_message(
 ) -> list[Subscriber]:
     """Record the bounces of one report; the subscribers they belong to."""
     received = parsed.received_at or utcnow()
-    common = {
+    common: dict[str, Any] = {
         "message_id": parsed.message_id,
         "received_at": received,
         "original_message_id": parsed.original_message_id,

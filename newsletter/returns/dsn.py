@@ -109,8 +109,9 @@ def _original_message_id(message: Message) -> str:
             inner = part.get_payload(0)
             value = inner.get("Message-ID", "") if isinstance(inner, Message) else ""
         elif kind == "text/rfc822-headers":
-            text = part.get_payload(decode=True) or b""
-            value = email.message_from_bytes(text).get("Message-ID", "")
+            text = part.get_payload(decode=True)
+            headers = text if isinstance(text, bytes) else b""
+            value = email.message_from_bytes(headers).get("Message-ID", "")
         else:
             continue
         if value:

@@ -101,7 +101,9 @@ def mark_seen(item: MailItem) -> None:
 
 def parse_message(data: bytes) -> EmailMessage:
     """A message parsed with the modern policy (decoded headers)."""
-    return email.message_from_bytes(data, policy=email.policy.default)  # type: ignore[return-value]
+    message = email.message_from_bytes(data, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)  # the modern policy makes EmailMessage objects
+    return message
 
 
 def header_text(message: EmailMessage, name: str) -> str:

@@ -22,6 +22,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from newsletter.errors import SchedulerLockedError
+from newsletter.store.engine import rows_affected
 from newsletter.store.engine import session_factory
 from newsletter.store.models import SchedulerLock
 from newsletter.store.models import utcnow
@@ -72,18 +73,20 @@ class DatabaseLock:
             pass  # a row exists: ours from before, a stale one, or a live scheduler's
         previous = self.holder()
         with self.sessions.begin() as session:
-            taken = session.execute(
-                update(SchedulerLock)
-                .where(
-                    SchedulerLock.id == LOCK_ID,
-                    or_(
-                        SchedulerLock.owner == self.owner,
-                        SchedulerLock.heartbeat_at < now - self.stale_after,
-                    ),
+            taken = rows_affected(
+                session.execute(
+                    update(SchedulerLock)
+                    .where(
+                        SchedulerLock.id == LOCK_ID,
+                        or_(
+                            SchedulerLock.owner == self.owner,
+                            SchedulerLock.heartbeat_at < now - self.stale_after,
+                        ),
+                    )
+                    .values(owner=self.owner, heartbeat_at=now, acquired_at=now)
+                    .execution_options(synchronize_session=False)
                 )
-                .values(owner=self.owner, heartbeat_at=now, acquired_at=now)
-                .execution_options(synchronize_session=False)
-            ).rowcount
+            )
         if taken:
             if previous is None or previous.owner == self.owner:
                 return "acquired the scheduler lock"
@@ -99,12 +102,14 @@ class DatabaseLock:
         """Refresh our heartbeat; `SchedulerLockedError` if another scheduler took the lock."""
         now = now or utcnow()
         with self.sessions.begin() as session:
-            kept = session.execute(
-                update(SchedulerLock)
-                .where(SchedulerLock.id == LOCK_ID, SchedulerLock.owner == self.owner)
-                .values(heartbeat_at=now)
-                .execution_options(synchronize_session=False)
-            ).rowcount
+            kept = rows_affected(
+                session.execute(
+                    update(SchedulerLock)
+                    .where(SchedulerLock.id == LOCK_ID, SchedulerLock.owner == self.owner)
+                    .values(heartbeat_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+            )
         if not kept:
             holder = self.holder()
             other = holder.owner if holder else "nobody"

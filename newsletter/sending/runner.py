@@ -53,6 +53,7 @@ from newsletter.store.models import RETRY
 from newsletter.store.models import RUNNING
 from newsletter.store.models import SENT
 from newsletter.store.models import SKIPPED
+from newsletter.store.models import Campaign
 from newsletter.store.models import Delivery
 from newsletter.store.models import utcnow
 from newsletter.tokens import PREFERENCES
@@ -335,7 +336,8 @@ class CampaignRunner:
 
     def _finish(self, campaign_id: int, report: SendReport) -> None:
         with self.sessions() as session:
-            campaign = ledger.find_campaign(session, self.issue.month)
+            campaign = session.get(Campaign, campaign_id)
+            assert campaign is not None  # campaigns are never deleted
             report.finished = ledger.finish_if_complete(session, campaign)
             if self._pause_reason and not report.finished:
                 campaign.status = PAUSED

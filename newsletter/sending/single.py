@@ -45,7 +45,7 @@ def send_tests(
     with transport:
         for address in clean:
             recipient = make_recipient(settings, address, "", topics)
-            message = bytes(preview_parts(settings, test_issue, recipient)["eml"])
+            message = preview_parts(settings, test_issue, recipient).eml
             reply = send_single(settings, transport, address, message)
             lines.append(f"test sent to {address}: {reply}")
     return lines

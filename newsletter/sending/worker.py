@@ -38,17 +38,14 @@ log = logging.getLogger("newsletter.worker")
 def due_campaigns(engine: Engine) -> list[str]:
     """Months whose campaign is not paused or done and has a row that can be sent now."""
     with session_factory(engine)() as session:
-        months = session.scalars(
-            select(Campaign.month)
-            .where(Campaign.status.in_((PLANNED, RUNNING)))
-            .order_by(Campaign.month)
+        campaigns = session.scalars(
+            select(Campaign).where(Campaign.status.in_((PLANNED, RUNNING))).order_by(Campaign.month)
         ).all()
         due = []
-        for month in months:
-            campaign = ledger.find_campaign(session, month)
+        for campaign in campaigns:
             next_due = ledger.next_due(session, campaign.id)
             if next_due is not None and next_due <= utcnow():
-                due.append(month)
+                due.append(campaign.month)
         return due
 
 

@@ -89,7 +89,9 @@ def head_revision(engine: Engine) -> str:
     """The newest migration revision in `migrations/`."""
     from alembic.script import ScriptDirectory
 
-    return ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+    assert head is not None, "the migrations folder has no revisions"
+    return head
 
 
 def require_schema(engine: Engine) -> None:
@@ -101,3 +103,9 @@ def require_schema(engine: Engine) -> None:
             f"the database at {engine.url.render_as_string()} is not up to date: "
             "run `newsletter db upgrade`"
         )
+
+
+def rows_affected(result: object) -> int:
+    """Rows an UPDATE or DELETE touched (`Session.execute` is typed as returning a plain
+    Result; for DML it is a CursorResult, which has `rowcount`)."""
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -219,11 +219,11 @@ def _existing(session: Session, keys: list[str], *, load: bool) -> dict[str, Sub
     for start in range(0, len(keys), IN_CHUNK):
         chunk = keys[start : start + IN_CHUNK]
         if load:
-            query = select(Subscriber).where(Subscriber.email_key.in_(chunk))
-            found.update((s.email_key, s) for s in session.scalars(query))
+            subscribers = select(Subscriber).where(Subscriber.email_key.in_(chunk))
+            found.update((s.email_key, s) for s in session.scalars(subscribers))
         else:
-            query = select(Subscriber.email_key).where(Subscriber.email_key.in_(chunk))
-            found.update(dict.fromkeys(session.scalars(query)))
+            keys_only = select(Subscriber.email_key).where(Subscriber.email_key.in_(chunk))
+            found.update(dict.fromkeys(session.scalars(keys_only)))
     return found
 
 

@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from newsletter.store.engine import rows_affected
 from newsletter.store.models import ACTIVE
 from newsletter.store.models import DONE
 from newsletter.store.models import FAILED
@@ -311,7 +312,7 @@ def release(session: Session, worker_id: str, delivery_ids: Sequence[int]) -> in
         .values(status=QUEUED, lease_until=None, attempts=Delivery.attempts - 1)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount or 0
+    return rows_affected(result)
 
 
 def status_counts(session: Session, campaign_id: int) -> dict[str, int]:
@@ -367,7 +368,7 @@ def requeue_failed(session: Session, campaign_id: int) -> int:
         .values(status=QUEUED, attempts=0, next_attempt_at=None, last_error="", updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount or 0
+    return rows_affected(result)
 
 
 def not_delivered(session: Session, campaign_id: int, limit: int = 200) -> list[Delivery]:

@@ -322,9 +322,10 @@ class SmtpTransport(Transport):
             ) from error
         except smtplib.SMTPResponseException as error:
             # data() raises SMTPDataError when the DATA command itself is refused.
-            code, reply = error.smtp_code, error.smtp_error
-            self._reset(code)
-            raise _reply_failure(f"message to <{recipient}> refused", code, reply) from error
+            self._reset(error.smtp_code)
+            raise _reply_failure(
+                f"message to <{recipient}> refused", error.smtp_code, error.smtp_error
+            ) from error
         except OSError as error:
             # smtplib wraps most socket errors as SMTPServerDisconnected; this is the rest.
             self._discard()

@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from newsletter.content.model import MONTH_RE
 from newsletter.content.model import Issue
 from newsletter.errors import NewsletterError
+from newsletter.passwords import verify_password
 from newsletter.store.engine import session_factory
 from newsletter.store.subscribers import get_subscriber
 from newsletter.web.app import WebContext
@@ -31,7 +32,6 @@ from newsletter.web.forms import topic_choice
 from newsletter.web.pages import render_page
 from newsletter.web.pages import topic_groups
 from newsletter.web.security import client_ip
-from newsletter.web.security import verify_password
 
 router = APIRouter()
 Ctx = Annotated[WebContext, Depends(get_ctx)]

@@ -4,7 +4,7 @@ They are rendered like the digest (Jinja2 → MJML → mjml-python → premailer
 templates overridable in the user's templates folder) and sent with the configured transport.
 They carry no List-Unsubscribe header: they are answers to something the person just did.
 The welcome is the latest sent issue cut to the new subscriber's topics, built by
-`preview.preview_parts` exactly like a real send, but outside the ledger.
+`message.preview.preview_parts` exactly like a real send, but outside the ledger.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ class Mailer:
                 settings, person.email, person.name, person.topics, person.id
             )
             try:
-                return preview_parts(settings, welcome_issue, recipient, person.id)["eml"]
+                return preview_parts(settings, welcome_issue, recipient, person.id).eml
             except NoMatchingVariant:
                 pass  # none of their topics is in that issue: fall back to the note
         return self.build(

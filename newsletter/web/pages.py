@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
@@ -106,7 +107,7 @@ def render_page(
     template: str,
     *,
     status_code: int = 200,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
     **values: Any,
 ) -> HTMLResponse:
     """Render `templates/web/<template>` with the shared context."""

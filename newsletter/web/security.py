@@ -8,9 +8,7 @@ its own limits.
 
 from __future__ import annotations
 
-import base64
 import collections
-import hashlib
 import hmac
 import secrets
 import threading
@@ -24,11 +22,6 @@ from starlette.requests import Request
 CSRF_FIELD = "csrf_token"
 CSRF_MAX_AGE = 12 * 3600
 _SESSION_CSRF_KEY = "csrf"
-
-# scrypt parameters: ~16 MiB and ~50 ms per check on a small server.
-_SCRYPT_N = 2**14
-_SCRYPT_R = 8
-_SCRYPT_P = 1
 
 
 def derive_key(secret_key: str, purpose: str) -> str:
@@ -152,53 +145,6 @@ def client_ip(request: Request) -> str:
 
 
 # --- admin password ------------------------------------------------------------------------
-
-
-def hash_password(password: str, *, salt: bytes | None = None) -> str:
-    """'scrypt$N$r$p$salt$hash' for `password`: what NEWSLETTER_ADMIN_PASSWORD_HASH holds."""
-    salt = salt if salt is not None else secrets.token_bytes(16)
-    digest = hashlib.scrypt(
-        password.encode("utf-8"), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P, dklen=32
-    )
-    encode = base64.urlsafe_b64encode
-    return "$".join(
-        [
-            "scrypt",
-            str(_SCRYPT_N),
-            str(_SCRYPT_R),
-            str(_SCRYPT_P),
-            encode(salt).decode().rstrip("="),
-            encode(digest).decode().rstrip("="),
-        ]
-    )
-
-
-def _b64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def verify_password(password: str, stored: str) -> bool:
-    """Whether `password` matches a `hash_password` string; False for malformed hashes."""
-    try:
-        scheme, n, r, p, salt, digest = stored.strip().split("$")
-        if scheme != "scrypt":
-            return False
-        n_, r_, p_ = int(n), int(r), int(p)
-        if n_ > 2**20 or r_ > 32 or p_ > 16:
-            return False
-        expected = _b64(digest)
-        actual = hashlib.scrypt(
-            password.encode("utf-8"),
-            salt=_b64(salt),
-            n=n_,
-            r=r_,
-            p=p_,
-            dklen=len(expected),
-            maxmem=256 * 1024 * 1024,
-        )
-    except (ValueError, TypeError):
-        return False
-    return hmac.compare_digest(actual, expected)
 
 
 # --- headers -------------------------------------------------------------------------------

@@ -153,14 +153,14 @@ class Sending:
             person = ("preview@example.org", "", topics, 0)
         recipient = make_recipient(self.settings, *person)
         parts = preview_parts(self.settings, issue, recipient, person[3])
-        html = str(parts["html"])
+        html = parts.html
         size = encoded_html_size(html)
         finding = checks.size_finding(size, "this variant")
         return Preview(
             month=issue.month,
-            variant=str(parts["variant"]),
+            variant=parts.variant,
             html=html,
-            text=str(parts["text"]),
+            text=parts.text,
             size=size,
             size_level=finding.level,
             size_message=finding.message,
