@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import random
 import re
 
+from newsletter.config import DeliverySection
 from newsletter.errors import PermanentFailure
 from newsletter.errors import TemporaryFailure
 from newsletter.errors import TransportError
+from newsletter.store import ledger
+from newsletter.store.models import FAILED
+from newsletter.store.models import RETRY
+from newsletter.store.models import utcnow
 
 # A provider asking us to slow down ("454 Throttling failure", "421 4.7.0 Try again later,
 # too many messages"): slow the whole send instead of spending the row's retries.
@@ -32,3 +39,32 @@ def reply_text(error: TransportError) -> str:
     if error.code and not reply.startswith(str(error.code)):
         return f"{error.code} {reply}".strip()
     return reply
+
+
+def retry_or_fail(
+    row: ledger.Claimed, error: TemporaryFailure, delivery: DeliverySection
+) -> ledger.Result:
+    """What a temporary failure does to a row: retry later, or fail after `max_attempts`.
+
+    A throttling reply is not the row's fault: it retries soon without using up an attempt
+    (the runner slows that server down instead). Other retries back off exponentially, with
+    jitter so that the retries of many rows do not arrive together.
+    """
+    if is_throttle(error):
+        due = utcnow() + dt.timedelta(seconds=delivery.throttle_backoff_seconds)
+        return ledger.Result(
+            row.delivery_id,
+            RETRY,
+            reply=reply_text(error),
+            error=str(error),
+            next_attempt_at=due,
+            throttled=True,
+        )
+    if row.attempts >= delivery.max_attempts:
+        message = f"gave up after {row.attempts} attempts: {error}"
+        return ledger.Result(row.delivery_id, FAILED, reply=reply_text(error), error=message)
+    delay = delivery.retry_base_seconds * (2 ** (row.attempts - 1)) * random.uniform(0.8, 1.2)
+    due = utcnow() + dt.timedelta(seconds=delay)
+    return ledger.Result(
+        row.delivery_id, RETRY, reply=reply_text(error), error=str(error), next_attempt_at=due
+    )

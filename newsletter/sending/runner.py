@@ -9,10 +9,8 @@ database, claiming rows before they are sent and writing results in small batche
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import os
 import queue
-import random
 import socket
 import threading
 import time
@@ -32,16 +30,15 @@ from newsletter.errors import SendError
 from newsletter.errors import TemporaryFailure
 from newsletter.message.dkim import DkimSigner
 from newsletter.message.envelope import envelope_sender
-from newsletter.message.skeleton import MessageSkeleton
 from newsletter.message.skeleton import Sender
 from newsletter.personalize import Recipient
-from newsletter.personalize import VariantKey
-from newsletter.personalize import variant_summaries
-from newsletter.render.email import Renderer
+from newsletter.sending.pools import Pool
+from newsletter.sending.pools import make_pools
 from newsletter.sending.ratelimit import RateLimiter
 from newsletter.sending.retry import is_hard_bounce
-from newsletter.sending.retry import is_throttle
 from newsletter.sending.retry import reply_text
+from newsletter.sending.retry import retry_or_fail
+from newsletter.sending.variants import VariantCache
 from newsletter.store import ledger
 from newsletter.store.bounces import record_send_bounce
 from newsletter.store.engine import session_factory
@@ -59,9 +56,7 @@ from newsletter.store.models import utcnow
 from newsletter.tokens import PREFERENCES
 from newsletter.tokens import UNSUBSCRIBE
 from newsletter.tokens import Signer
-from newsletter.transport import make_transport
 from newsletter.transport.base import Transport
-from newsletter.transport.smtp import SmtpTransport
 
 # Waiting longer than this for a quota ends the run; re-running later picks the rest up.
 MAX_QUOTA_WAIT = 300.0
@@ -90,50 +85,7 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-class VariantCache:
-    """Renders each variant once per run (thread-safe) and keeps its message skeleton."""
-
-    def __init__(self, settings: Settings, issue: Issue, sender: Sender, date: dt.datetime):
-        self.renderer = Renderer(settings)
-        self.issue = issue
-        self.sender = sender
-        self.date = date
-        self._skeletons: dict[str, tuple[MessageSkeleton, tuple]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, encoded: str) -> tuple[MessageSkeleton, tuple]:
-        """(skeleton, summaries) for an encoded variant key; KeyError if content changed."""
-        cached = self._skeletons.get(encoded)
-        if cached is None:
-            with self._lock:
-                cached = self._skeletons.get(encoded)
-                if cached is None:
-                    key = VariantKey.decode(encoded)
-                    summaries = variant_summaries(self.issue, key)
-                    rendered = self.renderer.render(
-                        self.issue, summaries, personal=key.personal, key=encoded
-                    )
-                    cached = (MessageSkeleton(self.sender, rendered, self.date), summaries)
-                    self._skeletons[encoded] = cached
-        return cached
-
-    @property
-    def rendered(self) -> int:
-        return len(self._skeletons)
-
-
 ProgressCallback = Callable[[SendReport, int], None]
-
-
-@dataclass
-class Pool:
-    """Connections to one SMTP server (or one other transport) with that server's limits."""
-
-    name: str
-    factory: Callable[[], Transport]
-    connections: int
-    limiter: RateLimiter | None = None
-    rates: tuple[float, int, int] = (0.0, 0, 0)  # per second, hour, day
 
 
 class CampaignRunner:
@@ -164,7 +116,7 @@ class CampaignRunner:
         self.engine = engine
         self.settings = settings
         self.issue = issue
-        self.pools = self._make_pools(transport, transport_factory, connections, limiter)
+        self.pools = make_pools(settings, transport, transport_factory, connections, limiter)
         self.worker_id = worker_id or worker_name()
         self.on_progress = on_progress
         self.wait_for_retries = wait_for_retries
@@ -185,45 +137,6 @@ class CampaignRunner:
         self._consecutive_errors = 0
         self._pause_reason = ""
         self._started = 0.0
-
-    def _make_pools(
-        self,
-        transport: Transport | None,
-        transport_factory: Callable[[], Transport] | None,
-        connections: int | None,
-        limiter: RateLimiter | None,
-    ) -> list[Pool]:
-        """One pool per SMTP server: `[smtp]` and each `[[smtp_servers]]` entry."""
-        settings = self.settings
-        delivery = settings.delivery
-        rates = (delivery.rate_per_second, delivery.rate_per_hour, delivery.rate_per_day)
-        if transport is not None:
-            return [Pool("transport", lambda: transport, 1, limiter, rates)]
-        if transport_factory is not None or delivery.transport != "smtp":
-            factory = transport_factory or (lambda: make_transport(settings))
-            default = settings.smtp.connections if delivery.transport == "smtp" else 1
-            return [Pool(delivery.transport, factory, connections or default, limiter, rates)]
-        smtp = settings.smtp
-        pools = [
-            Pool(
-                f"{smtp.host}:{smtp.port}",
-                lambda: SmtpTransport.from_server(smtp),
-                connections or smtp.connections,
-                limiter,
-                rates,
-            )
-        ]
-        for server in settings.smtp_servers:
-            pools.append(
-                Pool(
-                    f"{server.host}:{server.port}",
-                    functools.partial(SmtpTransport.from_server, server),
-                    server.connections,
-                    None,
-                    (server.rate_per_second, server.rate_per_hour, server.rate_per_day),
-                )
-            )
-        return pools
 
     @property
     def stopping(self) -> bool:
@@ -520,31 +433,8 @@ class CampaignRunner:
                 row.delivery_id, FAILED, reply=reply_text(error), error=str(error), bounce=bounce
             )
         except TemporaryFailure as error:
-            return self._retry_or_fail(row, error)
+            return retry_or_fail(row, error, self.settings.delivery)
         return ledger.Result(row.delivery_id, SENT, reply=reply, sent_at=utcnow())
-
-    def _retry_or_fail(self, row: ledger.Claimed, error: TemporaryFailure) -> ledger.Result:
-        delivery = self.settings.delivery
-        if is_throttle(error):
-            # Not the row's fault: try it again soon without using up an attempt.
-            due = utcnow() + dt.timedelta(seconds=delivery.throttle_backoff_seconds)
-            return ledger.Result(
-                row.delivery_id,
-                RETRY,
-                reply=reply_text(error),
-                error=str(error),
-                next_attempt_at=due,
-                throttled=True,
-            )
-        if row.attempts >= delivery.max_attempts:
-            message = f"gave up after {row.attempts} attempts: {error}"
-            return ledger.Result(row.delivery_id, FAILED, reply=reply_text(error), error=message)
-        # Exponential backoff with jitter, so retries of many rows do not arrive together.
-        delay = delivery.retry_base_seconds * (2 ** (row.attempts - 1)) * random.uniform(0.8, 1.2)
-        due = utcnow() + dt.timedelta(seconds=delay)
-        return ledger.Result(
-            row.delivery_id, RETRY, reply=reply_text(error), error=str(error), next_attempt_at=due
-        )
 
 
 def _sent_since(session, since: dt.datetime) -> int:
