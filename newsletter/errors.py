@@ -73,3 +73,19 @@ class PermanentFailure(TransportError):
 
 class SendError(NewsletterError):
     """A campaign cannot be planned or run (nothing to send, already running, ...)."""
+
+
+class TokenExpired(TokenError):
+    """A signed token that verified but is older than its purpose allows (confirmation links)."""
+
+
+class LinkProblem(NewsletterError):
+    """A link that cannot be used; `kind` is expired, invalid, gone, test or stale."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        self.kind = kind
+        super().__init__(message)
+
+
+class FormProblem(NewsletterError, ValueError):
+    """A form value to fix; the message is shown above the form."""

@@ -13,6 +13,7 @@ from fastapi import UploadFile
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from newsletter.errors import FormProblem
 from newsletter.errors import ImportFileError
 from newsletter.errors import NewsletterError
 from newsletter.store import import_export
@@ -27,7 +28,6 @@ from newsletter.web.admin import require_csrf
 from newsletter.web.admin import see_other
 from newsletter.web.app import WebContext
 from newsletter.web.app import get_ctx
-from newsletter.web.forms import FormProblem
 from newsletter.web.forms import topic_choice
 from newsletter.web.pages import render_page
 from newsletter.web.pages import topic_groups

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from newsletter.errors import LinkProblem
 from newsletter.errors import TokenError
+from newsletter.errors import TokenExpired
 from newsletter.store.models import Subscriber
 from newsletter.tokens import Signer
 from newsletter.tokens import address_hash
 
 MAX_TOKEN_LENGTH = 400
-
-
-class LinkProblem(Exception):
-    """A link that cannot be used; `kind` is expired, invalid, gone or test."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        self.kind = kind
-        super().__init__(message)
 
 
 def read_link(session: Session, signer: Signer, purpose: str, token: str) -> Subscriber:
@@ -27,7 +21,7 @@ def read_link(session: Session, signer: Signer, purpose: str, token: str) -> Sub
     try:
         subscriber_id, digest = signer.read(purpose, token)
     except TokenError as error:
-        kind = "expired" if "expired" in str(error) else "invalid"
+        kind = "expired" if isinstance(error, TokenExpired) else "invalid"
         raise LinkProblem(kind, str(error).capitalize() + ".") from None
     if subscriber_id == 0:
         raise LinkProblem(

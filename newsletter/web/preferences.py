@@ -17,6 +17,8 @@ from fastapi import Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
+from newsletter.errors import FormProblem
+from newsletter.errors import LinkProblem
 from newsletter.store import import_export
 from newsletter.store import subscribers as api
 from newsletter.store.engine import transaction
@@ -26,10 +28,8 @@ from newsletter.store.models import Subscriber
 from newsletter.tokens import PREFERENCES
 from newsletter.web.app import WebContext
 from newsletter.web.app import get_ctx
-from newsletter.web.forms import FormProblem
 from newsletter.web.forms import list_choice
 from newsletter.web.forms import topic_choice
-from newsletter.web.links import LinkProblem
 from newsletter.web.links import read_link
 from newsletter.web.pages import render_page
 from newsletter.web.pages import topic_groups

@@ -17,7 +17,9 @@ from fastapi import Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
+from newsletter.errors import FormProblem
 from newsletter.errors import InvalidAddress
+from newsletter.errors import LinkProblem
 from newsletter.errors import SubscriberError
 from newsletter.store import subscribers as api
 from newsletter.store.engine import transaction
@@ -29,10 +31,8 @@ from newsletter.tokens import CONFIRM
 from newsletter.tokens import PREFERENCES
 from newsletter.web.app import WebContext
 from newsletter.web.app import get_ctx
-from newsletter.web.forms import FormProblem
 from newsletter.web.forms import list_choice
 from newsletter.web.forms import topic_choice
-from newsletter.web.links import LinkProblem
 from newsletter.web.links import read_link
 from newsletter.web.mail import Person
 from newsletter.web.pages import render_page

@@ -17,6 +17,7 @@ from fastapi import Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from newsletter.errors import LinkProblem
 from newsletter.store import subscribers as api
 from newsletter.store.engine import transaction
 from newsletter.store.models import UNSUBSCRIBED
@@ -24,7 +25,6 @@ from newsletter.tokens import PREFERENCES
 from newsletter.tokens import UNSUBSCRIBE
 from newsletter.web.app import WebContext
 from newsletter.web.app import get_ctx
-from newsletter.web.links import LinkProblem
 from newsletter.web.links import read_link
 from newsletter.web.pages import render_page
 from newsletter.web.public import link_problem
