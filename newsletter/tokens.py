@@ -23,9 +23,10 @@ CONFIRM = "confirm"
 BOUNCE = "bounce"  # VERP envelope senders (newsletter.message.envelope)
 PURPOSES = (UNSUBSCRIBE, PREFERENCES, CONFIRM, BOUNCE)
 CONFIRM_MAX_AGE = 7 * 24 * 3600
+ADDRESS_HASH_LENGTH = 10  # hex digits of the address hash in a token
 
 
-def address_hash(email: str, length: int = 10) -> str:
+def address_hash(email: str, length: int = ADDRESS_HASH_LENGTH) -> str:
     """A short stable hash of a lowercased address (bound into tokens)."""
     return hashlib.sha256(email.strip().lower().encode()).hexdigest()[:length]
 

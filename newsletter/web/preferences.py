@@ -25,12 +25,12 @@ from newsletter.store.engine import transaction
 from newsletter.store.models import ACTIVE
 from newsletter.store.models import PENDING
 from newsletter.store.models import Subscriber
+from newsletter.store.registrar import subscriber_for_token
 from newsletter.tokens import PREFERENCES
 from newsletter.web.app import WebContext
 from newsletter.web.app import get_ctx
 from newsletter.web.forms import list_choice
 from newsletter.web.forms import topic_choice
-from newsletter.web.links import read_link
 from newsletter.web.pages import render_page
 from newsletter.web.pages import topic_groups
 from newsletter.web.pages import topic_labels
@@ -85,7 +85,7 @@ def page(
 
 
 def _load(ctx: WebContext, session: Session, token: str) -> Subscriber:
-    return read_link(session, ctx.signer, PREFERENCES, token)
+    return subscriber_for_token(session, ctx.signer, PREFERENCES, token)
 
 
 @router.get("/preferences/{token}")

@@ -27,13 +27,13 @@ from newsletter.store.models import ACTIVE
 from newsletter.store.models import PENDING
 from newsletter.store.models import Subscriber
 from newsletter.store.models import utcnow
+from newsletter.store.registrar import subscriber_for_token
 from newsletter.tokens import CONFIRM
 from newsletter.tokens import PREFERENCES
 from newsletter.web.app import WebContext
 from newsletter.web.app import get_ctx
 from newsletter.web.forms import list_choice
 from newsletter.web.forms import topic_choice
-from newsletter.web.links import read_link
 from newsletter.web.mail import Person
 from newsletter.web.pages import render_page
 from newsletter.web.pages import topic_groups
@@ -219,7 +219,7 @@ def link_problem(
 def show_confirm(token: str, request: Request, ctx: Ctx) -> Response:
     with transaction(ctx.engine) as session:
         try:
-            subscriber = read_link(session, ctx.signer, CONFIRM, token)
+            subscriber = subscriber_for_token(session, ctx.signer, CONFIRM, token)
         except LinkProblem as problem:
             return link_problem(ctx, request, problem)
         if subscriber.status == ACTIVE:
@@ -247,7 +247,7 @@ def confirm(token: str, request: Request, ctx: Ctx, background: BackgroundTasks)
     """Activate a subscription. The signed link is the authorization (no cookie needed)."""
     with transaction(ctx.engine) as session:
         try:
-            subscriber = read_link(session, ctx.signer, CONFIRM, token)
+            subscriber = subscriber_for_token(session, ctx.signer, CONFIRM, token)
         except LinkProblem as problem:
             return link_problem(ctx, request, problem)
         if subscriber.status == ACTIVE:
