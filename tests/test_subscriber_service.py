@@ -17,6 +17,7 @@ from test_inbound import request as unsubscribe_request
 
 from newsletter.errors import LinkProblem
 from newsletter.errors import NewsletterError
+from newsletter.errors import SubscriberError
 from newsletter.errors import TokenError
 from newsletter.errors import TokenExpired
 from newsletter.returns.unsubscribe import scan as scan_unsubscribes
@@ -163,3 +164,218 @@ def test_mail_and_web_unsubscribes_apply_the_same_token_check(
             for name in ("ana", "ben", "cleo")
         }
     assert statuses == {"ana": ACTIVE, "ben": UNSUBSCRIBED, "cleo": UNSUBSCRIBED}
+
+
+# --- the subscribe request: what a stranger may and may not change ---------------------------
+
+
+@pytest.fixture
+def two_lists(settings):
+    from newsletter.config import ListSpec
+
+    settings.lists = [ListSpec(slug="events", name="Events")]
+    return settings
+
+
+def snapshot(subscriber: Subscriber) -> dict:
+    return {
+        "name": subscriber.name,
+        "status": subscriber.status,
+        "topics": subscriber.topic_slugs,
+        "lists": api.subscribed_lists(subscriber),
+        "confirmed_at": subscriber.confirmed_at,
+        "unsubscribed_at": subscriber.unsubscribed_at,
+        "consent_source": subscriber.consent_source,
+        "consent_ip": subscriber.consent_ip,
+    }
+
+
+def ask(session, settings, taxonomy, address: str, **choices):
+    choices = {"name": "Stranger", "topics": frozenset({"empathy"}), "lists": ["events"]} | choices
+    return registrar.request_subscription(
+        session, settings, taxonomy, address, source="web", ip="203.0.113.9", **choices
+    )
+
+
+def test_a_new_address_is_added_pending_with_its_choices(session, two_lists, taxonomy):
+    kind, subscriber = ask(session, two_lists, taxonomy, "New@Example.com")
+    assert kind == registrar.CONFIRMATION
+    assert snapshot(subscriber) | {"id": subscriber.id > 0} == {
+        "id": True,
+        "name": "Stranger",
+        "status": PENDING,
+        "topics": {"empathy"},
+        "lists": ["events"],
+        "confirmed_at": None,
+        "unsubscribed_at": None,
+        "consent_source": "web",
+        "consent_ip": "203.0.113.9",
+    }
+    assert subscriber.email == "New@example.com"
+
+
+def test_an_active_record_is_left_alone(session, two_lists, taxonomy):
+    ana = add(session, two_lists, taxonomy, "ana@example.com", name="Ana", topics="training")
+    before = snapshot(ana)
+    kind, subscriber = ask(session, two_lists, taxonomy, "ANA@example.com")
+    assert (kind, subscriber) == (registrar.ALREADY_SUBSCRIBED, ana)
+    session.expire_all()
+    assert snapshot(api.require_subscriber(session, "ana@example.com")) == before
+
+
+@pytest.mark.parametrize("status", [PENDING, UNSUBSCRIBED, "bounced", "complained"])
+def test_a_record_not_active_takes_the_choices_but_keeps_its_status(
+    session, two_lists, taxonomy, status
+):
+    ben = add(session, two_lists, taxonomy, "ben@example.com", name="Ben", topics="training")
+    api.change_status(session, ben, status)
+    before = snapshot(ben)
+    kind, subscriber = ask(session, two_lists, taxonomy, "ben@example.com")
+    assert (kind, subscriber) == (registrar.CONFIRMATION, ben)
+    session.expire_all()
+    after = snapshot(api.require_subscriber(session, "ben@example.com"))
+    changed = {key for key in before if before[key] != after[key]}
+    assert changed == {"name", "topics", "lists"}
+    assert (after["name"], after["topics"], after["lists"]) == ("Stranger", {"empathy"}, ["events"])
+    assert after["status"] == status  # only the emailed link changes it
+
+
+def test_an_empty_name_keeps_the_name_on_record(session, settings, taxonomy):
+    add(session, settings, taxonomy, "ben@example.com", name="Ben", status=PENDING)
+    ask(session, settings, taxonomy, "ben@example.com", name="  ", lists=None)
+    assert api.require_subscriber(session, "ben@example.com").name == "Ben"
+
+
+def test_a_suppressed_address_gets_nothing_and_nothing_is_stored(session, settings, taxonomy):
+    api.suppress(session, "gone@example.com", "forgotten")
+    assert ask(session, settings, taxonomy, "gone@example.com", lists=None) is None
+    assert api.get_subscriber(session, "gone@example.com") is None
+    # Suppressed while still on record (e.g. a complaint): the record is not touched either.
+    cleo = add(session, settings, taxonomy, "cleo@example.com", name="Cleo", status=PENDING)
+    before = snapshot(cleo)
+    api.suppress(session, "cleo@example.com", "complaint")
+    assert ask(session, settings, taxonomy, "cleo@example.com", lists=None) is None
+    session.expire_all()
+    assert snapshot(api.require_subscriber(session, "cleo@example.com")) == before
+
+
+def test_a_long_name_is_refused(session, settings, taxonomy):
+    with pytest.raises(SubscriberError, match="longer than 200"):
+        ask(session, settings, taxonomy, "x@example.com", name="x" * 201, lists=None)
+
+
+def test_a_fresh_link_request(session, settings, taxonomy):
+    add(session, settings, taxonomy, "active@example.com")
+    add(session, settings, taxonomy, "pending@example.com", status=PENDING)
+    add(session, settings, taxonomy, "left@example.com", status=UNSUBSCRIBED)
+    add(session, settings, taxonomy, "hidden@example.com")
+    api.suppress(session, "hidden@example.com", "forgotten")
+    kinds = {
+        address: (reply[0] if reply else None)
+        for address in ("active", "pending", "left", "hidden", "unknown")
+        for reply in [registrar.request_fresh_link(session, f"{address}@example.com")]
+    }
+    assert kinds == {
+        "active": registrar.NEW_LINK,
+        "pending": registrar.CONFIRMATION,
+        "left": registrar.NEW_LINK,
+        "hidden": None,
+        "unknown": None,
+    }
+
+
+# --- confirm and re-confirm --------------------------------------------------------------------
+
+
+def test_confirm_activates_a_pending_subscriber_once(signer, session, settings, taxonomy):
+    _, ana = ask(session, settings, taxonomy, "ana@example.com", lists=None)
+    token = signer.make(CONFIRM, ana.id, ana.email)
+    subscriber, activated = registrar.confirm_subscription(
+        session, signer, token, ip="198.51.100.7", source="web"
+    )
+    assert (subscriber, activated) == (ana, True)
+    assert (ana.status, ana.consent_source, ana.consent_ip) == (ACTIVE, "web", "198.51.100.7")
+    assert ana.confirmed_at is not None
+    stamp = ana.confirmed_at
+    again = registrar.confirm_subscription(session, signer, token, ip="192.0.2.1")
+    assert again == (ana, False)
+    assert (ana.confirmed_at, ana.consent_ip) == (stamp, "198.51.100.7")
+
+
+def test_someone_who_left_comes_back_only_with_a_link_made_after(
+    monkeypatch, signer, session, settings, taxonomy
+):
+    ana = add(session, settings, taxonomy, "ana@example.com", status=PENDING)
+    stale = aged_token(monkeypatch, signer, CONFIRM, ana, 3600)
+    api.unsubscribe(session, ana)
+    with pytest.raises(LinkProblem) as caught:
+        registrar.confirm_subscription(session, signer, stale, ip="192.0.2.1")
+    assert caught.value.kind == "stale"
+    assert "older than your last change" in str(caught.value)
+    assert ana.status == UNSUBSCRIBED
+    fresh = signer.make(CONFIRM, ana.id, ana.email)
+    assert registrar.confirm_subscription(session, signer, fresh, ip="192.0.2.1") == (ana, True)
+    assert (ana.status, ana.unsubscribed_at, ana.consent_ip) == (ACTIVE, None, "192.0.2.1")
+
+
+def test_confirm_refuses_a_link_that_does_not_work(
+    monkeypatch, signer, session, settings, taxonomy
+):
+    ana = add(session, settings, taxonomy, "ana@example.com", status=PENDING)
+    expired = aged_token(monkeypatch, signer, CONFIRM, ana, 8 * 86400)
+    with pytest.raises(LinkProblem) as caught:
+        registrar.confirm_subscription(session, signer, expired)
+    assert caught.value.kind == "expired"
+    assert ana.status == PENDING
+
+
+# --- the preference center -------------------------------------------------------------------
+
+
+def test_resubscribe(session, settings, taxonomy):
+    ana = add(session, settings, taxonomy, "ana@example.com")
+    api.unsubscribe(session, ana)
+    assert api.subscribed_lists(ana) == []
+    registrar.resubscribe(session, settings, ana, source="web")
+    assert (ana.status, ana.consent_source, api.subscribed_lists(ana)) == (
+        ACTIVE,
+        "web",
+        ["digest"],
+    )
+    api.suppress(session, ana.email, "complaint")
+    api.unsubscribe(session, ana)
+    with pytest.raises(SubscriberError, match="suppression"):
+        registrar.resubscribe(session, settings, ana)
+    assert ana.status == UNSUBSCRIBED
+
+
+def test_saving_preferences_does_not_put_someone_who_left_back_on_a_list(
+    session, two_lists, taxonomy
+):
+    ana = add(session, two_lists, taxonomy, "ana@example.com")
+    registrar.update_preferences(
+        session, two_lists, ana, name=" Ana ", topics=frozenset({"empathy"}), lists=["events"]
+    )
+    assert (ana.name, ana.topic_slugs, api.subscribed_lists(ana)) == (
+        "Ana",
+        {"empathy"},
+        ["events"],
+    )
+    api.unsubscribe(session, ana)
+    registrar.update_preferences(session, two_lists, ana, name="Ana", topics=None, lists=["digest"])
+    assert (ana.topic_slugs, api.subscribed_lists(ana), ana.status) == (None, [], UNSUBSCRIBED)
+
+
+def test_drop_a_topic(session, settings, taxonomy):
+    ana = add(session, settings, taxonomy, "ana@example.com", topics="empathy;training")
+    assert registrar.follows_topic(ana, "empathy")
+    assert registrar.drop_topic(session, taxonomy, ana, "empathy") == registrar.DROPPED
+    assert ana.topic_slugs == {"training"}
+    assert not registrar.follows_topic(ana, "empathy")
+    assert registrar.drop_topic(session, taxonomy, ana, "empathy") == registrar.NOT_FOLLOWED
+    assert registrar.drop_topic(session, taxonomy, ana, "training") == registrar.ONLY_TOPIC
+    assert ana.topic_slugs == {"training"}
+    everything = add(session, settings, taxonomy, "ben@example.com")
+    assert registrar.follows_topic(everything, "empathy")
+    assert registrar.drop_topic(session, taxonomy, everything, "empathy") == registrar.DROPPED
+    assert everything.topic_slugs == {t.slug for t in taxonomy.topics} - {"empathy"}

@@ -178,8 +178,7 @@ def add_subscriber(
         raise SubscriberError(f"{address} is on the suppression list and cannot be added")
     if session.scalar(select(Subscriber.id).where(Subscriber.email_key == key)) is not None:
         raise SubscriberError(f"{address} is already subscribed")
-    if len(name.strip()) > MAX_NAME_LENGTH:
-        raise SubscriberError(f"name is longer than {MAX_NAME_LENGTH} characters")
+    name = clean_name(name)
     chosen = parse_topics(topics, taxonomy)
     known = ensure_lists(session, settings)
     slugs = [settings.delivery.default_list] if lists is None else list(dict.fromkeys(lists))
@@ -190,7 +189,7 @@ def add_subscriber(
     subscriber = Subscriber(
         email=address,
         email_key=key,
-        name=name.strip(),
+        name=name,
         status=status,
         all_topics=chosen is None,
         created_at=now,
@@ -207,6 +206,21 @@ def add_subscriber(
     except IntegrityError:
         # Another process added the same address between our check and the insert.
         raise SubscriberError(f"{address} is already subscribed") from None
+    return subscriber
+
+
+def clean_name(name: str) -> str:
+    """A name as stored: stripped; `SubscriberError` when longer than `MAX_NAME_LENGTH`."""
+    name = name.strip()
+    if len(name) > MAX_NAME_LENGTH:
+        raise SubscriberError(f"name is longer than {MAX_NAME_LENGTH} characters")
+    return name
+
+
+def set_name(session: Session, subscriber: Subscriber, name: str) -> Subscriber:
+    """Change the name (stripped; see `clean_name`)."""
+    subscriber.name = clean_name(name)
+    session.flush()
     return subscriber
 
 
@@ -241,6 +255,17 @@ def apply_status(subscriber: Subscriber, status: str) -> None:
     if status == ACTIVE and (subscriber.status == PENDING or subscriber.confirmed_at is None):
         subscriber.confirmed_at = now
     subscriber.status = status
+
+
+def is_active(subscriber: Subscriber) -> bool:
+    """Whether they receive the digest (confirmed and still subscribed)."""
+    return subscriber.status == ACTIVE
+
+
+def is_subscribed(subscriber: Subscriber) -> bool:
+    """Whether they are still subscribed: active, or pending their confirmation (not
+    unsubscribed, bounced or complained)."""
+    return subscriber.status in (ACTIVE, PENDING)
 
 
 def set_status(session: Session, subscriber: Subscriber, status: str) -> Subscriber:
@@ -280,6 +305,17 @@ def unsubscribe(session: Session, subscriber: Subscriber, list_slug: str | None 
         subscription.status = UNSUBSCRIBED
     set_status(session, subscriber, UNSUBSCRIBED)
     session.flush()
+
+
+def change_status(session: Session, subscriber: Subscriber, status: str) -> Subscriber:
+    """Set any status, as an admin does: `unsubscribed` also leaves every list (`unsubscribe`);
+    the others go through `set_status`. `SubscriberError` for an unknown status."""
+    _check_status(status)
+    if status == UNSUBSCRIBED:
+        unsubscribe(session, subscriber)
+    else:
+        set_status(session, subscriber, status)
+    return subscriber
 
 
 def apply_topics(subscriber: Subscriber, topics: frozenset[str] | None) -> None:
@@ -400,12 +436,6 @@ def suppressed_hashes(session: Session, hashes: list[str]) -> set[str]:
             session.scalars(select(Suppression.email_hash).where(Suppression.email_hash.in_(chunk)))
         )
     return found
-
-
-# --- export ------------------------------------------------------------------------------
-
-
-# --- import ------------------------------------------------------------------------------
 
 
 # --- the person's own data (web preference center, admin) ----------------------------------
