@@ -166,6 +166,33 @@ def test_mail_and_web_unsubscribes_apply_the_same_token_check(
     assert statuses == {"ana": ACTIVE, "ben": UNSUBSCRIBED, "cleo": UNSUBSCRIBED}
 
 
+# --- what an admin changes (web admin, JSON API, CLI) ----------------------------------------
+
+
+def test_change_status(session, settings, taxonomy):
+    ana = add(session, settings, taxonomy, "ana@example.com", status=PENDING)
+    assert (api.is_subscribed(ana), api.is_active(ana)) == (True, False)
+    api.change_status(session, ana, ACTIVE)
+    assert (ana.status, ana.confirmed_at is not None, api.is_active(ana)) == (ACTIVE, True, True)
+    api.change_status(session, ana, UNSUBSCRIBED)
+    assert (ana.status, api.subscribed_lists(ana)) == (UNSUBSCRIBED, [])  # left every list
+    assert ana.unsubscribed_at is not None
+    assert not api.is_subscribed(ana)
+    api.change_status(session, ana, "bounced")
+    assert (ana.status, api.is_subscribed(ana)) == ("bounced", False)
+    with pytest.raises(SubscriberError, match="unknown status 'gone'"):
+        api.change_status(session, ana, "gone")
+    assert ana.status == "bounced"
+
+
+def test_set_name(session, settings, taxonomy):
+    ana = add(session, settings, taxonomy, "ana@example.com", name="Ana")
+    assert api.set_name(session, ana, "  Ana Pérez ").name == "Ana Pérez"
+    with pytest.raises(SubscriberError, match="longer than 200"):
+        api.set_name(session, ana, "x" * 201)
+    assert ana.name == "Ana Pérez"
+
+
 # --- the subscribe request: what a stranger may and may not change ---------------------------
 
 

@@ -23,7 +23,6 @@ from newsletter.store import import_export
 from newsletter.store import subscribers as api
 from newsletter.store.engine import transaction
 from newsletter.store.models import ACTIVE
-from newsletter.store.models import PENDING
 from newsletter.store.models import SUBSCRIBER_STATUSES
 from newsletter.store.models import Subscriber
 
@@ -58,7 +57,7 @@ def _describe(subscriber: Subscriber) -> str:
 )
 @click.option(
     "--status",
-    type=click.Choice([ACTIVE, PENDING]),
+    type=click.Choice(api.NEW_STATUSES),
     default=ACTIVE,
     show_default=True,
     help="active (consent already given) or pending (awaiting confirmation).",

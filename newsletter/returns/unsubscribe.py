@@ -41,11 +41,10 @@ from newsletter.returns.mailbox import mark_seen
 from newsletter.returns.mailbox import parse_message
 from newsletter.returns.mailbox import read_mailbox
 from newsletter.store.engine import session_factory
-from newsletter.store.models import ACTIVE
-from newsletter.store.models import PENDING
 from newsletter.store.models import Subscriber
 from newsletter.store.registrar import subscriber_for_token
 from newsletter.store.subscribers import get_subscriber
+from newsletter.store.subscribers import is_subscribed
 from newsletter.store.subscribers import unsubscribe
 from newsletter.tokens import UNSUBSCRIBE
 from newsletter.tokens import Signer
@@ -175,7 +174,7 @@ def scan(
                 report.ignored.append((item.key, reason))
                 continue
             acted.append(item)
-            if subscriber.status in (ACTIVE, PENDING):
+            if is_subscribed(subscriber):
                 if not dry_run:
                     unsubscribe(session, subscriber)
                 report.unsubscribed.append((item.key, subscriber.email, how))

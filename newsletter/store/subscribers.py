@@ -52,6 +52,8 @@ FINAL_STATUSES = frozenset({UNSUBSCRIBED, BOUNCED, COMPLAINED})
 # Keys per IN (...) query: stays under SQLite's bound-parameter limit on old builds (999).
 IN_CHUNK = 500
 MAX_NAME_LENGTH = 200
+# What an admin may add someone as: consent already given, or awaiting confirmation.
+NEW_STATUSES = (ACTIVE, PENDING)
 
 
 # --- addresses ---------------------------------------------------------------------------

@@ -144,7 +144,7 @@ def add(
     form = {"email": email, "name": name}
     try:
         chosen = topic_choice(ctx.taxonomy, topic_mode, topics)
-        if status not in ("active", "pending"):
+        if status not in api.NEW_STATUSES:
             raise FormProblem("A new subscriber is active or pending.")
         with transaction(ctx.engine) as session:
             subscriber = api.add_subscriber(
@@ -213,11 +213,7 @@ def change_status(
     if status not in SUBSCRIBER_STATUSES:
         return detail(ctx, request, subscriber_id, status_code=400, error="Unknown status.")
     with transaction(ctx.engine) as session:
-        subscriber = _load(session, subscriber_id)
-        if status == "unsubscribed":
-            api.unsubscribe(session, subscriber)
-        else:
-            api.set_status(session, subscriber, status)
+        api.change_status(session, _load(session, subscriber_id), status)
     return detail(ctx, request, subscriber_id, notice=f"Status changed to {status}.")
 
 
