@@ -193,6 +193,46 @@ def test_set_name(session, settings, taxonomy):
     assert ana.name == "Ana Pérez"
 
 
+def test_unsubscribe_says_whether_anything_changed(session, two_lists, taxonomy):
+    ana = add(session, two_lists, taxonomy, "ana@example.com", lists=["digest", "events"])
+    assert api.unsubscribe(session, ana, "events") is True
+    assert (ana.status, api.subscribed_lists(ana)) == (ACTIVE, ["digest"])
+    assert api.unsubscribe(session, ana, "events") is False
+    with pytest.raises(SubscriberError, match="not on the list 'staff'"):
+        api.unsubscribe(session, ana, "staff")
+    assert api.unsubscribe(session, ana) is True
+    assert (ana.status, api.subscribed_lists(ana)) == (UNSUBSCRIBED, [])
+    assert api.unsubscribe(session, ana) is False
+
+
+def test_forget_keeps_only_a_suppression_hash(session, settings, taxonomy):
+    from sqlalchemy import select
+
+    from newsletter.store.bounces import record_bounce
+    from newsletter.store.models import Bounce
+    from newsletter.store.models import Campaign
+    from newsletter.store.models import Delivery
+
+    ana = add(session, settings, taxonomy, "ana@example.com", name="Ana")
+    campaign = Campaign(month="2026-11", subject="November")
+    session.add(campaign)
+    session.flush()
+    session.add(
+        Delivery(campaign_id=campaign.id, subscriber_id=ana.id, email=ana.email, variant="a")
+    )
+    record_bounce(
+        session, email_address=ana.email, kind="soft", message_id="<1@x>", subscriber_id=ana.id
+    )
+    api.forget_subscriber(session, ana)
+    session.expire_all()
+    assert api.get_subscriber(session, "ana@example.com") is None
+    assert api.is_suppressed(session, "ANA@example.com")
+    assert session.scalars(select(Bounce)).all() == []
+    assert session.scalars(select(Delivery.email)).all() == ["(forgotten)"]
+    with pytest.raises(SubscriberError, match="suppression list"):
+        add(session, settings, taxonomy, "ana@example.com")
+
+
 # --- the subscribe request: what a stranger may and may not change ---------------------------
 
 

@@ -294,19 +294,26 @@ def confirm(session: Session, subscriber: Subscriber, ip: str = "") -> Subscribe
     return set_status(session, subscriber, ACTIVE)
 
 
-def unsubscribe(session: Session, subscriber: Subscriber, list_slug: str | None = None) -> None:
-    """Unsubscribe from one list, or (no list) from everything: status `unsubscribed`."""
+def unsubscribe(session: Session, subscriber: Subscriber, list_slug: str | None = None) -> bool:
+    """Unsubscribe from one list, or (no list) from everything: status `unsubscribed`.
+
+    Whether anything changed (unsubscribing twice is harmless). `SubscriberError` when they
+    were never on `list_slug`.
+    """
     if list_slug is not None:
         for subscription in subscriber.subscriptions:
             if subscription.mailing_list.slug == list_slug:
+                changed = subscription.status != UNSUBSCRIBED
                 subscription.status = UNSUBSCRIBED
                 session.flush()
-                return
+                return changed
         raise SubscriberError(f"{subscriber.email} is not on the list {list_slug!r}")
+    changed = subscriber.status != UNSUBSCRIBED or bool(subscribed_lists(subscriber))
     for subscription in subscriber.subscriptions:
         subscription.status = UNSUBSCRIBED
     set_status(session, subscriber, UNSUBSCRIBED)
     session.flush()
+    return changed
 
 
 def change_status(session: Session, subscriber: Subscriber, status: str) -> Subscriber:
