@@ -185,6 +185,15 @@ def test_change_status(session, settings, taxonomy):
     assert ana.status == "bounced"
 
 
+def test_count_subscribers(session, settings, taxonomy):
+    assert api.count_subscribers(session) == 0
+    add(session, settings, taxonomy, "ana@example.com")
+    add(session, settings, taxonomy, "ben@example.com", status=PENDING)
+    assert (api.count_subscribers(session), api.count_subscribers(session, ACTIVE)) == (2, 1)
+    with pytest.raises(SubscriberError, match="unknown status"):
+        api.count_subscribers(session, "gone")
+
+
 def test_set_name(session, settings, taxonomy):
     ana = add(session, settings, taxonomy, "ana@example.com", name="Ana")
     assert api.set_name(session, ana, "  Ana Pérez ").name == "Ana Pérez"

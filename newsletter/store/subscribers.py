@@ -21,6 +21,7 @@ from typing import Any
 from email_validator import EmailNotValidError
 from email_validator import validate_email
 from sqlalchemy import exists
+from sqlalchemy import func
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -370,6 +371,14 @@ def set_lists(
 def subscribed_lists(subscriber: Subscriber) -> list[str]:
     """Slugs of the lists the subscriber is currently subscribed to, sorted."""
     return sorted(s.mailing_list.slug for s in subscriber.subscriptions if s.status == SUBSCRIBED)
+
+
+def count_subscribers(session: Session, status: str | None = None) -> int:
+    """How many subscribers there are (with this status)."""
+    query = select(func.count()).select_from(Subscriber)
+    if status is not None:
+        query = query.where(Subscriber.status == _check_status(status))
+    return session.scalar(query) or 0
 
 
 def query_subscribers(
