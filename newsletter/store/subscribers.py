@@ -1,8 +1,14 @@
 """The subscriber service: subscribers, lists, topic preferences, status, suppression.
 
 This is the one subscriber API: the CLI, the web app and the sender all call it, and all the
-subscriber SQL lives here. Functions take a `Session` and never commit: the caller owns the
-transaction (`newsletter.store.engine.transaction`). They flush where a caller needs ids or where a
+subscriber SQL lives here. Every rule about a subscriber's record lives behind it: this module
+holds the records and what an admin does to them (add, status, lists, topics, name,
+unsubscribe, suppression, forget); `newsletter.store.registrar` the requests that come from the
+person (subscribe, confirm, a fresh link, come back, preferences, drop a topic) and the signed
+links that name them; `newsletter.store.import_export` CSV in and out.
+
+Functions take a `Session` and never commit: the caller owns the transaction
+(`newsletter.store.engine.transaction`). They flush where a caller needs ids or where a
 constraint should fail early.
 
 Addresses are validated and normalized with `email_validator`; uniqueness is on the lowercased
