@@ -15,6 +15,7 @@ too. Callers decide on the class, never on the message text.
     │   └── RowsRejected          some rows are invalid; nothing was imported
     ├── RenderError
     ├── TokenError (ValueError)
+    │   └── TokenExpired
     ├── TransportError
     │   ├── TemporaryFailure
     │   └── PermanentFailure
@@ -23,7 +24,9 @@ too. Callers decide on the class, never on the message text.
     ├── MailboxError (ValueError)
     ├── ScheduleError (ValueError)
     ├── SchedulerLockedError
-    └── ArchiveError
+    ├── ArchiveError
+    ├── LinkProblem               a link in an email that cannot be used (kind says why)
+    └── FormProblem (ValueError)  a form value to fix
 """
 
 from __future__ import annotations
@@ -119,3 +122,19 @@ class SchedulerLockedError(NewsletterError):
 
 class ArchiveError(NewsletterError):
     """The site could not be built or written; the previous site is left as it was."""
+
+
+class TokenExpired(TokenError):
+    """A signed token that verified but is older than its purpose allows (confirmation links)."""
+
+
+class LinkProblem(NewsletterError):
+    """A link that cannot be used; `kind` is expired, invalid, gone, test or stale."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        self.kind = kind
+        super().__init__(message)
+
+
+class FormProblem(NewsletterError, ValueError):
+    """A form value to fix; the message is shown above the form."""

@@ -15,15 +15,17 @@ from itsdangerous import SignatureExpired
 from itsdangerous import URLSafeTimedSerializer
 
 from newsletter.errors import TokenError
+from newsletter.errors import TokenExpired
 
 UNSUBSCRIBE = "unsubscribe"
 PREFERENCES = "preferences"
 CONFIRM = "confirm"
 PURPOSES = (UNSUBSCRIBE, PREFERENCES, CONFIRM)
 CONFIRM_MAX_AGE = 7 * 24 * 3600
+ADDRESS_HASH_LENGTH = 10  # hex digits of the address hash in a token
 
 
-def address_hash(email: str, length: int = 10) -> str:
+def address_hash(email: str, length: int = ADDRESS_HASH_LENGTH) -> str:
     """A short stable hash of a lowercased address (bound into tokens)."""
     return hashlib.sha256(email.strip().lower().encode()).hexdigest()[:length]
 
@@ -54,13 +56,14 @@ class Signer:
         return stamp
 
     def read(self, purpose: str, token: str, max_age: int | None = None) -> tuple[int, str]:
-        """(subscriber id, address hash) from a token; TokenError if tampered or expired."""
+        """(subscriber id, address hash) from a token; TokenError if tampered, TokenExpired if
+        too old."""
         if max_age is None and purpose == CONFIRM:
             max_age = CONFIRM_MAX_AGE
         try:
             value = self._serializers[purpose].loads(token, max_age=max_age)
         except SignatureExpired:
-            raise TokenError("this link has expired") from None
+            raise TokenExpired("this link has expired") from None
         except BadSignature:
             raise TokenError("this link is not valid (it may have been cut or altered)") from None
         if (

@@ -264,3 +264,104 @@ def test_export_and_reimport(cli: Invoke, runner: CliRunner, tmp_path: Path) -> 
         "added 3,"
     )
     assert again("subscribers", "export") == exported
+
+
+# --- set-status, unsubscribe, forget: thin wrappers over the subscriber service ---------------
+
+
+def test_status_commands_have_help(runner: CliRunner) -> None:
+    for command in ("set-status", "unsubscribe", "forget"):
+        result = runner.invoke(main, ["subscribers", command, "--help"])
+        assert result.exit_code == 0, result.output
+        assert "Usage:" in result.output
+
+
+def test_set_status(cli: Invoke) -> None:
+    ok(cli("subscribers", "add", "pen@example.org", "--status", "pending", "--list", "events"))
+    output = ok(cli("subscribers", "set-status", "PEN@example.org", "active"))
+    assert output == "pen@example.org is now active (was pending)\n"
+    [pen] = records(cli)
+    assert (pen["status"], pen["lists"]) == ("active", ["events"])
+    assert pen["confirmed_at"] is not None
+    assert ok(cli("subscribers", "set-status", "pen@example.org", "active")) == (
+        "pen@example.org is already active\n"
+    )
+    output = ok(cli("subscribers", "set-status", "pen@example.org", "unsubscribed"))
+    assert output == "pen@example.org is now unsubscribed (was active)\n"
+    [pen] = records(cli)
+    assert (pen["status"], pen["lists"]) == ("unsubscribed", [])  # like the admin page
+    assert pen["unsubscribed_at"] is not None
+    ok(cli("subscribers", "set-status", "pen@example.org", "bounced"))
+    assert records(cli)[0]["status"] == "bounced"
+
+
+def test_set_status_errors_change_nothing(cli: Invoke) -> None:
+    ok(cli("subscribers", "add", "ann@example.org"))
+    before = records(cli)
+    result = cli("subscribers", "set-status", "nobody@example.org", "unsubscribed")
+    assert result.exit_code == 1
+    assert "Error: no subscriber nobody@example.org" in result.output
+    result = cli("subscribers", "set-status", "ann@example.org", "gone")
+    assert result.exit_code == 2
+    assert "Invalid value for 'STATUS'" in result.output
+    assert records(cli) == before
+
+
+def test_unsubscribe(cli: Invoke) -> None:
+    ok(cli("subscribers", "add", "ann@example.org", "--list", "digest", "--list", "events"))
+    output = ok(cli("subscribers", "unsubscribe", "ann@example.org", "--list", "events"))
+    assert output == "unsubscribed ann@example.org from the list events\n"
+    [ann] = records(cli)
+    assert (ann["status"], ann["lists"]) == ("active", ["digest"])
+    assert ok(cli("subscribers", "unsubscribe", "ann@example.org", "--list", "events")) == (
+        "ann@example.org was already unsubscribed from the list events\n"
+    )
+    output = ok(cli("subscribers", "unsubscribe", "Ann@Example.org"))
+    assert output == "unsubscribed ann@example.org from every list\n"
+    [ann] = records(cli)
+    assert (ann["status"], ann["lists"]) == ("unsubscribed", [])
+    assert ok(cli("subscribers", "unsubscribe", "ann@example.org")) == (
+        "ann@example.org was already unsubscribed from every list\n"
+    )
+
+
+def test_unsubscribe_errors_change_nothing(cli: Invoke) -> None:
+    ok(cli("subscribers", "add", "ann@example.org"))
+    before = records(cli)
+    result = cli("subscribers", "unsubscribe", "nobody@example.org")
+    assert result.exit_code == 1
+    assert "Error: no subscriber nobody@example.org" in result.output
+    result = cli("subscribers", "unsubscribe", "ann@example.org", "--list", "events")
+    assert result.exit_code == 1
+    assert "Error: ann@example.org is not on the list 'events'" in result.output
+    assert records(cli) == before
+
+
+def test_forget(cli: Invoke) -> None:
+    ok(cli("subscribers", "add", "ann@example.org", "--name", "Ann"))
+    result = cli("subscribers", "forget", "ann@example.org", input="n\n")
+    assert result.exit_code == 1
+    assert "Forget ann@example.org" in result.output
+    assert "Aborted" in result.output
+    assert len(records(cli)) == 1
+    output = ok(cli("subscribers", "forget", "ANN@example.org", input="y\n"))
+    assert output.endswith(
+        "forgot ann@example.org (only a hash of the address is kept, so it is never mailed again)\n"
+    )
+    assert records(cli) == []
+    # The suppression hash stops the address coming back by accident.
+    result = cli("subscribers", "add", "ann@example.org")
+    assert result.exit_code == 1
+    assert "is on the suppression list" in result.output
+    ok(cli("subscribers", "add", "ben@example.org"))
+    assert ok(cli("subscribers", "forget", "ben@example.org", "--yes")) == (
+        "forgot ben@example.org (only a hash of the address is kept, so it is never mailed again)\n"
+    )
+
+
+def test_forget_unknown_address(cli: Invoke) -> None:
+    ok(cli("subscribers", "add", "ann@example.org"))
+    result = cli("subscribers", "forget", "nobody@example.org", "--yes")
+    assert result.exit_code == 1
+    assert "Error: no subscriber nobody@example.org" in result.output
+    assert len(records(cli)) == 1

@@ -7,8 +7,6 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from sqlalchemy import func
-from sqlalchemy import select
 
 from newsletter.cli.app import App
 from newsletter.cli.app import main
@@ -21,7 +19,7 @@ from newsletter.sending.campaign import send_month
 from newsletter.store import engine as db
 from newsletter.store.import_export import import_csv
 from newsletter.store.models import ACTIVE
-from newsletter.store.models import Subscriber
+from newsletter.store.subscribers import count_subscribers
 from newsletter.store.subscribers import ensure_lists
 
 
@@ -43,15 +41,13 @@ def demo(app: App, csv_path: str | None) -> None:
     path = csv_path or settings.base_dir / "demo" / "subscribers.csv"
     with db.session_factory(engine)() as session:
         ensure_lists(session, settings)
-        if not session.scalar(select(func.count()).select_from(Subscriber)):
+        if not count_subscribers(session):
             data = Path(path).read_bytes()
             imported = import_csv(session, settings, app.taxonomy, data, source="demo")
             console.print(f"imported {imported.added} demo subscribers from {path}")
         session.commit()
-        active = session.scalar(
-            select(func.count()).select_from(Subscriber).where(Subscriber.status == ACTIVE)
-        )
-        total = session.scalar(select(func.count()).select_from(Subscriber))
+        active = count_subscribers(session, ACTIVE)
+        total = count_subscribers(session)
     month = latest_month(settings.content.dir)
     issue = load_issue(settings.content.dir, month, app.taxonomy, settings.newsletter.name)
     console.print(

@@ -1,6 +1,8 @@
-"""`newsletter subscribers ...`: add, remove, list, import and export subscribers.
+"""`newsletter subscribers ...`: add, remove, change status, unsubscribe, forget, list, import and
+export subscribers.
 
-Each command opens a transaction, calls one function of `newsletter.store.subscribers`, and prints.
+Each command opens a transaction, calls one function of `newsletter.store.subscribers` (the
+subscriber service, where every rule lives), and prints.
 """
 
 from __future__ import annotations
@@ -24,14 +26,13 @@ from newsletter.store import import_export
 from newsletter.store import subscribers as api
 from newsletter.store.engine import transaction
 from newsletter.store.models import ACTIVE
-from newsletter.store.models import PENDING
 from newsletter.store.models import SUBSCRIBER_STATUSES
 from newsletter.store.models import Subscriber
 
 
 @main.group("subscribers")
 def subscribers_group() -> None:
-    """Add, remove, list, import and export subscribers."""
+    """Add, remove, change, unsubscribe, forget, list, import and export subscribers."""
 
 
 def _describe(subscriber: Subscriber) -> str:
@@ -59,7 +60,7 @@ def _describe(subscriber: Subscriber) -> str:
 )
 @click.option(
     "--status",
-    type=click.Choice([ACTIVE, PENDING]),
+    type=click.Choice(api.NEW_STATUSES),
     default=ACTIVE,
     show_default=True,
     help="active (consent already given) or pending (awaiting confirmation).",
@@ -94,6 +95,75 @@ def remove(app: App, email: str, yes: bool) -> None:
             click.confirm(f"Delete {subscriber.email} and their preferences?", abort=True)
         api.remove_subscriber(session, subscriber.email)
         click.echo(f"removed {subscriber.email}")
+
+
+@subscribers_group.command("set-status")
+@click.argument("email")
+@click.argument("status", type=click.Choice(SUBSCRIBER_STATUSES), metavar="STATUS")
+@pass_app
+def set_status(app: App, email: str, status: str) -> None:
+    """Change the status of the subscriber EMAIL to STATUS, as the web admin does.
+
+    STATUS is pending, active, unsubscribed, bounced or complained. `unsubscribed` also leaves
+    every list; `active` counts as confirmed now. Only active subscribers are mailed.
+    """
+    with transaction(app.db()) as session:
+        subscriber = api.require_subscriber(session, email)
+        before = subscriber.status
+        api.change_status(session, subscriber, status)
+        if before == subscriber.status:
+            click.echo(f"{subscriber.email} is already {before}")
+        else:
+            click.echo(f"{subscriber.email} is now {subscriber.status} (was {before})")
+
+
+@subscribers_group.command("unsubscribe")
+@click.argument("email")
+@click.option(
+    "--list",
+    "list_slug",
+    metavar="SLUG",
+    help="Leave only this list (default: every list, status unsubscribed).",
+)
+@pass_app
+def unsubscribe(app: App, email: str, list_slug: str | None) -> None:
+    """Unsubscribe EMAIL from every list, or from one list with --list.
+
+    The record stays (with its consent history); use `forget` to delete it.
+    """
+    with transaction(app.db()) as session:
+        subscriber = api.require_subscriber(session, email)
+        changed = api.unsubscribe(session, subscriber, list_slug)
+        where = f"the list {list_slug}" if list_slug else "every list"
+        if changed:
+            click.echo(f"unsubscribed {subscriber.email} from {where}")
+        else:
+            click.echo(f"{subscriber.email} was already unsubscribed from {where}")
+
+
+@subscribers_group.command("forget")
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_app
+def forget(app: App, email: str, yes: bool) -> None:
+    """Forget EMAIL, as "forget me" in the preference center does.
+
+    Deletes the subscriber, their preferences and bounce records, and the address from their
+    delivery records; keeps only a hash of the address so it is never mailed (or added) again.
+    """
+    with transaction(app.db()) as session:
+        subscriber = api.require_subscriber(session, email)
+        if not yes:
+            click.confirm(
+                f"Forget {subscriber.email}: delete everything about them and never mail "
+                "the address again?",
+                abort=True,
+            )
+        address = subscriber.email
+        api.forget_subscriber(session, subscriber)
+        click.echo(
+            f"forgot {address} (only a hash of the address is kept, so it is never mailed again)"
+        )
 
 
 @subscribers_group.command("list")

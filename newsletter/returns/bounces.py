@@ -34,6 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
+from newsletter.errors import LinkProblem
 from newsletter.message.envelope import VERP_HASH_LENGTH
 from newsletter.returns.dsn import Failure
 from newsletter.returns.dsn import ParsedBounce
@@ -49,8 +50,8 @@ from newsletter.store.engine import session_factory
 from newsletter.store.models import Bounce
 from newsletter.store.models import Subscriber
 from newsletter.store.models import utcnow
+from newsletter.store.registrar import subscriber_by_reference
 from newsletter.store.subscribers import get_subscriber
-from newsletter.tokens import address_hash
 
 # --- envelope sender and VERP ------------------------------------------------------------
 
@@ -104,8 +105,12 @@ def _verp_subscriber(session: Session, parsed: ParsedBounce) -> tuple[Subscriber
     if parsed.verp is None:
         return None, ""
     subscriber_id, digest = parsed.verp
-    subscriber = session.get(Subscriber, subscriber_id)
-    if subscriber is None or address_hash(subscriber.email, VERP_HASH_LENGTH) != digest:
+    try:
+        # The same check as a link's token: the id, and the hash of the current address.
+        subscriber = subscriber_by_reference(
+            session, subscriber_id, digest, hash_length=VERP_HASH_LENGTH
+        )
+    except LinkProblem:
         # Deleted, or the id now belongs to someone else: fall back to the addresses.
         return None, f"VERP token for subscriber {subscriber_id} no longer matches"
     return subscriber, ""

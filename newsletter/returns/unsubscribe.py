@@ -32,7 +32,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
-from newsletter.errors import TokenError
+from newsletter.errors import LinkProblem
 from newsletter.returns.mailbox import MailItem
 from newsletter.returns.mailbox import from_address
 from newsletter.returns.mailbox import header_text
@@ -41,14 +41,13 @@ from newsletter.returns.mailbox import mark_seen
 from newsletter.returns.mailbox import parse_message
 from newsletter.returns.mailbox import read_mailbox
 from newsletter.store.engine import session_factory
-from newsletter.store.models import ACTIVE
-from newsletter.store.models import PENDING
 from newsletter.store.models import Subscriber
+from newsletter.store.registrar import subscriber_for_token
 from newsletter.store.subscribers import get_subscriber
+from newsletter.store.subscribers import is_subscribed
 from newsletter.store.subscribers import unsubscribe
 from newsletter.tokens import UNSUBSCRIBE
 from newsletter.tokens import Signer
-from newsletter.tokens import address_hash
 
 # "unsubscribe" and, optionally, what follows it: a token is URL-safe base64 with dots.
 _REQUEST = re.compile(r"\bunsubscribe\b[\s:]*([A-Za-z0-9_.-]{20,400})?", re.IGNORECASE)
@@ -105,18 +104,22 @@ class InboundReport:
     ignored: list[tuple[str, str]] = field(default_factory=list)  # (message key, reason)
 
 
+# Why a token was refused (`LinkProblem.kind`), as the scan report says it.
+_TOKEN_PROBLEMS = {
+    "invalid": "the token is not valid",
+    "expired": "the token has expired",
+    "test": "the token comes from a test message",
+    "gone": "the token no longer matches a subscription",
+}
+
+
 def _by_token(session: Session, signer: Signer, token: str) -> tuple[Subscriber | None, str]:
-    """(subscriber, "") for a valid token, else (None, why not)."""
+    """(subscriber, "") for a valid token, else (None, why not): the check of the one-click
+    link (`subscriber_for_token`)."""
     try:
-        subscriber_id, digest = signer.read(UNSUBSCRIBE, token)
-    except TokenError as error:
-        return None, f"the token is not valid ({error})"
-    if subscriber_id == 0:
-        return None, "the token comes from a test message"
-    subscriber = session.get(Subscriber, subscriber_id)
-    if subscriber is None or address_hash(subscriber.email) != digest:
-        return None, "the token no longer matches a subscription"
-    return subscriber, ""
+        return subscriber_for_token(session, signer, UNSUBSCRIBE, token), ""
+    except LinkProblem as problem:
+        return None, _TOKEN_PROBLEMS.get(problem.kind, str(problem))
 
 
 def handle_request(
@@ -171,7 +174,7 @@ def scan(
                 report.ignored.append((item.key, reason))
                 continue
             acted.append(item)
-            if subscriber.status in (ACTIVE, PENDING):
+            if is_subscribed(subscriber):
                 if not dry_run:
                     unsubscribe(session, subscriber)
                 report.unsubscribed.append((item.key, subscriber.email, how))

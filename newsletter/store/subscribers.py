@@ -1,8 +1,14 @@
 """The subscriber service: subscribers, lists, topic preferences, status, suppression.
 
 This is the one subscriber API: the CLI, the web app and the sender all call it, and all the
-subscriber SQL lives here. Functions take a `Session` and never commit: the caller owns the
-transaction (`newsletter.store.engine.transaction`). They flush where a caller needs ids or where a
+subscriber SQL lives here. Every rule about a subscriber's record lives behind it: this module
+holds the records and what an admin does to them (add, status, lists, topics, name,
+unsubscribe, suppression, forget); `newsletter.store.registrar` the requests that come from the
+person (subscribe, confirm, a fresh link, come back, preferences, drop a topic) and the signed
+links that name them; `newsletter.store.import_export` CSV in and out.
+
+Functions take a `Session` and never commit: the caller owns the transaction
+(`newsletter.store.engine.transaction`). They flush where a caller needs ids or where a
 constraint should fail early.
 
 Addresses are validated and normalized with `email_validator`; uniqueness is on the lowercased
@@ -21,6 +27,7 @@ from typing import Any
 from email_validator import EmailNotValidError
 from email_validator import validate_email
 from sqlalchemy import exists
+from sqlalchemy import func
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -52,6 +59,8 @@ FINAL_STATUSES = frozenset({UNSUBSCRIBED, BOUNCED, COMPLAINED})
 # Keys per IN (...) query: stays under SQLite's bound-parameter limit on old builds (999).
 IN_CHUNK = 500
 MAX_NAME_LENGTH = 200
+# What an admin may add someone as: consent already given, or awaiting confirmation.
+NEW_STATUSES = (ACTIVE, PENDING)
 
 
 # --- addresses ---------------------------------------------------------------------------
@@ -178,8 +187,7 @@ def add_subscriber(
         raise SubscriberError(f"{address} is on the suppression list and cannot be added")
     if session.scalar(select(Subscriber.id).where(Subscriber.email_key == key)) is not None:
         raise SubscriberError(f"{address} is already subscribed")
-    if len(name.strip()) > MAX_NAME_LENGTH:
-        raise SubscriberError(f"name is longer than {MAX_NAME_LENGTH} characters")
+    name = clean_name(name)
     chosen = parse_topics(topics, taxonomy)
     known = ensure_lists(session, settings)
     slugs = [settings.delivery.default_list] if lists is None else list(dict.fromkeys(lists))
@@ -190,7 +198,7 @@ def add_subscriber(
     subscriber = Subscriber(
         email=address,
         email_key=key,
-        name=name.strip(),
+        name=name,
         status=status,
         all_topics=chosen is None,
         created_at=now,
@@ -207,6 +215,21 @@ def add_subscriber(
     except IntegrityError:
         # Another process added the same address between our check and the insert.
         raise SubscriberError(f"{address} is already subscribed") from None
+    return subscriber
+
+
+def clean_name(name: str) -> str:
+    """A name as stored: stripped; `SubscriberError` when longer than `MAX_NAME_LENGTH`."""
+    name = name.strip()
+    if len(name) > MAX_NAME_LENGTH:
+        raise SubscriberError(f"name is longer than {MAX_NAME_LENGTH} characters")
+    return name
+
+
+def set_name(session: Session, subscriber: Subscriber, name: str) -> Subscriber:
+    """Change the name (stripped; see `clean_name`)."""
+    subscriber.name = clean_name(name)
+    session.flush()
     return subscriber
 
 
@@ -243,6 +266,17 @@ def apply_status(subscriber: Subscriber, status: str) -> None:
     subscriber.status = status
 
 
+def is_active(subscriber: Subscriber) -> bool:
+    """Whether they receive the digest (confirmed and still subscribed)."""
+    return subscriber.status == ACTIVE
+
+
+def is_subscribed(subscriber: Subscriber) -> bool:
+    """Whether they are still subscribed: active, or pending their confirmation (not
+    unsubscribed, bounced or complained)."""
+    return subscriber.status in (ACTIVE, PENDING)
+
+
 def set_status(session: Session, subscriber: Subscriber, status: str) -> Subscriber:
     """Change the status, stamping `unsubscribed_at` or `confirmed_at` as it changes."""
     apply_status(subscriber, status)
@@ -267,19 +301,37 @@ def confirm(session: Session, subscriber: Subscriber, ip: str = "") -> Subscribe
     return set_status(session, subscriber, ACTIVE)
 
 
-def unsubscribe(session: Session, subscriber: Subscriber, list_slug: str | None = None) -> None:
-    """Unsubscribe from one list, or (no list) from everything: status `unsubscribed`."""
+def unsubscribe(session: Session, subscriber: Subscriber, list_slug: str | None = None) -> bool:
+    """Unsubscribe from one list, or (no list) from everything: status `unsubscribed`.
+
+    Whether anything changed (unsubscribing twice is harmless). `SubscriberError` when they
+    were never on `list_slug`.
+    """
     if list_slug is not None:
         for subscription in subscriber.subscriptions:
             if subscription.mailing_list.slug == list_slug:
+                changed = subscription.status != UNSUBSCRIBED
                 subscription.status = UNSUBSCRIBED
                 session.flush()
-                return
+                return changed
         raise SubscriberError(f"{subscriber.email} is not on the list {list_slug!r}")
+    changed = subscriber.status != UNSUBSCRIBED or bool(subscribed_lists(subscriber))
     for subscription in subscriber.subscriptions:
         subscription.status = UNSUBSCRIBED
     set_status(session, subscriber, UNSUBSCRIBED)
     session.flush()
+    return changed
+
+
+def change_status(session: Session, subscriber: Subscriber, status: str) -> Subscriber:
+    """Set any status, as an admin does: `unsubscribed` also leaves every list (`unsubscribe`);
+    the others go through `set_status`. `SubscriberError` for an unknown status."""
+    _check_status(status)
+    if status == UNSUBSCRIBED:
+        unsubscribe(session, subscriber)
+    else:
+        set_status(session, subscriber, status)
+    return subscriber
 
 
 def apply_topics(subscriber: Subscriber, topics: frozenset[str] | None) -> None:
@@ -325,6 +377,14 @@ def set_lists(
 def subscribed_lists(subscriber: Subscriber) -> list[str]:
     """Slugs of the lists the subscriber is currently subscribed to, sorted."""
     return sorted(s.mailing_list.slug for s in subscriber.subscriptions if s.status == SUBSCRIBED)
+
+
+def count_subscribers(session: Session, status: str | None = None) -> int:
+    """How many subscribers there are (with this status)."""
+    query = select(func.count()).select_from(Subscriber)
+    if status is not None:
+        query = query.where(Subscriber.status == _check_status(status))
+    return session.scalar(query) or 0
 
 
 def query_subscribers(
@@ -400,12 +460,6 @@ def suppressed_hashes(session: Session, hashes: list[str]) -> set[str]:
             session.scalars(select(Suppression.email_hash).where(Suppression.email_hash.in_(chunk)))
         )
     return found
-
-
-# --- export ------------------------------------------------------------------------------
-
-
-# --- import ------------------------------------------------------------------------------
 
 
 # --- the person's own data (web preference center, admin) ----------------------------------

@@ -21,13 +21,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from newsletter.content.model import MONTH_RE
 from newsletter.content.model import Issue
+from newsletter.errors import FormProblem
 from newsletter.errors import NewsletterError
 from newsletter.passwords import verify_password
 from newsletter.store.engine import session_factory
 from newsletter.store.subscribers import get_subscriber
 from newsletter.web.app import WebContext
 from newsletter.web.app import get_ctx
-from newsletter.web.forms import FormProblem
 from newsletter.web.forms import topic_choice
 from newsletter.web.pages import render_page
 from newsletter.web.pages import topic_groups

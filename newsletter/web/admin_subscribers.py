@@ -13,6 +13,7 @@ from fastapi import UploadFile
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from newsletter.errors import FormProblem
 from newsletter.errors import ImportFileError
 from newsletter.errors import NewsletterError
 from newsletter.errors import RowsRejected
@@ -28,7 +29,6 @@ from newsletter.web.admin import require_csrf
 from newsletter.web.admin import see_other
 from newsletter.web.app import WebContext
 from newsletter.web.app import get_ctx
-from newsletter.web.forms import FormProblem
 from newsletter.web.forms import topic_choice
 from newsletter.web.pages import render_page
 from newsletter.web.pages import topic_groups
@@ -145,7 +145,7 @@ def add(
     form = {"email": email, "name": name}
     try:
         chosen = topic_choice(ctx.taxonomy, topic_mode, topics)
-        if status not in ("active", "pending"):
+        if status not in api.NEW_STATUSES:
             raise FormProblem("A new subscriber is active or pending.")
         with transaction(ctx.engine) as session:
             subscriber = api.add_subscriber(
@@ -214,11 +214,7 @@ def change_status(
     if status not in SUBSCRIBER_STATUSES:
         return detail(ctx, request, subscriber_id, status_code=400, error="Unknown status.")
     with transaction(ctx.engine) as session:
-        subscriber = _load(session, subscriber_id)
-        if status == "unsubscribed":
-            api.unsubscribe(session, subscriber)
-        else:
-            api.set_status(session, subscriber, status)
+        api.change_status(session, _load(session, subscriber_id), status)
     return detail(ctx, request, subscriber_id, notice=f"Status changed to {status}.")
 
 

@@ -429,17 +429,13 @@ def update_subscriber(subscriber_id: int, body: SubscriberPatch, ctx: Ctx) -> di
         with transaction(ctx.engine) as session:
             subscriber = _load(session, subscriber_id)
             if body.name is not None:
-                subscriber.name = body.name.strip()
+                api.set_name(session, subscriber, body.name)
             if body.topics is not None:
                 api.set_topics(session, subscriber, _topics(ctx, body.topics))
             if body.lists is not None:
                 api.set_lists(session, ctx.settings, subscriber, body.lists)
             if body.status is not None:
-                if body.status == "unsubscribed":
-                    api.unsubscribe(session, subscriber)
-                else:
-                    api.set_status(session, subscriber, body.status)
-            session.flush()
+                api.change_status(session, subscriber, body.status)
             return _subscriber_out(subscriber)
     except NewsletterError as error:
         raise _bad(error) from None

@@ -6,12 +6,9 @@ from collections.abc import Sequence
 
 from newsletter.config import ListSpec
 from newsletter.content.taxonomy import Taxonomy
+from newsletter.errors import FormProblem
 
 MAX_CHOICES = 500
-
-
-class FormProblem(ValueError):
-    """A form value to fix; the message is shown above the form."""
 
 
 def topic_choice(taxonomy: Taxonomy, mode: str, topics: Sequence[str]) -> frozenset[str] | None:

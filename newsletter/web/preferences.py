@@ -17,20 +17,20 @@ from fastapi import Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
+from newsletter.errors import FormProblem
+from newsletter.errors import LinkProblem
+from newsletter.errors import SubscriberError
 from newsletter.store import import_export
+from newsletter.store import registrar
 from newsletter.store import subscribers as api
 from newsletter.store.engine import transaction
-from newsletter.store.models import ACTIVE
-from newsletter.store.models import PENDING
 from newsletter.store.models import Subscriber
+from newsletter.store.registrar import subscriber_for_token
 from newsletter.tokens import PREFERENCES
 from newsletter.web.app import WebContext
 from newsletter.web.app import get_ctx
-from newsletter.web.forms import FormProblem
 from newsletter.web.forms import list_choice
 from newsletter.web.forms import topic_choice
-from newsletter.web.links import LinkProblem
-from newsletter.web.links import read_link
 from newsletter.web.pages import render_page
 from newsletter.web.pages import topic_groups
 from newsletter.web.pages import topic_labels
@@ -80,12 +80,12 @@ def page(
         name=values.get("name", subscriber.name),
         lists=lists if len(lists) > 1 else [],
         chosen_lists=set(values.get("lists", api.subscribed_lists(subscriber))),
-        receiving=subscriber.status == ACTIVE,
+        receiving=api.is_active(subscriber),
     )
 
 
 def _load(ctx: WebContext, session: Session, token: str) -> Subscriber:
-    return read_link(session, ctx.signer, PREFERENCES, token)
+    return subscriber_for_token(session, ctx.signer, PREFERENCES, token)
 
 
 @router.get("/preferences/{token}")
@@ -107,8 +107,7 @@ def show(token: str, request: Request, ctx: Ctx, drop: str | None = None) -> Res
                 status_code=404,
                 error="That topic is not one of ours (any more). Choose your topics below.",
             )
-        topics = subscriber.topic_slugs
-        if topics is not None and term.slug not in topics:
+        if not registrar.follows_topic(subscriber, term.slug):
             notice = f"You already do not receive summaries about {term.label}."
             return page(ctx, request, subscriber, token, notice=notice)
         return page(ctx, request, subscriber, token, drop=term)
@@ -159,8 +158,10 @@ def update(
             return page(ctx, request, subscriber, token, status_code=400, error="Unknown action.")
         values = {"name": name, "topic_mode": topic_mode, "topics": topics, "lists": lists}
         try:
-            if len(name.strip()) > 200:
-                raise FormProblem("Your name is too long (200 characters at most).")
+            if len(name.strip()) > api.MAX_NAME_LENGTH:
+                raise FormProblem(
+                    f"Your name is too long ({api.MAX_NAME_LENGTH} characters at most)."
+                )
             chosen_topics = topic_choice(ctx.taxonomy, topic_mode, topics)
             mine = api.subscribed_lists(subscriber)
             chosen_lists = list_choice(
@@ -173,12 +174,16 @@ def update(
             return page(
                 ctx, request, subscriber, token, status_code=400, error=str(problem), values=values
             )
-        subscriber.name = name.strip()
-        api.set_topics(session, subscriber, chosen_topics)
-        if subscriber.status in (ACTIVE, PENDING) or api.subscribed_lists(subscriber):
-            api.set_lists(session, ctx.settings, subscriber, chosen_lists)
+        registrar.update_preferences(
+            session,
+            ctx.settings,
+            subscriber,
+            name=name,
+            topics=chosen_topics,
+            lists=chosen_lists,
+        )
         notice = "Your preferences are saved."
-        if subscriber.status != ACTIVE:
+        if not api.is_active(subscriber):
             notice += " You are not receiving the digest at the moment: subscribe again below."
         return page(ctx, request, subscriber, token, notice=notice)
 
@@ -186,7 +191,9 @@ def update(
 def _resubscribe(
     ctx: WebContext, request: Request, session: Session, subscriber: Subscriber, token: str
 ) -> Response:
-    if api.is_suppressed(session, subscriber.email):
+    try:
+        registrar.resubscribe(session, ctx.settings, subscriber, source="web")
+    except SubscriberError:
         return page(
             ctx,
             request,
@@ -195,11 +202,6 @@ def _resubscribe(
             status_code=400,
             error="This address asked never to be mailed again. Please write to us to come back.",
         )
-    if subscriber.status != ACTIVE:
-        api.set_status(session, subscriber, ACTIVE)
-        subscriber.consent_source = "web"
-    if not api.subscribed_lists(subscriber):
-        api.set_lists(session, ctx.settings, subscriber, [ctx.settings.delivery.default_list])
     return page(ctx, request, subscriber, token, notice="Welcome back: you are subscribed again.")
 
 
@@ -221,14 +223,11 @@ def _drop(
             status_code=400,
             error="Unknown topic: nothing changed.",
         )
-    current = subscriber.topic_slugs
-    if current is None:
-        current = frozenset(t.slug for t in ctx.taxonomy.topics)
-    remaining = current - {term.slug}
-    if remaining == current:
+    outcome = registrar.drop_topic(session, ctx.taxonomy, subscriber, term.slug)
+    if outcome == registrar.NOT_FOLLOWED:
         notice = f"You already do not receive summaries about {term.label}."
         return page(ctx, request, subscriber, token, notice=notice)
-    if not remaining:
+    if outcome == registrar.ONLY_TOPIC:
         return page(
             ctx,
             request,
@@ -238,7 +237,6 @@ def _drop(
             error=f"{term.label} is your only topic. Choose other topics below, "
             "or unsubscribe from everything.",
         )
-    api.set_topics(session, subscriber, frozenset(remaining))
     notice = f"Done: you will no longer receive summaries about {term.label}."
     return page(ctx, request, subscriber, token, notice=notice)
 

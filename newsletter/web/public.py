@@ -15,25 +15,21 @@ from fastapi import Depends
 from fastapi import Form
 from fastapi import Request
 from fastapi.responses import Response
-from sqlalchemy.orm import Session
 
+from newsletter.errors import FormProblem
 from newsletter.errors import InvalidAddress
-from newsletter.errors import SubscriberError
+from newsletter.errors import LinkProblem
+from newsletter.store import registrar
 from newsletter.store import subscribers as api
 from newsletter.store.engine import transaction
-from newsletter.store.models import ACTIVE
-from newsletter.store.models import PENDING
 from newsletter.store.models import Subscriber
-from newsletter.store.models import utcnow
+from newsletter.store.registrar import subscriber_for_token
 from newsletter.tokens import CONFIRM
 from newsletter.tokens import PREFERENCES
 from newsletter.web.app import WebContext
 from newsletter.web.app import get_ctx
-from newsletter.web.forms import FormProblem
 from newsletter.web.forms import list_choice
 from newsletter.web.forms import topic_choice
-from newsletter.web.links import LinkProblem
-from newsletter.web.links import read_link
 from newsletter.web.mail import Person
 from newsletter.web.pages import render_page
 from newsletter.web.pages import topic_groups
@@ -137,8 +133,8 @@ def subscribe(
         return too_many(ctx, request, ctx.limits.subscribe_ip.retry_after(ip))
     try:
         address, key = api.normalize_email(email)
-        if len(name.strip()) > 200:
-            raise FormProblem("Your name is too long (200 characters at most).")
+        if len(name.strip()) > api.MAX_NAME_LENGTH:
+            raise FormProblem(f"Your name is too long ({api.MAX_NAME_LENGTH} characters at most).")
         chosen_topics = topic_choice(ctx.taxonomy, topic_mode, topics)
         chosen_lists = list_choice(ctx.public_lists(), ctx.settings.delivery.default_list, lists)
     except InvalidAddress:
@@ -153,53 +149,21 @@ def subscribe(
         return subscribe_form(ctx, request, status_code=400, error=str(problem), values=values)
     if not website and ctx.limits.subscribe_address.hit(key):
         with transaction(ctx.engine) as session:
-            action = request_subscription(
-                ctx, session, address, name.strip(), chosen_topics, chosen_lists, ip
-            )
-        if action is not None:
-            background.add_task(ctx.mailer.send, *action)
-    return render_page(ctx, request, "check_inbox.html", email=address)
-
-
-def request_subscription(
-    ctx: WebContext,
-    session: Session,
-    address: str,
-    name: str,
-    topics: frozenset[str] | None,
-    lists: list[str],
-    ip: str,
-) -> tuple[str, Person] | None:
-    """What to email after the subscribe form: (kind, person), or None to send nothing."""
-    if api.is_suppressed(session, address):
-        return None  # they asked to be forgotten: never mail them by accident
-    subscriber = api.get_subscriber(session, address)
-    if subscriber is None:
-        try:
-            subscriber = api.add_subscriber(
+            reply = registrar.request_subscription(
                 session,
                 ctx.settings,
                 ctx.taxonomy,
                 address,
                 name=name,
-                topics=topics,
-                lists=lists,
-                status=PENDING,
+                topics=chosen_topics,
+                lists=chosen_lists,
                 source="web",
                 ip=ip,
             )
-        except SubscriberError:
-            return None  # added by a concurrent request a moment ago
-        return "confirmation", person(subscriber)
-    if subscriber.status == ACTIVE:
-        return "already_subscribed", person(subscriber)
-    # Pending, or left earlier: keep the new choices; the status changes only when the
-    # emailed link is used, so a stranger cannot resubscribe someone.
-    if name:
-        subscriber.name = name
-    api.set_topics(session, subscriber, topics)
-    api.set_lists(session, ctx.settings, subscriber, lists)
-    return "confirmation", person(subscriber)
+            action = None if reply is None else (reply[0], person(reply[1]))
+        if action is not None:
+            background.add_task(ctx.mailer.send, *action)
+    return render_page(ctx, request, "check_inbox.html", email=address)
 
 
 def link_problem(
@@ -219,10 +183,10 @@ def link_problem(
 def show_confirm(token: str, request: Request, ctx: Ctx) -> Response:
     with transaction(ctx.engine) as session:
         try:
-            subscriber = read_link(session, ctx.signer, CONFIRM, token)
+            subscriber = subscriber_for_token(session, ctx.signer, CONFIRM, token)
         except LinkProblem as problem:
             return link_problem(ctx, request, problem)
-        if subscriber.status == ACTIVE:
+        if api.is_active(subscriber):
             return confirmed_page(ctx, request, subscriber, already=True)
         return render_page(ctx, request, "confirm.html", email=subscriber.email, token=token)
 
@@ -247,33 +211,13 @@ def confirm(token: str, request: Request, ctx: Ctx, background: BackgroundTasks)
     """Activate a subscription. The signed link is the authorization (no cookie needed)."""
     with transaction(ctx.engine) as session:
         try:
-            subscriber = read_link(session, ctx.signer, CONFIRM, token)
+            subscriber, activated = registrar.confirm_subscription(
+                session, ctx.signer, token, ip=client_ip(request), source="web"
+            )
         except LinkProblem as problem:
             return link_problem(ctx, request, problem)
-        if subscriber.status == ACTIVE:
+        if not activated:
             return confirmed_page(ctx, request, subscriber, already=True)
-        ip = client_ip(request)[:64]
-        if subscriber.status == PENDING:
-            api.confirm(session, subscriber, ip=ip)
-        else:
-            # They left (or bounced) and asked to come back: only a link made after that counts.
-            issued = ctx.signer.issued_at(CONFIRM, token)
-            left = subscriber.updated_at.replace(microsecond=0)
-            if issued is None or issued < left:
-                return link_problem(
-                    ctx,
-                    request,
-                    LinkProblem(
-                        "stale",
-                        "This confirmation link is older than your last change. "
-                        "Subscribe again to get a new one.",
-                    ),
-                )
-            api.set_status(session, subscriber, ACTIVE)
-            subscriber.confirmed_at = utcnow()
-            subscriber.consent_ip = ip
-        subscriber.consent_source = "web"
-        session.flush()
         if ctx.settings.web.welcome_latest:
             background.add_task(ctx.mailer.send, "welcome", person(subscriber))
         return confirmed_page(ctx, request, subscriber, already=False)
@@ -318,10 +262,7 @@ def request_link(
         )
     if ctx.limits.subscribe_address.hit(key):
         with transaction(ctx.engine) as session:
-            subscriber = None
-            if not api.is_suppressed(session, address):
-                subscriber = api.get_subscriber(session, address)
-            if subscriber is not None:
-                kind = "confirmation" if subscriber.status == PENDING else "new_link"
-                background.add_task(ctx.mailer.send, kind, person(subscriber))
+            reply = registrar.request_fresh_link(session, address)
+            if reply is not None:
+                background.add_task(ctx.mailer.send, reply[0], person(reply[1]))
     return render_page(ctx, request, "check_inbox.html", email=address, fresh_link=True)

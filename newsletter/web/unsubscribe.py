@@ -17,15 +17,15 @@ from fastapi import Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from newsletter.errors import LinkProblem
 from newsletter.store import subscribers as api
 from newsletter.store.engine import transaction
 from newsletter.store.models import UNSUBSCRIBED
+from newsletter.store.registrar import subscriber_for_token
 from newsletter.tokens import PREFERENCES
 from newsletter.tokens import UNSUBSCRIBE
 from newsletter.web.app import WebContext
 from newsletter.web.app import get_ctx
-from newsletter.web.links import LinkProblem
-from newsletter.web.links import read_link
 from newsletter.web.pages import render_page
 from newsletter.web.public import link_problem
 
@@ -38,7 +38,7 @@ ONE_CLICK = "One-Click"
 def show(token: str, request: Request, ctx: Ctx) -> Response:
     with transaction(ctx.engine) as session:
         try:
-            subscriber = read_link(session, ctx.signer, UNSUBSCRIBE, token)
+            subscriber = subscriber_for_token(session, ctx.signer, UNSUBSCRIBE, token)
         except LinkProblem as problem:
             return link_problem(ctx, request, problem)
         return render_page(
@@ -80,7 +80,7 @@ async def one_click(token: str, request: Request, ctx: Ctx) -> Response:
 def _unsubscribe(token: str, request: Request, ctx: WebContext) -> Response:
     with transaction(ctx.engine) as session:
         try:
-            subscriber = read_link(session, ctx.signer, UNSUBSCRIBE, token)
+            subscriber = subscriber_for_token(session, ctx.signer, UNSUBSCRIBE, token)
         except LinkProblem as problem:
             return link_problem(ctx, request, problem)
         api.unsubscribe(session, subscriber)

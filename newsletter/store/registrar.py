@@ -1,0 +1,264 @@
+"""The subscriber service, part two: signed links → subscribers, and the workflows of the person
+themselves (the registrar, as Mailman 3 calls it): subscribe, confirm, a fresh link, come back,
+save preferences, drop a topic.
+
+`newsletter.store.subscribers` holds the records and the rules an admin applies to them (add,
+status, lists, topics, suppression, forget); this module holds the requests that arrive from
+outside — a token in a link or an envelope address, a subscribe form anyone can fill in, a
+confirmation link coming back. The web app, the CLI and the inbound-mail scans call these
+functions and hold no rules of their own.
+
+Like the rest of the store, functions take a `Session` and never commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy.orm import Session
+
+from newsletter.config import Settings
+from newsletter.content.taxonomy import Taxonomy
+from newsletter.errors import LinkProblem
+from newsletter.errors import SubscriberError
+from newsletter.errors import TokenError
+from newsletter.errors import TokenExpired
+from newsletter.store.models import ACTIVE
+from newsletter.store.models import PENDING
+from newsletter.store.models import Subscriber
+from newsletter.store.models import utcnow
+from newsletter.store.subscribers import add_subscriber
+from newsletter.store.subscribers import clean_name
+from newsletter.store.subscribers import confirm
+from newsletter.store.subscribers import get_subscriber
+from newsletter.store.subscribers import is_subscribed
+from newsletter.store.subscribers import is_suppressed
+from newsletter.store.subscribers import set_lists
+from newsletter.store.subscribers import set_status
+from newsletter.store.subscribers import set_topics
+from newsletter.store.subscribers import subscribed_lists
+from newsletter.tokens import ADDRESS_HASH_LENGTH
+from newsletter.tokens import CONFIRM
+from newsletter.tokens import Signer
+from newsletter.tokens import address_hash
+
+MAX_TOKEN_LENGTH = 400
+# Subscriber ids fit a 32-bit integer column: a larger (signed, so ours) id names nobody.
+_MAX_ID = 2**31 - 1
+
+# --- signed links and envelope addresses → subscribers -----------------------------------
+
+
+def subscriber_by_reference(
+    session: Session, subscriber_id: int, digest: str, *, hash_length: int = ADDRESS_HASH_LENGTH
+) -> Subscriber:
+    """The subscriber a verified token names by id and short address hash.
+
+    `LinkProblem` "test" for id 0 (test messages), "gone" when there is no such subscriber or
+    their address has changed since the token was made (so a recycled id names nobody).
+    `hash_length` is the length of the hash in this kind of token (VERP tokens are shorter).
+    """
+    if subscriber_id == 0:
+        raise LinkProblem(
+            "test", "This link comes from a test message, so there is nothing to change."
+        )
+    subscriber = session.get(Subscriber, subscriber_id) if 0 < subscriber_id <= _MAX_ID else None
+    if subscriber is None or address_hash(subscriber.email, hash_length) != digest:
+        raise LinkProblem(
+            "gone", "This link no longer matches a subscription (the address may have changed)."
+        )
+    return subscriber
+
+
+def subscriber_for_token(session: Session, signer: Signer, purpose: str, token: str) -> Subscriber:
+    """The subscriber a signed token for `purpose` names, checked against their current address.
+
+    `LinkProblem` with `kind` "invalid" (cut, altered, made for another purpose), "expired"
+    (an old confirmation link), "test" or "gone" (see `subscriber_by_reference`); its message
+    can be shown to the person.
+    """
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        raise LinkProblem("invalid", "This link is not valid (it may have been cut or altered).")
+    try:
+        subscriber_id, digest = signer.read(purpose, token)
+    except TokenError as error:
+        kind = "expired" if isinstance(error, TokenExpired) else "invalid"
+        raise LinkProblem(kind, str(error).capitalize() + ".") from None
+    return subscriber_by_reference(session, subscriber_id, digest)
+
+
+# --- subscribe, confirm, come back -----------------------------------------------------------
+
+# What to email after a request from outside (the web app's mail kinds).
+CONFIRMATION = "confirmation"  # a link to confirm (double opt-in)
+ALREADY_SUBSCRIBED = "already_subscribed"  # "you are already subscribed", with their links
+NEW_LINK = "new_link"  # a fresh preferences link
+
+STALE_CONFIRMATION = (
+    "This confirmation link is older than your last change. Subscribe again to get a new one."
+)
+
+
+def request_subscription(
+    session: Session,
+    settings: Settings,
+    taxonomy: Taxonomy,
+    email: str,
+    *,
+    name: str = "",
+    topics: frozenset[str] | None = None,
+    lists: Iterable[str] | None = None,
+    source: str = "web",
+    ip: str = "",
+) -> tuple[str, Subscriber] | None:
+    """A subscribe request from anyone who typed an address: (what to email, to whom), or None
+    to send nothing. The caller answers the same whatever this returns (no address enumeration).
+    `InvalidAddress` or `SubscriberError` (a name too long) for input a form should catch first.
+
+    - A suppressed address (they asked to be forgotten) gets nothing and nothing is stored.
+    - A new address is added as `pending`, with the choices and the consent source and IP, and
+      gets a confirmation link.
+    - An active subscriber is told they are subscribed; nothing about the record changes (a
+      stranger must not be able to change someone's choices).
+    - A pending, unsubscribed, bounced or complained record takes the new topics and lists
+      (and the name, when one is given) but keeps its status: it changes only when the emailed
+      confirmation link is used (`confirm_subscription`), so a stranger cannot resubscribe
+      someone.
+    """
+    name = clean_name(name)
+    if is_suppressed(session, email):
+        return None  # they asked to be forgotten: never mail them by accident
+    subscriber = get_subscriber(session, email)
+    if subscriber is None:
+        try:
+            subscriber = add_subscriber(
+                session,
+                settings,
+                taxonomy,
+                email,
+                name=name,
+                topics=topics,
+                lists=lists,
+                status=PENDING,
+                source=source,
+                ip=ip,
+            )
+        except SubscriberError:
+            return None  # added by a concurrent request a moment ago
+        return CONFIRMATION, subscriber
+    if subscriber.status == ACTIVE:
+        return ALREADY_SUBSCRIBED, subscriber
+    if name:
+        subscriber.name = name
+    set_topics(session, subscriber, topics)
+    default = [settings.delivery.default_list]
+    set_lists(session, settings, subscriber, default if lists is None else lists)
+    return CONFIRMATION, subscriber
+
+
+def request_fresh_link(session: Session, email: str) -> tuple[str, Subscriber] | None:
+    """A request for a new link: (what to email, to whom), or None to send nothing.
+
+    A pending subscriber gets a new confirmation link, anyone else on record a preferences
+    link; an unknown or suppressed address nothing (the caller answers the same either way).
+    """
+    if is_suppressed(session, email):
+        return None
+    subscriber = get_subscriber(session, email)
+    if subscriber is None:
+        return None
+    return (CONFIRMATION if subscriber.status == PENDING else NEW_LINK), subscriber
+
+
+def confirm_subscription(
+    session: Session, signer: Signer, token: str, *, ip: str = "", source: str = "web"
+) -> tuple[Subscriber, bool]:
+    """Use a confirmation link: (subscriber, whether they became active now).
+
+    An active subscriber stays as is (confirming twice is harmless). A pending one becomes
+    active. Someone who left (unsubscribed, bounced, complained) and asked to come back becomes
+    active only with a link made after their last change — an old link from before they left
+    raises `LinkProblem` "stale". The consent source (and IP) are recorded. `LinkProblem` for a
+    token that does not work (`subscriber_for_token`).
+    """
+    subscriber = subscriber_for_token(session, signer, CONFIRM, token)
+    if subscriber.status == ACTIVE:
+        return subscriber, False
+    ip = ip[:64]
+    if subscriber.status == PENDING:
+        confirm(session, subscriber, ip=ip)
+    else:
+        issued = signer.issued_at(CONFIRM, token)
+        left = subscriber.updated_at.replace(microsecond=0)
+        if issued is None or issued < left:
+            raise LinkProblem("stale", STALE_CONFIRMATION)
+        set_status(session, subscriber, ACTIVE)
+        subscriber.confirmed_at = utcnow()
+        subscriber.consent_ip = ip
+    subscriber.consent_source = source[:50]
+    session.flush()
+    return subscriber, True
+
+
+def resubscribe(
+    session: Session, settings: Settings, subscriber: Subscriber, *, source: str = "web"
+) -> None:
+    """Someone holding their own preferences link comes back: active again (the consent source
+    recorded), and on the default list if they are on none. `SubscriberError` for a suppressed
+    address: they asked never to be mailed again."""
+    if is_suppressed(session, subscriber.email):
+        raise SubscriberError(f"{subscriber.email} is on the suppression list")
+    if subscriber.status != ACTIVE:
+        set_status(session, subscriber, ACTIVE)
+        subscriber.consent_source = source[:50]
+    if not subscribed_lists(subscriber):
+        set_lists(session, settings, subscriber, [settings.delivery.default_list])
+
+
+# --- the preference center ------------------------------------------------------------------
+
+
+def update_preferences(
+    session: Session,
+    settings: Settings,
+    subscriber: Subscriber,
+    *,
+    name: str,
+    topics: frozenset[str] | None,
+    lists: Iterable[str],
+) -> None:
+    """The preference center's save: name and topics always; the lists only while they are
+    subscribed or still on some list, so saving does not put someone who left back on a list
+    (coming back is `resubscribe`)."""
+    subscriber.name = clean_name(name)
+    set_topics(session, subscriber, topics)
+    if is_subscribed(subscriber) or subscribed_lists(subscriber):
+        set_lists(session, settings, subscriber, lists)
+
+
+# What `drop_topic` did.
+DROPPED = "dropped"
+NOT_FOLLOWED = "not_followed"  # they did not receive that topic: nothing changed
+ONLY_TOPIC = "only_topic"  # it is their only topic: nothing changed (unsubscribe instead)
+
+
+def follows_topic(subscriber: Subscriber, slug: str) -> bool:
+    """Whether they receive summaries about this topic (all-topics subscribers receive all)."""
+    topics = subscriber.topic_slugs
+    return topics is None or slug in topics
+
+
+def drop_topic(session: Session, taxonomy: Taxonomy, subscriber: Subscriber, slug: str) -> str:
+    """Stop sending them one topic (the links in the digest): `DROPPED`, or `NOT_FOLLOWED` /
+    `ONLY_TOPIC` with nothing changed. An all-topics subscriber keeps every other topic of
+    today's taxonomy."""
+    current = subscriber.topic_slugs
+    if current is None:
+        current = frozenset(t.slug for t in taxonomy.topics)
+    remaining = current - {slug}
+    if remaining == current:
+        return NOT_FOLLOWED
+    if not remaining:
+        return ONLY_TOPIC
+    set_topics(session, subscriber, frozenset(remaining))
+    return DROPPED
