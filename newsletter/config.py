@@ -141,7 +141,7 @@ class WebSection(_Section):
 
 
 class DkimSection(_Section):
-    """DKIM signing of outgoing mail (`newsletter.dkim`)."""
+    """DKIM signing of outgoing mail (`newsletter.message.dkim`)."""
 
     enabled: bool = False
     selector: str = ""

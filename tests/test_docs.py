@@ -52,3 +52,18 @@ def test_every_setting_is_documented(key: str) -> None:
         assert re.search(rf"`{re.escape(name)}`|\[{section}\] {re.escape(name)}\b", text), (
             f"{key} is not documented in README.md or docs/"
         )
+
+
+def package_parts() -> list[str]:
+    package = REPO / "newsletter"
+    parts = [p.name + "/" for p in package.iterdir() if (p / "__init__.py").exists()]
+    parts += [p.name for p in package.glob("*.py") if p.name not in ("__init__.py", "__main__.py")]
+    return sorted(parts)
+
+
+@pytest.mark.parametrize("part", package_parts())
+def test_every_package_is_in_the_readme_layout(part: str) -> None:
+    layout = README[README.index("## Layout") :]
+    name = part.removesuffix(".py")
+    assert f"`newsletter/{part}`" in layout or f"`{name}.py`" in layout, part
+    assert f"`newsletter.{name.rstrip('/')}" in DOCS or f"`{name.rstrip('/')}`" in DOCS

@@ -1,0 +1,1 @@
+"""Content (pure): the taxonomy, the Issue and Summary dataclasses, reading the month folders."""

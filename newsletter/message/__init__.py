@@ -1,0 +1,1 @@
+"""Messages (pure): MIME skeletons filled per reader, notices, previews, DKIM, envelope senders."""

@@ -1,0 +1,1 @@
+"""Returns: inbound mail -- mailbox reading, DSN parsing, the bounce scan, unsubscribe by mail."""
