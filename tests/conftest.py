@@ -9,6 +9,8 @@ from pathlib import Path
 import hypothesis
 import pytest
 from click.testing import CliRunner
+from outside_tools import in_ci
+from outside_tools import require_tool
 
 from newsletter.config import Settings
 from newsletter.config import settings_from_dict
@@ -18,7 +20,7 @@ from newsletter.store import engine as db
 
 # CI runs property tests with a fixed seed, so a red build is reproducible; by hand they explore.
 hypothesis.settings.register_profile("ci", derandomize=True)
-if os.environ.get("CI"):
+if in_ci():
     hypothesis.settings.load_profile("ci")
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -116,8 +118,7 @@ def runner() -> CliRunner:
 @pytest.fixture
 def postgres_url() -> str:
     url = os.environ.get("NEWSLETTER_TEST_DATABASE_URL")
-    if not url:
-        pytest.skip("NEWSLETTER_TEST_DATABASE_URL is not set (PostgreSQL tests need it)")
+    require_tool(url, "NEWSLETTER_TEST_DATABASE_URL is not set (PostgreSQL tests need it)")
     return url
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from browser import CHROMIUM
 from browser import CHROMIUM_ARGS
+from browser import sync_api
 from smtp_sink import get_free_port
 from smtp_sink import running_sink
 
@@ -34,10 +35,7 @@ from newsletter.web.security import hash_password
 
 PASSWORD = "browser admin password"
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Chromium at /usr/bin/chromium"),
-]
+pytestmark = [pytest.mark.browser]
 
 
 @pytest.fixture
@@ -79,8 +77,7 @@ def site(settings, engine, sink, monkeypatch) -> Iterator[str]:
 
 @pytest.fixture
 def browser():
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    with playwright_api.sync_playwright() as playwright:
+    with sync_api().sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
         )
