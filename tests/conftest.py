@@ -27,6 +27,7 @@ if in_ci():
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).resolve().parent.parent
 TEST_SECRET = "test-secret-key"
+ADMIN_PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture(autouse=True)
@@ -140,6 +141,14 @@ def postgres_url() -> str:
     url = os.environ.get("NEWSLETTER_TEST_DATABASE_URL")
     require_tool(url, "NEWSLETTER_TEST_DATABASE_URL is not set (PostgreSQL tests need it)")
     return url
+
+
+@pytest.fixture(scope="session")
+def admin_password_hash() -> str:
+    """NEWSLETTER_ADMIN_PASSWORD_HASH for ADMIN_PASSWORD, hashed once: scrypt is slow on purpose."""
+    from newsletter.web.security import hash_password
+
+    return hash_password(ADMIN_PASSWORD)
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ import pytest
 from browser import CHROMIUM
 from browser import CHROMIUM_ARGS
 from browser import sync_api
+from conftest import ADMIN_PASSWORD
 from smtp_sink import get_free_port
 from smtp_sink import running_sink
 
@@ -31,9 +32,8 @@ from newsletter.store.models import ACTIVE
 from newsletter.store.models import UNSUBSCRIBED
 from newsletter.transport import make_transport
 from newsletter.web import create_app
-from newsletter.web.security import hash_password
 
-PASSWORD = "browser admin password"
+PASSWORD = ADMIN_PASSWORD
 
 pytestmark = [pytest.mark.browser]
 
@@ -45,7 +45,7 @@ def sink():
 
 
 @pytest.fixture
-def site(settings, engine, sink, monkeypatch) -> Iterator[str]:
+def site(settings, engine, sink, monkeypatch, admin_password_hash) -> Iterator[str]:
     """The web app under uvicorn on a free port, sending mail to the SMTP sink."""
     import uvicorn
 
@@ -56,7 +56,7 @@ def site(settings, engine, sink, monkeypatch) -> Iterator[str]:
     settings.smtp.host = sink.host
     settings.smtp.port = sink.port
     settings.web.login_failure_delay = 0.0
-    monkeypatch.setenv("NEWSLETTER_ADMIN_PASSWORD_HASH", hash_password(PASSWORD))
+    monkeypatch.setenv("NEWSLETTER_ADMIN_PASSWORD_HASH", admin_password_hash)
     app = create_app(settings, engine=engine)
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")

@@ -1,4 +1,5 @@
-"""The shared fixtures: each test's database is its own fresh copy of one migrated file."""
+"""The shared fixtures: each test's database is its own fresh copy of one migrated file; the
+admin password is hashed once per session."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from conftest import ADMIN_PASSWORD
 from sqlalchemy import inspect
 from sqlalchemy import text
 
 from newsletter.store import engine as db
+from newsletter.web.security import verify_password
 
 
 @pytest.mark.parametrize("run", [1, 2])
@@ -32,3 +35,9 @@ def _tables(path: Path) -> set[str]:
         return {name for (name,) in rows if not name.startswith("sqlite_")}
     finally:
         connection.close()
+
+
+def test_the_session_admin_password_hash_matches_the_password(admin_password_hash):
+    assert admin_password_hash.startswith("scrypt$")
+    assert verify_password(ADMIN_PASSWORD, admin_password_hash)
+    assert not verify_password(ADMIN_PASSWORD + "x", admin_password_hash)
