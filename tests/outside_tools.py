@@ -27,6 +27,7 @@ def require_tool(available: object, reason: str) -> None:
 
     Called at module level, a skip skips the whole module and a failure is a collection error.
     """
+    __tracebackhide__ = True  # reports name the caller's line, not this one
     if available:
         return
     if in_ci():
@@ -36,6 +37,7 @@ def require_tool(available: object, reason: str) -> None:
 
 def require_module(name: str, reason: str) -> ModuleType:
     """`pytest.importorskip(name)` that fails under CI: the imported module."""
+    __tracebackhide__ = True  # reports name the caller's line, not this one
     try:
         return importlib.import_module(name)
     except ImportError as error:
@@ -49,6 +51,7 @@ def update_golden() -> bool:
     Refused under CI: a golden test that rewrites its expected output passes whatever the
     output is, so there it fails instead.
     """
+    __tracebackhide__ = True  # reports name the caller's line, not this one
     if not os.environ.get("UPDATE_GOLDEN"):
         return False
     if in_ci():
