@@ -4,20 +4,37 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP_DEMO := $(VENV)/.installed-demo
 STAMP_TEST := $(VENV)/.installed-test
+# Every install takes its versions from this lock (all dependencies, pinned); `make lock`
+# regenerates it from pyproject.toml. A newer lock (or pyproject.toml) reinstalls.
+CONSTRAINTS := requirements/constraints.txt
+PIP_INSTALL := $(BIN)/pip install --quiet -c $(CONSTRAINTS)
+# uv's `pip compile` rather than pip-tools: it resolves for a named target (Python 3.11 on
+# x86_64 Linux, what the machines and CI run) whatever Python runs it, needs no matching pip
+# (pip-tools breaks with new pip releases, and the venv's pip is upgraded), and takes seconds.
+# Pinned, so the same pyproject.toml and index give the same file.
+UV_VERSION := 0.13.9
 
-.PHONY: demo test lint format serve clean
+.PHONY: demo test lint format serve clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP_DEMO): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+$(STAMP_DEMO): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(PIP_INSTALL) -e .
 	touch $@
 
-$(STAMP_TEST): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
+$(STAMP_TEST): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(PIP_INSTALL) -e '.[test]'
 	touch $@ $(STAMP_DEMO)
+
+# The runtime dependencies and the `test` and `postgres` extras, resolved afresh (--upgrade:
+# the old lock is not consulted) to the newest versions pyproject.toml allows.
+lock: | $(BIN)/python
+	$(BIN)/pip install --quiet 'uv==$(UV_VERSION)'
+	$(BIN)/uv pip compile pyproject.toml --extra test --extra postgres \
+		--python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
+		--upgrade --quiet --custom-compile-command 'make lock' -o $(CONSTRAINTS)
 
 demo: $(STAMP_DEMO)
 	$(BIN)/newsletter --config config.toml demo

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
+
+from outside_tools import require_module
+from outside_tools import require_tool
 
 CHROMIUM = Path("/usr/bin/chromium")
 # No sandbox (we run as root in CI); no background traffic (the network is closed here).
@@ -13,3 +17,9 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+def sync_api() -> ModuleType:
+    """`playwright.sync_api`, once Chromium is there: skips without either, fails under CI."""
+    require_tool(CHROMIUM.exists(), f"needs Chromium at {CHROMIUM} (apt-get install chromium)")
+    return require_module("playwright.sync_api", "needs the playwright package")

@@ -9,6 +9,9 @@ from pathlib import Path
 import hypothesis
 import pytest
 from click.testing import CliRunner
+from outside_tools import in_ci
+from outside_tools import require_tool
+from sqlalchemy.engine import make_url
 
 from newsletter.config import Settings
 from newsletter.config import settings_from_dict
@@ -18,12 +21,13 @@ from newsletter.store import engine as db
 
 # CI runs property tests with a fixed seed, so a red build is reproducible; by hand they explore.
 hypothesis.settings.register_profile("ci", derandomize=True)
-if os.environ.get("CI"):
+if in_ci():
     hypothesis.settings.load_profile("ci")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).resolve().parent.parent
 TEST_SECRET = "test-secret-key"
+ADMIN_PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture(autouse=True)
@@ -89,10 +93,29 @@ def taxonomy() -> Taxonomy:
     return default_taxonomy()
 
 
-@pytest.fixture
-def engine(settings: Settings):
-    engine = db.make_engine(settings.database.url)
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to head once per session: `engine` copies it for each test."""
+    path = tmp_path_factory.mktemp("migrated") / "subscribers.db"
+    engine = db.make_engine(f"sqlite:///{path}")
     db.upgrade(engine)
+    engine.dispose()
+    # WAL mode: closing the last connection folds the log into the file, so the file is whole.
+    assert not path.with_name(path.name + "-wal").exists(), "the migrated database kept a WAL"
+    return path
+
+
+@pytest.fixture
+def engine(settings: Settings, migrated_sqlite: Path):
+    """An engine on the test's own migrated database (a fresh copy of `migrated_sqlite`)."""
+    url = make_url(settings.database.url)
+    target = Path(url.database) if url.get_backend_name() == "sqlite" and url.database else None
+    if target is not None and target.is_absolute() and not target.exists():
+        shutil.copyfile(migrated_sqlite, target)
+        engine = db.make_engine(settings.database.url)
+    else:  # not a fresh SQLite file: migrate it in place
+        engine = db.make_engine(settings.database.url)
+        db.upgrade(engine)
     yield engine
     engine.dispose()
 
@@ -116,9 +139,16 @@ def runner() -> CliRunner:
 @pytest.fixture
 def postgres_url() -> str:
     url = os.environ.get("NEWSLETTER_TEST_DATABASE_URL")
-    if not url:
-        pytest.skip("NEWSLETTER_TEST_DATABASE_URL is not set (PostgreSQL tests need it)")
+    require_tool(url, "NEWSLETTER_TEST_DATABASE_URL is not set (PostgreSQL tests need it)")
     return url
+
+
+@pytest.fixture(scope="session")
+def admin_password_hash() -> str:
+    """NEWSLETTER_ADMIN_PASSWORD_HASH for ADMIN_PASSWORD, hashed once: scrypt is slow on purpose."""
+    from newsletter.passwords import hash_password
+
+    return hash_password(ADMIN_PASSWORD)
 
 
 @pytest.fixture

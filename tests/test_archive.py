@@ -7,7 +7,6 @@ tests/fixtures/archive_expected/ before committing it.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import threading
@@ -20,6 +19,8 @@ from urllib.parse import urlsplit
 import pytest
 from conftest import FIXTURES
 from conftest import write_config
+from outside_tools import require_module
+from outside_tools import update_golden
 
 from newsletter import archive
 from newsletter.archive import search
@@ -38,8 +39,8 @@ from newsletter.errors import ArchiveError
 from newsletter.store import engine as db
 from newsletter.store import models
 
-bs4 = pytest.importorskip("bs4")
-feedparser = pytest.importorskip("feedparser")
+bs4 = require_module("bs4", "needs beautifulsoup4")
+feedparser = require_module("feedparser", "needs feedparser")
 
 CONTENT = FIXTURES / "archive_content"
 EXPECTED = FIXTURES / "archive_expected"
@@ -98,7 +99,7 @@ def golden_files(root: Path) -> list[str]:
 def test_golden_output(tmp_path, taxonomy):
     site = build(tmp_path, taxonomy)
     shutil.rmtree(site / "static")  # theme assets are copied verbatim; not part of the golden
-    if os.environ.get("UPDATE_GOLDEN"):
+    if update_golden():  # refused under CI
         shutil.rmtree(EXPECTED, ignore_errors=True)
         shutil.copytree(site, EXPECTED)
         pytest.skip("golden tree regenerated: review `git diff tests/fixtures/archive_expected`")

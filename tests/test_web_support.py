@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
+from conftest import ADMIN_PASSWORD
 from fastapi.testclient import TestClient
 
 from newsletter.config import Settings
@@ -15,7 +16,7 @@ from newsletter.transport.memory import MemoryTransport
 from newsletter.web import create_app
 
 BASE = "https://news.example.org"
-PASSWORD = "correct horse battery staple"
+PASSWORD = ADMIN_PASSWORD
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -25,11 +26,11 @@ def outbox() -> MemoryTransport:
 
 
 @pytest.fixture
-def web_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    from newsletter.passwords import hash_password
-
+def web_settings(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, admin_password_hash: str
+) -> Settings:
     settings.web.login_failure_delay = 0.0
-    monkeypatch.setenv("NEWSLETTER_ADMIN_PASSWORD_HASH", hash_password(PASSWORD))
+    monkeypatch.setenv("NEWSLETTER_ADMIN_PASSWORD_HASH", admin_password_hash)
     monkeypatch.setenv("NEWSLETTER_API_TOKEN", "test-api-token")
     return settings
 
