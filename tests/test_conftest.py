@@ -11,8 +11,8 @@ from conftest import ADMIN_PASSWORD
 from sqlalchemy import inspect
 from sqlalchemy import text
 
+from newsletter.passwords import verify_password
 from newsletter.store import engine as db
-from newsletter.web.security import verify_password
 
 
 @pytest.mark.parametrize("run", [1, 2])
