@@ -7,6 +7,7 @@ too. Callers decide on the class, never on the message text.
 
     NewsletterError
     ├── ConfigError (ValueError)
+    ├── DatabaseError
     ├── ContentError (ValueError)
     ├── TaxonomyError (LookupError)
     ├── InvalidAddress (ValueError)
@@ -38,6 +39,11 @@ class NewsletterError(Exception):
 
 class ConfigError(NewsletterError, ValueError):
     """The configuration file is missing, malformed or invalid; the message names the key."""
+
+
+class DatabaseError(NewsletterError):
+    """The database cannot be reached or opened (refused, unknown host, bad password, a file
+    that is not a database); the message names `[database] url`."""
 
 
 class ContentError(NewsletterError, ValueError):

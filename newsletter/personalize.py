@@ -79,10 +79,6 @@ class SlotTemplate:
         self._parts = pieces  # literal, name, literal, name, ..., literal
         self._names = pieces[1::2]
 
-    @property
-    def slots(self) -> frozenset[str]:
-        return frozenset(self._names)
-
     def fill(self, values: Mapping[str, str]) -> str:
         """The text with every slot replaced; KeyError names a slot with no value."""
         parts = self._parts.copy()

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from click.testing import CliRunner
+from conftest import write_config
 from sqlalchemy import inspect
 
+from newsletter.cli import main
 from newsletter.errors import ConfigError
 from newsletter.store import engine as db
 from newsletter.store.models import Base
@@ -51,3 +54,15 @@ def test_postgresql_upgrade_matches_models_and_downgrades(pg_engine) -> None:
     assert not TABLES & set(inspect(pg_engine).get_table_names())
     db.upgrade(pg_engine)
     assert db.current_revision(pg_engine) == db.head_revision(pg_engine)
+
+
+def test_an_unreachable_database_is_a_clear_error_not_a_traceback(tmp_path) -> None:
+    """A refused connection names [database] url, exits non-zero, and hides the password."""
+    url = "postgresql+psycopg://editor:s3cret@127.0.0.1:1/digest"
+    config = write_config(tmp_path, database={"url": url})
+    for command in (["subscribers", "list"], ["db", "upgrade"], ["send", "2025-01", "--dry-run"]):
+        result = CliRunner().invoke(main, ["--config", str(config), *command])
+        assert result.exit_code == 1, (command, result.output)
+        assert "[database] url: cannot use the database at" in result.output
+        assert "127.0.0.1:1/digest" in result.output and "s3cret" not in result.output
+        assert "Traceback" not in result.output

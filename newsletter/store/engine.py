@@ -9,10 +9,12 @@ from sqlalchemy import Engine
 from sqlalchemy import create_engine
 from sqlalchemy import event
 from sqlalchemy import inspect
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
 
 from newsletter.errors import ConfigError
+from newsletter.errors import DatabaseError
 from newsletter.paths import data_path
 
 
@@ -63,25 +65,44 @@ def alembic_config(engine: Engine):
     return config
 
 
+@contextlib.contextmanager
+def reaching(engine: Engine) -> Iterator[None]:
+    """Turn "cannot reach the database" into a `DatabaseError` naming `[database] url`.
+
+    OperationalError covers refused connections, unknown hosts, bad passwords and files that
+    are not databases; integrity or programming errors are bugs and keep their traceback.
+    """
+    try:
+        yield
+    except OperationalError as error:
+        where = engine.url.render_as_string(hide_password=True)
+        reason = str(error.orig or error).strip().splitlines()[0]
+        raise DatabaseError(
+            f"[database] url: cannot use the database at {where}: {reason}"
+        ) from None
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Apply migrations up to `revision` (creates the database file if needed)."""
     from alembic import command
 
-    command.upgrade(alembic_config(engine), revision)
+    with reaching(engine):
+        command.upgrade(alembic_config(engine), revision)
 
 
 def downgrade(engine: Engine, revision: str) -> None:
     """Revert migrations down to `revision` ('base' empties the schema)."""
     from alembic import command
 
-    command.downgrade(alembic_config(engine), revision)
+    with reaching(engine):
+        command.downgrade(alembic_config(engine), revision)
 
 
 def current_revision(engine: Engine) -> str | None:
     """The applied migration revision, or None for an empty database."""
     from alembic.runtime.migration import MigrationContext
 
-    with engine.connect() as connection:
+    with reaching(engine), engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
 
@@ -96,9 +117,9 @@ def head_revision(engine: Engine) -> str:
 
 def require_schema(engine: Engine) -> None:
     """ConfigError unless the database is migrated to head (tells the user what to run)."""
-    if not inspect(engine).has_table("subscribers") or current_revision(engine) != head_revision(
-        engine
-    ):
+    with reaching(engine):
+        migrated = inspect(engine).has_table("subscribers")
+    if not migrated or current_revision(engine) != head_revision(engine):
         raise ConfigError(
             f"the database at {engine.url.render_as_string()} is not up to date: "
             "run `newsletter db upgrade`"

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Literal
 
+from newsletter.errors import ConfigError
 from newsletter.errors import PermanentFailure
 from newsletter.errors import TemporaryFailure
 from newsletter.errors import TransportError
@@ -102,7 +103,7 @@ class SmtpTransport(Transport):
         local_hostname: str | None = None,
     ) -> None:
         if security not in ("none", "starttls", "ssl"):
-            raise ValueError(f"unknown SMTP security {security!r}")
+            raise ConfigError(f"smtp.security: unknown value {security!r} (none, starttls, ssl)")
         self.host = host
         self.port = port
         self.security = security
