@@ -14,6 +14,7 @@ too. Callers decide on the class, never on the message text.
     ├── SubscriberError (ValueError)
     ├── ImportFileError (ValueError)
     │   └── RowsRejected          some rows are invalid; nothing was imported
+    ├── UnsafeHeader (ValueError)  a header value with CR/LF or controls, never written
     ├── RenderError
     ├── TokenError (ValueError)
     │   └── TokenExpired
@@ -21,6 +22,7 @@ too. Callers decide on the class, never on the message text.
     │   ├── TemporaryFailure
     │   └── PermanentFailure
     ├── SendError
+    │   ├── TransportUnavailable  no connection could be opened: nothing was claimed
     │   └── NoMatchingVariant     none of a reader's topics is in the issue
     ├── MailboxError (ValueError)
     ├── ScheduleError (ValueError)
@@ -81,6 +83,11 @@ class RowsRejected(ImportFileError):
     """Some rows of an import file are invalid, so nothing was imported; `rejected` lists them."""
 
 
+class UnsafeHeader(NewsletterError, ValueError):
+    """A header value the message builder refuses to write: a line break or other control
+    character (header injection), or a non-ASCII address."""
+
+
 class RenderError(NewsletterError):
     """A template failed to render or produced invalid output."""
 
@@ -108,6 +115,11 @@ class PermanentFailure(TransportError):
 
 class SendError(NewsletterError):
     """A campaign cannot be planned or run (nothing to send, already running, ...)."""
+
+
+class TransportUnavailable(SendError):
+    """The transport cannot be used at all (connection refused, no STARTTLS, a rejected
+    login): the run stops before claiming any row."""
 
 
 class NoMatchingVariant(SendError):

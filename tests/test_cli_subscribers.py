@@ -155,7 +155,7 @@ BAD = (
     "email,name,topics\n"
     "fine@example.org,Fine,\n"
     "nope,,\n"
-    'quoted@example.org,"two\nlines",unknown-topic\n'
+    'quoted@example.org,"Two, Lines",unknown-topic\n'
 )
 
 
@@ -365,3 +365,20 @@ def test_forget_unknown_address(cli: Invoke) -> None:
     assert result.exit_code == 1
     assert "Error: no subscriber nobody@example.org" in result.output
     assert len(records(cli)) == 1
+
+
+@pytest.mark.parametrize("name", ["Bob\nBcc: evil@example.net", "Bob\r\nX: y", "Tab\tName"])
+def test_add_refuses_a_name_with_control_characters(cli: Invoke, name: str) -> None:
+    result = cli("subscribers", "add", "bob@example.org", "--name", name)
+    assert result.exit_code == 1
+    assert "name must not contain control characters or line breaks" in result.output
+    assert records(cli) == []
+
+
+def test_add_refuses_a_non_ascii_local_part_and_keeps_idn_domains_ascii(cli: Invoke) -> None:
+    result = cli("subscribers", "add", "anä@example.org")
+    assert result.exit_code == 1
+    assert "invalid email address 'anä@example.org'" in result.output
+    assert records(cli) == []
+    ok(cli("subscribers", "add", "ana@bücher.example"))
+    assert [r["email"] for r in records(cli)] == ["ana@xn--bcher-kva.example"]

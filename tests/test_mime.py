@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
+import re
 
 import pytest
 from hypothesis import HealthCheck
@@ -13,6 +14,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from newsletter.content.reader import load_issue
+from newsletter.errors import UnsafeHeader
 from newsletter.message.skeleton import MessageSkeleton
 from newsletter.message.skeleton import Sender
 from newsletter.message.skeleton import list_unsubscribe
@@ -26,6 +28,7 @@ from newsletter.personalize import slot_values
 from newsletter.personalize import variant_summaries
 from newsletter.render.email import Renderer
 
+UNSAFE = re.compile("[\\x00-\\x1f\\x7f\\x85\\u2028\\u2029]")
 DATE = dt.datetime(2025, 1, 15, 9, 30, tzinfo=dt.UTC)
 TOPIC_SETS = [None, frozenset({"anxiety-disorders"}), frozenset({"therapist-factors", "empathy"})]
 
@@ -103,8 +106,12 @@ def assert_same_message(ours: bytes, theirs: email.message.EmailMessage) -> None
         assert not mine_part.defects
 
 
+# Names as hostile as a stranger can type them: any character (control characters, line
+# breaks, quotes, commas, angle brackets, non-ASCII), with the specials made likely.
+SPECIALS = "\r\n\t\x00\x0b\x85\u2028\"'\\,;:<>()[]@.Bcc: x@evil.example ÄéØ漢字"
 names = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), max_size=40
+    alphabet=st.one_of(st.characters(blacklist_categories=("Cs",)), st.sampled_from(SPECIALS)),
+    max_size=40,
 ).map(str.strip)
 local_parts = st.from_regex(r"[a-z0-9][a-z0-9._+-]{0,20}", fullmatch=True)
 tokens = st.from_regex(
@@ -131,6 +138,11 @@ def test_filled_message_parses_like_the_stdlib_message(
     topics = TOPIC_SETS[which]
     skeleton, summaries, rendered = built[topics]
     recipient = Recipient(f"{local}@example.net", name, topics, unsub, prefs)
+    if UNSAFE.search(name):
+        # The builder never writes a header value with a line break or control character.
+        with pytest.raises(UnsafeHeader):
+            skeleton.build(recipient, "2025-01", subscriber_id, summaries)
+        return
     ours, mid = skeleton.build(recipient, "2025-01", subscriber_id, summaries)
     assert mid == message_id("2025-01", subscriber_id, recipient.email, sender.domain)
     (to,) = parsed(ours)["To"].addresses
@@ -176,3 +188,23 @@ def test_values_that_look_like_slots_are_not_filled_again(variants) -> None:
     text = parsed(data).get_body(("plain",)).get_content()
     assert "Dear XNLEMAILX," in text
     assert "/u/XNLPREFSX.a.b" in text
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["Bob\nBcc: evil@example.net", "Bob\r\nX-Injected: 1", "Bob\rSubject: hi", "Eve\u2028X: y"],
+)
+def test_a_name_with_a_line_break_never_reaches_a_header(variants, name) -> None:
+    _sender, built = variants
+    skeleton, summaries, _ = built[None]
+    recipient = Recipient("bob@example.net", name, None, "unsub.tok.en", "prefs.tok.en")
+    with pytest.raises(UnsafeHeader, match="To: refusing a header value"):
+        skeleton.build(recipient, "2025-01", 5, summaries)
+
+
+def test_a_non_ascii_address_is_refused_by_the_builder(variants) -> None:
+    _sender, built = variants
+    skeleton, summaries, _ = built[None]
+    recipient = Recipient("anä@example.org", "", None, "unsub.tok.en", "prefs.tok.en")
+    with pytest.raises(UnsafeHeader, match="not an ASCII address"):
+        skeleton.build(recipient, "2025-01", 5, summaries)

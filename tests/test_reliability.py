@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -16,13 +17,18 @@ import time
 from collections import Counter
 
 import pytest
+from click.testing import CliRunner
 from conftest import write_config
 from smtp_sink import running_sink
 from sqlalchemy import select
 
+from newsletter.cli import main
 from newsletter.config import load_settings
 from newsletter.content.reader import load_issue
+from newsletter.errors import PermanentFailure
 from newsletter.errors import SendError
+from newsletter.errors import TemporaryFailure
+from newsletter.errors import TransportUnavailable
 from newsletter.sending.campaign import resume_campaign
 from newsletter.sending.campaign import send_month
 from newsletter.sending.plan import plan_campaign
@@ -31,6 +37,7 @@ from newsletter.store import engine as db
 from newsletter.store import ledger
 from newsletter.store.models import Delivery
 from newsletter.store.subscribers import add_subscriber
+from newsletter.transport.memory import MemoryTransport
 
 
 def add_people(engine, settings, taxonomy, count: int) -> list[str]:
@@ -331,3 +338,72 @@ def test_one_pool_per_smtp_server(engine, settings, taxonomy, issue) -> None:
     # Only the server that asked to slow down was slowed.
     assert runner.pools[0].limiter.rate < 400
     assert runner.pools[1].limiter.rate == 300
+
+
+def attempts_and_statuses(engine) -> Counter:
+    with db.session_factory(engine)() as session:
+        return Counter(session.execute(select(Delivery.status, Delivery.attempts)).all())
+
+
+def test_starttls_against_a_server_without_it_stops_before_claiming_a_row(
+    engine, settings, taxonomy, issue
+) -> None:
+    add_people(engine, settings, taxonomy, 5)
+    with running_sink() as sink:
+        smtp_settings(settings, sink)
+        settings.smtp.security = "starttls"
+        with pytest.raises(TransportUnavailable, match="does not offer STARTTLS"):
+            send_month(engine, settings, issue)
+        assert sink.messages == []
+    assert attempts_and_statuses(engine) == Counter({("queued", 0): 5})
+    with db.session_factory(engine)() as session:
+        assert ledger.find_campaign(session, "2025-01").status == "planned"
+
+
+def test_a_refused_connection_at_start_is_one_clear_error_from_the_cli(
+    engine, settings, taxonomy, tmp_path
+) -> None:
+    add_people(engine, settings, taxonomy, 3)
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = write_config(tmp_path, delivery={"transport": "smtp"}, smtp={"port": port})
+    result = CliRunner().invoke(main, ["--config", str(config), "send", "2025-01", "--yes"])
+    assert result.exit_code == 1
+    assert f"cannot send 2025-01 through 127.0.0.1:{port}" in result.output
+    assert "nothing was claimed" in result.output
+    assert attempts_and_statuses(engine) == Counter({("queued", 0): 3})
+
+
+class DroppingTransport(MemoryTransport):
+    """Accepts `good` messages, then can no longer (re)connect, like a relay that went away."""
+
+    def __init__(self, good: int, error: Exception) -> None:
+        super().__init__()
+        self.good = good
+        self.error = error
+
+    def open(self) -> None:
+        if len(self.outbox) >= self.good:
+            raise self.error
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        PermanentFailure("535 5.7.8 authentication failed", code=535),
+        TemporaryFailure("connection refused"),
+    ],
+)
+def test_a_connection_lost_mid_send_pauses_without_failing_untried_rows(
+    engine, settings, taxonomy, issue, error
+) -> None:
+    add_people(engine, settings, taxonomy, 8)
+    transport = DroppingTransport(3, error)
+    report = send_month(engine, settings, issue, transport).report
+    assert report is not None and report.paused and not report.finished
+    assert "cannot connect to transport" in report.stopped_reason
+    assert report.sent == 3 and report.failed == 0
+    counts = attempts_and_statuses(engine)
+    assert counts[("sent", 1)] == 3
+    assert counts[("queued", 0)] == 5  # given back untried: no attempt spent

@@ -10,6 +10,7 @@ import pytest
 from conftest import make_config
 from smtp_sink import running_sink
 from sqlalchemy import select
+from sqlalchemy import update
 
 from newsletter.config import settings_from_dict
 from newsletter.content.reader import load_issue
@@ -22,6 +23,7 @@ from newsletter.sending.runner import CampaignRunner
 from newsletter.store import engine as db
 from newsletter.store import ledger
 from newsletter.store.models import Delivery
+from newsletter.store.models import Subscriber
 from newsletter.store.subscribers import add_subscriber
 from newsletter.store.subscribers import require_subscriber
 from newsletter.store.subscribers import unsubscribe
@@ -252,3 +254,51 @@ def test_a_callers_stop_request_drains_the_run(engine, settings, issue, audience
     assert report is not None
     assert report.sent == 0 and not report.finished
     assert {d.status for d in rows(engine).values()} == {"queued", "skipped"}
+
+
+def test_rows_whose_message_cannot_be_built_fail_and_the_send_ends(
+    engine, settings, issue, audience
+) -> None:
+    """Data written before names were checked (or by hand): the row fails with the reason, the
+    others go out, and the run ends by itself instead of retrying for ever."""
+    with db.transaction(engine) as session:
+        session.execute(
+            update(Subscriber)
+            .where(Subscriber.email == "anxious@example.net")
+            .values(name="Eve\nBcc: victim@example.org")
+        )
+        session.execute(
+            update(Subscriber)
+            .where(Subscriber.email == "two@example.net")
+            .values(email="twö@example.net")
+        )
+    transport = MemoryTransport()
+    report = send_month(engine, settings, issue, transport).report
+    assert report is not None and report.finished
+    assert report.failed == 2 and report.sent == 2
+    planned = rows(engine)
+    assert planned["anxious@example.net"].status == "failed"
+    assert "control character" in planned["anxious@example.net"].last_error
+    assert planned["twö@example.net"].status == "failed"
+    assert "not an ASCII address" in planned["twö@example.net"].last_error
+    assert all(b"victim@example.org" not in m.message for m in transport.outbox)
+
+
+def test_an_internal_error_is_retried_a_bounded_number_of_times(
+    engine, settings, issue, audience
+) -> None:
+    plan_campaign(engine, settings, issue)
+    with db.transaction(engine) as session:  # as if every row had been tried before
+        session.execute(
+            update(Delivery)
+            .where(Delivery.status == "queued")
+            .values(attempts=settings.delivery.max_attempts - 1)
+        )
+    broken = MemoryTransport(fail=lambda _recipient: RuntimeError("transport exploded"))
+    runner = CampaignRunner(engine, settings, issue, broken)
+    report = runner.run()
+    assert report.finished and report.failed == 4
+    errors = {d.last_error for d in rows(engine).values() if d.status == "failed"}
+    assert errors == {
+        "gave up after 5 attempts: internal error: RuntimeError('transport exploded')"
+    }

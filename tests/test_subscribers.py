@@ -436,17 +436,21 @@ def test_import_bad_header(session, settings, taxonomy, header: str, message: st
 
 def test_import_line_numbers_count_quoted_newlines(session, settings, taxonomy) -> None:
     data = (
-        "email,name\n"
-        'multi@example.org,"First line\nsecond line\nthird"\n'
+        "email,name,topics\n"
+        'multi@example.org,Multi,"anxiety-disorders;\ngroup-psychotherapy;\ntherapist-factors"\n'
+        'evil@example.org,"Bob\nBcc: victim@example.net",\n'
         "\n"
-        "bad-address,x\n"
-        "fine@example.org,Fine\n"
+        "bad-address,x,\n"
+        "fine@example.org,Fine,\n"
     )
     report = import_export.import_csv(session, settings, taxonomy, data, skip_invalid=True)
     assert report.added == 2
-    assert [line for line, _ in report.rejected] == [6]
-    name = api.require_subscriber(session, "multi@example.org").name
-    assert name == "First line\nsecond line\nthird"
+    # Line numbers count the quoted line breaks: the name with a line break is refused at its
+    # first line (5), the bad address at line 8.
+    assert [line for line, _ in report.rejected] == [5, 8]
+    assert "control characters or line breaks" in report.rejected[0][1]
+    topics = api.require_subscriber(session, "multi@example.org").topic_slugs
+    assert topics == {"anxiety-disorders", "group-psychotherapy", "therapist-factors"}
 
 
 def test_import_crlf_and_bom(session, settings, taxonomy) -> None:
@@ -551,7 +555,7 @@ def test_import_10k_rows(session, settings, taxonomy) -> None:
 def _populate(session, settings, taxonomy) -> None:
     add = api.add_subscriber
     add(session, settings, taxonomy, "Ann@example.org", name="Ann", topics="empathy;training")
-    add(session, settings, taxonomy, "bob@example.org", name='Bob "B", Jr.\nline two')
+    add(session, settings, taxonomy, "bob@example.org", name='Bob "B", Jr. — Ünal')
     add(session, settings, taxonomy, "pen@example.org", status=PENDING, lists=["events"])
     many = add(session, settings, taxonomy, "many@example.org", lists=["digest", "events"])
     api.unsubscribe(session, many, "digest")

@@ -672,3 +672,11 @@ def test_no_secure_flag_for_plain_http(engine, web_settings, outbox):
     with TestClient(app) as client:
         cookie = client.get("/subscribe").headers["set-cookie"]
     assert "secure" not in cookie.lower()
+
+
+def test_subscribe_form_refuses_a_name_with_a_line_break(client, engine, outbox):
+    response = subscribe(client, "eve@example.com", name="Eve\r\nBcc: victim@example.net")
+    assert response.status_code == 400
+    assert "line breaks" in response.text
+    assert load(engine, "eve@example.com") is None
+    assert outbox.outbox == []

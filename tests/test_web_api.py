@@ -213,3 +213,16 @@ def test_fuzz_admin_api(api_client, path, month, body, query):
     else:
         response = api_client.request(method.upper(), url, json=body)
     assert response.status_code < 500, response.text
+
+
+def test_api_refuses_a_name_with_a_line_break(api_client):
+    created = api_client.post(
+        "/api/subscribers", json={"email": "bob@example.com", "name": "Bob\nBcc: x@evil.example"}
+    )
+    assert created.status_code == 400
+    assert "line breaks" in created.text
+    ok = api_client.post("/api/subscribers", json={"email": "bob@example.com", "name": "Bob"})
+    assert ok.status_code == 201
+    patched = api_client.patch(f"/api/subscribers/{ok.json()['id']}", json={"name": "B\r\nX: 1"})
+    assert patched.status_code == 400
+    assert api_client.get(f"/api/subscribers/{ok.json()['id']}").json()["name"] == "Bob"

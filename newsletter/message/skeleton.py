@@ -14,6 +14,7 @@ import binascii
 import datetime as dt
 import email.policy
 import hashlib
+import re
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from email.utils import formataddr
 
 from newsletter.config import Settings
 from newsletter.content.model import Summary
+from newsletter.errors import UnsafeHeader
 from newsletter.personalize import SLOT_RE
 from newsletter.personalize import Recipient
 from newsletter.personalize import slot_values
@@ -81,9 +83,31 @@ def list_unsubscribe(sender: Sender, token: str) -> str:
     return f"<{unsubscribe_url(sender, token)}>, <{mailto}>"
 
 
+# CR and LF end a header line; the other C0 controls, DEL, NEL and the Unicode line and
+# paragraph separators are refused too, since some software treats them as line breaks.
+_UNSAFE_IN_HEADER = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
+def header_value(value: str, field: str) -> str:
+    """`value` unchanged if it is safe in a header; `UnsafeHeader` naming `field` otherwise.
+
+    The last line of defence against header injection: names are refused at entry already,
+    but nothing the builder writes may ever carry a line break into the message.
+    """
+    if _UNSAFE_IN_HEADER.search(value):
+        raise UnsafeHeader(f"{field}: refusing a header value with a control character: {value!r}")
+    return value
+
+
 def to_header(recipient: Recipient) -> str:
-    """'Name <addr>' with RFC 2047 encoding of non-ASCII names."""
-    return formataddr((recipient.name, recipient.email)) if recipient.name else recipient.email
+    """'Name <addr>' with RFC 2047 encoding of non-ASCII names; `UnsafeHeader` for a name or
+    address with control characters or a non-ASCII address (we do not send SMTPUTF8)."""
+    address = header_value(recipient.email, "To")
+    if not address.isascii():
+        raise UnsafeHeader(f"To: {address!r} is not an ASCII address (SMTPUTF8 is not supported)")
+    if not recipient.name:
+        return address
+    return formataddr((header_value(recipient.name, "To"), address))
 
 
 def encode_qp(text: str) -> bytes:
@@ -169,7 +193,9 @@ class MessageSkeleton:
         """(message bytes with LF endings, Message-ID) for one recipient."""
         mid = message_id(month, subscriber_id, recipient.email, self.sender.domain)
         # Folded after the comma: each URI on its own line keeps header lines short.
-        unsubscribe = list_unsubscribe(self.sender, recipient.unsubscribe_token)
+        unsubscribe = header_value(
+            list_unsubscribe(self.sender, recipient.unsubscribe_token), "List-Unsubscribe"
+        )
         unsubscribe = unsubscribe.replace(", ", ",\n ")
         headers = (
             f"To: {to_header(recipient)}\nMessage-ID: {mid}\nList-Unsubscribe: {unsubscribe}\n"

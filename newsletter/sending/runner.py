@@ -25,9 +25,12 @@ from sqlalchemy import select
 
 from newsletter.config import Settings
 from newsletter.content.model import Issue
+from newsletter.errors import NewsletterError
 from newsletter.errors import PermanentFailure
 from newsletter.errors import SendError
 from newsletter.errors import TemporaryFailure
+from newsletter.errors import TransportUnavailable
+from newsletter.errors import UnsafeHeader
 from newsletter.message.dkim import DkimSigner
 from newsletter.message.envelope import envelope_sender
 from newsletter.message.skeleton import Sender
@@ -60,6 +63,8 @@ from newsletter.transport.base import Transport
 
 # Waiting longer than this for a quota ends the run; re-running later picks the rest up.
 MAX_QUOTA_WAIT = 300.0
+# Consecutive failures to (re)open one server's connection after which a send pauses.
+CONNECT_TRIES = 3
 
 
 @dataclass
@@ -134,6 +139,8 @@ class CampaignRunner:
         self._local = threading.local()
         self._opened: list[Transport] = []
         self._opened_lock = threading.Lock()
+        self._spares: dict[str, list[Transport]] = {}  # opened by the preflight, not yet used
+        self._connect_failures: dict[str, int] = {}  # consecutive, per pool
         self._consecutive_errors = 0
         self._pause_reason = ""
         self._started = 0.0
@@ -178,7 +185,12 @@ class CampaignRunner:
         self._started = time.monotonic()
         delivery = self.settings.delivery
         lease = dt.timedelta(seconds=delivery.lease_seconds)
-        campaign_id, lists = self._start()
+        self._preflight()
+        try:
+            campaign_id, lists = self._start()
+        except BaseException:
+            self._close_transports()  # the preflight's connections
+            raise
         for index, pool in enumerate(self.pools):
             if pool.limiter is None:
                 pool.limiter = self._make_limiter(pool.rates, count_ledger=index == 0)
@@ -225,12 +237,55 @@ class CampaignRunner:
                 if not self.stopping and not self._pause_reason and self._take_slot(pool):
                     result = self._send_one(row)
             except Exception as error:  # never lose a row: report it to the main thread
-                later = utcnow() + dt.timedelta(seconds=60)
-                error_text = f"internal error: {error!r}"
-                result = ledger.Result(
-                    row.delivery_id, RETRY, error=error_text, next_attempt_at=later
-                )
+                result = self._internal_error(row, error)
             self._results.put((row, result, pool))
+
+    def _preflight(self) -> None:
+        """Open one connection per pool before any row is claimed.
+
+        A configuration problem (refused connection, no STARTTLS, a rejected login, a bad
+        certificate) then stops the run with one message and nothing claimed, instead of
+        failing rows one by one. The connections opened here are the first ones used.
+        """
+        with self.sessions() as session:
+            campaign = ledger.find_campaign(session, self.issue.month)
+            if campaign is None or ledger.next_due(session, campaign.id) is None:
+                return  # nothing to send: no reason to connect (`_start` reports the rest)
+        for pool in self.pools:
+            try:
+                transport = pool.factory()
+                transport.open()
+            except NewsletterError as error:
+                self._close_transports()
+                raise TransportUnavailable(
+                    f"cannot send {self.issue.month} through {pool.name}: {error} "
+                    "(nothing was claimed; fix the cause and run the same command again)"
+                ) from error
+            with self._opened_lock:
+                self._opened.append(transport)
+            self._spares.setdefault(pool.name, []).append(transport)
+
+    def _cannot_connect(self, error: NewsletterError) -> None:
+        """A connection that cannot be (re)opened mid-send is not the row's fault: the row goes
+        back to the queue untried. A permanent cause (a rejected login, no STARTTLS) or
+        `CONNECT_TRIES` failures in a row pause the send; a passing one is waited out."""
+        pool = self._local.pool
+        failures = self._connect_failures.get(pool.name, 0) + 1
+        self._connect_failures[pool.name] = failures
+        if isinstance(error, TemporaryFailure) and failures < CONNECT_TRIES:
+            self._wait(2.0 * failures)
+        elif not self._pause_reason:
+            self._pause_reason = f"cannot connect to {pool.name}: {error}"
+
+    def _internal_error(self, row: ledger.Claimed, error: Exception) -> ledger.Result:
+        """An unexpected error: retried like a temporary failure, so it too ends in `failed`
+        after `max_attempts` instead of retrying without bound."""
+        error_text = f"internal error: {error!r}"
+        if row.attempts >= self.settings.delivery.max_attempts:
+            message = f"gave up after {row.attempts} attempts: {error_text}"
+            return ledger.Result(row.delivery_id, FAILED, error=message)
+        later = utcnow() + dt.timedelta(seconds=60)
+        return ledger.Result(row.delivery_id, RETRY, error=error_text, next_attempt_at=later)
 
     def _start(self) -> tuple[int, list[str]]:
         with self.sessions() as session:
@@ -382,13 +437,20 @@ class CampaignRunner:
     # --- one message (runs on a sending thread) -------------------------------------------
 
     def _transport(self) -> Transport:
+        """This thread's connection, opened (again, after a drop) before a message is given to
+        it; a failure here is about the connection, never about the message."""
         transport = getattr(self._local, "transport", None)
         if transport is None:
-            transport = self._local.pool.factory()
-            transport.open()
-            self._local.transport = transport
+            pool = self._local.pool
             with self._opened_lock:
-                self._opened.append(transport)
+                spares = self._spares.get(pool.name)
+                transport = spares.pop() if spares else None
+            if transport is None:
+                transport = pool.factory()
+                with self._opened_lock:
+                    self._opened.append(transport)
+            self._local.transport = transport
+        transport.open()
         return transport
 
     def _close_transports(self) -> None:
@@ -397,7 +459,8 @@ class CampaignRunner:
         for transport in opened:
             transport.close()
 
-    def _send_one(self, row: ledger.Claimed) -> ledger.Result:
+    def _send_one(self, row: ledger.Claimed) -> ledger.Result | None:
+        """The row's result; None when it was not attempted (no connection could be opened)."""
         if row.status != ACTIVE or not row.on_list:
             if row.status is None:
                 why = "subscriber was deleted"
@@ -419,12 +482,22 @@ class CampaignRunner:
             unsubscribe_token=self.signer.make(UNSUBSCRIBE, row.subscriber_id, row.email),
             preferences_token=self.signer.make(PREFERENCES, row.subscriber_id, row.email),
         )
-        message, mid = skeleton.build(recipient, self.issue.month, row.subscriber_id, summaries)
+        try:
+            message, mid = skeleton.build(recipient, self.issue.month, row.subscriber_id, summaries)
+        except UnsafeHeader as error:
+            # The same row would fail the same way on every try: fail it now, saying why.
+            return ledger.Result(row.delivery_id, FAILED, error=f"message not built: {error}")
         if self.dkim is not None:
             message = self.dkim.sign(message)
         envelope_from = envelope_sender(self.settings, row.subscriber_id, row.email)
         try:
-            reply = self._transport().send(envelope_from, row.email, message)
+            transport = self._transport()
+        except NewsletterError as error:
+            self._cannot_connect(error)
+            return None
+        self._connect_failures[self._local.pool.name] = 0
+        try:
+            reply = transport.send(envelope_from, row.email, message)
         except PermanentFailure as error:
             bounce = None
             if is_hard_bounce(error):

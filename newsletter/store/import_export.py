@@ -34,11 +34,11 @@ from newsletter.store.models import utcnow
 from newsletter.store.subscribers import ALL_TOPICS
 from newsletter.store.subscribers import FINAL_STATUSES
 from newsletter.store.subscribers import IN_CHUNK
-from newsletter.store.subscribers import MAX_NAME_LENGTH
 from newsletter.store.subscribers import _iso
 from newsletter.store.subscribers import apply_lists
 from newsletter.store.subscribers import apply_status
 from newsletter.store.subscribers import apply_topics
+from newsletter.store.subscribers import clean_name
 from newsletter.store.subscribers import ensure_lists
 from newsletter.store.subscribers import hash_key
 from newsletter.store.subscribers import known_lists_message
@@ -164,9 +164,7 @@ class _Parser:
         if key in self.seen:
             raise ValueError(f"{address} is a duplicate of line {self.seen[key]}")
         self.seen[key] = line
-        name = values["name"].strip() if "name" in values else None
-        if name is not None and len(name) > MAX_NAME_LENGTH:
-            raise ValueError(f"name is longer than {MAX_NAME_LENGTH} characters")
+        name = clean_name(values["name"]) if "name" in values else None
         topics = parse_topics(values.get("topics", ""), self.taxonomy)
         lists = None
         if "lists" in values:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import unicodedata
 from collections.abc import Iterable
 from typing import Any
 
@@ -59,6 +60,9 @@ FINAL_STATUSES = frozenset({UNSUBSCRIBED, BOUNCED, COMPLAINED})
 # Keys per IN (...) query: stays under SQLite's bound-parameter limit on old builds (999).
 IN_CHUNK = 500
 MAX_NAME_LENGTH = 200
+# Unicode categories refused in names: controls (CR, LF, tab, NUL…), line and paragraph
+# separators, and format characters such as bidi overrides that disguise what a name says.
+_FORBIDDEN_IN_NAMES = frozenset({"Cc", "Zl", "Zp", "Cf"})
 # What an admin may add someone as: consent already given, or awaiting confirmation.
 NEW_STATUSES = (ACTIVE, PENDING)
 
@@ -72,10 +76,13 @@ def normalize_email(text: str) -> tuple[str, str]:
         raise InvalidAddress("the email address is empty")
     candidate = text.strip()
     try:
-        valid = validate_email(candidate, check_deliverability=False)
+        # No SMTPUTF8 local parts: few servers accept them, and every header and envelope
+        # stays ASCII. Internationalized domains are kept in their ASCII (IDNA) form.
+        valid = validate_email(candidate, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as error:
         raise InvalidAddress(f"invalid email address {candidate!r}: {error}") from None
-    return valid.normalized, valid.normalized.lower()
+    address = valid.ascii_email or valid.normalized
+    return address, address.lower()
 
 
 def _key(email: str) -> str:
@@ -219,10 +226,20 @@ def add_subscriber(
 
 
 def clean_name(name: str) -> str:
-    """A name as stored: stripped; `SubscriberError` when longer than `MAX_NAME_LENGTH`."""
+    """A name as stored: stripped; `SubscriberError` when longer than `MAX_NAME_LENGTH` or when
+    it holds a control character or a line separator.
+
+    A name ends up in the `To:` header of every message: a line break in it would let whoever
+    typed it (a stranger, through the subscribe form) add headers or a body of their own.
+    """
     name = name.strip()
     if len(name) > MAX_NAME_LENGTH:
-        raise SubscriberError(f"name is longer than {MAX_NAME_LENGTH} characters")
+        raise SubscriberError(f"the name is too long ({MAX_NAME_LENGTH} characters at most)")
+    bad = next((c for c in name if unicodedata.category(c) in _FORBIDDEN_IN_NAMES), None)
+    if bad is not None:
+        raise SubscriberError(
+            f"the name must not contain control characters or line breaks (found U+{ord(bad):04X})"
+        )
     return name
 
 

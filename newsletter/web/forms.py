@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from newsletter.config import ListSpec
 from newsletter.content.taxonomy import Taxonomy
 from newsletter.errors import FormProblem
+from newsletter.errors import SubscriberError
+from newsletter.store.subscribers import clean_name
 
 MAX_CHOICES = 500
 
@@ -47,3 +49,11 @@ def list_choice(
             raise FormProblem("Choose at least one list.")
         chosen = [available[0].slug] if available else [default]
     return chosen
+
+
+def name_choice(name: str) -> str:
+    """The name as the subscriber service stores it; `FormProblem` saying what to fix."""
+    try:
+        return clean_name(name)
+    except SubscriberError as problem:
+        raise FormProblem(f"Please check your name: {problem}.") from None

@@ -30,6 +30,7 @@ from newsletter.tokens import PREFERENCES
 from newsletter.web.app import WebContext
 from newsletter.web.app import get_ctx
 from newsletter.web.forms import list_choice
+from newsletter.web.forms import name_choice
 from newsletter.web.forms import topic_choice
 from newsletter.web.pages import render_page
 from newsletter.web.pages import topic_groups
@@ -158,10 +159,7 @@ def update(
             return page(ctx, request, subscriber, token, status_code=400, error="Unknown action.")
         values = {"name": name, "topic_mode": topic_mode, "topics": topics, "lists": lists}
         try:
-            if len(name.strip()) > api.MAX_NAME_LENGTH:
-                raise FormProblem(
-                    f"Your name is too long ({api.MAX_NAME_LENGTH} characters at most)."
-                )
+            name = name_choice(name)
             chosen_topics = topic_choice(ctx.taxonomy, topic_mode, topics)
             mine = api.subscribed_lists(subscriber)
             chosen_lists = list_choice(

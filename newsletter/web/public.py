@@ -29,6 +29,7 @@ from newsletter.tokens import PREFERENCES
 from newsletter.web.app import WebContext
 from newsletter.web.app import get_ctx
 from newsletter.web.forms import list_choice
+from newsletter.web.forms import name_choice
 from newsletter.web.forms import topic_choice
 from newsletter.web.mail import Person
 from newsletter.web.pages import render_page
@@ -133,8 +134,7 @@ def subscribe(
         return too_many(ctx, request, ctx.limits.subscribe_ip.retry_after(ip))
     try:
         address, key = api.normalize_email(email)
-        if len(name.strip()) > api.MAX_NAME_LENGTH:
-            raise FormProblem(f"Your name is too long ({api.MAX_NAME_LENGTH} characters at most).")
+        name = name_choice(name)
         chosen_topics = topic_choice(ctx.taxonomy, topic_mode, topics)
         chosen_lists = list_choice(ctx.public_lists(), ctx.settings.delivery.default_list, lists)
     except InvalidAddress:
