@@ -86,6 +86,9 @@ class DeliverySection(_Section):
     rate_per_day: int = Field(default=0, ge=0)
     throttle_backoff_seconds: float = Field(default=30.0, ge=0)
     pause_after_errors: int = Field(default=50, ge=0)
+    # Real sends over SMTP need https links (RFC 8058 one-click unsubscribe; Gmail and Yahoo
+    # bulk-sender rules); this allows http for a staging relay.
+    allow_insecure_links: bool = False
 
 
 class SmtpSection(_Section):

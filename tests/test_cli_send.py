@@ -8,6 +8,7 @@ import mailbox
 import shutil
 
 import pytest
+from click.testing import CliRunner
 from conftest import REPO
 from conftest import write_config
 
@@ -109,3 +110,36 @@ def test_demo_on_a_fresh_copy_of_the_project(runner, tmp_path) -> None:
     again = invoke(runner, config, "demo")
     assert again.exit_code == 0, again.output
     assert len(outbox(config)) == written
+
+
+@pytest.mark.parametrize(
+    ("base_url", "allow", "refused"),
+    [
+        ("http://news.example.org", False, True),
+        ("http://news.example.org", True, False),
+        ("https://news.example.org", False, False),
+        ("http://127.0.0.1:8000", False, False),
+        ("http://localhost:8000", False, False),
+    ],
+)
+def test_smtp_sends_need_https_links(tmp_path, base_url, allow, refused) -> None:
+    config = write_config(
+        tmp_path,
+        newsletter={"base_url": base_url},
+        delivery={"transport": "smtp", "allow_insecure_links": allow},
+        smtp={"port": 1},  # nothing listens: a send that passes the check stops at the preflight
+    )
+    runner = CliRunner()
+    assert runner.invoke(main, ["--config", str(config), "db", "upgrade"]).exit_code == 0
+    assert (
+        runner.invoke(
+            main, ["--config", str(config), "subscribers", "add", "ana@example.org"]
+        ).exit_code
+        == 0
+    )
+    result = runner.invoke(main, ["--config", str(config), "send", "2025-01", "--yes"])
+    assert result.exit_code == 1
+    assert ("real mail needs https links" in result.output) is refused, result.output
+    if refused:
+        assert "allow_insecure_links" in result.output
+        assert "audience" not in result.output  # stopped before planning or showing a plan

@@ -21,6 +21,7 @@ from newsletter.cli.app import pass_app
 from newsletter.cli.app import stop_on_signals
 from newsletter.content.reader import load_issue
 from newsletter.errors import SendError
+from newsletter.sending.campaign import check_links
 from newsletter.sending.campaign import preview_plan
 from newsletter.sending.campaign import send_month
 from newsletter.sending.plan import PlanReport
@@ -107,6 +108,8 @@ def send(
         send_test(app, issue, test_to, topics, console)
         return
     engine = app.db()
+    if not dry_run:
+        check_links(settings)
     plan = preview_plan(engine, settings, issue, lists or None)
     print_plan(console, plan)
     if dry_run:

@@ -7,7 +7,9 @@ in plan mode only plans; a worker only sends what is planned) and in how they sh
 
 from __future__ import annotations
 
+import ipaddress
 import threading
+import urllib.parse
 from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from sqlalchemy import Engine
 
 from newsletter.config import Settings
 from newsletter.content.model import Issue
+from newsletter.errors import ConfigError
 from newsletter.sending.plan import PlanReport
 from newsletter.sending.plan import default_lists
 from newsletter.sending.plan import plan_campaign
@@ -53,6 +56,35 @@ def resume_campaign(engine: Engine, month: str) -> bool:
         return True
 
 
+def check_links(settings: Settings) -> None:
+    """`ConfigError` when real mail would carry http unsubscribe and preference links.
+
+    Over SMTP, `[newsletter] base_url` must be https (RFC 8058 one-click unsubscribe, and the
+    Gmail and Yahoo bulk-sender rules, need an https List-Unsubscribe URI), unless it is a
+    loopback address (a local test relay) or `[delivery] allow_insecure_links = true`.
+    Maildir and memory sends (the demo, tests) are not mailed to anyone and pass.
+    """
+    if settings.delivery.transport != "smtp" or settings.delivery.allow_insecure_links:
+        return
+    url = urllib.parse.urlsplit(settings.newsletter.base_url)
+    if url.scheme == "https" or _is_loopback(url.hostname or ""):
+        return
+    raise ConfigError(
+        f"[newsletter] base_url = {settings.newsletter.base_url!r}: real mail needs https links "
+        "(one-click unsubscribe, RFC 8058, and the Gmail/Yahoo sender rules); use an https "
+        "base_url, or set [delivery] allow_insecure_links = true for a test relay"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def preview_plan(
     engine: Engine, settings: Settings, issue: Issue, lists: Sequence[str] | None = None
 ) -> PlanReport:
@@ -83,6 +115,8 @@ def send_month(
     default the configured transport is opened per connection of every configured SMTP server.
     """
     result = CampaignResult(issue.month)
+    if send and transport is None and transport_factory is None:
+        check_links(settings)  # before anything is written
     if plan:
         chosen = default_lists(settings, lists)  # unknown lists are an error before any write
         with session_factory(engine)() as session:
