@@ -28,6 +28,7 @@ from newsletter.store.bounces import HARD
 from newsletter.store.bounces import SOFT
 from newsletter.store.bounces import apply_policy
 from newsletter.store.bounces import bounce_counts
+from newsletter.store.bounces import enhanced_status
 from newsletter.store.bounces import list_bounces
 from newsletter.store.bounces import record_bounce
 from newsletter.store.models import Bounce
@@ -609,3 +610,16 @@ def test_mangled_mail_does_not_stop_a_scan(tmp_path: Path, settings, engine, peo
     report = scan(path, settings, engine, now=NOW)
     assert report.bounced == ["ana@example.net"]
     assert report.messages == len(MANGLED) + 1
+
+
+@pytest.mark.parametrize(
+    ("reply", "status"),
+    [
+        ("550 5.1.1 <ana@example.net>: user unknown", "5.1.1"),
+        ("553 sorry, that domain isn't in my list of allowed rcpthosts", "5.0.0"),
+        ("451 4.3.0 try later", "4.3.0"),
+        ("", ""),
+    ],
+)
+def test_send_time_bounces_carry_a_status(reply: str, status: str) -> None:
+    assert enhanced_status(reply) == status

@@ -302,3 +302,24 @@ def test_an_internal_error_is_retried_a_bounded_number_of_times(
     assert errors == {
         "gave up after 5 attempts: internal error: RuntimeError('transport exploded')"
     }
+
+
+def test_progress_counts_each_row_once_not_its_retries(engine, settings, issue, audience) -> None:
+    first_try = set()
+
+    def fail_once(recipient: str):
+        if recipient not in first_try:
+            first_try.add(recipient)
+            return TemporaryFailure("451 4.3.0 try again")
+        return None
+
+    settings.delivery.retry_base_seconds = 0
+    steps = []
+    send_month(
+        engine,
+        settings,
+        issue,
+        MemoryTransport(fail=fail_once),
+        on_progress=lambda _report, step: steps.append(step),
+    )
+    assert sum(steps) == 4  # four readers, each tried twice

@@ -50,8 +50,8 @@ def print_report(console: Console, report: SendReport) -> None:
     """The summary of a run."""
     console.print(
         f"sent {report.sent}, failed {report.failed}, skipped {report.skipped}, "
-        f"retries scheduled {report.retried}; {report.variants_rendered} variant(s) rendered "
-        f"in {report.elapsed:.1f}s"
+        f"retries scheduled {report.retried} in {report.elapsed:.1f}s; "
+        f"{report.variants_rendered} variant(s) rendered"
     )
     if report.throttled:
         console.print(f"the server asked us to slow down {report.throttled} time(s)")

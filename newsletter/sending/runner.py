@@ -421,7 +421,8 @@ class CampaignRunner:
                 self._pause_reason = (
                     f"{self._consecutive_errors} consecutive errors, the last: {result.error}"
                 )
-        if self.on_progress:
+        if self.on_progress and result.status != RETRY:
+            # A retry is not progress: the row comes back later, and counts then.
             self.on_progress(report, 1)
 
     def _record(self, results: list[ledger.Result]) -> None:

@@ -4,6 +4,8 @@ lives with the store).
 
 from __future__ import annotations
 
+import re
+
 import datetime as dt
 from dataclasses import dataclass
 
@@ -160,9 +162,23 @@ def record_send_bounce(session, settings: Settings, bounce: ledger.Bounce) -> No
         kind=HARD,
         message_id=bounce.message_id,
         subscriber_id=bounce.subscriber_id,
+        status_code=enhanced_status(bounce.reply),
         diagnostic=bounce.reply,
         source="smtp",
     )
     subscriber = session.get(Subscriber, bounce.subscriber_id)
     if recorded is not None and subscriber is not None:
         apply_policy(session, settings, subscriber)
+
+
+_ENHANCED_STATUS = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
+
+
+def enhanced_status(reply: str) -> str:
+    """The RFC 3463 status in an SMTP reply ('550 5.1.1 no such user' -> '5.1.1'); for a bare
+    5xx reply, its class ('5.0.0'), so that every recorded hard bounce has a status."""
+    found = _ENHANCED_STATUS.search(reply)
+    if found:
+        return found.group(1)
+    code = reply.strip()[:3]
+    return f"{code[0]}.0.0" if code.isdigit() and code[0] in "45" else ""
