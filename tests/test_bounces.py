@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import json
+import logging
 import mailbox
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from newsletter.store.subscribers import unsubscribe
 
 NOW = dt.datetime(2025, 1, 31, 12, 0, tzinfo=dt.UTC)
 DSN = FIXTURES / "dsn"
+FLUFL = FIXTURES / "flufl"  # flufl.bounce's own sample corpus
 PEOPLE = ("ana@example.net", "ben@example.net", "cleo@example.net")
 _serial = iter(range(1, 10_000))
 
@@ -212,6 +214,54 @@ def test_ordinary_mail_is_not_a_bounce(settings) -> None:
     assert parse_bounce(sample("not-a-bounce.eml"), settings).failures == ()
     assert parse_bounce(sample("auto-reply.eml"), settings).failures == ()
     assert parse_bounce(b"\x00\xff garbage without headers", settings).failures == ()
+
+
+def without_header(data: bytes, *names: str) -> bytes:
+    """The message with the named top-level headers (and their continuation lines) left out."""
+    head, blank, body = data.partition(b"\n\n")
+    kept: list[bytes] = []
+    dropping = False
+    for line in head.split(b"\n"):
+        if line[:1] in (b" ", b"\t"):
+            if not dropping:
+                kept.append(line)
+            continue
+        name = line.partition(b":")[0].strip().decode("ascii", "replace").lower()
+        dropping = name in {n.lower() for n in names}
+        if not dropping:
+            kept.append(line)
+    return b"\n".join(kept) + blank + body
+
+
+def test_report_without_from_is_read(settings) -> None:
+    # simple_13 of flufl.bounce's corpus: an RFC 3464 report whose delivery-status part names
+    # no recipient, and no From header; only flufl.bounce's reading of the text finds the address.
+    data = (FLUFL / "simple_13.txt").read_bytes()
+    assert b"\nFrom:" not in data.partition(b"\n\n")[0]
+    (failure,) = parse_bounce(data, settings).failures
+    assert (failure.address, failure.kind) == ("userx@example.fr", HARD)
+
+
+def test_non_dsn_report_without_from_is_read(settings, caplog) -> None:
+    # A qmail report (found by flufl.bounce's detectors, not by the DSN fields) without From:
+    # flufl.bounce's Yale detector, run before the qmail one, must not stop the others.
+    data = without_header(sample("qmail-failure.eml"), "From")
+    with caplog.at_level(logging.INFO, logger="flufl.bounce"):
+        (failure,) = parse_bounce(data, settings).failures
+    assert (failure.address, failure.kind) == ("ana@example.net", HARD)
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_ordinary_mail_without_from_is_not_a_bounce(settings, caplog) -> None:
+    with caplog.at_level(logging.INFO, logger="flufl.bounce"):
+        for name in ("not-a-bounce.eml", "auto-reply.eml"):
+            data = without_header(sample(name), "From")
+            assert b"From:" not in data
+            assert parse_bounce(data, settings).failures == ()
+            data = without_header(data, "Subject", "Auto-Submitted")
+            assert parse_bounce(data, settings).failures == ()
+    # No detector raised (flufl.bounce logs a traceback for each one that does).
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 def test_report_without_message_id_gets_a_stable_key(settings) -> None:
@@ -409,6 +459,29 @@ def test_stale_verp_token_falls_back_to_the_address(tmp_path: Path, engine, peop
     report = scan(path, settings, engine, now=NOW)
     assert report.bounced == ["ben@example.net"]
     assert status(engine, "ana@example.net") == "active"
+
+
+def test_scan_records_a_report_without_from(tmp_path: Path, settings, engine, taxonomy) -> None:
+    # The defect: flufl.bounce finds the address in simple_13, the scan said "not a bounce".
+    with db.transaction(engine) as session:
+        userx = add_subscriber(session, settings, taxonomy, "userx@example.fr").id
+    path = maildir(tmp_path, (FLUFL / "simple_13.txt").read_bytes())
+    report = scan(path, settings, engine, now=NOW)
+    assert report.ignored == []
+    assert [(r.email, r.kind, r.subscriber_id, r.by) for r in report.recorded] == [
+        ("userx@example.fr", HARD, userx, "address")
+    ]
+    assert report.bounced == ["userx@example.fr"]
+    assert status(engine, "userx@example.fr") == "bounced"
+    (row,) = bounce_rows(engine)
+    assert (row.email, row.kind, row.source, row.message_id) == (
+        "userx@example.fr",
+        HARD,
+        "dsn",
+        "N77056c0a550a010202b5c",
+    )
+    assert row.received_at == dt.datetime(2006, 3, 14, 12, 47, 54, tzinfo=dt.UTC)
+    assert not list((path / "new").iterdir())  # recorded, so marked seen
 
 
 def test_report_without_recipient_or_verp_is_ignored(

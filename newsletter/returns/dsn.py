@@ -140,21 +140,38 @@ def _verp_of(message: Message, settings: Settings) -> tuple[int, str] | None:
     return None
 
 
+def _flufl_failures(data: bytes, message: Message) -> tuple[frozenset[bytes], frozenset[bytes]]:
+    """flufl.bounce's temporary and permanent failures, for any message whatever its headers.
+
+    No header decides whether a message is a report: real ones come without a From (simple_13
+    of flufl.bounce's corpus) or forwarded by a person, with that person's From and Subject.
+    Ordinary mail is told apart by its content: flufl.bounce's detectors (and our reading of
+    the DSN fields) find no failed recipient in it.
+    """
+    # Imported here: it is heavy, and the sending engine imports this module only for the
+    # envelope sender and send-time bounces.
+    from flufl.bounce import all_failures
+
+    view = message
+    if not email.utils.getaddresses([str(message.get("From", ""))]):
+        # flufl.bounce's Yale detector takes getaddresses(From)[0], an IndexError when that
+        # is empty (no From, or an empty one, on the Python 3.11 we run): all_failures logs
+        # a traceback and stops before the qmail, SimpleMatch, ... detectors run after it.
+        # A null From reads, to every detector, as the no-sender it is.
+        view = email.message_from_bytes(data)
+        del view["From"]
+        view["From"] = "<>"
+    # A heuristic detector tripping on odd mail must not stop a scan.
+    with contextlib.suppress(Exception):
+        return all_failures(view)
+    return frozenset(), frozenset()
+
+
 def parse_bounce(data: bytes, settings: Settings) -> ParsedBounce:
     """The failures a message reports (none for a message that is not a bounce)."""
     # compat32 parsing: what flufl.bounce's detectors are written for.
     message = email.message_from_bytes(data)
-    temporary: frozenset[bytes] = frozenset()
-    permanent: frozenset[bytes] = frozenset()
-    # A heuristic detector tripping on odd mail must not stop a scan. Every bounce has a
-    # From, and flufl.bounce's Yale detector raises (and logs a traceback) on mail without.
-    if message.get("From"):
-        with contextlib.suppress(Exception):
-            # Imported here: it is heavy, and the sending engine imports this module only
-            # for the envelope sender and send-time bounces.
-            from flufl.bounce import all_failures
-
-            temporary, permanent = all_failures(message)
+    temporary, permanent = _flufl_failures(data, message)
     blocks, arrival = _delivery_status(message)
     failures: dict[str, Failure] = {}
     for block in blocks:
