@@ -4,9 +4,8 @@ lives with the store).
 
 from __future__ import annotations
 
-import re
-
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import distinct
