@@ -120,6 +120,22 @@ def test_html_is_accessible_email_markup(issue, renderer) -> None:
     assert "@media only screen and (max-width: 480px)" in html
 
 
+def test_preheader_is_hidden_without_text_coloured_like_its_background(issue, renderer) -> None:
+    """mj-preview hides the preheader as white text: SpamAssassin's HTML_FONT_LOW_CONTRAST."""
+    html = renderer.render(issue, issue.summaries, personal=False).html
+    body = html[html.index("<body") :]
+    found = re.search(r'<div class="preheader" style="([^"]*)">([^<]*)</div>', body)
+    assert found, "no preheader"
+    style = found.group(1).replace(" ", "")
+    titles = "; ".join(s.title for s in issue.summaries)
+    assert found.group(2) == titles.replace("&", "&amp;")
+    for hidden in ("display:none", "mso-hide:all", "max-height:0", "overflow:hidden", "opacity:0"):
+        assert hidden in style
+    assert "color:" not in style  # the inherited text colour, never the background's
+    assert re.sub(r"<[^>]+>|<!--.*?-->", "", body[: found.start()], flags=re.S).strip() == ""
+    assert html.count(titles.replace("&", "&amp;")) == 1  # mj-preview's white copy is gone
+
+
 def test_slots_survive_mjml_and_premailer(issue, renderer) -> None:
     rendered = renderer.render(issue, issue.summaries, personal=True)
     html_slots = {m.group(1) for m in SLOT_RE.finditer(rendered.html)}
