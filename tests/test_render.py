@@ -61,6 +61,41 @@ class Outline(HTMLParser):
             self._capture = None
 
 
+VOID = {"area", "base", "br", "col", "hr", "img", "input", "link", "meta", "source", "wbr"}
+
+
+class InlineColour(HTMLParser):
+    """The text colour inline styles give to the text `needle`: the nearest `color:` declared
+    on it or an ancestor (what a mail client without the <style> block shows)."""
+
+    def __init__(self, needle: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.needle = needle
+        self.stack: list[tuple[str, str | None]] = []
+        self.found: list[str | None] = []
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag in VOID:
+            return
+        style = dict(attrs).get("style") or ""
+        colours = re.findall(r"(?:^|;)\s*color\s*:\s*([^;!]+)", style)
+        self.stack.append((tag, colours[-1].strip().lower() if colours else None))
+
+    def handle_endtag(self, tag: str) -> None:
+        while self.stack and self.stack.pop()[0] != tag:
+            pass
+
+    def handle_data(self, data: str) -> None:
+        if self.needle in data:
+            self.found.append(next((c for _, c in reversed(self.stack) if c), None))
+
+
+def inline_colours(html: str, needle: str) -> list[str | None]:
+    parser = InlineColour(needle)
+    parser.feed(html)
+    return parser.found
+
+
 def outline(html: str) -> str:
     parser = Outline()
     parser.feed(html)
@@ -134,6 +169,13 @@ def test_preheader_is_hidden_without_text_coloured_like_its_background(issue, re
     assert "color:" not in style  # the inherited text colour, never the background's
     assert re.sub(r"<[^>]+>|<!--.*?-->", "", body[: found.start()], flags=re.S).strip() == ""
     assert html.count(titles.replace("&", "&amp;")) == 1  # mj-preview's white copy is gone
+
+
+def test_match_line_is_amber_in_the_inlined_html(issue, renderer) -> None:
+    """The "Matches your topics" line: the mj-class's grey must not win over its amber."""
+    html = renderer.render(issue, issue.summaries, personal=True).html
+    assert inline_colours(html, "XNLMATCH1X") == ["#7b5e00"]
+    assert inline_colours(html, issue.summaries[0].citation[:30]) == ["#52606d"]  # meta stays grey
 
 
 def test_slots_survive_mjml_and_premailer(issue, renderer) -> None:
