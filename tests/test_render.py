@@ -46,7 +46,7 @@ class Outline(HTMLParser):
             self.presentation_tables += attributes.get("role") == "presentation"
         elif tag == "a":
             self.lines.append(f"a href={attributes.get('href')}")
-        elif tag in ("h2", "h3", "li") or "pill" in classes or "match" in classes:
+        elif tag in ("h1", "h2", "h3", "li") or "pill" in classes or "match" in classes:
             self._capture = "pill" if "pill" in classes else "match" if "match" in classes else tag
             self._text = []
 
@@ -55,7 +55,7 @@ class Outline(HTMLParser):
             self._text.append(data)
 
     def handle_endtag(self, tag: str) -> None:
-        if self._capture and tag in ("h2", "h3", "li", "span", "td"):
+        if self._capture and tag in ("h1", "h2", "h3", "li", "span", "td"):
             text = " ".join("".join(self._text).split())
             self.lines.append(f"{self._capture}: {text}")
             self._capture = None
@@ -176,6 +176,30 @@ def test_match_line_is_amber_in_the_inlined_html(issue, renderer) -> None:
     html = renderer.render(issue, issue.summaries, personal=True).html
     assert inline_colours(html, "XNLMATCH1X") == ["#7b5e00"]
     assert inline_colours(html, issue.summaries[0].citation[:30]) == ["#52606d"]  # meta stays grey
+
+
+def test_the_newsletter_name_is_the_one_h1(issue, renderer) -> None:
+    html = renderer.render(issue, issue.summaries, personal=True).html
+    headings = re.findall(r"<h1\b[^>]*>(.*?)</h1>", html, re.S)
+    assert [h.strip() for h in headings] == ["Test Digest"]
+    h1 = re.search(r"<h1\b[^>]*>", html)
+    assert h1 and re.search(r"font-size:\s*26px", h1.group(0))  # the masthead's size, as before
+    assert html.index("<h1") < html.index("<h2")
+
+
+def test_transactional_email_has_the_name_as_its_one_h1(settings, taxonomy, engine) -> None:
+    import email
+    import email.policy
+
+    from newsletter.tokens import Signer
+    from newsletter.web.mail import Mailer
+    from newsletter.web.mail import Person
+
+    mailer = Mailer(settings, taxonomy, Signer(settings.secret_key()), engine)
+    raw = mailer.confirmation(Person(1, "ada@example.net", "Ada", None))
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert [h.strip() for h in re.findall(r"<h1\b[^>]*>(.*?)</h1>", html, re.S)] == ["Test Digest"]
 
 
 def test_slots_survive_mjml_and_premailer(issue, renderer) -> None:
