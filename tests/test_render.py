@@ -153,6 +153,9 @@ def test_html_is_accessible_email_markup(issue, renderer) -> None:
     assert re.search(r'class="pill"[^>]*style="[^"]*border-radius', html)
     # and kept the media queries for phones:
     assert "@media only screen and (max-width: 480px)" in html
+    # and the dark mode that backs the color-scheme declaration (tests/test_email_browser.py):
+    dark = html.index("@media (prefers-color-scheme: dark)")
+    assert html.index(".card > table { background-color:", dark) < html.index("@media only", dark)
 
 
 def test_preheader_is_hidden_without_text_coloured_like_its_background(issue, renderer) -> None:
