@@ -46,7 +46,7 @@ class Outline(HTMLParser):
             self.presentation_tables += attributes.get("role") == "presentation"
         elif tag == "a":
             self.lines.append(f"a href={attributes.get('href')}")
-        elif tag in ("h2", "h3", "li") or "pill" in classes or "match" in classes:
+        elif tag in ("h1", "h2", "h3", "li") or "pill" in classes or "match" in classes:
             self._capture = "pill" if "pill" in classes else "match" if "match" in classes else tag
             self._text = []
 
@@ -55,10 +55,45 @@ class Outline(HTMLParser):
             self._text.append(data)
 
     def handle_endtag(self, tag: str) -> None:
-        if self._capture and tag in ("h2", "h3", "li", "span", "td"):
+        if self._capture and tag in ("h1", "h2", "h3", "li", "span", "td"):
             text = " ".join("".join(self._text).split())
             self.lines.append(f"{self._capture}: {text}")
             self._capture = None
+
+
+VOID = {"area", "base", "br", "col", "hr", "img", "input", "link", "meta", "source", "wbr"}
+
+
+class InlineColour(HTMLParser):
+    """The text colour inline styles give to the text `needle`: the nearest `color:` declared
+    on it or an ancestor (what a mail client without the <style> block shows)."""
+
+    def __init__(self, needle: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.needle = needle
+        self.stack: list[tuple[str, str | None]] = []
+        self.found: list[str | None] = []
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag in VOID:
+            return
+        style = dict(attrs).get("style") or ""
+        colours = re.findall(r"(?:^|;)\s*color\s*:\s*([^;!]+)", style)
+        self.stack.append((tag, colours[-1].strip().lower() if colours else None))
+
+    def handle_endtag(self, tag: str) -> None:
+        while self.stack and self.stack.pop()[0] != tag:
+            pass
+
+    def handle_data(self, data: str) -> None:
+        if self.needle in data:
+            self.found.append(next((c for _, c in reversed(self.stack) if c), None))
+
+
+def inline_colours(html: str, needle: str) -> list[str | None]:
+    parser = InlineColour(needle)
+    parser.feed(html)
+    return parser.found
 
 
 def outline(html: str) -> str:
@@ -118,6 +153,56 @@ def test_html_is_accessible_email_markup(issue, renderer) -> None:
     assert re.search(r'class="pill"[^>]*style="[^"]*border-radius', html)
     # and kept the media queries for phones:
     assert "@media only screen and (max-width: 480px)" in html
+    # and the dark mode that backs the color-scheme declaration (tests/test_email_browser.py):
+    dark = html.index("@media (prefers-color-scheme: dark)")
+    assert html.index(".card > table { background-color:", dark) < html.index("@media only", dark)
+
+
+def test_preheader_is_hidden_without_text_coloured_like_its_background(issue, renderer) -> None:
+    """mj-preview hides the preheader as white text: SpamAssassin's HTML_FONT_LOW_CONTRAST."""
+    html = renderer.render(issue, issue.summaries, personal=False).html
+    body = html[html.index("<body") :]
+    found = re.search(r'<div class="preheader" style="([^"]*)">([^<]*)</div>', body)
+    assert found, "no preheader"
+    style = found.group(1).replace(" ", "")
+    titles = "; ".join(s.title for s in issue.summaries)
+    assert found.group(2) == titles.replace("&", "&amp;")
+    for hidden in ("display:none", "mso-hide:all", "max-height:0", "overflow:hidden", "opacity:0"):
+        assert hidden in style
+    assert "color:" not in style  # the inherited text colour, never the background's
+    assert re.sub(r"<[^>]+>|<!--.*?-->", "", body[: found.start()], flags=re.S).strip() == ""
+    assert html.count(titles.replace("&", "&amp;")) == 1  # mj-preview's white copy is gone
+
+
+def test_match_line_is_amber_in_the_inlined_html(issue, renderer) -> None:
+    """The "Matches your topics" line: the mj-class's grey must not win over its amber."""
+    html = renderer.render(issue, issue.summaries, personal=True).html
+    assert inline_colours(html, "XNLMATCH1X") == ["#7b5e00"]
+    assert inline_colours(html, issue.summaries[0].citation[:30]) == ["#52606d"]  # meta stays grey
+
+
+def test_the_newsletter_name_is_the_one_h1(issue, renderer) -> None:
+    html = renderer.render(issue, issue.summaries, personal=True).html
+    headings = re.findall(r"<h1\b[^>]*>(.*?)</h1>", html, re.S)
+    assert [h.strip() for h in headings] == ["Test Digest"]
+    h1 = re.search(r"<h1\b[^>]*>", html)
+    assert h1 and re.search(r"font-size:\s*26px", h1.group(0))  # the masthead's size, as before
+    assert html.index("<h1") < html.index("<h2")
+
+
+def test_transactional_email_has_the_name_as_its_one_h1(settings, taxonomy, engine) -> None:
+    import email
+    import email.policy
+
+    from newsletter.tokens import Signer
+    from newsletter.web.mail import Mailer
+    from newsletter.web.mail import Person
+
+    mailer = Mailer(settings, taxonomy, Signer(settings.secret_key()), engine)
+    raw = mailer.confirmation(Person(1, "ada@example.net", "Ada", None))
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    assert [h.strip() for h in re.findall(r"<h1\b[^>]*>(.*?)</h1>", html, re.S)] == ["Test Digest"]
 
 
 def test_slots_survive_mjml_and_premailer(issue, renderer) -> None:
