@@ -27,8 +27,7 @@ from newsletter.config import settings_from_dict
 from newsletter.content.reader import load_issue
 from newsletter.errors import ConfigError
 from newsletter.errors import RenderError
-from newsletter.message.dkim import OPTIONAL_HEADERS
-from newsletter.message.dkim import SIGNED_HEADERS
+from newsletter.message.dkim import OVERSIGNED_HEADERS
 from newsletter.message.dkim import DkimSigner
 from newsletter.message.dkim import canonical_body
 from newsletter.message.dkim import load_private_key
@@ -127,6 +126,14 @@ def test_crlf_input_stays_crlf(signer: DkimSigner, message: bytes) -> None:
     assert dkim.verify(signed, dnsfunc=stub_dns(signer))
 
 
+def header_counts(message: bytes) -> dict[str, int]:
+    """How often each (lowercased) header field name occurs in `message`."""
+    counts: dict[str, int] = {}
+    for name, _ in split_message(message)[0]:
+        counts[name.decode().lower()] = counts.get(name.decode().lower(), 0) + 1
+    return counts
+
+
 def test_tags_and_every_required_header_signed(signer: DkimSigner, message: bytes) -> None:
     tags = signature_tags(signer.sign(message, timestamp=1_700_000_000))
     assert tags["a"] == "rsa-sha256"
@@ -135,21 +142,76 @@ def test_tags_and_every_required_header_signed(signer: DkimSigner, message: byte
     assert tags["s"] == SELECTOR
     assert tags["t"] == "1700000000"
     signed = tags["h"].split(":")
-    for name in SIGNED_HEADERS:
-        assert name in signed
-    # The digest has these as well, so they are signed too.
-    for name in OPTIONAL_HEADERS:
-        assert name in signed
-    assert signed.count("from") == 2  # oversigned: a second From cannot be added
+    present = header_counts(message)
+    # The digest has every one of them, once.
+    assert all(present.get(name) == 1 for name in OVERSIGNED_HEADERS)
+    # Over-signed: each listed once more than it occurs, so no copy can be added.
+    for name in OVERSIGNED_HEADERS:
+        assert signed.count(name) == present[name] + 1, name
+    assert len(signed) == 2 * len(OVERSIGNED_HEADERS)
 
 
-def test_optional_headers_only_when_present(signer: DkimSigner) -> None:
+def test_absent_headers_listed_once(signer: DkimSigner) -> None:
     bare = b"From: a@example.org\nTo: b@example.net\nSubject: hi\n\nbody\n"
-    signed_names = signature_tags(signer.sign(bare))["h"].split(":")
-    assert "reply-to" not in signed_names
-    assert "content-type" not in signed_names
-    assert "list-unsubscribe" in signed_names  # absent but signed: cannot be added later
-    assert dkim.verify(signer.sign(bare), dnsfunc=stub_dns(signer))
+    signed = signer.sign(bare)
+    signed_names = signature_tags(signed)["h"].split(":")
+    for name in ("from", "to", "subject"):
+        assert signed_names.count(name) == 2
+    for name in ("reply-to", "content-type", "list-unsubscribe", "list-unsubscribe-post"):
+        assert signed_names.count(name) == 1  # absent but signed: cannot be added later
+    dnsfunc = stub_dns(signer)
+    assert dkim.verify(signed, dnsfunc=dnsfunc)
+    added = signed.replace(b"\nSubject:", b"\nReply-To: evil@example.com\nSubject:", 1)
+    assert not dkim.verify(added, dnsfunc=dnsfunc)
+
+
+def test_header_list_counts_repeats_in_any_case(signer: DkimSigner) -> None:
+    names = [b"Received", b"From", b"TO", b"to", b"X-Other", b"subject"]
+    listed = signer.header_list(names)
+    assert listed.count(b"from") == 2
+    assert listed.count(b"to") == 3
+    assert listed.count(b"subject") == 2
+    assert listed.count(b"date") == 1
+    assert b"received" not in listed and b"x-other" not in listed
+
+
+# A copy of each over-signed field as a relay or a forwarder could prepend it, above the
+# signature. Some carry the very value the message has: over-signing catches those too.
+PREPENDED = {
+    "from": b"From: Test Digest <digest@example.org.evil.example>",
+    "to": b"To: someone-else@example.net",
+    "subject": b"Subject: You won a prize",
+    "date": b"Date: Wed, 02 Dec 2026 09:00:00 +0000",
+    "message-id": b"Message-ID: <forged@evil.example>",
+    "list-id": b"List-Id: <other.evil.example>",
+    "list-unsubscribe": b"List-Unsubscribe: <https://evil.example/u/x>",
+    "list-unsubscribe-post": b"List-Unsubscribe-Post: List-Unsubscribe=One-Click",
+    "reply-to": b"Reply-To: attacker@evil.example",
+    "mime-version": b"MIME-Version: 1.0",
+    "content-type": b"Content-Type: text/plain; charset=utf-8",
+}
+
+
+def test_every_oversigned_header_has_a_prepended_copy() -> None:
+    assert set(PREPENDED) == set(OVERSIGNED_HEADERS)
+
+
+@pytest.mark.parametrize("name", OVERSIGNED_HEADERS)
+def test_prepended_copy_fails(
+    signer: DkimSigner, message: bytes, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    signed = signer.sign(message)
+    dnsfunc = stub_dns(signer)
+    assert dkim.verify(signed, dnsfunc=dnsfunc)
+    tampered = PREPENDED[name] + b"\n" + signed
+    assert not dkim.verify(tampered, dnsfunc=dnsfunc)
+    assert not dkim.verify(tampered.replace(b"\n", b"\r\n"), dnsfunc=dnsfunc)
+    # The control: signed with each field listed only as often as it occurs (the old h=), the
+    # same copy verifies, so it is the over-signing that stops it. dkimpy is stricter for From
+    # (it hashes one From more than h= lists), so there is no control for From.
+    if name != "from":
+        monkeypatch.setattr(signer, "header_list", lambda names: sorted({n.lower() for n in names}))
+        assert dkim.verify(PREPENDED[name] + b"\n" + signer.sign(message), dnsfunc=dnsfunc)
 
 
 @pytest.mark.parametrize(
@@ -206,13 +268,15 @@ def test_byte_identical_to_dkimpy(
     """Our fast path (OpenSSL signature) produces exactly what dkimpy's own sign produces."""
     stamp = 1_750_000_000
     monkeypatch.setattr(dkim.time, "time", lambda: stamp)
+    include = signer.header_list(name for name, _ in split_message(message)[0])
+    assert include.count(b"subject") == include.count(b"list-unsubscribe") == 2  # over-signed
     theirs = dkim.sign(
         message,
         SELECTOR.encode(),
         DOMAIN.encode(),
         pem(rsa_key, serialization.PrivateFormat.TraditionalOpenSSL),
         canonicalize=(b"relaxed", b"relaxed"),
-        include_headers=signer.header_list({b"reply-to", b"mime-version", b"content-type"}),
+        include_headers=include,
         linesep=b"\n",
     )
     assert signer.sign(message, timestamp=stamp) == theirs + message

@@ -15,6 +15,7 @@ import binascii
 import hashlib
 import re
 import time
+from collections.abc import Iterable
 
 import dkim
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -32,8 +33,11 @@ from newsletter.config import Settings
 from newsletter.errors import ConfigError
 from newsletter.errors import RenderError
 
-# Always in h=, present or not: signing an absent field stops anyone adding it later.
-SIGNED_HEADERS = (
+# Over-signed: each is in h= once more than the message has it (RFC 6376 §5.4.2, §8.15). The
+# verifier hashes the listed copies from the bottom up and an extra listing hashes as empty, so
+# a copy added anywhere later (a second Subject or List-Unsubscribe above the signed one, which
+# is what mail readers show) breaks the signature, and so does adding a field the message lacks.
+OVERSIGNED_HEADERS = (
     "from",
     "to",
     "subject",
@@ -42,9 +46,11 @@ SIGNED_HEADERS = (
     "list-id",
     "list-unsubscribe",
     "list-unsubscribe-post",
+    "reply-to",
+    "mime-version",
+    "content-type",
 )
-# In h= when the message has them.
-OPTIONAL_HEADERS = ("reply-to", "mime-version", "content-type")
+_OVERSIGNED = tuple(name.encode("ascii") for name in OVERSIGNED_HEADERS)
 MIN_RSA_BITS = 1024  # verifiers (dkimpy included) reject shorter keys
 
 PrivateKey = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
@@ -148,19 +154,22 @@ class DkimSigner:
         raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         return "v=DKIM1; k=ed25519; p=" + base64.b64encode(raw).decode("ascii")
 
-    def header_list(self, present: set[bytes]) -> list[bytes]:
-        """The h= fields for a message whose (lowercased) header names are `present`."""
-        names = [name.encode("ascii") for name in SIGNED_HEADERS]
-        names += [name.encode("ascii") for name in OPTIONAL_HEADERS if name.encode() in present]
-        # From once more (dkimpy's default "frozen" From): a second From cannot be added.
-        return [*names, b"from"]
+    def header_list(self, names: Iterable[bytes]) -> list[bytes]:
+        """The h= fields for a message whose header field names, in any case, are `names`
+        (one per field, repeats included): each of OVERSIGNED_HEADERS once more than it
+        occurs, so a field that is absent is listed once."""
+        counts: dict[bytes, int] = {}
+        for name in names:
+            lower = name.lower()
+            counts[lower] = counts.get(lower, 0) + 1
+        return [name for name in _OVERSIGNED for _ in range(counts.get(name, 0) + 1)]
 
     def sign(self, message: bytes, timestamp: int | None = None) -> bytes:
         """The message with a DKIM-Signature header prepended, in the message's own line
         endings (LF for ours; CRLF input stays CRLF). RenderError for a message whose
         header dkimpy cannot parse (never one we built)."""
         headers, body = split_message(message)
-        include = self.header_list({name.lower() for name, _ in headers})
+        include = self.header_list(name for name, _ in headers)
         body_hash = base64.b64encode(hashlib.sha256(canonical_body(body)).digest())
         stamp = int(time.time()) if timestamp is None else timestamp
         # The same tags, in the same order, as dkimpy's DKIM.sign.
