@@ -32,7 +32,9 @@ from newsletter.errors import RenderError
 from newsletter.message.dkim import OVERSIGNED_HEADERS
 from newsletter.message.dkim import DkimSigner
 from newsletter.message.dkim import canonical_body
+from newsletter.message.dkim import hashed_fields
 from newsletter.message.dkim import load_private_key
+from newsletter.message.dkim import select_headers
 from newsletter.message.dkim import split_message
 from newsletter.message.preview import preview_parts
 from newsletter.personalize import make_recipient
@@ -768,6 +770,27 @@ def test_split_message_matches_dkimpy(names, value: str, newline: str, body: byt
     expected_headers, expected_body = dkim.rfc822_parse(message)
     assert headers == expected_headers
     assert canonical_body(rest) == canonical_body(expected_body)
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(
+    names=st.lists(st.sampled_from([b"From", b"to", b"TO", b"Subject", b"X-A"]), max_size=8),
+    include=st.lists(st.sampled_from([b"from", b"to", b"subject", b"date"]), max_size=10),
+)
+def test_select_headers_matches_dkimpy(names: list[bytes], include: list[bytes]) -> None:
+    headers = [(name, b" %d" % index) for index, name in enumerate(names)]
+    assert select_headers(headers, include) == dkim.select_headers(headers, include)
+    # The hash input: what dkim.hash_headers feeds the hasher before the signature field.
+    fed: list[bytes] = []
+
+    class Recorder:
+        def update(self, data: bytes) -> None:
+            fed.append(data)
+
+    sig_value = b" v=1; b="
+    relaxed = CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
+    dkim.hash_headers(Recorder(), relaxed, headers, include, (b"DKIM-Signature", sig_value), {})
+    assert b"".join(fed) == hashed_fields(headers, include) + b"dkim-signature:v=1; b="
 
 
 def test_unparsable_message_is_a_render_error(signer: DkimSigner) -> None:

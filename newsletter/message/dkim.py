@@ -140,14 +140,15 @@ class DkimKey:
 
     def signature(
         self,
-        canonical: list[tuple[bytes, bytes]],
+        signed_fields: bytes,
         include: list[bytes],
         body_hash: bytes,
         stamp: bytes,
         linesep: bytes,
     ) -> bytes:
-        """This key's DKIM-Signature header field (name, value, line end) for a message
-        whose header fields, canonicalized, are `canonical`."""
+        """This key's DKIM-Signature header field (name, value, line end). `signed_fields`
+        is what the header hash starts with: the canonicalized fields that `include` (h=)
+        selects, each as `name:value` (`hashed_fields`)."""
         # The same tags, in the same order, as dkimpy's DKIM.sign.
         fields = [
             (b"v", b"1"),
@@ -166,11 +167,10 @@ class DkimKey:
         ]
         unsigned = dkim.fold(_join(fields), namelen=len(_HEADER), linesep=b"\r\n")
         unsigned = dkim.RE_BTAG.sub(b"\\1", unsigned)
-        hasher = hashlib.sha256()
-        dkim.hash_headers(
-            hasher, _POLICY, canonical, include, (_HEADER, b" " + unsigned), dict(fields)
-        )
-        fields[-1] = (b"b", base64.b64encode(self.sign_digest(hasher.digest())))
+        # As dkim.hash_headers: the signature field last, canonicalized, with no line end.
+        ((name, value),) = _POLICY.canonicalize_headers([(_HEADER, b" " + unsigned)])
+        digest = hashlib.sha256(signed_fields + name + b":" + value.rstrip()).digest()
+        fields[-1] = (b"b", base64.b64encode(self.sign_digest(digest)))
         value = dkim.fold(_join(fields) + linesep, namelen=len(_HEADER), linesep=linesep)
         return _HEADER + b": " + bytes(value)
 
@@ -256,16 +256,39 @@ class DkimSigner:
         RenderError for a message whose header dkimpy cannot parse (never one we built)."""
         headers, body = split_message(message)
         include = self.header_list(name for name, _ in headers)
-        canonical = _POLICY.canonicalize_headers(headers)
+        signed_fields = hashed_fields(_POLICY.canonicalize_headers(headers), include)
         body_hash = base64.b64encode(hashlib.sha256(canonical_body(body)).digest())
         stamp = str(int(time.time()) if timestamp is None else timestamp).encode("ascii")
         # The first line's ending tells the message's style (no scan of the whole body).
         first = message.find(b"\n")
         linesep = b"\r\n" if first > 0 and message[first - 1] == 13 else b"\n"
         signatures = [
-            key.signature(canonical, include, body_hash, stamp, linesep) for key in self.keys
+            key.signature(signed_fields, include, body_hash, stamp, linesep) for key in self.keys
         ]
         return b"".join(signatures) + message
+
+
+def select_headers(
+    headers: list[tuple[bytes, bytes]], include: list[bytes]
+) -> list[tuple[bytes, bytes]]:
+    """The fields that h= `include` signs, in its order: for each name the next instance not
+    yet taken, from the bottom of the header up; none once they are used up (RFC 6376 §5.4.2).
+    The same as `dkim.select_headers`, in one pass over the header instead of one a name."""
+    positions: dict[bytes, list[int]] = {}
+    for index, (name, _) in enumerate(headers):
+        positions.setdefault(name.lower(), []).append(index)
+    selected = []
+    for name in include:
+        found = positions.get(name)
+        if found:
+            selected.append(headers[found.pop()])
+    return selected
+
+
+def hashed_fields(canonical: list[tuple[bytes, bytes]], include: list[bytes]) -> bytes:
+    """The start of the header hash input, as `dkim.hash_headers` feeds it: each field that
+    `include` selects from the canonicalized header, as `name:value`. The same for every key."""
+    return b"".join(name + b":" + value for name, value in select_headers(canonical, include))
 
 
 def _check_dns_name(value: str, name: str) -> None:
