@@ -23,6 +23,7 @@ from pydantic import Field
 from pydantic import PrivateAttr
 from pydantic import ValidationError
 from pydantic import field_validator
+from pydantic import model_validator
 
 from newsletter.errors import ConfigError
 
@@ -143,13 +144,56 @@ class WebSection(_Section):
     session_max_age: int = Field(default=8 * 3600, ge=60)
 
 
+class DkimKeySection(_Section):
+    """One signing key of `[[dkim.keys]]`: the selector it is published under and its file."""
+
+    selector: str
+    key_file: Path  # PEM private key (RSA or Ed25519); relative to the config file's folder
+
+    @field_validator("selector")
+    @classmethod
+    def _selector_given(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError(
+                "empty: name the selector (the key is at <selector>._domainkey.<domain>)"
+            )
+        return value.strip()
+
+
 class DkimSection(_Section):
-    """DKIM signing of outgoing mail (`newsletter.message.dkim`)."""
+    """DKIM signing of outgoing mail (`newsletter.message.dkim`).
+
+    One key is `selector` + `key_file`. Several keys (one DKIM-Signature each, e.g. RSA beside
+    Ed25519) are `[[dkim.keys]]` tables instead, all under the one `domain`.
+    """
 
     enabled: bool = False
     selector: str = ""
     domain: str = ""  # the d= domain; default: the domain of newsletter.from_email
     key_file: Path | None = None  # PEM private key (RSA or Ed25519)
+    keys: list[DkimKeySection] = Field(default_factory=list)
+
+    @field_validator("keys")
+    @classmethod
+    def _one_selector_each(cls, keys: list[DkimKeySection]) -> list[DkimKeySection]:
+        seen: dict[str, int] = {}
+        for index, key in enumerate(keys):
+            first = seen.setdefault(key.selector.lower(), index)
+            if first != index:
+                raise ValueError(
+                    f"keys {first} and {index} both have selector {key.selector!r}: each key "
+                    "needs its own (one DNS record each)"
+                )
+        return keys
+
+    @model_validator(mode="after")
+    def _one_list_of_keys(self) -> DkimSection:
+        if self.keys and (self.selector.strip() or self.key_file is not None):
+            raise ValueError(
+                "selector/key_file and [[dkim.keys]] both name keys: list every key in "
+                "[[dkim.keys]] (selector and key_file in each), or use selector/key_file alone"
+            )
+        return self
 
 
 class BouncesSection(_Section):
@@ -347,6 +391,8 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
             server.ca_file = absolute(server.ca_file)
     if settings.dkim.key_file is not None:
         settings.dkim.key_file = absolute(settings.dkim.key_file)
+    for key in settings.dkim.keys:
+        key.key_file = absolute(key.key_file)
     settings.database.url = resolve_sqlite_url(settings.database.url, base)
     return settings
 

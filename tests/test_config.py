@@ -262,3 +262,15 @@ def test_the_repository_config_loads() -> None:
     assert settings.delivery.maildir == REPO / "outbox"
     assert settings.database.url == f"sqlite:///{REPO / 'subscribers.db'}"
     assert settings.newsletter.postal_address
+
+
+def test_dkim_key_files_resolve_against_the_config_folder(tmp_path: Path) -> None:
+    data = {
+        "dkim": {
+            "key_file": "keys/one.pem",
+            "keys": [],
+        }
+    }
+    assert settings_from_dict(data, tmp_path).dkim.key_file == tmp_path / "keys/one.pem"
+    data = {"dkim": {"keys": [{"selector": "a", "key_file": "keys/a.pem"}]}}
+    assert settings_from_dict(data, tmp_path).dkim.keys[0].key_file == tmp_path / "keys/a.pem"

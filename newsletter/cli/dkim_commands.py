@@ -34,33 +34,39 @@ def zone_line(name: str, value: str) -> str:
     help="Another private key than [dkim] key_file (a new key to rotate to).",
 )
 @click.option(
-    "--value", "value_only", is_flag=True, help="Print only the record's value, on one line."
+    "--value", "value_only", is_flag=True, help="Print only the records' values, one a line."
 )
 @pass_app
 def dns_record(app: App, selector: str | None, key_file: Path | None, value_only: bool) -> None:
-    """Print the DNS TXT record that publishes the public half of the DKIM key.
+    """Print the DNS TXT record that publishes the public half of each DKIM key.
 
-    The key is `[dkim] key_file`, published at `<selector>._domainkey.<domain>`. Signing need not
-    be enabled yet: publish the record, wait for DNS, then set `[dkim] enabled = true`. The
-    value is cut into 255-character strings, which resolvers join; `--value` prints it whole,
-    for a DNS provider's web form.
+    The key is `[dkim] key_file`, published at `<selector>._domainkey.<domain>`; with
+    `[[dkim.keys]]`, one record per key, in their order. Signing need not be enabled yet:
+    publish the records, wait for DNS, then set `[dkim] enabled = true`. A value is cut into
+    255-character strings, which resolvers join; `--value` prints each value whole, for a DNS
+    provider's web form. `--selector` and `--key-file` print the record of that one key
+    instead (with `[[dkim.keys]]`, give both).
     """
     configured = app.settings.dkim
-    section = configured.model_copy(
-        update={
-            "enabled": True,
-            "selector": selector or configured.selector,
-            "key_file": key_file or configured.key_file,
-        }
-    )
-    if not section.selector.strip() or section.key_file is None:
+    update: dict[str, object] = {"enabled": True}
+    if selector or key_file:
+        if configured.keys and not (selector and key_file):
+            raise click.ClickException(
+                "[dkim] lists its keys in [[dkim.keys]]: give both --selector and --key-file"
+            )
+        update["selector"] = selector or configured.selector
+        update["key_file"] = key_file or configured.key_file
+        update["keys"] = []
+    section = configured.model_copy(update=update)
+    if not section.keys and (not section.selector.strip() or section.key_file is None):
         raise click.ClickException(
             "DKIM is not configured: set [dkim] selector and key_file in the configuration "
             "(see docs/deliverability.md), or give --selector and --key-file"
         )
     signer = DkimSigner.from_settings(app.settings.model_copy(update={"dkim": section}))
     assert signer is not None  # enabled above
-    if value_only:
-        click.echo(signer.dns_record())
-    else:
-        click.echo(zone_line(signer.dns_name, signer.dns_record()))
+    for key in signer.keys:
+        if value_only:
+            click.echo(key.dns_record())
+        else:
+            click.echo(zone_line(key.dns_name, key.dns_record()))

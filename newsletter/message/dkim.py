@@ -5,6 +5,10 @@ folding; the signature itself is made with `cryptography` (OpenSSL). dkimpy's ow
 Python: about 9 ms a signature against 0.4 ms, which would cap a sender at ~100 messages/s.
 The result is byte-identical to `dkim.sign` (a test checks it) and verifies with `dkim.verify`.
 
+Several keys (RSA beside Ed25519: RFC 8463 §1, since not every verifier knows Ed25519) give one
+DKIM-Signature each, over the same header fields; the body hash and the header canonicalization
+are computed once for all of them.
+
 Signing is pure and thread-safe: `DkimSigner.sign(message)` reads only the clock (the t= tag).
 """
 
@@ -15,6 +19,9 @@ import binascii
 import hashlib
 import re
 import time
+from collections.abc import Iterable
+from collections.abc import Sequence
+from pathlib import Path
 
 import dkim
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -32,8 +39,11 @@ from newsletter.config import Settings
 from newsletter.errors import ConfigError
 from newsletter.errors import RenderError
 
-# Always in h=, present or not: signing an absent field stops anyone adding it later.
-SIGNED_HEADERS = (
+# Over-signed: each is in h= once more than the message has it (RFC 6376 §5.4.2, §8.15). The
+# verifier hashes the listed copies from the bottom up and an extra listing hashes as empty, so
+# a copy added anywhere later (a second Subject or List-Unsubscribe above the signed one, which
+# is what mail readers show) breaks the signature, and so does adding a field the message lacks.
+OVERSIGNED_HEADERS = (
     "from",
     "to",
     "subject",
@@ -42,9 +52,11 @@ SIGNED_HEADERS = (
     "list-id",
     "list-unsubscribe",
     "list-unsubscribe-post",
+    "reply-to",
+    "mime-version",
+    "content-type",
 )
-# In h= when the message has them.
-OPTIONAL_HEADERS = ("reply-to", "mime-version", "content-type")
+_OVERSIGNED = tuple(name.encode("ascii") for name in OVERSIGNED_HEADERS)
 MIN_RSA_BITS = 1024  # verifiers (dkimpy included) reject shorter keys
 
 PrivateKey = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
@@ -89,13 +101,12 @@ def load_private_key(data: bytes, source: str = "the DKIM key") -> PrivateKey:
     raise ConfigError(f"{source}: unsupported key type {type(key).__name__}; use RSA or Ed25519")
 
 
-class DkimSigner:
-    """Signs messages for one selector and domain with one private key."""
+class DkimKey:
+    """One signing key: the selector and domain it is published under, and the private key."""
 
     def __init__(self, selector: str, domain: str, key: PrivateKey) -> None:
-        for name, value in (("selector", selector), ("domain", domain)):
-            if not _TOKEN.match(value):
-                raise ConfigError(f"dkim.{name} {value!r} is not a valid DNS name")
+        _check_dns_name(selector, "dkim.selector")
+        _check_dns_name(domain, "dkim.domain")
         self.selector = selector
         self.domain = domain.lower()
         self.key = key
@@ -103,34 +114,6 @@ class DkimSigner:
         self._selector = selector.encode("ascii")
         self._domain = self.domain.encode("ascii")
         self._algorithm = self.algorithm.encode("ascii")
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> DkimSigner | None:
-        """The signer configured in `[dkim]`, or None when `enabled` is false.
-
-        ConfigError when enabled but the selector or key file is missing, or the key file
-        cannot be read or parsed. The domain defaults to that of `newsletter.from_email`.
-        """
-        config = settings.dkim
-        if not config.enabled:
-            return None
-        if not config.selector.strip():
-            raise ConfigError(
-                "dkim.selector is empty (the key is published at <selector>._domainkey.<domain>)"
-            )
-        if config.key_file is None:
-            raise ConfigError("dkim.key_file is not set: name the PEM private key file")
-        path = config.key_file
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise ConfigError(f"dkim.key_file {path}: no such file") from None
-        except OSError as error:
-            raise ConfigError(
-                f"dkim.key_file {path}: cannot read it ({error.strerror or error})"
-            ) from None
-        key = load_private_key(data, f"dkim.key_file {path}")
-        return cls(config.selector.strip(), config.domain.strip() or settings.sender_domain(), key)
 
     @property
     def dns_name(self) -> str:
@@ -148,21 +131,24 @@ class DkimSigner:
         raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         return "v=DKIM1; k=ed25519; p=" + base64.b64encode(raw).decode("ascii")
 
-    def header_list(self, present: set[bytes]) -> list[bytes]:
-        """The h= fields for a message whose (lowercased) header names are `present`."""
-        names = [name.encode("ascii") for name in SIGNED_HEADERS]
-        names += [name.encode("ascii") for name in OPTIONAL_HEADERS if name.encode() in present]
-        # From once more (dkimpy's default "frozen" From): a second From cannot be added.
-        return [*names, b"from"]
+    def sign_digest(self, digest: bytes) -> bytes:
+        """The signature (b=) of the SHA-256 `digest` of the canonicalized header fields."""
+        if isinstance(self.key, rsa.RSAPrivateKey):
+            return self.key.sign(digest, padding.PKCS1v15(), Prehashed(hashes.SHA256()))
+        # RFC 8463: Ed25519 over the SHA-256 of the canonicalized headers.
+        return self.key.sign(digest)
 
-    def sign(self, message: bytes, timestamp: int | None = None) -> bytes:
-        """The message with a DKIM-Signature header prepended, in the message's own line
-        endings (LF for ours; CRLF input stays CRLF). RenderError for a message whose
-        header dkimpy cannot parse (never one we built)."""
-        headers, body = split_message(message)
-        include = self.header_list({name.lower() for name, _ in headers})
-        body_hash = base64.b64encode(hashlib.sha256(canonical_body(body)).digest())
-        stamp = int(time.time()) if timestamp is None else timestamp
+    def signature(
+        self,
+        signed_fields: bytes,
+        include: list[bytes],
+        body_hash: bytes,
+        stamp: bytes,
+        linesep: bytes,
+    ) -> bytes:
+        """This key's DKIM-Signature header field (name, value, line end). `signed_fields`
+        is what the header hash starts with: the canonicalized fields that `include` (h=)
+        selects, each as `name:value` (`hashed_fields`)."""
         # The same tags, in the same order, as dkimpy's DKIM.sign.
         fields = [
             (b"v", b"1"),
@@ -172,7 +158,7 @@ class DkimSigner:
             (b"i", b"@" + self._domain),
             (b"q", b"dns/txt"),
             (b"s", self._selector),
-            (b"t", str(stamp).encode("ascii")),
+            (b"t", stamp),
             (b"h", b" : ".join(include)),
             (b"bh", body_hash),
             # A placeholder b= long enough to fold onto its own line: refolding after the
@@ -181,27 +167,142 @@ class DkimSigner:
         ]
         unsigned = dkim.fold(_join(fields), namelen=len(_HEADER), linesep=b"\r\n")
         unsigned = dkim.RE_BTAG.sub(b"\\1", unsigned)
-        hasher = hashlib.sha256()
-        dkim.hash_headers(
-            hasher,
-            _POLICY,
-            _POLICY.canonicalize_headers(headers),
-            include,
-            (_HEADER, b" " + unsigned),
-            dict(fields),
-        )
-        fields[-1] = (b"b", base64.b64encode(self._sign_digest(hasher.digest())))
+        # As dkim.hash_headers: the signature field last, canonicalized, with no line end.
+        ((name, value),) = _POLICY.canonicalize_headers([(_HEADER, b" " + unsigned)])
+        digest = hashlib.sha256(signed_fields + name + b":" + value.rstrip()).digest()
+        fields[-1] = (b"b", base64.b64encode(self.sign_digest(digest)))
+        value = dkim.fold(_join(fields) + linesep, namelen=len(_HEADER), linesep=linesep)
+        return _HEADER + b": " + bytes(value)
+
+
+class DkimSigner:
+    """Signs messages for one domain with one key, or several (one DKIM-Signature each).
+
+    `DkimSigner(selector, domain, key)` signs with one key; `also=[(selector, key), ...]` adds
+    more keys under the same domain, whose signatures follow the first one's. `keys` holds them
+    all; `selector`, `key`, `algorithm`, `dns_name` and `dns_record()` are the first key's.
+    """
+
+    def __init__(
+        self,
+        selector: str,
+        domain: str,
+        key: PrivateKey,
+        *,
+        also: Sequence[tuple[str, PrivateKey]] = (),
+    ) -> None:
+        first = DkimKey(selector, domain, key)
+        self.keys = (first, *(DkimKey(name, domain, other) for name, other in also))
+        self.domain = first.domain
+        self.selector = first.selector
+        self.key = first.key
+        self.algorithm = first.algorithm
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DkimSigner | None:
+        """The signer configured in `[dkim]`, or None when `enabled` is false.
+
+        The keys are `selector` + `key_file`, or every `[[dkim.keys]]` table (the config loader
+        resolves relative key files against the configuration's folder). ConfigError naming
+        the key when enabled but a selector or key file is missing, or a key file cannot be
+        read or parsed.
+        The domain defaults to that of `newsletter.from_email`.
+        """
+        config = settings.dkim
+        if not config.enabled:
+            return None
+        domain = config.domain.strip() or settings.sender_domain()
+        if config.keys:
+            loaded = []
+            for index, entry in enumerate(config.keys):
+                name = f"dkim.keys.{index}"
+                _check_dns_name(entry.selector, f"{name}.selector")
+                loaded.append((entry.selector, _read_key(entry.key_file, f"{name}.key_file")))
+            (selector, key), *rest = loaded
+            return cls(selector, domain, key, also=rest)
+        if not config.selector.strip():
+            raise ConfigError(
+                "dkim.selector is empty (the key is published at <selector>._domainkey.<domain>)"
+            )
+        if config.key_file is None:
+            raise ConfigError("dkim.key_file is not set: name the PEM private key file")
+        key = _read_key(config.key_file, "dkim.key_file")
+        return cls(config.selector.strip(), domain, key)
+
+    @property
+    def dns_name(self) -> str:
+        """Where the first key is published: `<selector>._domainkey.<domain>`."""
+        return self.keys[0].dns_name
+
+    def dns_record(self) -> str:
+        """The TXT record value publishing the first key (`v=DKIM1; k=...; p=...`)."""
+        return self.keys[0].dns_record()
+
+    def header_list(self, names: Iterable[bytes]) -> list[bytes]:
+        """The h= fields for a message whose header field names, in any case, are `names`
+        (one per field, repeats included): each of OVERSIGNED_HEADERS once more than it
+        occurs, so a field that is absent is listed once."""
+        counts: dict[bytes, int] = {}
+        for name in names:
+            lower = name.lower()
+            counts[lower] = counts.get(lower, 0) + 1
+        return [name for name in _OVERSIGNED for _ in range(counts.get(name, 0) + 1)]
+
+    def sign(self, message: bytes, timestamp: int | None = None) -> bytes:
+        """The message with a DKIM-Signature header per key prepended (the first key's on
+        top), in the message's own line endings (LF for ours; CRLF input stays CRLF).
+        RenderError for a message whose header dkimpy cannot parse (never one we built)."""
+        headers, body = split_message(message)
+        include = self.header_list(name for name, _ in headers)
+        signed_fields = hashed_fields(_POLICY.canonicalize_headers(headers), include)
+        body_hash = base64.b64encode(hashlib.sha256(canonical_body(body)).digest())
+        stamp = str(int(time.time()) if timestamp is None else timestamp).encode("ascii")
         # The first line's ending tells the message's style (no scan of the whole body).
         first = message.find(b"\n")
         linesep = b"\r\n" if first > 0 and message[first - 1] == 13 else b"\n"
-        value = dkim.fold(_join(fields) + linesep, namelen=len(_HEADER), linesep=linesep)
-        return _HEADER + b": " + bytes(value) + message
+        signatures = [
+            key.signature(signed_fields, include, body_hash, stamp, linesep) for key in self.keys
+        ]
+        return b"".join(signatures) + message
 
-    def _sign_digest(self, digest: bytes) -> bytes:
-        if isinstance(self.key, rsa.RSAPrivateKey):
-            return self.key.sign(digest, padding.PKCS1v15(), Prehashed(hashes.SHA256()))
-        # RFC 8463: Ed25519 over the SHA-256 of the canonicalized headers.
-        return self.key.sign(digest)
+
+def select_headers(
+    headers: list[tuple[bytes, bytes]], include: list[bytes]
+) -> list[tuple[bytes, bytes]]:
+    """The fields that h= `include` signs, in its order: for each name the next instance not
+    yet taken, from the bottom of the header up; none once they are used up (RFC 6376 §5.4.2).
+    The same as `dkim.select_headers`, in one pass over the header instead of one a name."""
+    positions: dict[bytes, list[int]] = {}
+    for index, (name, _) in enumerate(headers):
+        positions.setdefault(name.lower(), []).append(index)
+    selected = []
+    for name in include:
+        found = positions.get(name)
+        if found:
+            selected.append(headers[found.pop()])
+    return selected
+
+
+def hashed_fields(canonical: list[tuple[bytes, bytes]], include: list[bytes]) -> bytes:
+    """The start of the header hash input, as `dkim.hash_headers` feeds it: each field that
+    `include` selects from the canonicalized header, as `name:value`. The same for every key."""
+    return b"".join(name + b":" + value for name, value in select_headers(canonical, include))
+
+
+def _check_dns_name(value: str, name: str) -> None:
+    if not _TOKEN.match(value):
+        raise ConfigError(f"{name} {value!r} is not a valid DNS name")
+
+
+def _read_key(path: Path, name: str) -> PrivateKey:
+    """The private key in the file `path`, configured as `name`; ConfigError naming both."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{name} {path}: no such file") from None
+    except OSError as error:
+        raise ConfigError(f"{name} {path}: cannot read it ({error.strerror or error})") from None
+    return load_private_key(data, f"{name} {path}")
 
 
 def split_message(message: bytes) -> tuple[list[list[bytes]], bytes]:
