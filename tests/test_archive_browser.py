@@ -15,9 +15,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from browser import CHROMIUM
-from browser import CHROMIUM_ARGS
-from browser import sync_api
+from browser import chromium
 from conftest import FIXTURES
 from outside_tools import require_tool
 
@@ -69,10 +67,8 @@ def site_url(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_api().sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

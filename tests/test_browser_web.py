@@ -16,9 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser import CHROMIUM
-from browser import CHROMIUM_ARGS
-from browser import sync_api
+from browser import chromium
 from conftest import ADMIN_PASSWORD
 from smtp_sink import get_free_port
 from smtp_sink import running_sink
@@ -77,14 +75,8 @@ def site(settings, engine, sink, monkeypatch, admin_password_hash) -> Iterator[s
 
 @pytest.fixture
 def browser():
-    with sync_api().sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

@@ -11,9 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from browser import CHROMIUM
-from browser import CHROMIUM_ARGS
-from browser import sync_api
+from browser import chromium
 
 from newsletter.content.reader import load_issue
 from newsletter.message.preview import preview_parts
@@ -80,10 +78,8 @@ COLOURS_JS = """
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_api().sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
