@@ -25,8 +25,8 @@ from newsletter.sending.campaign import check_links
 from newsletter.sending.campaign import preview_plan
 from newsletter.sending.campaign import send_month
 from newsletter.sending.plan import PlanReport
-from newsletter.sending.runner import ProgressCallback
-from newsletter.sending.runner import SendReport
+from newsletter.sending.report import ProgressCallback
+from newsletter.sending.report import SendReport
 from newsletter.sending.single import send_tests
 from newsletter.store import ledger
 from newsletter.store.engine import session_factory

@@ -24,7 +24,7 @@ from newsletter.render import checks
 from newsletter.scheduling.slots import MonthlySlot
 from newsletter.scheduling.slots import month_for_run
 from newsletter.sending.campaign import send_month
-from newsletter.sending.runner import SendReport
+from newsletter.sending.report import SendReport
 from newsletter.sending.single import send_single
 from newsletter.store import ledger
 from newsletter.store.engine import make_engine

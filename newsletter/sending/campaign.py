@@ -22,9 +22,9 @@ from newsletter.errors import ConfigError
 from newsletter.sending.plan import PlanReport
 from newsletter.sending.plan import default_lists
 from newsletter.sending.plan import plan_campaign
+from newsletter.sending.report import ProgressCallback
+from newsletter.sending.report import SendReport
 from newsletter.sending.runner import CampaignRunner
-from newsletter.sending.runner import ProgressCallback
-from newsletter.sending.runner import SendReport
 from newsletter.store import ledger
 from newsletter.store.engine import session_factory
 from newsletter.store.models import PAUSED

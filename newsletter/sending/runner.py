@@ -16,12 +16,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from dataclasses import field
 
 from sqlalchemy import Engine
-from sqlalchemy import func
-from sqlalchemy import select
 
 from newsletter.config import Settings
 from newsletter.content.model import Issue
@@ -38,6 +34,9 @@ from newsletter.personalize import Recipient
 from newsletter.sending.pools import Pool
 from newsletter.sending.pools import make_pools
 from newsletter.sending.ratelimit import RateLimiter
+from newsletter.sending.report import ProgressCallback
+from newsletter.sending.report import SendReport
+from newsletter.sending.report import tally
 from newsletter.sending.retry import is_hard_bounce
 from newsletter.sending.retry import reply_text
 from newsletter.sending.retry import retry_or_fail
@@ -54,7 +53,6 @@ from newsletter.store.models import RUNNING
 from newsletter.store.models import SENT
 from newsletter.store.models import SKIPPED
 from newsletter.store.models import Campaign
-from newsletter.store.models import Delivery
 from newsletter.store.models import utcnow
 from newsletter.tokens import PREFERENCES
 from newsletter.tokens import UNSUBSCRIBE
@@ -67,30 +65,9 @@ MAX_QUOTA_WAIT = 300.0
 CONNECT_TRIES = 3
 
 
-@dataclass
-class SendReport:
-    """What one run did."""
-
-    month: str
-    sent: int = 0
-    failed: int = 0
-    skipped: int = 0
-    retried: int = 0
-    throttled: int = 0
-    variants_rendered: int = 0
-    elapsed: float = 0.0
-    finished: bool = False
-    paused: bool = False
-    stopped_reason: str = ""
-    counts: dict[str, int] = field(default_factory=dict)
-
-
 def worker_name() -> str:
     """host:pid, stored on claimed rows."""
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-ProgressCallback = Callable[[SendReport, int], None]
 
 
 class CampaignRunner:
@@ -326,8 +303,8 @@ class CampaignRunner:
             # Quotas count what this installation already sent in the window, any campaign.
             now = utcnow()
             with self.sessions() as session:
-                hour = _sent_since(session, now - dt.timedelta(hours=1))
-                day = _sent_since(session, now - dt.timedelta(days=1))
+                hour = ledger.sent_since(session, now - dt.timedelta(hours=1))
+                day = ledger.sent_since(session, now - dt.timedelta(days=1))
         return RateLimiter(per_second, per_hour, per_day, sent_last_hour=hour, sent_last_day=day)
 
     def _wait_for_open_rows(self, campaign_id: int) -> bool:
@@ -406,7 +383,7 @@ class CampaignRunner:
                 return False
 
     def _account(self, report: SendReport, result: ledger.Result, pool: Pool) -> None:
-        _tally(report, result)
+        tally(report, result)
         if result.status in (SENT, SKIPPED):
             self._consecutive_errors = 0
         elif result.throttled:
@@ -509,20 +486,3 @@ class CampaignRunner:
         except TemporaryFailure as error:
             return retry_or_fail(row, error, self.settings.delivery)
         return ledger.Result(row.delivery_id, SENT, reply=reply, sent_at=utcnow())
-
-
-def _sent_since(session, since: dt.datetime) -> int:
-    return session.scalar(
-        select(func.count()).where(Delivery.status == SENT, Delivery.sent_at >= since)
-    )
-
-
-def _tally(report: SendReport, result: ledger.Result) -> None:
-    if result.status == SENT:
-        report.sent += 1
-    elif result.status == FAILED:
-        report.failed += 1
-    elif result.status == SKIPPED:
-        report.skipped += 1
-    elif result.status == RETRY:
-        report.retried += 1

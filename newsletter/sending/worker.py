@@ -24,7 +24,7 @@ from newsletter.content.taxonomy import Taxonomy
 from newsletter.errors import NewsletterError
 from newsletter.errors import SendError
 from newsletter.sending.campaign import send_month
-from newsletter.sending.runner import SendReport
+from newsletter.sending.report import SendReport
 from newsletter.store import ledger
 from newsletter.store.engine import session_factory
 from newsletter.store.models import PLANNED

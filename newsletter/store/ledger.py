@@ -381,3 +381,11 @@ def not_delivered(session: Session, campaign_id: int, limit: int = 200) -> list[
             .limit(limit)
         )
     )
+
+
+def sent_since(session: Session, since: dt.datetime) -> int:
+    """Messages this installation sent since `since`, any campaign (for provider quotas)."""
+    count = session.scalar(
+        select(func.count()).where(Delivery.status == SENT, Delivery.sent_at >= since)
+    )
+    return int(count or 0)
