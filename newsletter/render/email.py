@@ -18,6 +18,7 @@ from mjml import mjml2html
 from newsletter.config import Settings
 from newsletter.content.model import Issue
 from newsletter.content.model import Summary
+from newsletter.content.model import markdown_to_html
 from newsletter.errors import RenderError
 from newsletter.render.environment import make_environment
 from newsletter.render.environment import where_it_failed
@@ -81,6 +82,8 @@ class Renderer:
             for s in summaries
         ]
         titles = "; ".join(s.title for s in summaries)
+        # The common part of the intro and the parts of this variant's summaries only.
+        intro_md = issue.intro_for(s.slug for s in summaries)
         return {
             "lang": settings.newsletter.language,
             "subject": issue.subject,
@@ -91,8 +94,8 @@ class Renderer:
             "base_url": settings.newsletter.base_url,
             "web_url": f"{archive_url}/{issue.month}/" if archive_url else "",
             "postal_address": settings.newsletter.postal_address,
-            "intro_html": jinja2.utils.markupsafe.Markup(issue.intro_html),
-            "intro_text": markdown_to_text(issue.intro_md) if issue.intro_md else "",
+            "intro_html": jinja2.utils.markupsafe.Markup(markdown_to_html(intro_md)),
+            "intro_text": markdown_to_text(intro_md) if intro_md else "",
             "summaries": items,
             "personal": personal,
         }
