@@ -7,13 +7,21 @@ from pathlib import Path
 
 import pytest
 from conftest import FIXTURES
+from conftest import REPO
 
+from newsletter.config import load_settings
 from newsletter.content.intro import parse_intro
+from newsletter.content.reader import list_months
 from newsletter.content.reader import load_issue
 from newsletter.content.taxonomy import Taxonomy
+from newsletter.content.taxonomy import taxonomy_from_settings
 from newsletter.errors import ContentError
 from newsletter.personalize import choose_variant
 from newsletter.personalize import variant_summaries
+from newsletter.render.checks import WARNING
+from newsletter.render.checks import can_be_cut
+from newsletter.render.checks import intro_findings
+from newsletter.render.checks import variant_dependent_words
 from newsletter.render.email import Renderer
 
 NAME = "Test Digest"
@@ -165,3 +173,53 @@ def test_an_intro_tied_wholly_to_other_summaries_falls_back_to_the_title_list(
     rendered = Renderer(settings).render(issue, (issue.summary("combined"),), personal=True)
     assert "Only about harm" not in rendered.text
     assert "This month's digest brings you 1 summary:" in rendered.text
+
+
+# --- the check: counts and ordinals in the common part ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        (
+            "This month brings two summaries. The first is a review; the second, a meta-analysis.",
+            ["two summaries", "The first", "the second"],
+        ),
+        (
+            "Three new studies, and 2 trials. The latter is small.",
+            ["Three new studies", "2 trials", "The latter"],
+        ),
+        (
+            "Both papers agree. Two of them disagree. Firstly, a note.",
+            ["Both papers", "Two of them", "Firstly"],
+        ),
+        ("For the first time, both clinicians and clients in 2026 agree.", []),
+        ("A review of harmful therapies.", []),
+    ],
+)
+def test_counts_and_ordinals_are_found(text: str, words: list[str]) -> None:
+    assert variant_dependent_words(text) == words
+
+
+def test_only_an_issue_that_readers_can_get_in_part_is_checked(tmp_path, taxonomy) -> None:
+    write_month(tmp_path, "Two summaries: the first on harm, the second on combining.\n")
+    issue = load_issue(tmp_path, "2030-01", taxonomy, NAME)
+    assert can_be_cut(issue)
+    [finding] = intro_findings(issue)
+    assert finding.level == WARNING
+    assert finding.message.startswith(f"{tmp_path / '2030-01' / 'issue.md'}: ")
+    assert "“Two summaries”, “the first”, “the second”" in finding.message
+    one = load_issue(tmp_path, "2030-01", taxonomy, NAME)
+    only_harm = type(one)(one.month, one.subject, one.summaries[:1], one.intro)
+    assert not can_be_cut(only_harm) and intro_findings(only_harm) == []
+
+
+def test_the_repository_intros_suit_every_reader() -> None:
+    """The demo months: no count or ordinal in a common part, a part for each summary."""
+    settings = load_settings(REPO / "config.toml")
+    taxonomy = taxonomy_from_settings(settings)
+    for month in list_months(settings.content.dir):
+        issue = load_issue(settings.content.dir, month, taxonomy, settings.newsletter.name)
+        assert intro_findings(issue) == [], month
+        if issue.intro and can_be_cut(issue):
+            assert issue.intro.slugs == {s.slug for s in issue.summaries}, month
