@@ -59,9 +59,9 @@ class Renderer:
         self.env = make_environment(settings.templates.dir)
 
     def context(
-        self, issue: Issue, summaries: tuple[Summary, ...], personal: bool
+        self, issue: Issue, summaries: tuple[Summary, ...], personal: bool, lead_in_md: str = ""
     ) -> dict[str, Any]:
-        """The template context of one variant."""
+        """The template context of one variant; `lead_in_md` stands in place of the intro."""
         settings = self.settings
         archive_url = settings.archive_url().rstrip("/")
         items = [
@@ -83,7 +83,7 @@ class Renderer:
         ]
         titles = "; ".join(s.title for s in summaries)
         # The common part of the intro and the parts of this variant's summaries only.
-        intro_md = issue.intro_for(s.slug for s in summaries)
+        intro_md = lead_in_md.strip() or issue.intro_for(s.slug for s in summaries)
         return {
             "lang": settings.newsletter.language,
             "subject": issue.subject,
@@ -101,10 +101,19 @@ class Renderer:
         }
 
     def render(
-        self, issue: Issue, summaries: tuple[Summary, ...], *, personal: bool, key: str = ""
+        self,
+        issue: Issue,
+        summaries: tuple[Summary, ...],
+        *,
+        personal: bool,
+        key: str = "",
+        lead_in_md: str = "",
     ) -> RenderedVariant:
-        """HTML and text for the given summaries of `issue`."""
-        context = self.context(issue, summaries, personal)
+        """HTML and text for the given summaries of `issue`.
+
+        `lead_in_md` (Markdown) replaces the issue's intro: the welcome email's own opening.
+        """
+        context = self.context(issue, summaries, personal, lead_in_md)
         try:
             mjml_source = self.env.get_template("email/digest.mjml.j2").render(context)
             text = self.env.get_template("email/digest.txt.j2").render(context)
