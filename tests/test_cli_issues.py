@@ -122,6 +122,35 @@ def test_issues_check_a_bad_file(cli: Invoke, content: Path) -> None:
     assert "KB" not in result.stdout
 
 
+OLD_INTRO = (
+    "---\nsubject: S\n---\nThis month brings three summaries. The first is a trial; "
+    "the second and the third are about the alliance.\n"
+)
+
+
+def test_issues_check_warns_of_counts_and_ordinals_in_the_common_intro(
+    cli: Invoke, content: Path
+) -> None:
+    """Some readers get fewer summaries than the intro counts: a warning, not an error."""
+    issue_md = content / "2025-01" / "issue.md"
+    issue_md.write_text(OLD_INTRO, encoding="utf-8")
+    output = ok(cli("issues", "check", "2025-01"))
+    [line] = [x for x in output.splitlines() if x.startswith("warning")]
+    assert f"{issue_md}: the common part of the intro says" in line
+    assert "“three summaries”, “The first”, “the second”, “the third”" in line
+    assert "error" not in output
+
+
+def test_issues_check_a_count_in_a_summarys_own_part_is_fine(cli: Invoke, content: Path) -> None:
+    issue_md = content / "2025-01" / "issue.md"
+    issue_md.write_text(
+        "---\nsubject: S\n---\nThis month, the alliance.\n\n"
+        "{summary=cbt-for-anxiety} Two trials in one: the first against pill placebo.\n",
+        encoding="utf-8",
+    )
+    assert "warning" not in ok(cli("issues", "check", "2025-01"))
+
+
 def test_issues_check_a_missing_month(cli: Invoke) -> None:
     result = cli("issues", "check", "2099-01")
     assert result.exit_code == 1

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import email
 import email.policy
+import html
 import mailbox
+import re
 import shutil
 
 import pytest
@@ -13,6 +15,8 @@ from conftest import REPO
 from conftest import write_config
 
 from newsletter.cli import main
+from newsletter.content.reader import load_issue
+from newsletter.content.taxonomy import default_taxonomy
 
 
 def invoke(runner, config, *args, input=None):
@@ -110,6 +114,39 @@ def test_demo_on_a_fresh_copy_of_the_project(runner, tmp_path) -> None:
     again = invoke(runner, config, "demo")
     assert again.exit_code == 0, again.output
     assert len(outbox(config)) == written
+
+
+def intro_phrases(issue) -> dict[str, str]:
+    """The first words of each summary's part of the intro, by slug."""
+    common = set(issue.intro.common.splitlines())
+    phrases = {}
+    for slug in issue.intro.slugs:
+        [line] = [x for x in issue.intro_for([slug]).splitlines() if x and x not in common]
+        phrases[slug] = " ".join(line.removeprefix("- ").split()[:8])
+    return phrases
+
+
+def test_every_demo_reader_gets_the_intro_of_the_summaries_they_get(runner, tmp_path) -> None:
+    """The defect: 11 of 20 demo readers got one summary under an intro about two."""
+    for name in ("content", "demo"):
+        shutil.copytree(REPO / name, tmp_path / name)
+    shutil.copy(REPO / "config.toml", tmp_path / "config.toml")
+    config = tmp_path / "config.toml"
+    assert invoke(runner, config, "demo").exit_code == 0
+    issue = load_issue(tmp_path / "content", "2026-11", default_taxonomy(), "x")
+    phrases = intro_phrases(issue)
+    assert set(phrases) == {s.slug for s in issue.summaries}
+    counts = set()
+    for message in outbox(config):
+        for part in ("plain", "html"):
+            body = message.get_body((part,)).get_content()
+            text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", body)).split())
+            got = {s.slug for s in issue.summaries if html.escape(s.title) in body}
+            shown = {slug for slug, phrase in phrases.items() if phrase in text}
+            assert shown == got, (message["To"], part)
+            assert "{summary=" not in body
+            counts.add(len(got))
+    assert counts == {1, 2}  # readers of one summary and of both
 
 
 @pytest.mark.parametrize(

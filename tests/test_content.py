@@ -113,8 +113,9 @@ def test_unknown_summary_slug(january: Issue) -> None:
 def test_subject_and_intro_from_issue_md(january: Issue) -> None:
     assert january.subject == "Fixture issue: alliance and anxiety"
     assert january.has_custom_subject
-    assert january.intro_md.startswith("A small test issue with three summaries.")
+    assert january.intro_md.startswith("A small test issue about the therapeutic alliance")
     assert january.intro_html.startswith("<p>A small test issue")
+    assert january.intro.slugs == {s.slug for s in january.summaries}  # a part for each
     assert january.label == "January 2025"
 
 

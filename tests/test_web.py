@@ -179,6 +179,29 @@ def test_welcome_sends_the_latest_sent_issue_cut_to_the_topics(
     assert load(engine, "ana@example.com").status == ACTIVE
 
 
+def test_welcome_opens_with_its_own_greeting_not_the_digests_intro(
+    client, engine, web_settings, outbox
+):
+    """The digest's intro was written for that month's readers ("This month ..."): the welcome
+    says welcome, names the issue and links to the archive instead."""
+    add(engine, web_settings, "old@example.com")
+    issue = load_issue(web_settings.content.dir, "2025-01", TAXONOMY, "Test Digest")
+    send_month(engine, web_settings, issue, MemoryTransport())
+    subscribe(client, "ana@example.com", topic_mode="some", topics=["anxiety-disorders"])
+    confirm_via_email(client, outbox.outbox[0].message)
+    message = parse(outbox.outbox[-1].message)
+    text = " ".join(message.get_body(("plain",)).get_content().split())
+    html = message.get_body(("html",)).get_content()
+    archive = web_settings.archive_url()
+    assert "Welcome to Test Digest: your subscription is confirmed." in text
+    assert "latest issue, January 2025, with the summaries on your topics" in text
+    assert f"the archive <{archive}>" in text
+    assert f'href="{archive}"' in html
+    assert "A small test issue" not in text and "A small test issue" not in html
+    assert "CBT Outperforms Placebo" in text  # the issue itself, cut to her topic
+    assert "Alliance Predicts Recovery" not in text
+
+
 def test_welcome_without_a_sent_issue_is_a_short_note(client, outbox):
     subscribe(client, "ana@example.com")
     confirm_via_email(client, outbox.outbox[0].message)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import calendar
 import re
 import urllib.parse
+from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field
 
 from markdown_it import MarkdownIt
 
+from newsletter.content.intro import Intro
 from newsletter.content.taxonomy import Term
 from newsletter.errors import ContentError
 
@@ -63,12 +65,16 @@ class Summary:
 
 @dataclass(frozen=True)
 class Issue:
-    """A month's issue: its summaries in reading order plus subject and intro."""
+    """A month's issue: its summaries in reading order plus subject and intro.
+
+    The intro may have parts tied to summaries (`newsletter.content.intro`): a variant shows
+    `intro.markdown(<its slugs>)`, the archive the whole of it (`intro_md`).
+    """
 
     month: str
     subject: str
     summaries: tuple[Summary, ...]
-    intro_md: str = ""
+    intro: Intro = field(default_factory=Intro)
     preheader: str = ""
     public: bool = False
     has_custom_subject: bool = field(default=False, compare=False)
@@ -79,8 +85,18 @@ class Issue:
         return month_label(self.month)
 
     @property
+    def intro_md(self) -> str:
+        """The whole intro (every part), markers removed: what the full issue shows."""
+        return self.intro.markdown()
+
+    @property
     def intro_html(self) -> str:
-        return markdown_to_html(self.intro_md) if self.intro_md else ""
+        intro = self.intro_md
+        return markdown_to_html(intro) if intro else ""
+
+    def intro_for(self, slugs: Iterable[str]) -> str:
+        """The intro Markdown of a variant: the common part plus the parts of `slugs`."""
+        return self.intro.markdown(slugs)
 
     def summary(self, slug: str) -> Summary:
         """The summary with this slug."""

@@ -14,6 +14,8 @@ from typing import Any
 import frontmatter
 import yaml
 
+from newsletter.content.intro import Intro
+from newsletter.content.intro import parse_intro
 from newsletter.content.model import MONTH_RE
 from newsletter.content.model import Issue
 from newsletter.content.model import Summary
@@ -36,7 +38,8 @@ ISSUE_FILE = "issue.md"
 _FRONT_MATTER = frontmatter.YAMLHandler()
 
 
-def _split_front_matter(text: str, source: str) -> tuple[dict[str, Any], str]:
+def _split_front_matter(text: str, source: str) -> tuple[dict[str, Any], str, int]:
+    """(front matter, body stripped, the file line the stripped body starts on)."""
     # CRLF to LF as python-frontmatter does; drop a byte-order mark, which would hide the fence.
     text = text.lstrip("\ufeff").replace("\r\n", "\n")
     fence = _FRONT_MATTER.FM_BOUNDARY.match(text)
@@ -58,7 +61,9 @@ def _split_front_matter(text: str, source: str) -> tuple[dict[str, Any], str]:
         meta = {}
     if not isinstance(meta, dict):
         raise ContentError(source, "front matter must be a mapping of keys to values")
-    return meta, body.strip()
+    # The body is the text's tail: count the lines before its first non-blank character.
+    start = len(text) - len(body.lstrip()) if text.endswith(body) else 0
+    return meta, body.strip(), text.count("\n", 0, start) + 1
 
 
 def _yaml_error_message(error: yaml.MarkedYAMLError, first_line: int) -> str:
@@ -113,7 +118,7 @@ def normalize_doi(value: str, source: str) -> str:
 
 def parse_summary(text: str, source: str, month: str, taxonomy: Taxonomy) -> Summary:
     """Parse one summary file's text. `source` names the file in errors."""
-    meta, body = _split_front_matter(text, source)
+    meta, body, _line = _split_front_matter(text, source)
     unknown = sorted(set(meta) - SUMMARY_KEYS)
     if unknown:
         allowed = ", ".join(sorted(SUMMARY_KEYS))
@@ -162,16 +167,18 @@ def _slug_from_filename(source: str) -> str:
     return slugify(re.sub(r"^\d+[-_. ]*", "", stem) or stem)
 
 
-def parse_issue_meta(text: str, source: str) -> tuple[dict[str, Any], str]:
-    """Parse `issue.md`: returns (front matter, intro Markdown)."""
-    meta, body = _split_front_matter(text, source)
+def parse_issue_meta(text: str, source: str) -> tuple[dict[str, Any], Intro]:
+    """Parse `issue.md`: returns (front matter, intro). The intro's parts tied to summaries
+    (`{summary=slug}`, see `newsletter.content.intro`) are checked for their form here and
+    for their slugs in `build_issue`."""
+    meta, body, first_line = _split_front_matter(text, source)
     unknown = sorted(set(meta) - ISSUE_KEYS)
     if unknown:
         allowed = ", ".join(sorted(ISSUE_KEYS))
         raise ContentError(source, f"unknown field (allowed: {allowed})", field=unknown[0])
     if "public" in meta and not isinstance(meta["public"], bool):
         raise ContentError(source, "must be true or false", field="public")
-    return meta, body.strip()
+    return meta, parse_intro(body, source, first_line)
 
 
 def build_issue(
@@ -179,10 +186,11 @@ def build_issue(
     summaries: list[Summary],
     newsletter_name: str,
     meta: dict[str, Any] | None = None,
-    intro_md: str = "",
+    intro: Intro | None = None,
     source: str = "",
 ) -> Issue:
-    """Order the summaries (by `order`, then file name) and fill in the default subject."""
+    """Order the summaries (by `order`, then file name), fill in the default subject and check
+    that every part of the intro names one of the month's summaries."""
     parse_month(month)
     if not summaries:
         raise ContentError(source or month, "no summaries (*.md files) in this month")
@@ -200,15 +208,29 @@ def build_issue(
     meta = meta or {}
     issue_path = str(Path(source) / ISSUE_FILE) if source else ISSUE_FILE
     subject = _text_field(meta, "subject", issue_path)
+    intro = intro or Intro()
+    _check_intro_slugs(intro, ordered, intro.path or issue_path)
     return Issue(
         month=month,
         subject=subject or f"{newsletter_name} — {month_label(month)}",
         summaries=tuple(ordered),
-        intro_md=intro_md,
+        intro=intro,
         preheader=_text_field(meta, "preheader", issue_path),
         public=bool(meta.get("public", False)),
         has_custom_subject=bool(subject),
     )
+
+
+def _check_intro_slugs(intro: Intro, summaries: list[Summary], path: str) -> None:
+    """`ContentError` naming the file, line and slug of a part for no summary of the month."""
+    known = [summary.slug for summary in summaries]
+    for part in intro.parts:
+        if part.slug not in known:
+            raise ContentError(
+                path,
+                f"line {part.line}: {{summary={part.slug}}} names no summary of this month "
+                f"(the slugs are: {', '.join(known)})",
+            )
 
 
 def _read_text(path: Path) -> str:
@@ -230,7 +252,7 @@ def load_issue(content_dir: Path, month: str, taxonomy: Taxonomy, newsletter_nam
         if path.name != ISSUE_FILE
     ]
     meta: dict[str, Any] = {}
-    intro = ""
+    intro = Intro()
     issue_file = folder / ISSUE_FILE
     if issue_file.exists():
         meta, intro = parse_issue_meta(_read_text(issue_file), str(issue_file))

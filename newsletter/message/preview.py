@@ -41,8 +41,11 @@ def preview_parts(
     recipient: Recipient,
     subscriber_id: int = 0,
     date: dt.datetime | None = None,
+    *,
+    lead_in_md: str = "",
 ) -> PreviewParts:
-    """The issue as `recipient` gets it.
+    """The issue as `recipient` gets it; `lead_in_md` (Markdown), when given, replaces the
+    intro (the welcome email's opening).
 
     Raises NoMatchingVariant when none of their topics is in the issue (they would get nothing).
     """
@@ -52,7 +55,9 @@ def preview_parts(
             f"none of these topics is in {issue.month}: this subscriber would get no email"
         )
     summaries = variant_summaries(issue, key)
-    rendered = Renderer(settings).render(issue, summaries, personal=key.personal)
+    rendered = Renderer(settings).render(
+        issue, summaries, personal=key.personal, lead_in_md=lead_in_md
+    )
     date = date or dt.datetime.now(dt.UTC)
     skeleton = MessageSkeleton(Sender.from_settings(settings), rendered, date)
     message, _ = skeleton.build(recipient, issue.month, subscriber_id, summaries)

@@ -1,7 +1,9 @@
-"""Checks of a month's issue before it is sent: content errors and Gmail's clipping size."""
+"""Checks of a month's issue before it is sent: content errors, an intro whose common part is
+not true for every reader, and Gmail's clipping size."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from newsletter.config import Settings
@@ -13,6 +15,7 @@ from newsletter.render.email import Renderer
 from newsletter.render.size import GMAIL_CLIP_BYTES
 from newsletter.render.size import GMAIL_WARN_BYTES
 from newsletter.render.size import encoded_html_size
+from newsletter.render.text import markdown_to_text
 
 OK = "ok"
 WARNING = "warning"
@@ -40,6 +43,7 @@ def check_issue(
     ]
     if not issue.has_custom_subject:
         findings.append(Finding(OK, "no issue.md subject: using the default subject"))
+    findings += intro_findings(issue)
     # The full issue is the largest variant: if it fits, every variant fits.
     renderer = Renderer(settings)
     for personal in (False, True):
@@ -57,3 +61,54 @@ def size_finding(size: int, what: str) -> Finding:
     if size > GMAIL_WARN_BYTES:
         return Finding(WARNING, f"HTML {what}: {kb:.1f} KB — close to Gmail's 102 KB clip")
     return Finding(OK, f"HTML {what}: {kb:.1f} KB (Gmail clips at 102 KB)")
+
+
+# A count of the summaries ("two summaries", "3 new studies", "both papers", "two of them") or an
+# ordinal that points at one of them ("the first", "the latter"): true only for the full issue.
+_NUMBER = r"two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|both|\d+"
+_NOUN = (
+    r"summar(?:y|ies)|stud(?:y|ies)|articles?|papers?|reviews?|trials?|reports?|pieces?|items?"
+    r"|findings?|(?:meta-)?analys[ie]s"
+)
+_COUNT_RE = re.compile(
+    rf"\b(?:{_NUMBER})(?:\s+[\w’'-]+){{0,2}}?\s+(?:{_NOUN})\b"
+    rf"|\b(?:{_NUMBER})\s+of\s+(?:them|these|those)\b",
+    re.I,
+)
+_ORDINAL_RE = re.compile(
+    r"\bthe\s+(?:first|second|third|fourth|fifth|sixth|former|latter)\b(?!\s+(?:time|place)\b)"
+    r"|\b(?:firstly|secondly|thirdly)\b",
+    re.I,
+)
+
+
+def variant_dependent_words(text: str) -> list[str]:
+    """The counts and ordinals in `text` that only hold for a reader of every summary."""
+    found = [m for pattern in (_COUNT_RE, _ORDINAL_RE) for m in pattern.finditer(text)]
+    return [" ".join(m.group(0).split()) for m in sorted(found, key=lambda m: m.start())]
+
+
+def can_be_cut(issue: Issue) -> bool:
+    """Whether some reader may get fewer than all the summaries: there are several and their
+    topics differ (with the same topics everywhere, a reader gets all of them or none)."""
+    topic_sets = {summary.topic_slugs for summary in issue.summaries}
+    return len(issue.summaries) > 1 and len(topic_sets) > 1
+
+
+def intro_findings(issue: Issue) -> list[Finding]:
+    """A warning when the intro's common part counts or orders summaries some readers lack."""
+    if not can_be_cut(issue):
+        return []
+    words = variant_dependent_words(markdown_to_text(issue.intro.common))
+    if not words:
+        return []
+    quoted = ", ".join(f"“{w}”" for w in dict.fromkeys(words))
+    where = issue.intro.path or f"{issue.month}/issue.md"
+    return [
+        Finding(
+            WARNING,
+            f"{where}: the common part of the intro says {quoted}: not true for readers who "
+            f"get fewer than the {len(issue.summaries)} summaries. Tie it to a summary with "
+            "{summary=<slug>} or reword it.",
+        )
+    ]

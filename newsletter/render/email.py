@@ -18,6 +18,7 @@ from mjml import mjml2html
 from newsletter.config import Settings
 from newsletter.content.model import Issue
 from newsletter.content.model import Summary
+from newsletter.content.model import markdown_to_html
 from newsletter.errors import RenderError
 from newsletter.render.environment import make_environment
 from newsletter.render.environment import where_it_failed
@@ -58,9 +59,9 @@ class Renderer:
         self.env = make_environment(settings.templates.dir)
 
     def context(
-        self, issue: Issue, summaries: tuple[Summary, ...], personal: bool
+        self, issue: Issue, summaries: tuple[Summary, ...], personal: bool, lead_in_md: str = ""
     ) -> dict[str, Any]:
-        """The template context of one variant."""
+        """The template context of one variant; `lead_in_md` stands in place of the intro."""
         settings = self.settings
         archive_url = settings.archive_url().rstrip("/")
         items = [
@@ -81,6 +82,8 @@ class Renderer:
             for s in summaries
         ]
         titles = "; ".join(s.title for s in summaries)
+        # The common part of the intro and the parts of this variant's summaries only.
+        intro_md = lead_in_md.strip() or issue.intro_for(s.slug for s in summaries)
         return {
             "lang": settings.newsletter.language,
             "subject": issue.subject,
@@ -91,17 +94,26 @@ class Renderer:
             "base_url": settings.newsletter.base_url,
             "web_url": f"{archive_url}/{issue.month}/" if archive_url else "",
             "postal_address": settings.newsletter.postal_address,
-            "intro_html": jinja2.utils.markupsafe.Markup(issue.intro_html),
-            "intro_text": markdown_to_text(issue.intro_md) if issue.intro_md else "",
+            "intro_html": jinja2.utils.markupsafe.Markup(markdown_to_html(intro_md)),
+            "intro_text": markdown_to_text(intro_md) if intro_md else "",
             "summaries": items,
             "personal": personal,
         }
 
     def render(
-        self, issue: Issue, summaries: tuple[Summary, ...], *, personal: bool, key: str = ""
+        self,
+        issue: Issue,
+        summaries: tuple[Summary, ...],
+        *,
+        personal: bool,
+        key: str = "",
+        lead_in_md: str = "",
     ) -> RenderedVariant:
-        """HTML and text for the given summaries of `issue`."""
-        context = self.context(issue, summaries, personal)
+        """HTML and text for the given summaries of `issue`.
+
+        `lead_in_md` (Markdown) replaces the issue's intro: the welcome email's own opening.
+        """
+        context = self.context(issue, summaries, personal, lead_in_md)
         try:
             mjml_source = self.env.get_template("email/digest.mjml.j2").render(context)
             text = self.env.get_template("email/digest.txt.j2").render(context)

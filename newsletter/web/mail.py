@@ -4,7 +4,9 @@ They are rendered like the digest (Jinja2 → MJML → mjml-python → premailer
 templates overridable in the user's templates folder) and sent with the configured transport.
 They carry no List-Unsubscribe header: they are answers to something the person just did.
 The welcome is the latest sent issue cut to the new subscriber's topics, built by
-`message.preview.preview_parts` exactly like a real send, but outside the ledger.
+`message.preview.preview_parts` exactly like a real send, but outside the ledger. Its opening is
+its own (`email/welcome_lead_in.md.j2`: welcome, this is the latest issue, the archive holds the
+rest) in place of the digest's intro, which was written for that month's readers.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import jinja2
 from sqlalchemy import Engine
 
 from newsletter.config import Settings
+from newsletter.content.model import Issue
 from newsletter.content.reader import list_months
 from newsletter.content.reader import load_issue
 from newsletter.content.taxonomy import Taxonomy
@@ -151,8 +154,11 @@ class Mailer:
             recipient = make_recipient(
                 settings, person.email, person.name, person.topics, person.id
             )
+            lead_in = self.welcome_lead_in(person, issue)
             try:
-                return preview_parts(settings, welcome_issue, recipient, person.id).eml
+                return preview_parts(
+                    settings, welcome_issue, recipient, person.id, lead_in_md=lead_in
+                ).eml
             except NoMatchingVariant:
                 pass  # none of their topics is in that issue: fall back to the note
         return self.build(
@@ -162,7 +168,19 @@ class Mailer:
             preferences_url=self.preferences_url(person),
         )
 
-    def latest_sent_issue(self):
+    def welcome_lead_in(self, person: Person, issue: Issue) -> str:
+        """The welcome's opening (Markdown) in place of the issue's intro."""
+        context = self._context(
+            person,
+            issue_label=issue.label,
+            archive_url=self.settings.archive_url(),
+        )
+        try:
+            return self.env.get_template("email/welcome_lead_in.md.j2").render(context)
+        except jinja2.TemplateError as error:
+            raise NewsletterError(f"email template welcome_lead_in: {error}") from None
+
+    def latest_sent_issue(self) -> Issue | None:
         """The newest month whose campaign has been sent (or is sending), if any."""
         settings = self.settings
         try:
