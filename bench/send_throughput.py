@@ -57,7 +57,7 @@ def baseline(folder: Path, port: int, count: int, connections: int) -> float:
     settings = make_settings(folder, port, connections)
     issue = load_bench_issue(settings)
     recipient = make_recipient(settings, "reader@example.net", "Reader", None)
-    message = preview_parts(settings, issue, recipient)["eml"].replace(b"\n", b"\r\n")
+    message = preview_parts(settings, issue, recipient).eml.replace(b"\n", b"\r\n")
     shares = [
         count // connections + (1 if i < count % connections else 0) for i in range(connections)
     ]
