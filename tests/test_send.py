@@ -87,8 +87,9 @@ def test_plan_is_idempotent_and_fixes_variants(engine, settings, issue, audience
     assert planned["none@example.net"].status == "skipped"
     assert planned["none@example.net"].last_error == NO_MATCH
     assert planned["anxious@example.net"].variant == "cbt-for-anxiety;topics"
+    # Readers of every topic get the why-lines and stop links too (";topics").
     assert planned["all@example.net"].variant == (
-        "alliance-in-depression,cbt-for-anxiety,therapist-alliance-variability"
+        "alliance-in-depression,cbt-for-anxiety,therapist-alliance-variability;topics"
     )
 
 
