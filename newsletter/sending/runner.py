@@ -24,7 +24,6 @@ from sqlalchemy import func
 from sqlalchemy import select
 
 from newsletter.config import Settings
-from newsletter.content.choice import TopicChoice
 from newsletter.content.model import Issue
 from newsletter.errors import NewsletterError
 from newsletter.errors import PermanentFailure
@@ -480,7 +479,7 @@ class CampaignRunner:
         recipient = Recipient(
             email=row.email,
             name=row.name,
-            topics=TopicChoice.of(row.topics),
+            topics=row.topics,
             unsubscribe_token=self.signer.make(UNSUBSCRIBE, row.subscriber_id, row.email),
             preferences_token=self.signer.make(PREFERENCES, row.subscriber_id, row.email),
         )

@@ -16,7 +16,6 @@ from fastapi import Form
 from fastapi import Request
 from fastapi.responses import Response
 
-from newsletter.content.choice import TopicChoice
 from newsletter.errors import FormProblem
 from newsletter.errors import InvalidAddress
 from newsletter.errors import LinkProblem
@@ -44,9 +43,7 @@ Choices = Annotated[list[str], Form()]
 
 
 def person(subscriber: Subscriber) -> Person:
-    return Person(
-        subscriber.id, subscriber.email, subscriber.name, TopicChoice.of(subscriber.topic_slugs)
-    )
+    return Person(subscriber.id, subscriber.email, subscriber.name, subscriber.topic_choice)
 
 
 def subscribe_form(

@@ -149,12 +149,7 @@ class Sending:
     ) -> Preview:
         """The issue as `subscriber` (their name, topics, links) or as a topic set."""
         if subscriber is not None:
-            person = (
-                subscriber.email,
-                subscriber.name,
-                TopicChoice.of(subscriber.topic_slugs),
-                subscriber.id,
-            )
+            person = (subscriber.email, subscriber.name, subscriber.topic_choice, subscriber.id)
         else:
             person = ("preview@example.org", "", TopicChoice.of(topics), 0)
         recipient = make_recipient(self.settings, *person)
