@@ -214,6 +214,21 @@ def test_only_an_issue_that_readers_can_get_in_part_is_checked(tmp_path, taxonom
     assert not can_be_cut(only_harm) and intro_findings(only_harm) == []
 
 
+def test_the_subject_and_preheader_are_checked_too(tmp_path, taxonomy) -> None:
+    folder = write_month(tmp_path, "Common.\n")
+    (folder).write_text(
+        '---\nsubject: "Two studies on care"\npreheader: "The first on harm"\n---\nHi.\n',
+        encoding="utf-8",
+    )
+    issue = load_issue(tmp_path, "2030-01", taxonomy, NAME)
+    messages = [f.message for f in intro_findings(issue)]
+    assert [m.split(" says ")[0] for m in messages] == [
+        f"{folder}: the subject",
+        f"{folder}: the preheader",
+    ]
+    assert "“Two studies”" in messages[0] and "“The first”" in messages[1]
+
+
 def test_the_repository_intros_suit_every_reader() -> None:
     """The demo months: no count or ordinal in a common part, a part for each summary."""
     settings = load_settings(REPO / "config.toml")
