@@ -89,6 +89,13 @@ def test_dropping_a_part_never_joins_the_paragraphs_around_it() -> None:
     assert intro.markdown([]) == "Before:\n\nAfter."
 
 
+def test_a_part_inside_another_goes_with_it() -> None:
+    intro = parse_intro("Common.\n\n- {summary=a} outer\n  - {summary=b} inner\n- plain\n")
+    assert intro.markdown([]) == intro.markdown(["b"]) == "Common.\n\n- plain"
+    assert intro.markdown(["a"]) == "Common.\n\n- outer\n- plain"
+    assert intro.markdown(["a", "b"]) == "Common.\n\n- outer\n  - inner\n- plain"
+
+
 def test_an_intro_without_markers_is_all_common() -> None:
     intro = parse_intro("Just one paragraph.\n")
     assert intro.parts == () and intro.markdown(["x"]) == "Just one paragraph."
