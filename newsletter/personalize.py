@@ -1,7 +1,9 @@
 """Per-subscriber parts of a message, without re-rendering (pure, no I/O).
 
 A subscriber's *variant* is the set of the issue's summaries that meet their topics (plus
-whether to show the "matched your topics" lines). Each variant is rendered once with slots
+whether to show, under each summary, why the reader got it and "stop sending me <topic>" links:
+every reader's variant shows them, all-topics readers included; only the whole issue sent to a
+reader none of whose topics is in it does not). Each variant is rendered once with slots
 like `XNLUNSUBX`: plain alphanumeric markers, because they must survive MJML, premailer (which
 rewrites `href` values) and the transfer encoding. `SlotTemplate` splits a rendering at its
 slots once, so filling in one subscriber is a list join.
@@ -16,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from newsletter.config import Settings
+from newsletter.content.choice import TopicChoice
 from newsletter.content.model import Issue
 from newsletter.content.model import Summary
 from newsletter.tokens import PREFERENCES
@@ -27,7 +30,7 @@ GREETING = "GREETING"
 EMAIL = "EMAIL"
 UNSUB = "UNSUB"
 PREFS = "PREFS"
-MATCH = "MATCH"  # MATCH1, MATCH2, ...: one per summary, in variant order
+MATCH = "MATCH"  # MATCH1, MATCH2, ...: why the reader got each summary, in variant order
 DROP = "DROP"  # DROP1, DROP2, ...: "stop sending me <topic>" links for the topics that matched
 DROP_LINK_STYLE = "color:#0b6e69"  # filled in after premailer ran, so the style is inline
 
@@ -51,12 +54,15 @@ class VariantKey:
 
 
 def choose_variant(
-    issue: Issue, topics: frozenset[str] | None, on_no_match: str = "skip"
+    issue: Issue, topics: TopicChoice | frozenset[str] | None, on_no_match: str = "skip"
 ) -> VariantKey | None:
-    """The variant for a subscriber's topics (None = all topics); None if they get nothing."""
-    if topics is None:
-        return VariantKey(tuple(s.slug for s in issue.summaries), False)
-    chosen = tuple(s.slug for s in issue.summaries if s.topic_slugs & topics)
+    """The variant for a subscriber's topics (None = all topics); None if they get nothing.
+
+    A summary is in it when one of its topics is the reader's: a reader of every topic except
+    X gets a summary about X and Y, because of Y.
+    """
+    choice = TopicChoice.of(topics)
+    chosen = tuple(s.slug for s in issue.summaries if choice.matching(s.topic_slugs))
     if chosen:
         return VariantKey(chosen, True)
     if on_no_match == "full":
@@ -93,7 +99,7 @@ class Recipient:
 
     email: str
     name: str
-    topics: frozenset[str] | None
+    topics: TopicChoice
     unsubscribe_token: str
     preferences_token: str
 
@@ -115,22 +121,36 @@ def slot_values(
         UNSUB: recipient.unsubscribe_token,
         PREFS: recipient.preferences_token,
     }
+    links = drop_links if for_html else drop_lines
     for index, summary in enumerate(summaries, start=1):
         matched = matched_topics(summary, recipient.topics)
-        labels = [label for _slug, label in matched]
-        text = "Matches your topics: " + ", ".join(labels) if labels else ""
-        values[f"{MATCH}{index}"] = escape(text)
-        values[f"{DROP}{index}"] = (
-            drop_links(matched, base_url, recipient.preferences_token) if for_html else ""
-        )
+        values[f"{MATCH}{index}"] = escape(why_line(summary, recipient.topics))
+        values[f"{DROP}{index}"] = links(matched, base_url, recipient.preferences_token)
     return values
 
 
-def matched_topics(summary: Summary, topics: frozenset[str] | None) -> list[tuple[str, str]]:
-    """(slug, label) of the summary's topics that the subscriber follows."""
-    if topics is None:
-        return []
-    return [(t.slug, t.label) for t in summary.topics if t.slug in topics]
+def matched_topics(summary: Summary, topics: TopicChoice) -> list[tuple[str, str]]:
+    """(slug, label) of the summary's topics that the subscriber receives: for a reader of
+    every topic, all of them but the ones they stopped."""
+    return [(t.slug, t.label) for t in summary.topics if topics.receives(t.slug)]
+
+
+def why_line(summary: Summary, topics: TopicChoice) -> str:
+    """Why the reader got this summary, in words ('' when none of their topics is in it)."""
+    labels = ", ".join(label for _slug, label in matched_topics(summary, topics))
+    if not labels:
+        return ""
+    if topics.chosen is not None:
+        return f"Matches your topics: {labels}"
+    if not topics.excluded:
+        return "You receive all topics"
+    stopped = ", ".join(t.label for t in summary.topics if t.slug in topics.excluded)
+    return f"Matches your topics: {labels}" + (f" (you stopped {stopped})" if stopped else "")
+
+
+def drop_url(base_url: str, token: str, slug: str) -> str:
+    """The preference center's "stop sending me <topic>" page (it asks before changing)."""
+    return f"{base_url}/preferences/{token}?drop={slug}"
 
 
 def drop_links(matched: list[tuple[str, str]], base_url: str, token: str) -> str:
@@ -138,18 +158,26 @@ def drop_links(matched: list[tuple[str, str]], base_url: str, token: str) -> str
     if not matched:
         return ""
     links = " · ".join(
-        f'<a href="{base_url}/preferences/{token}?drop={slug}" style="{DROP_LINK_STYLE}">'
+        f'<a href="{drop_url(base_url, token, slug)}" style="{DROP_LINK_STYLE}">'
         f"Stop sending me {html.escape(label)}</a>"
         for slug, label in matched
     )
     return f"Not for you? {links}"
 
 
+def drop_lines(matched: list[tuple[str, str]], base_url: str, token: str) -> str:
+    """Text: "Stop sending me <topic>:" and its address on the next line, per topic."""
+    lines = "\n".join(
+        f"Stop sending me {label}:\n{drop_url(base_url, token, slug)}" for slug, label in matched
+    )
+    return f"Not for you? {lines}" if lines else ""
+
+
 def make_recipient(
     settings: Settings,
     email: str,
     name: str,
-    topics: frozenset[str] | None,
+    topics: TopicChoice | frozenset[str] | None,
     subscriber_id: int = 0,
 ) -> Recipient:
     """A recipient with real signed tokens (id 0 for test addresses: their links are inert)."""
@@ -157,7 +185,7 @@ def make_recipient(
     return Recipient(
         email=email,
         name=name,
-        topics=topics,
+        topics=TopicChoice.of(topics),
         unsubscribe_token=signer.make(UNSUBSCRIBE, subscriber_id, email),
         preferences_token=signer.make(PREFERENCES, subscriber_id, email),
     )

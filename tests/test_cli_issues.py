@@ -176,10 +176,13 @@ def test_preview_text_of_the_full_issue(cli: Invoke) -> None:
         assert sentence in flat
     assert "XNL" not in text
     assert "Matches your topics" not in text
+    # A reader of every topic: why they got each summary, and a stop link per topic (2 each).
+    assert flat.count("You receive all topics") == 3
+    assert flat.count("Stop sending me") == 6
     signer = Signer(TEST_SECRET)
     preview_hash = address_hash("preview@example.org")
     [unsubscribe] = tokens(text, "u")
-    [preferences] = tokens(text, "preferences")
+    [preferences] = set(tokens(text, "preferences"))  # in the footer and the stop links
     assert signer.read(UNSUBSCRIBE, unsubscribe) == (0, preview_hash)
     assert signer.read(PREFERENCES, preferences) == (0, preview_hash)
     assert "1 Test Street, Testville" in text

@@ -89,6 +89,13 @@ def test_dropping_a_part_never_joins_the_paragraphs_around_it() -> None:
     assert intro.markdown([]) == "Before:\n\nAfter."
 
 
+def test_a_part_inside_another_goes_with_it() -> None:
+    intro = parse_intro("Common.\n\n- {summary=a} outer\n  - {summary=b} inner\n- plain\n")
+    assert intro.markdown([]) == intro.markdown(["b"]) == "Common.\n\n- plain"
+    assert intro.markdown(["a"]) == "Common.\n\n- outer\n- plain"
+    assert intro.markdown(["a", "b"]) == "Common.\n\n- outer\n  - inner\n- plain"
+
+
 def test_an_intro_without_markers_is_all_common() -> None:
     intro = parse_intro("Just one paragraph.\n")
     assert intro.parts == () and intro.markdown(["x"]) == "Just one paragraph."
@@ -212,6 +219,21 @@ def test_only_an_issue_that_readers_can_get_in_part_is_checked(tmp_path, taxonom
     one = load_issue(tmp_path, "2030-01", taxonomy, NAME)
     only_harm = type(one)(one.month, one.subject, one.summaries[:1], one.intro)
     assert not can_be_cut(only_harm) and intro_findings(only_harm) == []
+
+
+def test_the_subject_and_preheader_are_checked_too(tmp_path, taxonomy) -> None:
+    folder = write_month(tmp_path, "Common.\n")
+    (folder).write_text(
+        '---\nsubject: "Two studies on care"\npreheader: "The first on harm"\n---\nHi.\n',
+        encoding="utf-8",
+    )
+    issue = load_issue(tmp_path, "2030-01", taxonomy, NAME)
+    messages = [f.message for f in intro_findings(issue)]
+    assert [m.split(" says ")[0] for m in messages] == [
+        f"{folder}: the subject",
+        f"{folder}: the preheader",
+    ]
+    assert "“Two studies”" in messages[0] and "“The first”" in messages[1]
 
 
 def test_the_repository_intros_suit_every_reader() -> None:

@@ -13,7 +13,15 @@ from newsletter.errors import ConfigError
 from newsletter.store import engine as db
 from newsletter.store.models import Base
 
-TABLES = {"subscribers", "subscriber_topics", "lists", "subscriptions", "campaigns", "deliveries"}
+TABLES = {
+    "subscribers",
+    "subscriber_topics",
+    "subscriber_excluded_topics",
+    "lists",
+    "subscriptions",
+    "campaigns",
+    "deliveries",
+}
 
 
 def _differences(engine) -> list:

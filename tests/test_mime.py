@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from newsletter.content.choice import TopicChoice
 from newsletter.content.reader import load_issue
 from newsletter.errors import UnsafeHeader
 from newsletter.message.skeleton import MessageSkeleton
@@ -30,7 +31,12 @@ from newsletter.render.email import Renderer
 
 UNSAFE = re.compile("[\\x00-\\x1f\\x7f\\x85\\u2028\\u2029]")
 DATE = dt.datetime(2025, 1, 15, 9, 30, tzinfo=dt.UTC)
-TOPIC_SETS = [None, frozenset({"anxiety-disorders"}), frozenset({"therapist-factors", "empathy"})]
+TOPIC_SETS = [
+    TopicChoice.every(),
+    TopicChoice.only({"anxiety-disorders"}),
+    TopicChoice.only({"therapist-factors", "empathy"}),
+    TopicChoice.every(excluding={"anxiety-disorders", "therapist-factors"}),
+]
 
 
 class Variants(tuple):
@@ -154,8 +160,10 @@ def test_filled_message_parses_like_the_stdlib_message(
 
 def test_message_headers_for_one_click_unsubscribe(variants) -> None:
     _sender, built = variants
-    skeleton, summaries, _ = built[None]
-    recipient = Recipient("ana@example.net", "Ána", None, "unsub.tok.en", "prefs.tok.en")
+    skeleton, summaries, _ = built[TopicChoice.every()]
+    recipient = Recipient(
+        "ana@example.net", "Ána", TopicChoice.every(), "unsub.tok.en", "prefs.tok.en"
+    )
     data, mid = skeleton.build(recipient, "2025-01", 42, summaries)
     message = parsed(data)
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
@@ -182,8 +190,10 @@ def test_message_id_is_stable_per_issue_and_subscriber() -> None:
 
 def test_values_that_look_like_slots_are_not_filled_again(variants) -> None:
     _sender, built = variants
-    skeleton, summaries, _ = built[None]
-    recipient = Recipient("a@example.net", "XNLEMAILX", None, "XNLPREFSX.a.b", "p.q.r")
+    skeleton, summaries, _ = built[TopicChoice.every()]
+    recipient = Recipient(
+        "a@example.net", "XNLEMAILX", TopicChoice.every(), "XNLPREFSX.a.b", "p.q.r"
+    )
     data, _ = skeleton.build(recipient, "2025-01", 3, summaries)
     text = parsed(data).get_body(("plain",)).get_content()
     assert "Dear XNLEMAILX," in text
@@ -196,15 +206,19 @@ def test_values_that_look_like_slots_are_not_filled_again(variants) -> None:
 )
 def test_a_name_with_a_line_break_never_reaches_a_header(variants, name) -> None:
     _sender, built = variants
-    skeleton, summaries, _ = built[None]
-    recipient = Recipient("bob@example.net", name, None, "unsub.tok.en", "prefs.tok.en")
+    skeleton, summaries, _ = built[TopicChoice.every()]
+    recipient = Recipient(
+        "bob@example.net", name, TopicChoice.every(), "unsub.tok.en", "prefs.tok.en"
+    )
     with pytest.raises(UnsafeHeader, match="To: refusing a header value"):
         skeleton.build(recipient, "2025-01", 5, summaries)
 
 
 def test_a_non_ascii_address_is_refused_by_the_builder(variants) -> None:
     _sender, built = variants
-    skeleton, summaries, _ = built[None]
-    recipient = Recipient("anä@example.org", "", None, "unsub.tok.en", "prefs.tok.en")
+    skeleton, summaries, _ = built[TopicChoice.every()]
+    recipient = Recipient(
+        "anä@example.org", "", TopicChoice.every(), "unsub.tok.en", "prefs.tok.en"
+    )
     with pytest.raises(UnsafeHeader, match="not an ASCII address"):
         skeleton.build(recipient, "2025-01", 5, summaries)

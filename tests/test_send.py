@@ -24,6 +24,8 @@ from newsletter.store import engine as db
 from newsletter.store import ledger
 from newsletter.store.models import Delivery
 from newsletter.store.models import Subscriber
+from newsletter.store.registrar import DROPPED
+from newsletter.store.registrar import drop_topic
 from newsletter.store.subscribers import add_subscriber
 from newsletter.store.subscribers import require_subscriber
 from newsletter.store.subscribers import unsubscribe
@@ -39,6 +41,7 @@ PEOPLE = {
     "two@example.net": "depression-and-depressive-symptoms;therapist-factors",
     "none@example.net": "group-psychotherapy",
 }
+CBT = "cognitive-therapy-ct-and-cognitive-behavioural-therapy-cbt"
 EXPECTED_TITLES = {
     "all@example.net": 3,
     "anxious@example.net": 1,
@@ -87,8 +90,9 @@ def test_plan_is_idempotent_and_fixes_variants(engine, settings, issue, audience
     assert planned["none@example.net"].status == "skipped"
     assert planned["none@example.net"].last_error == NO_MATCH
     assert planned["anxious@example.net"].variant == "cbt-for-anxiety;topics"
+    # Readers of every topic get the why-lines and stop links too (";topics").
     assert planned["all@example.net"].variant == (
-        "alliance-in-depression,cbt-for-anxiety,therapist-alliance-variability"
+        "alliance-in-depression,cbt-for-anxiety,therapist-alliance-variability;topics"
     )
 
 
@@ -107,6 +111,47 @@ def test_each_subscriber_gets_their_variant_once(engine, settings, issue, audien
     again = send_month(engine, settings, issue, transport).report
     assert again.sent == 0 and len(transport.outbox) == 4
     assert {d.status for d in rows(engine).values()} == {"sent", "skipped"}
+
+
+def test_readers_of_all_topics_but_some_get_every_summary_not_only_about_those(
+    engine, settings, taxonomy, issue
+) -> None:
+    """cbt-for-anxiety is about anxiety and CBT: stopping anxiety keeps it (CBT still
+    matches); stopping both drops it. The others come as for any all-topics reader."""
+    with db.transaction(engine) as session:
+        for address, stop in [
+            ("no-anxiety@example.net", ["anxiety-disorders"]),
+            ("no-cbt-at-all@example.net", ["anxiety-disorders", CBT]),
+        ]:
+            reader = add_subscriber(session, settings, taxonomy, address)
+            for slug in stop:
+                assert drop_topic(session, taxonomy, reader, slug) == DROPPED
+    transport = MemoryTransport()
+    send_month(engine, settings, issue, transport)
+    planned = rows(engine)
+    assert planned["no-anxiety@example.net"].variant == (
+        "alliance-in-depression,cbt-for-anxiety,therapist-alliance-variability;topics"
+    )
+    assert planned["no-cbt-at-all@example.net"].variant == (
+        "alliance-in-depression,therapist-alliance-variability;topics"
+    )
+    sent = {m.recipient: parse(m.message) for m in transport.outbox}
+    text = sent["no-anxiety@example.net"].get_body(("plain",)).get_content()
+    html = sent["no-anxiety@example.net"].get_body(("html",)).get_content()
+    assert (
+        "Matches your topics: Cognitive Therapy (CT) and Cognitive-Behavioural Therapy (CBT)"
+        in (" ".join(text.split()))
+    )
+    assert "(you stopped Anxiety Disorders)" in text
+    for part in (text, html):
+        assert "?drop=anxiety-disorders" not in part  # stopped already: not offered again
+        assert f"?drop={CBT}" in part and "?drop=therapist-factors" in part
+    other = sent["no-cbt-at-all@example.net"].get_body(("plain",)).get_content()
+    assert titles_in(sent["no-cbt-at-all@example.net"], issue) == [
+        issue.summary("alliance-in-depression").title,
+        issue.summary("therapist-alliance-variability").title,
+    ]
+    assert "Matches your topics: Depression and Depressive Symptoms" in " ".join(other.split())
 
 
 def test_unsubscribed_after_planning_is_skipped(engine, settings, issue, audience) -> None:

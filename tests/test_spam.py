@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from outside_tools import require_tool
 
+from newsletter.content.choice import TopicChoice
 from newsletter.content.reader import load_issue
 from newsletter.message.preview import preview_parts
 from newsletter.personalize import make_recipient
@@ -127,5 +128,5 @@ def test_confirmation_passes_spamassassin(
     settings, taxonomy, engine, spamassassin, record_property
 ) -> None:
     mailer = Mailer(settings, taxonomy, Signer(settings.secret_key()), engine)
-    message = mailer.confirmation(Person(1, "ada@example.net", "Ada Reader", None))
+    message = mailer.confirmation(Person(1, "ada@example.net", "Ada Reader", TopicChoice.every()))
     check(spamassassin(message), record_property, "confirmation")

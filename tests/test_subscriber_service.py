@@ -15,6 +15,7 @@ import pytest
 from test_bounces import maildir
 from test_inbound import request as unsubscribe_request
 
+from newsletter.content.choice import TopicChoice
 from newsletter.errors import LinkProblem
 from newsletter.errors import NewsletterError
 from newsletter.errors import SubscriberError
@@ -454,4 +455,10 @@ def test_drop_a_topic(session, settings, taxonomy):
     everything = add(session, settings, taxonomy, "ben@example.com")
     assert registrar.follows_topic(everything, "empathy")
     assert registrar.drop_topic(session, taxonomy, everything, "empathy") == registrar.DROPPED
-    assert everything.topic_slugs == {t.slug for t in taxonomy.topics} - {"empathy"}
+    # Still a reader of all topics, except one: not a list of today's other topics.
+    assert everything.all_topics and everything.topic_slugs is None
+    assert everything.excluded_slugs == {"empathy"}
+    assert everything.topic_choice == TopicChoice.every({"empathy"})
+    assert not registrar.follows_topic(everything, "empathy")
+    assert registrar.follows_topic(everything, "training")
+    assert registrar.drop_topic(session, taxonomy, everything, "empathy") == registrar.NOT_FOLLOWED

@@ -607,6 +607,7 @@ def test_export_json(session, multi, taxonomy) -> None:
     ]
     assert records[0]["topics"] == ["empathy", "training"]
     assert records[1]["topics"] == "*"
+    assert records[1]["excluded_topics"] == []
     assert records[2]["lists"] == ["events"]
     assert records[2]["confirmed_at"] is None
     assert records[3]["lists"] == ["events"]
@@ -615,6 +616,7 @@ def test_export_json(session, multi, taxonomy) -> None:
         "name",
         "status",
         "topics",
+        "excluded_topics",
         "lists",
         "created_at",
         "confirmed_at",

@@ -99,7 +99,7 @@ def preview(
         with session_factory(app.db())() as session:
             subscriber = require_subscriber(session, email)
             recipient = make_recipient(
-                settings, subscriber.email, subscriber.name, subscriber.topic_slugs, subscriber.id
+                settings, subscriber.email, subscriber.name, subscriber.topic_choice, subscriber.id
             )
             parts = preview_parts(settings, issue, recipient, subscriber.id)
     else:

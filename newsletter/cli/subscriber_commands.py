@@ -38,6 +38,8 @@ def subscribers_group() -> None:
 def _describe(subscriber: Subscriber) -> str:
     topics = subscriber.topic_slugs
     shown = "all" if topics is None else ", ".join(sorted(topics)) or "none"
+    if subscriber.excluded_slugs:
+        shown += " except " + ", ".join(sorted(subscriber.excluded_slugs))
     lists = ", ".join(api.subscribed_lists(subscriber)) or "none"
     return f"{subscriber.email} ({subscriber.status}; topics: {shown}; lists: {lists})"
 
@@ -210,6 +212,12 @@ def list_(
         _print_table(records)
 
 
+def _topics_shown(topics: str | list[str], excluded: list[str]) -> str:
+    if topics != api.ALL_TOPICS:
+        return ", ".join(topics)
+    return "all" + (" except " + ", ".join(excluded) if excluded else "")
+
+
 def _print_table(records: list[dict]) -> None:
     # Created here, not at import time, so it writes to the current stdout (CliRunner swaps it).
     console = Console(highlight=False, soft_wrap=False)
@@ -226,7 +234,7 @@ def _print_table(records: list[dict]) -> None:
             record["email"],
             record["name"],
             record["status"],
-            "all" if topics == api.ALL_TOPICS else ", ".join(topics),
+            _topics_shown(topics, record.get("excluded_topics", [])),
             ", ".join(record["lists"]),
             (record["created_at"] or "")[:10],
         )

@@ -69,16 +69,13 @@ class Intro:
     def markdown(self, slugs: Iterable[str] | None = None) -> str:
         """The common part plus the parts of `slugs` (None: every part), markers removed."""
         wanted = None if slugs is None else frozenset(slugs)
-        lines = self.source.split("\n")
-        keep = [True] * len(lines)
+        lines: list[str | None] = list(self.source.split("\n"))
         for part in self.parts:
             if wanted is not None and part.slug not in wanted:
-                for index in range(part.start, part.end):
-                    keep[index] = False
-            else:
-                lines[part.marker_line] = _without_marker(lines[part.marker_line])
-        kept = [line for line, shown in zip(lines, keep, strict=True) if shown and line != _DROPPED]
-        text = "\n".join(kept)
+                lines[part.start : part.end] = [None] * (part.end - part.start)
+            elif (line := lines[part.marker_line]) is not None:  # None: inside a dropped part
+                lines[part.marker_line] = _without_marker(line)
+        text = "\n".join(line for line in lines if line is not None)
         return re.sub(r"\n[ \t]*(\n[ \t]*)+\n", "\n\n", text).strip()
 
     @property
@@ -87,17 +84,15 @@ class Intro:
         return self.markdown(())
 
 
-# A line that held only a paragraph's marker: dropped, so the paragraph starts on the next line.
-_DROPPED = "\x00"
-
-
-def _without_marker(line: str) -> str:
+def _without_marker(line: str) -> str | None:
+    """The line without its marker; None when the marker was all it held (the paragraph then
+    starts on the next line)."""
     match = MARKER_RE.search(line)
-    if match is None:  # pragma: no cover - parse_intro found it on this line
+    if match is None:
         return line
     before, after = line[: match.start()], line[match.end() :].lstrip(" \t")
     if not after and not before.strip():
-        return _DROPPED
+        return None
     return before + after
 
 

@@ -96,19 +96,25 @@ def can_be_cut(issue: Issue) -> bool:
 
 
 def intro_findings(issue: Issue) -> list[Finding]:
-    """A warning when the intro's common part counts or orders summaries some readers lack."""
+    """Warnings when the intro's common part, the subject or the preheader (which every reader
+    gets) count or order summaries some readers lack."""
     if not can_be_cut(issue):
         return []
-    words = variant_dependent_words(markdown_to_text(issue.intro.common))
-    if not words:
-        return []
-    quoted = ", ".join(f"“{w}”" for w in dict.fromkeys(words))
     where = issue.intro.path or f"{issue.month}/issue.md"
-    return [
-        Finding(
-            WARNING,
-            f"{where}: the common part of the intro says {quoted}: not true for readers who "
-            f"get fewer than the {len(issue.summaries)} summaries. Tie it to a summary with "
-            "{summary=<slug>} or reword it.",
-        )
+    fewer = f"not true for readers who get fewer than the {len(issue.summaries)} summaries"
+    findings = []
+    texts = [
+        (
+            "the common part of the intro",
+            markdown_to_text(issue.intro.common),
+            " Tie it to a summary with {summary=<slug>} or reword it.",
+        ),
+        ("the subject", issue.subject if issue.has_custom_subject else "", " Reword it."),
+        ("the preheader", issue.preheader, " Reword it."),
     ]
+    for what, text, advice in texts:
+        words = variant_dependent_words(text)
+        if words:
+            quoted = ", ".join(f"“{w}”" for w in dict.fromkeys(words))
+            findings.append(Finding(WARNING, f"{where}: {what} says {quoted}: {fewer}.{advice}"))
+    return findings

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
+from newsletter.content.choice import TopicChoice
 from newsletter.content.taxonomy import Taxonomy
 from newsletter.errors import ImportFileError
 from newsletter.errors import NewsletterError
@@ -26,27 +27,29 @@ from newsletter.store.models import PENDING
 from newsletter.store.models import SUBSCRIBED
 from newsletter.store.models import SUBSCRIBER_STATUSES
 from newsletter.store.models import UNSUBSCRIBED
+from newsletter.store.models import ExcludedTopic
 from newsletter.store.models import MailingList
 from newsletter.store.models import Subscriber
 from newsletter.store.models import SubscriberTopic
 from newsletter.store.models import Subscription
 from newsletter.store.models import utcnow
-from newsletter.store.subscribers import ALL_TOPICS
 from newsletter.store.subscribers import FINAL_STATUSES
 from newsletter.store.subscribers import IN_CHUNK
 from newsletter.store.subscribers import _iso
 from newsletter.store.subscribers import apply_lists
 from newsletter.store.subscribers import apply_status
-from newsletter.store.subscribers import apply_topics
 from newsletter.store.subscribers import clean_name
 from newsletter.store.subscribers import ensure_lists
 from newsletter.store.subscribers import hash_key
 from newsletter.store.subscribers import known_lists_message
 from newsletter.store.subscribers import normalize_email
-from newsletter.store.subscribers import parse_topics
-from newsletter.store.subscribers import split_list
 from newsletter.store.subscribers import subscribed_lists
 from newsletter.store.subscribers import suppressed_hashes
+from newsletter.store.topics import ALL_TOPICS
+from newsletter.store.topics import apply_topics
+from newsletter.store.topics import parse_topic_choice
+from newsletter.store.topics import split_list
+from newsletter.store.topics import topics_cell
 
 CSV_COLUMNS = ("email", "name", "topics", "lists", "status")
 
@@ -56,13 +59,15 @@ _INSERT_CHUNK = 1000
 
 
 def subscriber_to_dict(subscriber: Subscriber) -> dict[str, Any]:
-    """A JSON-ready record: topics are "*" (all) or sorted slugs; lists are subscribed slugs."""
+    """A JSON-ready record: topics are "*" (all) or sorted slugs, `excluded_topics` the ones an
+    all-topics subscriber stopped; lists are subscribed slugs."""
     topics = subscriber.topic_slugs
     return {
         "email": subscriber.email,
         "name": subscriber.name,
         "status": subscriber.status,
         "topics": ALL_TOPICS if topics is None else sorted(topics),
+        "excluded_topics": sorted(subscriber.excluded_slugs),
         "lists": subscribed_lists(subscriber),
         "created_at": _iso(subscriber.created_at),
         "confirmed_at": _iso(subscriber.confirmed_at),
@@ -82,12 +87,11 @@ def write_csv(stream: IO[str], subscribers: Iterable[Subscriber]) -> int:
     writer.writerow(CSV_COLUMNS)
     count = 0
     for subscriber in subscribers:
-        topics = subscriber.topic_slugs
         writer.writerow(
             [
                 subscriber.email,
                 subscriber.name,
-                ALL_TOPICS if topics is None else ";".join(sorted(topics)),
+                topics_cell(subscriber.topic_choice),
                 ";".join(subscribed_lists(subscriber)),
                 subscriber.status,
             ]
@@ -124,7 +128,7 @@ class _Row:
     email: str
     key: str
     name: str | None
-    topics: frozenset[str] | None
+    topics: TopicChoice
     topics_given: bool
     lists: list[str] | None  # None: no lists column; []: empty cell (the default list)
     status: str | None
@@ -165,7 +169,7 @@ class _Parser:
             raise ValueError(f"{address} is a duplicate of line {self.seen[key]}")
         self.seen[key] = line
         name = clean_name(values["name"]) if "name" in values else None
-        topics = parse_topics(values.get("topics", ""), self.taxonomy)
+        topics = parse_topic_choice(values.get("topics", ""), self.taxonomy)
         lists = None
         if "lists" in values:
             lists = list(dict.fromkeys(split_list(values["lists"])))
@@ -343,7 +347,7 @@ def _insert_rows(
                 "email_key": row.key,
                 "name": row.name or "",
                 "status": status,
-                "all_topics": row.topics is None,
+                "all_topics": row.topics.all_topics,
                 "created_at": now,
                 "updated_at": now,
                 "confirmed_at": now if status == ACTIVE else None,
@@ -373,13 +377,14 @@ def _insert_rows(
         for slug in row.lists or default
     ]
     session.execute(insert(Subscription), subscriptions)
-    topics = [
-        {"subscriber_id": ids[row.key], "topic": slug}
-        for row in rows
-        for slug in sorted(row.topics or ())
-    ]
-    if topics:
-        session.execute(insert(SubscriberTopic), topics)
+    for table, column in ((SubscriberTopic, "chosen"), (ExcludedTopic, "excluded")):
+        topics = [
+            {"subscriber_id": ids[row.key], "topic": slug}
+            for row in rows
+            for slug in sorted(getattr(row.topics, column) or ())
+        ]
+        if topics:
+            session.execute(insert(table), topics)
 
 
 def _update_from_row(
@@ -388,7 +393,7 @@ def _update_from_row(
     # Only the columns the file has: an import without a name column keeps the names.
     if row.name is not None and row.name != subscriber.name:
         subscriber.name = row.name
-    if row.topics_given and row.topics != subscriber.topic_slugs:
+    if row.topics_given and row.topics != subscriber.topic_choice:
         apply_topics(subscriber, row.topics)
     if row.lists is not None:
         apply_lists(lists, subscriber, row.lists or default)

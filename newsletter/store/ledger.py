@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from newsletter.content.choice import TopicChoice
 from newsletter.store.engine import rows_affected
 from newsletter.store.models import ACTIVE
 from newsletter.store.models import DONE
@@ -36,6 +37,7 @@ from newsletter.store.models import SENT
 from newsletter.store.models import SUBSCRIBED
 from newsletter.store.models import Campaign
 from newsletter.store.models import Delivery
+from newsletter.store.models import ExcludedTopic
 from newsletter.store.models import MailingList
 from newsletter.store.models import Subscriber
 from newsletter.store.models import SubscriberTopic
@@ -51,7 +53,7 @@ class AudienceMember:
 
     id: int
     email: str
-    topics: frozenset[str] | None  # None = all topics
+    topics: TopicChoice
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ class Claimed:
     attempts: int
     status: str | None  # the subscriber's status now (None if they were deleted)
     name: str
-    topics: frozenset[str] | None
+    topics: TopicChoice
     on_list: bool  # still subscribed to one of the campaign's lists
 
 
@@ -151,20 +153,32 @@ def iter_audience(
         rows = session.execute(query).all()
         if not rows:
             return
-        topics = _topics_for(session, [r.id for r in rows if not r.all_topics])
+        choices = _choices_for(session, [(r.id, r.all_topics) for r in rows])
         for row in rows:
-            chosen = None if row.all_topics else topics.get(row.id, frozenset())
-            yield AudienceMember(row.id, row.email, chosen)
+            yield AudienceMember(row.id, row.email, choices[row.id])
         last_id = rows[-1].id
 
 
-def _topics_for(session: Session, ids: list[int]) -> dict[int, frozenset[str]]:
+def _choices_for(
+    session: Session, rows: Sequence[tuple[int, bool | None]]
+) -> dict[int, TopicChoice]:
+    """What each (subscriber id, all_topics) receives: every topic but the ones they stopped,
+    or their chosen topics. Two queries for a chunk, whatever its size."""
+    chosen = _topics_for(session, SubscriberTopic, [i for i, every in rows if not every])
+    stopped = _topics_for(session, ExcludedTopic, [i for i, every in rows if every])
+    return {
+        i: TopicChoice.every(stopped.get(i, ())) if every else TopicChoice.only(chosen.get(i, ()))
+        for i, every in rows
+    }
+
+
+def _topics_for(
+    session: Session, table: type[SubscriberTopic] | type[ExcludedTopic], ids: list[int]
+) -> dict[int, frozenset[str]]:
     if not ids:
         return {}
     found: dict[int, set[str]] = {}
-    query = select(SubscriberTopic.subscriber_id, SubscriberTopic.topic).where(
-        SubscriberTopic.subscriber_id.in_(ids)
-    )
+    query = select(table.subscriber_id, table.topic).where(table.subscriber_id.in_(ids))
     for subscriber_id, topic in session.execute(query):
         found.setdefault(subscriber_id, set()).add(topic)
     return {key: frozenset(value) for key, value in found.items()}
@@ -248,7 +262,9 @@ def claim_batch(
         .where(Delivery.id.in_(claimed_ids))
         .order_by(Delivery.id)
     ).all()
-    topics = _topics_for(session, [r.subscriber_id for r in rows if r.subscriber_id])
+    choices = _choices_for(
+        session, [(r.subscriber_id, r.all_topics) for r in rows if r.subscriber_id]
+    )
     return [
         Claimed(
             delivery_id=r.id,
@@ -258,7 +274,7 @@ def claim_batch(
             attempts=r.attempts,
             status=r.status,
             name=r.name or "",
-            topics=None if r.all_topics else topics.get(r.subscriber_id, frozenset()),
+            topics=choices.get(r.subscriber_id, TopicChoice.only(())),
             on_list=bool(r.on_list),
         )
         for r in rows

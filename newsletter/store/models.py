@@ -25,6 +25,8 @@ from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 from sqlalchemy.orm import relationship
 
+from newsletter.content.choice import TopicChoice
+
 # Subscriber status values.
 PENDING = "pending"
 ACTIVE = "active"
@@ -117,14 +119,30 @@ class Subscriber(Base):
     topics: Mapped[list[SubscriberTopic]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", lazy="selectin"
     )
+    excluded_topics: Mapped[list[ExcludedTopic]] = relationship(
+        back_populates="subscriber", cascade="all, delete-orphan", lazy="selectin"
+    )
     subscriptions: Mapped[list[Subscription]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", lazy="selectin"
     )
 
     @property
     def topic_slugs(self) -> frozenset[str] | None:
-        """The chosen topic slugs, or None for "all topics"."""
+        """The chosen topic slugs, or None for "all topics" (less `excluded_slugs`: what they
+        receive is `topic_choice`)."""
         return None if self.all_topics else frozenset(t.topic for t in self.topics)
+
+    @property
+    def excluded_slugs(self) -> frozenset[str]:
+        """The topics an all-topics subscriber stopped (empty for a subscriber of chosen ones)."""
+        return frozenset(t.topic for t in self.excluded_topics) if self.all_topics else frozenset()
+
+    @property
+    def topic_choice(self) -> TopicChoice:
+        """What they receive: every topic (now and later) but `excluded_slugs`, or the chosen."""
+        if self.all_topics:
+            return TopicChoice.every(self.excluded_slugs)
+        return TopicChoice.only(t.topic for t in self.topics)
 
     def __repr__(self) -> str:
         return f"<Subscriber {self.id} {self.email} {self.status}>"
@@ -141,6 +159,20 @@ class SubscriberTopic(Base):
     topic: Mapped[str] = mapped_column(String(120), primary_key=True)
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="topics")
+
+
+class ExcludedTopic(Base):
+    """A topic an all-topics subscriber stopped: they receive every topic but these, including
+    topics added to the taxonomy later (migration 0005; ignored unless `all_topics` is set)."""
+
+    __tablename__ = "subscriber_excluded_topics"
+
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True
+    )
+    topic: Mapped[str] = mapped_column(String(120), primary_key=True)
+
+    subscriber: Mapped[Subscriber] = relationship(back_populates="excluded_topics")
 
 
 class MailingList(Base):

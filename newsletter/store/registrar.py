@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
+from newsletter.content.choice import TopicChoice
 from newsletter.content.taxonomy import Taxonomy
 from newsletter.errors import LinkProblem
 from newsletter.errors import SubscriberError
@@ -224,7 +225,7 @@ def update_preferences(
     subscriber: Subscriber,
     *,
     name: str,
-    topics: frozenset[str] | None,
+    topics: TopicChoice | frozenset[str] | None,
     lists: Iterable[str],
 ) -> None:
     """The preference center's save: name and topics always; the lists only while they are
@@ -243,22 +244,25 @@ ONLY_TOPIC = "only_topic"  # it is their only topic: nothing changed (unsubscrib
 
 
 def follows_topic(subscriber: Subscriber, slug: str) -> bool:
-    """Whether they receive summaries about this topic (all-topics subscribers receive all)."""
-    topics = subscriber.topic_slugs
-    return topics is None or slug in topics
+    """Whether they receive summaries about this topic (all-topics subscribers receive every
+    topic they did not stop)."""
+    return subscriber.topic_choice.receives(slug)
 
 
 def drop_topic(session: Session, taxonomy: Taxonomy, subscriber: Subscriber, slug: str) -> str:
     """Stop sending them one topic (the links in the digest): `DROPPED`, or `NOT_FOLLOWED` /
-    `ONLY_TOPIC` with nothing changed. An all-topics subscriber keeps every other topic of
-    today's taxonomy."""
-    current = subscriber.topic_slugs
-    if current is None:
-        current = frozenset(t.slug for t in taxonomy.topics)
-    remaining = current - {slug}
-    if remaining == current:
+    `ONLY_TOPIC` with nothing changed.
+
+    A subscriber of chosen topics loses one of them. An all-topics subscriber becomes "every
+    topic except this one" (and the ones they stopped before): topics added to the taxonomy
+    later still reach them, and so does a summary about this topic and one they still receive.
+    Stopping the last topic of today's taxonomy that reaches them is `ONLY_TOPIC`.
+    """
+    current = subscriber.topic_choice
+    if not current.receives(slug):
         return NOT_FOLLOWED
-    if not remaining:
+    remaining = current.without(slug)
+    if not remaining.effective(t.slug for t in taxonomy.topics):
         return ONLY_TOPIC
-    set_topics(session, subscriber, frozenset(remaining))
+    set_topics(session, subscriber, remaining)
     return DROPPED

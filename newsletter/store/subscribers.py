@@ -14,7 +14,8 @@ constraint should fail early.
 Addresses are validated and normalized with `email_validator`; uniqueness is on the lowercased
 normalized address (`Subscriber.email_key`). Topics are stored as taxonomy slugs, and "all
 topics" is a flag (`all_topics`), so subscribers who chose everything also get topics added to
-the taxonomy later.
+the taxonomy later; the topics such a subscriber stopped are rows of their own
+(`ExcludedTopic`): "every topic except these", later topics included.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any
 
 from email_validator import EmailNotValidError
 from email_validator import validate_email
+from sqlalchemy import and_
 from sqlalchemy import exists
 from sqlalchemy import func
 from sqlalchemy import or_
@@ -45,16 +47,19 @@ from newsletter.store.models import PENDING
 from newsletter.store.models import SUBSCRIBED
 from newsletter.store.models import SUBSCRIBER_STATUSES
 from newsletter.store.models import UNSUBSCRIBED
+from newsletter.store.models import ExcludedTopic
 from newsletter.store.models import MailingList
 from newsletter.store.models import Subscriber
 from newsletter.store.models import SubscriberTopic
 from newsletter.store.models import Subscription
 from newsletter.store.models import Suppression
 from newsletter.store.models import utcnow
+from newsletter.store.topics import ALL_TOPICS as ALL_TOPICS
+from newsletter.store.topics import apply_topics as apply_topics
+from newsletter.store.topics import parse_topics
+from newsletter.store.topics import set_topics as set_topics
+from newsletter.store.topics import topic_rows
 
-ALL_TOPICS = "*"
-# Words that mean "every topic" in a topics field (compared case-insensitively).
-_ALL_WORDS = frozenset({"", "*", "all"})
 # Statuses an import may not move an existing subscriber out of: only the person can re-subscribe.
 FINAL_STATUSES = frozenset({UNSUBSCRIBED, BOUNCED, COMPLAINED})
 # Keys per IN (...) query: stays under SQLite's bound-parameter limit on old builds (999).
@@ -134,29 +139,6 @@ def known_lists_message(slug: str, known: Iterable[str]) -> str:
     return f"unknown list {slug!r} (known lists: {', '.join(sorted(known))})"
 
 
-def split_list(text: str) -> list[str]:
-    return [part.strip() for part in text.split(";") if part.strip()]
-
-
-def parse_topics(value: str | Iterable[str] | None, taxonomy: Taxonomy) -> frozenset[str] | None:
-    """Topic slugs from labels or slugs (any case, `;`-separated in a string).
-
-    `*`, "all", an empty string or an empty iterable mean "all topics" and give None. An unknown
-    topic raises `TaxonomyError` naming the closest labels.
-    """
-    if value is None:
-        return None
-    names = split_list(value) if isinstance(value, str) else [str(v).strip() for v in value]
-    names = [n for n in names if n]
-    if not names or any(n.casefold() in _ALL_WORDS for n in names):
-        return None
-    return frozenset(taxonomy.topics.get(name).slug for name in names)
-
-
-def _topic_rows(topics: frozenset[str] | None) -> list[SubscriberTopic]:
-    return [] if topics is None else [SubscriberTopic(topic=slug) for slug in sorted(topics)]
-
-
 def _check_status(status: str) -> str:
     if status not in SUBSCRIBER_STATUSES:
         raise SubscriberError(
@@ -213,7 +195,7 @@ def add_subscriber(
         unsubscribed_at=now if status == UNSUBSCRIBED else None,
         consent_source=source[:50],
         consent_ip=ip[:64],
-        topics=_topic_rows(chosen),
+        topics=topic_rows(chosen),
         subscriptions=[Subscription(mailing_list=known[slug]) for slug in slugs],
     )
     session.add(subscriber)
@@ -351,21 +333,6 @@ def change_status(session: Session, subscriber: Subscriber, status: str) -> Subs
     return subscriber
 
 
-def apply_topics(subscriber: Subscriber, topics: frozenset[str] | None) -> None:
-    subscriber.all_topics = topics is None
-    wanted = frozenset() if topics is None else frozenset(topics)
-    # Change rows in place: deleting and re-adding the same primary key in one flush fails.
-    subscriber.topics = [row for row in subscriber.topics if row.topic in wanted]
-    have = {row.topic for row in subscriber.topics}
-    subscriber.topics.extend(SubscriberTopic(topic=slug) for slug in sorted(wanted - have))
-
-
-def set_topics(session: Session, subscriber: Subscriber, topics: frozenset[str] | None) -> None:
-    """Replace the chosen topic slugs; None means all topics (see `parse_topics`)."""
-    apply_topics(subscriber, topics)
-    session.flush()
-
-
 def apply_lists(
     known: dict[str, MailingList], subscriber: Subscriber, slugs: Iterable[str]
 ) -> None:
@@ -415,7 +382,8 @@ def query_subscribers(
     offset: int = 0,
 ) -> list[Subscriber]:
     """Subscribers in id order, filtered by status, list (subscribed only), topic slug
-    (all-topics subscribers match every topic) and a case-insensitive address/name search."""
+    (all-topics subscribers match every topic they did not stop) and a case-insensitive
+    address/name search."""
     query = select(Subscriber).order_by(Subscriber.id)
     if status is not None:
         query = query.where(Subscriber.status == _check_status(status))
@@ -428,9 +396,12 @@ def query_subscribers(
             .where(MailingList.slug == list_slug)
         )
     if topic is not None:
+        stopped = exists().where(
+            ExcludedTopic.subscriber_id == Subscriber.id, ExcludedTopic.topic == topic
+        )
         query = query.where(
             or_(
-                Subscriber.all_topics.is_(True),
+                and_(Subscriber.all_topics.is_(True), ~stopped),
                 exists()
                 .where(SubscriberTopic.subscriber_id == Subscriber.id)
                 .where(SubscriberTopic.topic == topic),

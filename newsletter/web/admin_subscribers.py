@@ -45,7 +45,8 @@ MAX_IMPORT_BYTES = 20 * 1024 * 1024
 def _describe_topics(ctx: WebContext, subscriber: Subscriber) -> str:
     topics = subscriber.topic_slugs
     if topics is None:
-        return "all topics"
+        stopped = topic_labels(ctx.taxonomy, subscriber.excluded_slugs)
+        return "all topics" + (" except " + ", ".join(stopped) if stopped else "")
     return ", ".join(topic_labels(ctx.taxonomy, topics)) or "none"
 
 

@@ -131,6 +131,9 @@ class SubscriberOut(BaseModel):
     name: str
     status: str
     topics: str | list[str] = Field(description='"*" for all topics, else topic slugs.')
+    excluded_topics: list[str] = Field(
+        default=[], description='With "*": the topics they stopped (every topic but these).'
+    )
     lists: list[str]
     created_at: str | None
     confirmed_at: str | None

@@ -19,6 +19,7 @@ import jinja2
 from sqlalchemy import Engine
 
 from newsletter.config import Settings
+from newsletter.content.choice import TopicChoice
 from newsletter.content.model import Issue
 from newsletter.content.reader import list_months
 from newsletter.content.reader import load_issue
@@ -54,7 +55,7 @@ class Person:
     id: int
     email: str
     name: str
-    topics: frozenset[str] | None
+    topics: TopicChoice
 
 
 class Mailer:
@@ -80,7 +81,8 @@ class Mailer:
     def _context(self, person: Person, **values: object) -> dict:
         settings = self.settings
         topics = person.topics
-        labels = [t.label for t in self.taxonomy.topics if topics is not None and t.slug in topics]
+        labels = [t.label for t in self.taxonomy.topics if topics.receives(t.slug)]
+        stopped = [t.label for t in self.taxonomy.topics if t.slug in topics.excluded]
         context = {
             "lang": settings.newsletter.language,
             "newsletter_name": settings.newsletter.name,
@@ -89,8 +91,9 @@ class Mailer:
             "admin_email": settings.newsletter.admin_email,
             "greeting": greeting(person.name),
             "email": person.email,
-            "all_topics": topics is None,
-            "topic_labels": labels,
+            "all_topics": topics.all_topics,
+            "topic_labels": labels,  # what they receive of today's topics
+            "stopped_labels": stopped,  # the topics an all-topics reader stopped
         }
         context.update(values)
         return context

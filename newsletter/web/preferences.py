@@ -17,6 +17,7 @@ from fastapi import Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
+from newsletter.content.choice import TopicChoice
 from newsletter.errors import FormProblem
 from newsletter.errors import LinkProblem
 from newsletter.errors import SubscriberError
@@ -62,6 +63,11 @@ def page(
     values: dict | None = None,
 ) -> Response:
     topics = subscriber.topic_slugs
+    # The topics an all-topics reader stopped (those still in the taxonomy).
+    stopped = topic_labels(ctx.taxonomy, subscriber.excluded_slugs)
+    mode = "some" if topics is not None else "except" if stopped else "all"
+    if topics is None and stopped:  # ticked: what they receive, should they switch to "some"
+        topics = subscriber.topic_choice.effective(t.slug for t in ctx.taxonomy.topics)
     lists = _lists_for(ctx, subscriber)
     values = values or {}
     return render_page(
@@ -75,9 +81,10 @@ def page(
         error=error,
         drop=drop,
         groups=topic_groups(ctx.taxonomy),
-        topic_mode=values.get("topic_mode", "all" if topics is None else "some"),
+        topic_mode=values.get("topic_mode", mode),
         chosen_topics=set(values.get("topics", topics or ())),
-        chosen_labels=topic_labels(ctx.taxonomy, topics),
+        chosen_labels=topic_labels(ctx.taxonomy, subscriber.topic_slugs),
+        stopped_labels=stopped,
         name=values.get("name", subscriber.name),
         lists=lists if len(lists) > 1 else [],
         chosen_lists=set(values.get("lists", api.subscribed_lists(subscriber))),
@@ -160,7 +167,12 @@ def update(
         values = {"name": name, "topic_mode": topic_mode, "topics": topics, "lists": lists}
         try:
             name = name_choice(name)
-            chosen_topics = topic_choice(ctx.taxonomy, topic_mode, topics)
+            chosen_topics = (
+                # "All topics except the ones I stopped": kept as they are.
+                TopicChoice.every(subscriber.excluded_slugs)
+                if topic_mode == "except"
+                else TopicChoice.of(topic_choice(ctx.taxonomy, topic_mode, topics))
+            )
             mine = api.subscribed_lists(subscriber)
             chosen_lists = list_choice(
                 _lists_for(ctx, subscriber),

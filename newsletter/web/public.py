@@ -43,7 +43,7 @@ Choices = Annotated[list[str], Form()]
 
 
 def person(subscriber: Subscriber) -> Person:
-    return Person(subscriber.id, subscriber.email, subscriber.name, subscriber.topic_slugs)
+    return Person(subscriber.id, subscriber.email, subscriber.name, subscriber.topic_choice)
 
 
 def subscribe_form(

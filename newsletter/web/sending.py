@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from sqlalchemy import Engine
 
 from newsletter.config import Settings
+from newsletter.content.choice import TopicChoice
 from newsletter.content.model import Issue
 from newsletter.content.reader import list_months
 from newsletter.content.reader import load_issue
@@ -148,9 +149,9 @@ class Sending:
     ) -> Preview:
         """The issue as `subscriber` (their name, topics, links) or as a topic set."""
         if subscriber is not None:
-            person = (subscriber.email, subscriber.name, subscriber.topic_slugs, subscriber.id)
+            person = (subscriber.email, subscriber.name, subscriber.topic_choice, subscriber.id)
         else:
-            person = ("preview@example.org", "", topics, 0)
+            person = ("preview@example.org", "", TopicChoice.of(topics), 0)
         recipient = make_recipient(self.settings, *person)
         parts = preview_parts(self.settings, issue, recipient, person[3])
         html = parts.html
