@@ -65,9 +65,12 @@ def wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> None:
 
 
 def maildir_messages(settings: Settings) -> list:
-    if not settings.delivery.maildir.exists():
+    # The scheduler's thread may be creating the Maildir right now: until tmp/, new/ and cur/
+    # are all there it holds no message (reading a half-made one raises FileNotFoundError).
+    folder = settings.delivery.maildir
+    if not all((folder / name).is_dir() for name in ("tmp", "new", "cur")):
         return []
-    return list(mailbox.Maildir(settings.delivery.maildir, create=False))
+    return list(mailbox.Maildir(folder, create=False))
 
 
 # --- restarts ---------------------------------------------------------------------------------
