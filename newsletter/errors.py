@@ -22,6 +22,7 @@ too. Callers decide on the class, never on the message text.
     │   ├── TemporaryFailure
     │   └── PermanentFailure
     ├── SendError
+    │   ├── IssueNotReady         the issue fails `issues check`: nothing is planned
     │   ├── TransportUnavailable  no connection could be opened: nothing was claimed
     │   └── NoMatchingVariant     none of a reader's topics is in the issue
     ├── MailboxError (ValueError)
@@ -115,6 +116,10 @@ class PermanentFailure(TransportError):
 
 class SendError(NewsletterError):
     """A campaign cannot be planned or run (nothing to send, already running, ...)."""
+
+
+class IssueNotReady(SendError):
+    """The issue fails the checks of `newsletter issues check` (e.g. Gmail would clip it)."""
 
 
 class TransportUnavailable(SendError):

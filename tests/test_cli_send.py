@@ -180,3 +180,53 @@ def test_smtp_sends_need_https_links(tmp_path, base_url, allow, refused) -> None
     if refused:
         assert "allow_insecure_links" in result.output
         assert "audience" not in result.output  # stopped before planning or showing a plan
+
+
+def demo_project(tmp_path):
+    for name in ("content", "demo"):
+        shutil.copytree(REPO / name, tmp_path / name)
+    shutil.copy(REPO / "config.toml", tmp_path / "config.toml")
+    return tmp_path / "config.toml"
+
+
+def test_demo_never_uses_smtp(runner, tmp_path) -> None:
+    config = demo_project(tmp_path)
+    text = config.read_text(encoding="utf-8").replace('transport = "maildir"', 'transport = "smtp"')
+    config.write_text(text, encoding="utf-8")
+    result = invoke(runner, config, "demo")
+    assert result.exit_code == 1
+    assert "the demo only writes to a Maildir" in result.output
+    assert not (tmp_path / "subscribers.db").exists()  # refused before touching anything
+
+
+def test_demo_refuses_a_database_with_real_subscribers(runner, tmp_path) -> None:
+    config = demo_project(tmp_path)
+    assert invoke(runner, config, "db", "upgrade").exit_code == 0
+    assert invoke(runner, config, "subscribers", "add", "real@example.org").exit_code == 0
+    result = invoke(runner, config, "demo")
+    assert result.exit_code == 1
+    assert "1 subscriber(s) the demo did not add" in " ".join(result.output.split())
+    assert not (tmp_path / "outbox").exists()
+
+
+def test_topics_without_test_to_is_an_error_not_ignored(runner, with_subscribers) -> None:
+    result = invoke(runner, with_subscribers, "send", "2025-01", "--topics", "empathy", "--yes")
+    assert result.exit_code == 2
+    assert "--topics only cuts a test send" in result.output
+    assert not (with_subscribers.parent / "outbox").exists()
+
+
+def test_send_refuses_an_issue_that_fails_its_checks(runner, with_subscribers) -> None:
+    """A summary so long that Gmail would clip the message: refused by every send path."""
+    folder = with_subscribers.parent / "content" / "2025-01"
+    summary = next(folder.glob("*alliance*.md"))
+    text = summary.read_text(encoding="utf-8")
+    filler = "\n\n".join(f"Paragraph {n} of a very long summary. " * 30 for n in range(120))
+    summary.write_text(text.replace("## Practice", filler + "\n\n## Practice", 1), "utf-8")
+    result = invoke(runner, with_subscribers, "send", "2025-01", "--yes")
+    assert result.exit_code == 1
+    assert "fails its checks, so nothing was planned or sent" in result.output
+    assert "Gmail clips messages over 102 KB" in result.output
+    assert not (with_subscribers.parent / "outbox").exists()
+    ledger = invoke(runner, with_subscribers, "deliveries", "2025-01")
+    assert ledger.exit_code == 1 and "has not been sent or planned" in ledger.output

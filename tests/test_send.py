@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email
 import email.policy
 import threading
@@ -14,6 +15,7 @@ from sqlalchemy import update
 
 from newsletter.config import settings_from_dict
 from newsletter.content.reader import load_issue
+from newsletter.errors import IssueNotReady
 from newsletter.errors import PermanentFailure
 from newsletter.errors import TemporaryFailure
 from newsletter.sending.campaign import send_month
@@ -368,3 +370,14 @@ def test_progress_counts_each_row_once_not_its_retries(engine, settings, issue, 
         on_progress=lambda _report, step: steps.append(step),
     )
     assert sum(steps) == 4  # four readers, each tried twice
+
+
+def test_every_send_path_refuses_an_issue_that_fails_its_checks(
+    engine, settings, issue, audience
+) -> None:
+    first = issue.summaries[0]
+    huge = dataclasses.replace(first, summary_md="A long paragraph of findings. " * 12000)
+    oversized = dataclasses.replace(issue, summaries=(huge, *issue.summaries[1:]))
+    with pytest.raises(IssueNotReady, match="Gmail clips"):
+        send_month(engine, settings, oversized, MemoryTransport())
+    assert rows(engine) == {}

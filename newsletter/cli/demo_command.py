@@ -19,8 +19,11 @@ from newsletter.sending.campaign import send_month
 from newsletter.store import engine as db
 from newsletter.store.import_export import import_csv
 from newsletter.store.models import ACTIVE
+from newsletter.store.subscribers import count_not_from
 from newsletter.store.subscribers import count_subscribers
 from newsletter.store.subscribers import ensure_lists
+
+DEMO_SOURCE = "demo"  # the consent source of the subscribers the demo imports
 
 
 @main.command("demo")
@@ -36,14 +39,29 @@ def demo(app: App, csv_path: str | None) -> None:
     """Migrate, load demo subscribers, send the newest month, and say where to look."""
     settings = app.settings
     console = Console()
+    # The demo mails its own made-up readers into a Maildir, never a real list: refuse any
+    # other transport, and a database holding subscribers the demo did not add.
+    if settings.delivery.transport != "maildir":
+        raise click.ClickException(
+            f"the demo only writes to a Maildir, but [delivery] transport is "
+            f"{settings.delivery.transport!r} in {settings.config_path}: run it with the "
+            'shipped config.toml (or a copy with transport = "maildir"); to send a real '
+            "issue use `newsletter send`"
+        )
     db.upgrade(app.engine)
     engine = app.db()
     path = csv_path or settings.base_dir / "demo" / "subscribers.csv"
     with db.session_factory(engine)() as session:
+        others = count_not_from(session, DEMO_SOURCE)
+        if others:
+            raise click.ClickException(
+                f"the database {settings.database.url} holds {others} subscriber(s) the demo "
+                "did not add: the demo only runs on its own database (nothing was sent)"
+            )
         ensure_lists(session, settings)
         if not count_subscribers(session):
             data = Path(path).read_bytes()
-            imported = import_csv(session, settings, app.taxonomy, data, source="demo")
+            imported = import_csv(session, settings, app.taxonomy, data, source=DEMO_SOURCE)
             console.print(f"imported {imported.added} demo subscribers from {path}")
         session.commit()
         active = count_subscribers(session, ACTIVE)

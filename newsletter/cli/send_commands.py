@@ -23,6 +23,7 @@ from newsletter.content.reader import load_issue
 from newsletter.errors import SendError
 from newsletter.sending.campaign import check_links
 from newsletter.sending.campaign import preview_plan
+from newsletter.sending.campaign import refuse_unready
 from newsletter.sending.campaign import send_month
 from newsletter.sending.plan import PlanReport
 from newsletter.sending.report import ProgressCallback
@@ -107,9 +108,16 @@ def send(
     if test_to:
         send_test(app, issue, test_to, topics, console)
         return
+    if topics:
+        raise click.UsageError(
+            "--topics only cuts a test send: give --test-to ADDR too (a real send cuts the "
+            "issue to each subscriber's own topics)"
+        )
     engine = app.db()
     if not dry_run:
         check_links(settings)
+    for warning in refuse_unready(settings, issue):
+        console.print(f"[yellow]warning:[/yellow] {warning.message}")
     plan = preview_plan(engine, settings, issue, lists or None)
     print_plan(console, plan)
     if dry_run:

@@ -38,6 +38,12 @@ def check_issue(
         issue = load_issue(settings.content.dir, month, taxonomy, settings.newsletter.name)
     except ContentError as error:
         return None, [Finding(ERROR, str(error))]
+    return issue, check_loaded_issue(settings, issue)
+
+
+def check_loaded_issue(settings: Settings, issue: Issue) -> list[Finding]:
+    """The findings for an issue already read: what `issues check` reports and what every
+    send path refuses on (errors) or shows (warnings) before it plans."""
     findings = [
         Finding(OK, f"{len(issue.summaries)} summaries; subject: {issue.subject}"),
     ]
@@ -50,7 +56,7 @@ def check_issue(
         rendered = renderer.render(issue, issue.summaries, personal=personal)
         size = encoded_html_size(rendered.html)
         findings.append(size_finding(size, "with topic lines" if personal else "full issue"))
-    return issue, findings
+    return findings
 
 
 def size_finding(size: int, what: str) -> Finding:

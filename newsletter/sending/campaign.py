@@ -19,6 +19,11 @@ from sqlalchemy import Engine
 from newsletter.config import Settings
 from newsletter.content.model import Issue
 from newsletter.errors import ConfigError
+from newsletter.errors import IssueNotReady
+from newsletter.render.checks import ERROR
+from newsletter.render.checks import WARNING
+from newsletter.render.checks import Finding
+from newsletter.render.checks import check_loaded_issue
 from newsletter.sending.plan import PlanReport
 from newsletter.sending.plan import default_lists
 from newsletter.sending.plan import plan_campaign
@@ -76,6 +81,19 @@ def check_links(settings: Settings) -> None:
     )
 
 
+def refuse_unready(settings: Settings, issue: Issue) -> list[Finding]:
+    """The warnings of `issues check` for `issue`; `IssueNotReady` listing its errors."""
+    findings = check_loaded_issue(settings, issue)
+    errors = [f.message for f in findings if f.level == ERROR]
+    if errors:
+        raise IssueNotReady(
+            f"{issue.month} fails its checks, so nothing was planned or sent: "
+            + "; ".join(errors)
+            + f" (see `newsletter issues check {issue.month}`)"
+        )
+    return [f for f in findings if f.level == WARNING]
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -118,6 +136,7 @@ def send_month(
     if send and transport is None and transport_factory is None:
         check_links(settings)  # before anything is written
     if plan:
+        refuse_unready(settings, issue)
         chosen = default_lists(settings, lists)  # unknown lists are an error before any write
         with session_factory(engine)() as session:
             ensure_lists(session, settings)

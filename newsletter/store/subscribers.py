@@ -371,6 +371,12 @@ def count_subscribers(session: Session, status: str | None = None) -> int:
     return session.scalar(query) or 0
 
 
+def count_not_from(session: Session, source: str) -> int:
+    """How many subscribers came from anywhere but `source` (their recorded consent source)."""
+    query = select(func.count()).select_from(Subscriber)
+    return session.scalar(query.where(Subscriber.consent_source != source)) or 0
+
+
 def query_subscribers(
     session: Session,
     *,
