@@ -11,12 +11,15 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+import urllib.parse
 import warnings
 from pathlib import Path
 from typing import Any
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from email_validator import EmailNotValidError
+from email_validator import validate_email
 from pydantic import BaseModel
 from pydantic import ConfigDict
 from pydantic import Field
@@ -39,6 +42,26 @@ DEFAULT_RESEARCH_TYPES = [
 ]
 
 
+# Line breaks and other control characters: never allowed where a value reaches a header.
+_UNSAFE_TEXT = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
+def _address(value: str) -> str:
+    """An email address (no DNS look-up, ASCII only, IDN domains in their IDNA form)."""
+    try:
+        valid = validate_email(value.strip(), check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as error:
+        raise ValueError(f"{value!r} is not a valid email address: {error}") from None
+    return valid.ascii_email or valid.normalized
+
+
+def _header_text(value: str) -> str:
+    """Text that ends up in a header (From name, List-Id): no line breaks or controls."""
+    if _UNSAFE_TEXT.search(value):
+        raise ValueError("must not contain line breaks or control characters")
+    return value.strip()
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -56,7 +79,28 @@ class NewsletterSection(_Section):
     @field_validator("base_url")
     @classmethod
     def _strip_slash(cls, value: str) -> str:
+        value = value.strip()
+        url = urllib.parse.urlsplit(value)
+        if url.scheme not in ("http", "https") or not url.hostname or _UNSAFE_TEXT.search(value):
+            raise ValueError(
+                f"{value!r} is not an absolute http(s) URL (e.g. https://news.example.org)"
+            )
         return value.rstrip("/")
+
+    @field_validator("from_email")
+    @classmethod
+    def _from_address(cls, value: str) -> str:
+        return _address(value)
+
+    @field_validator("reply_to", "admin_email")
+    @classmethod
+    def _optional_address(cls, value: str) -> str:
+        return _address(value) if value.strip() else ""
+
+    @field_validator("name", "from_name", "postal_address")
+    @classmethod
+    def _plain_text(cls, value: str) -> str:
+        return _header_text(value)
 
 
 class ContentSection(_Section):
@@ -82,6 +126,12 @@ class DeliverySection(_Section):
     lease_seconds: float = Field(default=300.0, gt=0)
     envelope_from: str = ""
     unsubscribe_mailto: str = ""
+
+    @field_validator("envelope_from", "unsubscribe_mailto")
+    @classmethod
+    def _optional_address(cls, value: str) -> str:
+        return _address(value) if value.strip() else ""
+
     rate_per_second: float = Field(default=0.0, ge=0)
     rate_per_hour: int = Field(default=0, ge=0)
     rate_per_day: int = Field(default=0, ge=0)

@@ -230,3 +230,31 @@ def test_send_refuses_an_issue_that_fails_its_checks(runner, with_subscribers) -
     assert not (with_subscribers.parent / "outbox").exists()
     ledger = invoke(runner, with_subscribers, "deliveries", "2025-01")
     assert ledger.exit_code == 1 and "has not been sent or planned" in ledger.output
+
+
+def test_smtp_sends_need_a_postal_address(tmp_path) -> None:
+    config = write_config(
+        tmp_path, newsletter={"postal_address": ""}, delivery={"transport": "smtp"}
+    )
+    runner = CliRunner()
+    assert runner.invoke(main, ["--config", str(config), "db", "upgrade"]).exit_code == 0
+    result = runner.invoke(main, ["--config", str(config), "send", "2025-01", "--yes"])
+    assert result.exit_code == 1
+    assert "[newsletter] postal_address is empty" in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["worker", "--poll", "-1"],
+        ["worker", "--month", "nope"],
+        ["deliveries", "2025-01", "--limit", "-1"],
+        ["bounces", "list", "--limit", "0"],
+        ["schedule", "show", "--count", "-1"],
+    ],
+)
+def test_out_of_range_options_are_usage_errors(runner, maildir_config, args) -> None:
+    result = invoke(runner, maildir_config, *args)
+    assert result.exit_code == 2, result.output
+    assert "Invalid value" in result.output
+    assert "Traceback" not in result.output

@@ -124,6 +124,13 @@ def test_unknown_key_is_an_error_naming_it(tmp_path: Path, text: str, key: str) 
         ('[smtp]\nsecurity = "tls"\n', "smtp.security"),
         ("[newsletter]\nname = 3\n", "newsletter.name"),
         ('[taxonomy]\ntopics = "Empathy"\n', "taxonomy.topics"),
+        ('[newsletter]\nfrom_email = "digest"\n', "newsletter.from_email"),
+        ('[newsletter]\nreply_to = "not an address"\n', "newsletter.reply_to"),
+        ('[newsletter]\nbase_url = "news.example.org"\n', "newsletter.base_url"),
+        ('[newsletter]\nbase_url = "ftp://news.example.org"\n', "newsletter.base_url"),
+        ('[newsletter]\nbase_url = "https://x.org/\\r\\nX: y"\n', "newsletter.base_url"),
+        ('[newsletter]\nfrom_name = "Digest\\nBcc: x@evil.example"\n', "newsletter.from_name"),
+        ('[delivery]\nenvelope_from = "bounces"\n', "delivery.envelope_from"),
     ],
 )
 def test_wrong_type_or_value_is_an_error_naming_the_key(

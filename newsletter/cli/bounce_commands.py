@@ -67,7 +67,13 @@ def bounces_scan(app: App, path: Path, dry_run: bool) -> None:
 
 @bounces_group.command("list")
 @click.option("--email", "email_address", metavar="E", help="Only bounces of this address.")
-@click.option("--limit", default=50, show_default=True, help="At most this many, newest first.")
+@click.option(
+    "--limit",
+    default=50,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="At most this many, newest first.",
+)
 @click.option(
     "--format",
     "fmt",

@@ -59,7 +59,13 @@ def schedule_group() -> None:
 
 
 @schedule_group.command("show")
-@click.option("--count", default=3, show_default=True, help="How many monthly runs to list.")
+@click.option(
+    "--count",
+    default=3,
+    show_default=True,
+    type=click.IntRange(min=1, max=120),
+    help="How many monthly runs to list.",
+)
 @pass_app
 def show(app: App, count: int) -> None:
     """The next monthly runs (in the configured zone) and the queued one-off sends."""

@@ -21,7 +21,7 @@ from newsletter.cli.app import pass_app
 from newsletter.cli.app import stop_on_signals
 from newsletter.content.reader import load_issue
 from newsletter.errors import SendError
-from newsletter.sending.campaign import check_links
+from newsletter.sending.campaign import check_before_mailing
 from newsletter.sending.campaign import preview_plan
 from newsletter.sending.campaign import refuse_unready
 from newsletter.sending.campaign import send_month
@@ -115,7 +115,7 @@ def send(
         )
     engine = app.db()
     if not dry_run:
-        check_links(settings)
+        check_before_mailing(settings)
     for warning in refuse_unready(settings, issue):
         console.print(f"[yellow]warning:[/yellow] {warning.message}")
     plan = preview_plan(engine, settings, issue, lists or None)
@@ -159,7 +159,13 @@ def send_test(app: App, issue, addresses, topics: str | None, console: Console) 
 @main.command("deliveries")
 @click.argument("month", metavar="YYYY-MM")
 @click.option("--retry-failed", is_flag=True, help="Put failed deliveries back in the queue.")
-@click.option("--limit", default=50, show_default=True, help="Rows of 'not delivered' to list.")
+@click.option(
+    "--limit",
+    default=50,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Rows of 'not delivered' to list.",
+)
 @pass_app
 def deliveries(app: App, month: str, retry_failed: bool, limit: int) -> None:
     """Counts by status for MONTH and who did not get it, and why."""

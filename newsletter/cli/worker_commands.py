@@ -11,13 +11,27 @@ from newsletter.cli.app import App
 from newsletter.cli.app import main
 from newsletter.cli.app import pass_app
 from newsletter.cli.app import stop_on_signals
+from newsletter.content.model import parse_month
+from newsletter.errors import ContentError
 from newsletter.sending.worker import run_worker
 
 
 @main.command("worker")
 @click.option("--once", is_flag=True, help="Send what is due now, then exit.")
-@click.option("--poll", default=5.0, show_default=True, help="Seconds between looks for work.")
-@click.option("--month", "months", multiple=True, help="Only these months (repeatable).")
+@click.option(
+    "--poll",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="Seconds between looks for work.",
+)
+@click.option(
+    "--month",
+    "months",
+    multiple=True,
+    callback=lambda _ctx, _param, values: [month_option(v) for v in values],
+    help="Only these months, YYYY-MM (repeatable).",
+)
 @pass_app
 def worker(app: App, once: bool, poll: float, months: tuple[str, ...]) -> None:
     """Send planned campaigns; run any number of these against PostgreSQL.
@@ -40,3 +54,12 @@ def worker(app: App, once: bool, poll: float, months: tuple[str, ...]) -> None:
             months=list(months) or None,
         )
     click.echo(f"worker stopped; {sent} message(s) sent")
+
+
+def month_option(value: str) -> str:
+    """A `--month` value: YYYY-MM with a real month, else a usage error naming it."""
+    try:
+        parse_month(value)
+    except ContentError:
+        raise click.BadParameter(f"{value!r}: expected YYYY-MM, e.g. 2026-11") from None
+    return value

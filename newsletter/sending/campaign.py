@@ -61,15 +61,24 @@ def resume_campaign(engine: Engine, month: str) -> bool:
         return True
 
 
-def check_links(settings: Settings) -> None:
-    """`ConfigError` when real mail would carry http unsubscribe and preference links.
+def check_before_mailing(settings: Settings) -> None:
+    """`ConfigError` when real mail (over SMTP) would lack a postal address or carry http
+    unsubscribe and preference links.
 
     Over SMTP, `[newsletter] base_url` must be https (RFC 8058 one-click unsubscribe, and the
     Gmail and Yahoo bulk-sender rules, need an https List-Unsubscribe URI), unless it is a
     loopback address (a local test relay) or `[delivery] allow_insecure_links = true`.
     Maildir and memory sends (the demo, tests) are not mailed to anyone and pass.
     """
-    if settings.delivery.transport != "smtp" or settings.delivery.allow_insecure_links:
+    if settings.delivery.transport != "smtp":
+        return
+    if not settings.newsletter.postal_address.strip():
+        raise ConfigError(
+            "[newsletter] postal_address is empty: anti-spam laws (CAN-SPAM, CASL, the EU's "
+            "ePrivacy rules) require a postal address in every bulk email; set it before "
+            "sending over SMTP"
+        )
+    if settings.delivery.allow_insecure_links:
         return
     url = urllib.parse.urlsplit(settings.newsletter.base_url)
     if url.scheme == "https" or _is_loopback(url.hostname or ""):
@@ -134,7 +143,7 @@ def send_month(
     """
     result = CampaignResult(issue.month)
     if send and transport is None and transport_factory is None:
-        check_links(settings)  # before anything is written
+        check_before_mailing(settings)  # before anything is written
     if plan:
         refuse_unready(settings, issue)
         chosen = default_lists(settings, lists)  # unknown lists are an error before any write
