@@ -228,6 +228,13 @@ def test_read_mailbox_errors_and_order(tmp_path: Path) -> None:
         list(read_mailbox(tmp_path))
     with pytest.raises(MailboxError, match="no such"):
         list(read_mailbox(tmp_path / "nope"))
+    not_mail = tmp_path / "report.pdf"
+    not_mail.write_bytes(b"%PDF-1.7 not a mailbox")
+    with pytest.raises(MailboxError, match="not an mbox file"):
+        list(read_mailbox(not_mail))
+    empty = tmp_path / "empty.mbox"
+    empty.write_bytes(b"")
+    assert list(read_mailbox(empty)) == []
     path = mbox(
         tmp_path, b"From: a@x.org\nSubject: one\n\n1\n", b"From: b@x.org\nSubject: two\n\n2\n"
     )

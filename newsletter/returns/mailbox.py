@@ -78,6 +78,14 @@ def _read_maildir(folder: Path) -> Iterator[MailItem]:
 
 
 def _read_mbox(path: Path) -> Iterator[MailItem]:
+    # The mbox parser takes any file for a mailbox of zero or one message: an empty file is an
+    # empty mbox, anything else must start with a "From " separator line.
+    with path.open("rb") as handle:
+        start = handle.read(5)
+    if start and start != b"From ":
+        raise MailboxError(
+            f"{path} is not an mbox file (it does not start with a 'From ' line) nor a Maildir"
+        )
     box = mailbox.mbox(path, create=False)
     try:
         for number, key in enumerate(box.iterkeys(), start=1):
