@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -18,6 +19,7 @@ from newsletter.content.taxonomy import default_taxonomy
 from newsletter.personalize import SLOT_RE
 from newsletter.personalize import choose_variant
 from newsletter.personalize import variant_summaries
+from newsletter.render.checks import check_loaded_issue
 from newsletter.render.email import Renderer
 from newsletter.render.text import markdown_to_text
 
@@ -279,3 +281,9 @@ def test_digest_links_to_the_archive_where_the_archive_is_built(tmp_path: Path) 
     first = issue.summaries[0]
     assert f'href="https://news.example.org/archive/2025-01/{first.slug}/"' in rendered.html
     assert "https://news.example.org/archive/2025-01/" in rendered.text
+
+
+def test_issues_check_says_1_summary_not_1_summaries(settings) -> None:
+    issue = load_issue(settings.content.dir, "2025-01", default_taxonomy(), "Test Digest")
+    one = dataclasses.replace(issue, summaries=issue.summaries[:1])
+    assert check_loaded_issue(settings, one)[0].message.startswith("1 summary; subject:")

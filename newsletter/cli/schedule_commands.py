@@ -16,6 +16,7 @@ from newsletter.config import find_config
 from newsletter.content.reader import load_issue
 from newsletter.errors import ContentError
 from newsletter.errors import SchedulerLockedError
+from newsletter.render.environment import plural
 from newsletter.scheduling import service
 from newsletter.scheduling.slots import MonthlySlot
 from newsletter.scheduling.slots import month_for_run
@@ -98,7 +99,7 @@ def _content_state(app: App, month: str) -> str:
         if not (settings.content.dir / month).is_dir():
             return "no content yet"
         return f"content has errors: {error}"
-    return f"{len(issue.summaries)} summaries ready"
+    return f"{plural(len(issue.summaries), 'summary', 'summaries')} ready"
 
 
 @schedule_group.command("add")

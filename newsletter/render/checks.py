@@ -12,6 +12,7 @@ from newsletter.content.reader import load_issue
 from newsletter.content.taxonomy import Taxonomy
 from newsletter.errors import ContentError
 from newsletter.render.email import Renderer
+from newsletter.render.environment import plural
 from newsletter.render.size import GMAIL_CLIP_BYTES
 from newsletter.render.size import GMAIL_WARN_BYTES
 from newsletter.render.size import encoded_html_size
@@ -45,7 +46,9 @@ def check_loaded_issue(settings: Settings, issue: Issue) -> list[Finding]:
     """The findings for an issue already read: what `issues check` reports and what every
     send path refuses on (errors) or shows (warnings) before it plans."""
     findings = [
-        Finding(OK, f"{len(issue.summaries)} summaries; subject: {issue.subject}"),
+        Finding(
+            OK, f"{plural(len(issue.summaries), 'summary', 'summaries')}; subject: {issue.subject}"
+        ),
     ]
     if not issue.has_custom_subject:
         findings.append(Finding(OK, "no issue.md subject: using the default subject"))
