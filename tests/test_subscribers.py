@@ -680,3 +680,11 @@ def test_postgres_round_trip(postgres_url: str, multi: Settings, taxonomy: Taxon
         with admin.begin() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+def test_search_folds_the_case_of_every_letter(session, settings, taxonomy) -> None:
+    api.add_subscriber(session, settings, taxonomy, "emilie@example.org", name="Émilie Dubois")
+    api.add_subscriber(session, settings, taxonomy, "zoe@example.org", name="ZOË")
+    found = [s.email for s in api.query_subscribers(session, search="émilie")]
+    assert found == ["emilie@example.org"]
+    assert [s.email for s in api.query_subscribers(session, search="zoë")] == ["zoe@example.org"]
