@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import email
 import email.policy
 import html
+import io
+import json
 import mailbox
 import re
 import shutil
@@ -258,3 +261,25 @@ def test_out_of_range_options_are_usage_errors(runner, maildir_config, args) -> 
     assert result.exit_code == 2, result.output
     assert "Invalid value" in result.output
     assert "Traceback" not in result.output
+
+
+def test_deliveries_filter_by_status_and_print_whole_rows(runner, with_subscribers) -> None:
+    assert invoke(runner, with_subscribers, "send", "2025-01", "--yes").exit_code == 0
+    skipped = invoke(
+        runner, with_subscribers, "deliveries", "2025-01", "--status", "skipped", "--format", "csv"
+    )
+    assert skipped.exit_code == 0, skipped.output
+    rows = list(csv.DictReader(io.StringIO(skipped.output)))
+    assert [(r["email"], r["status"]) for r in rows] == [("groups@example.net", "skipped")]
+    assert rows[0]["error"] == "none of their topics is in this issue"
+    sent = invoke(
+        runner, with_subscribers, "deliveries", "2025-01", "--status", "sent", "--format", "json"
+    )
+    assert sorted(r["email"] for r in json.loads(sent.output)) == [
+        "all@example.net",
+        "anxious@example.net",
+    ]
+    table = invoke(runner, with_subscribers, "deliveries", "2025-01", "--status", "failed")
+    assert table.exit_code == 0 and "groups@example.net" not in table.output
+    bad = invoke(runner, with_subscribers, "deliveries", "2025-01", "--status", "lost")
+    assert bad.exit_code == 2

@@ -387,12 +387,16 @@ def requeue_failed(session: Session, campaign_id: int) -> int:
     return rows_affected(result)
 
 
-def not_delivered(session: Session, campaign_id: int, limit: int = 200) -> list[Delivery]:
-    """Rows that did not end as sent (skipped, failed, still open), for reports."""
+def not_delivered(
+    session: Session, campaign_id: int, limit: int = 200, status: str | None = None
+) -> list[Delivery]:
+    """Rows that did not end as sent (skipped, failed, still open), for reports; with
+    `status`, only the rows in that status (`sent` included)."""
+    wanted = Delivery.status == status if status else Delivery.status != SENT
     return list(
         session.scalars(
             select(Delivery)
-            .where(Delivery.campaign_id == campaign_id, Delivery.status != SENT)
+            .where(Delivery.campaign_id == campaign_id, wanted)
             .order_by(Delivery.status, Delivery.email)
             .limit(limit)
         )
