@@ -7,8 +7,11 @@ errors (`NewsletterError`) become clean messages with a non-zero exit.
 from __future__ import annotations
 
 import contextlib
+import csv
 import functools
+import json
 import signal
+import sys
 import threading
 import warnings
 from collections.abc import Callable
@@ -119,3 +122,23 @@ def stop_on_signals(stop: threading.Event, message: str) -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="csv and json print every field whole, for scripts and cron mail.",
+)
+
+
+def print_records(records: list[dict[str, Any]], fmt: str, columns: list[str]) -> None:
+    """Records as JSON or CSV on standard output (the non-table half of `format_option`)."""
+    if fmt == "json":
+        click.echo(json.dumps(records, indent=2, ensure_ascii=False))
+        return
+    writer = csv.DictWriter(sys.stdout, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(records)

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import csv
-import json
-import sys
 import threading
 from collections.abc import Iterator
 
@@ -19,8 +16,10 @@ from rich.progress import TimeRemainingColumn
 from rich.table import Table
 
 from newsletter.cli.app import App
+from newsletter.cli.app import format_option
 from newsletter.cli.app import main
 from newsletter.cli.app import pass_app
+from newsletter.cli.app import print_records
 from newsletter.cli.app import stop_on_signals
 from newsletter.content.reader import load_issue
 from newsletter.errors import SendError
@@ -175,22 +174,14 @@ def send_test(app: App, issue, addresses, topics: str | None, console: Console) 
     type=click.Choice(DELIVERY_STATUSES),
     help="List only the rows in this status (default: every row not sent).",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "csv", "json"]),
-    default="table",
-    show_default=True,
-    help="csv and json print the rows whole, for scripts and cron mail.",
-)
+@format_option
 @pass_app
 def deliveries(
     app: App, month: str, retry_failed: bool, limit: int, status: str | None, fmt: str
 ) -> None:
     """Counts by status for MONTH and who did not get it, and why."""
-    if fmt != "table":
-        _print_rows(app, month, limit, status, fmt, retry_failed)
-        return
+    if retry_failed and fmt != "table":
+        raise click.UsageError("--retry-failed prints a table: leave out --format")
     console = Console()
     with session_factory(app.db())() as session:
         campaign = ledger.find_campaign(session, month)
@@ -200,40 +191,26 @@ def deliveries(
             count = ledger.requeue_failed(session, campaign.id)
             session.commit()
             console.print(f"re-queued {count} failed deliveries: run `newsletter send {month}`")
+        rows = ledger.not_delivered(session, campaign.id, limit, status)
+        if fmt != "table":
+            # Every field whole: a table cuts long addresses and errors (cron mail, scripts).
+            records = [
+                {
+                    "email": row.email,
+                    "status": row.status,
+                    "attempts": row.attempts,
+                    "error": row.last_error or "",
+                }
+                for row in rows
+            ]
+            print_records(records, fmt, ["email", "status", "attempts", "error"])
+            return
         counts = ledger.status_counts(session, campaign.id)
         console.print(f"[bold]{month}[/bold] ({campaign.status}): {campaign.subject}")
         for name, count in sorted(counts.items()):
             console.print(f"  {name:<8} {count}")
-        rows = ledger.not_delivered(session, campaign.id, limit, status)
         if rows:
             table = Table("email", "status", "attempts", "why")
             for row in rows:
                 table.add_row(row.email, row.status, str(row.attempts), row.last_error or "-")
             console.print(table)
-
-
-def _print_rows(
-    app: App, month: str, limit: int, status: str | None, fmt: str, retry_failed: bool
-) -> None:
-    """The rows as CSV or JSON: every field whole (a table cuts long addresses and errors)."""
-    if retry_failed:
-        raise click.UsageError("--retry-failed prints a table: leave out --format")
-    with session_factory(app.db())() as session:
-        campaign = ledger.find_campaign(session, month)
-        if campaign is None:
-            raise SendError(f"{month} has not been sent or planned")
-        records = [
-            {
-                "email": row.email,
-                "status": row.status,
-                "attempts": row.attempts,
-                "error": row.last_error or "",
-            }
-            for row in ledger.not_delivered(session, campaign.id, limit, status)
-        ]
-    if fmt == "json":
-        click.echo(json.dumps(records, indent=2))
-        return
-    writer = csv.DictWriter(sys.stdout, fieldnames=["email", "status", "attempts", "error"])
-    writer.writeheader()
-    writer.writerows(records)

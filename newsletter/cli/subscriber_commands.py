@@ -18,6 +18,7 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from newsletter.cli.app import App
+from newsletter.cli.app import format_option
 from newsletter.cli.app import main
 from newsletter.cli.app import pass_app
 from newsletter.errors import ImportFileError
@@ -174,13 +175,7 @@ def forget(app: App, email: str, yes: bool) -> None:
 @click.option("--topic", help="Only subscribers who get this topic (label or slug).")
 @click.option("--search", help="Part of the address or name (any case).")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "csv", "json"]),
-    default="table",
-    show_default=True,
-)
+@format_option
 @pass_app
 def list_(
     app: App,
