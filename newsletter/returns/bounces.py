@@ -40,7 +40,7 @@ from newsletter.returns.dsn import Failure
 from newsletter.returns.dsn import ParsedBounce
 from newsletter.returns.dsn import parse_bounce
 from newsletter.returns.mailbox import MailItem
-from newsletter.returns.mailbox import mark_seen
+from newsletter.returns.mailbox import finish_scan
 from newsletter.returns.mailbox import read_mailbox
 from newsletter.store.bounces import HARD
 from newsletter.store.bounces import SOFT
@@ -233,11 +233,5 @@ def scan(
         for subscriber in touched.values():
             if apply_policy(session, settings, subscriber, now):
                 report.bounced.append(subscriber.email)
-        if dry_run:
-            session.rollback()
-            return report
-        session.commit()
-    if mark_processed:
-        for item in processed:
-            mark_seen(item)
+        finish_scan(session, processed, dry_run=dry_run, mark=mark_processed)
     return report

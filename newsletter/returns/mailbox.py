@@ -17,6 +17,8 @@ from email.message import EmailMessage
 from email.utils import getaddresses
 from pathlib import Path
 
+from sqlalchemy.orm import Session
+
 from newsletter.errors import MailboxError
 
 # Precedence values of automatic mail (RFC 3834 recommends Auto-Submitted; older software).
@@ -146,3 +148,15 @@ def is_automatic(message: EmailMessage) -> str:
 
 
 # --- unsubscribe requests ----------------------------------------------------------------
+
+
+def finish_scan(session: Session, handled: list[MailItem], *, dry_run: bool, mark: bool) -> None:
+    """End a mailbox scan: keep its changes (roll them back for a dry run), then mark the
+    handled Maildir messages seen, only once the changes are committed."""
+    if dry_run:
+        session.rollback()
+        return
+    session.commit()
+    if mark:
+        for item in handled:
+            mark_seen(item)

@@ -34,10 +34,10 @@ from sqlalchemy.orm import Session
 from newsletter.config import Settings
 from newsletter.errors import LinkProblem
 from newsletter.returns.mailbox import MailItem
+from newsletter.returns.mailbox import finish_scan
 from newsletter.returns.mailbox import from_address
 from newsletter.returns.mailbox import header_text
 from newsletter.returns.mailbox import is_automatic
-from newsletter.returns.mailbox import mark_seen
 from newsletter.returns.mailbox import parse_message
 from newsletter.returns.mailbox import read_mailbox
 from newsletter.store.engine import session_factory
@@ -180,11 +180,5 @@ def scan(
                 report.unsubscribed.append((item.key, subscriber.email, how))
             else:
                 report.already.append((item.key, subscriber.email, subscriber.status))
-        if dry_run:
-            session.rollback()
-            return report
-        session.commit()
-    if mark_processed:
-        for item in acted:
-            mark_seen(item)
+        finish_scan(session, acted, dry_run=dry_run, mark=mark_processed)
     return report
