@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import email.utils
+import io
 import json
 import logging
 import mailbox
@@ -623,6 +625,49 @@ def test_cli_bounces_scan_and_list(tmp_path: Path, cli) -> None:
     }
     subscribers = json.loads(cli("subscribers", "list", "--format", "json").output)
     assert {s["email"]: s["status"] for s in subscribers}["ana@example.net"] == "bounced"
+
+
+LONG_ADDRESS = "a.very.long.local.part.that.goes.on.and.on@mail.department.example-university.ca"
+LONG_DIAGNOSTIC = (
+    "smtp; 550 5.1.1 <a.very.long.local.part@mail.department.example-university.ca>: "
+    "Recipient address rejected: User unknown in virtual mailbox table; see "
+    "https://postmaster.example-university.ca/bounces/5.1.1 for the reasons\tand the fix"
+)
+
+
+def test_cli_bounces_list_prints_whole_values_off_a_terminal(tmp_path: Path, cli) -> None:
+    settings = settings_from_dict(make_config(tmp_path), tmp_path)  # the cli fixture's config
+    engine = db.make_engine(settings.database.url)
+    try:
+        with db.transaction(engine) as session:
+            record_bounce(
+                session,
+                email_address=LONG_ADDRESS,
+                kind=HARD,
+                message_id="<m1@example.org>",
+                status_code="5.1.1",
+                diagnostic=LONG_DIAGNOSTIC,
+                received_at=NOW,
+            )
+    finally:
+        engine.dispose()
+
+    # CliRunner's stdout is no terminal: one tab-separated line a bounce, nothing cut or folded.
+    table = cli("bounces", "list")
+    assert table.exit_code == 0, table.output
+    header, row = table.output.splitlines()
+    assert header.split("\t") == ["received", "email", "kind", "status", "diagnostic", "source"]
+    [cells] = csv.reader([row], delimiter="\t")
+    assert cells[1:5] == [LONG_ADDRESS, "hard", "5.1.1", LONG_DIAGNOSTIC]
+    assert "…" not in table.output
+
+    listed = cli("bounces", "list", "--format", "csv")
+    assert listed.exit_code == 0, listed.output
+    [record] = csv.DictReader(io.StringIO(listed.output))
+    assert (record["email"], record["diagnostic"]) == (LONG_ADDRESS, LONG_DIAGNOSTIC)
+    assert record["message_id"] == "<m1@example.org>"
+    [record] = json.loads(cli("bounces", "list", "--format", "json").output)
+    assert (record["email"], record["diagnostic"]) == (LONG_ADDRESS, LONG_DIAGNOSTIC)
 
 
 def test_cli_bounces_scan_bad_path(tmp_path: Path, cli) -> None:

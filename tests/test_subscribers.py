@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
-import uuid
+import json
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event
 from sqlalchemy import func
 from sqlalchemy import select
-from sqlalchemy import text
 
 from newsletter.config import ListSpec
 from newsletter.config import Settings
 from newsletter.config import settings_from_dict
+from newsletter.content.choice import TopicChoice
 from newsletter.content.taxonomy import Taxonomy
 from newsletter.errors import ImportFileError
 from newsletter.errors import InvalidAddress
@@ -510,8 +510,9 @@ def test_import_update_existing(session, multi, taxonomy) -> None:
     assert slugs(up) == {"training", "empathy"}
     assert api.subscribed_lists(up) == ["events"]
     pat = api.require_subscriber(session, "p@example.org")
-    assert (pat.status, api.subscribed_lists(pat), slugs(pat)) == (ACTIVE, ["digest"], None)
-    assert pat.confirmed_at is not None
+    # Blank cells keep what is stored: a blank status never confirms a pending address.
+    assert (pat.status, api.subscribed_lists(pat), slugs(pat)) == (PENDING, ["digest"], None)
+    assert pat.confirmed_at is None
 
 
 def test_import_cannot_resubscribe(session, settings, taxonomy) -> None:
@@ -560,37 +561,97 @@ def _populate(session, settings, taxonomy) -> None:
     many = add(session, settings, taxonomy, "many@example.org", lists=["digest", "events"])
     api.unsubscribe(session, many, "digest")
     add(session, settings, taxonomy, "b@example.org", status=BOUNCED, topics="attachment")
+    # Non-ASCII names, labels with commas, a consent record from the web form.
+    add(
+        session,
+        settings,
+        taxonomy,
+        "zoe@example.org",
+        name="Zoë Ångström-Łukasz, 李",
+        topics="Attendance, Attrition, and Drop-Out;Trauma and/or PTSD",
+        source="web",
+        ip="2001:db8::1",
+        status=PENDING,
+    )
+    api.confirm(session, api.require_subscriber(session, "zoe@example.org"), ip="203.0.113.9")
+    gone = add(session, settings, taxonomy, "gone@example.org", name="Gone")
+    api.unsubscribe(session, gone)  # left every list: its subscription rows stay, unsubscribed
+    nowhere = add(session, settings, taxonomy, "nowhere@example.org", lists=[])
+    api.set_topics(session, nowhere, TopicChoice.every({"empathy"}))
 
 
-def _comparable(records: list[dict]) -> list[dict]:
-    keep = ("email", "name", "status", "topics", "lists")
-    return [{k: r[k] for k in keep} for r in records]
+EMAILS = [
+    "Ann@example.org",
+    "bob@example.org",
+    "pen@example.org",
+    "many@example.org",
+    "b@example.org",
+    "zoe@example.org",
+    "gone@example.org",
+    "nowhere@example.org",
+]
+
+
+def _exports(session) -> tuple[str, list[dict]]:
+    stream = io.StringIO()
+    import_export.export_csv(session, stream)
+    return stream.getvalue(), import_export.export_json(session)
+
+
+def _empty_copy(tmp_path: Path, settings: Settings):
+    """An engine on a new, migrated, empty SQLite database with the same lists."""
+    other = settings_from_dict({"database": {"url": "sqlite:///other.db"}}, tmp_path)
+    engine = db.make_engine(other.database.url)
+    db.upgrade(engine)
+    return engine
 
 
 def test_export_csv_round_trip(session, multi, taxonomy, tmp_path: Path) -> None:
     _populate(session, multi, taxonomy)
     session.commit()
-    stream = io.StringIO()
-    assert import_export.export_csv(session, stream) == 5
-    exported = stream.getvalue()
-    assert exported.splitlines()[0] == "email,name,topics,lists,status"
-    assert "Ann@example.org,Ann,empathy;training,digest,active" in exported
+    exported, records = _exports(session)
+    lines = exported.splitlines()
+    assert lines[0] == ",".join(import_export.CSV_COLUMNS)
+    assert lines[0].startswith("email,name,topics,lists,status,created_at,confirmed_at,")
+    rows = {row["email"]: row for row in csv.DictReader(io.StringIO(exported))}
+    assert list(rows) == EMAILS
+    assert rows["Ann@example.org"]["topics"] == "empathy;training"
+    assert rows["many@example.org"]["lists"] == "events;-digest"
+    assert rows["gone@example.org"]["lists"] == "-digest"
+    assert rows["nowhere@example.org"]["lists"] == "-"
+    assert rows["nowhere@example.org"]["topics"] == "*;-empathy"
+    zoe = rows["zoe@example.org"]
+    assert zoe["topics"] == "attendance-attrition-and-drop-out;trauma-and-or-ptsd"
+    assert (zoe["consent_source"], zoe["consent_ip"]) == ("web", "203.0.113.9")
+    assert zoe["created_at"].endswith("+00:00") and zoe["confirmed_at"] > zoe["created_at"]
+    assert rows["gone@example.org"]["unsubscribed_at"]
 
-    other = settings_from_dict({"database": {"url": "sqlite:///other.db"}}, tmp_path)
-    other.lists = multi.lists
-    engine = db.make_engine(other.database.url)
-    db.upgrade(engine)
+    engine = _empty_copy(tmp_path, multi)
     try:
         with db.transaction(engine) as copy:
-            report = import_export.import_csv(copy, other, taxonomy, exported)
-            assert report.added == 5
+            report = import_export.import_csv(copy, multi, taxonomy, exported)
+            assert report.added == len(EMAILS)
         with db.transaction(engine) as copy:
-            assert _comparable(import_export.export_json(copy)) == _comparable(
-                import_export.export_json(session)
-            )
-            again = io.StringIO()
-            import_export.export_csv(copy, again)
-            assert again.getvalue() == exported
+            # The same file, consent record included: a backup restores the proof of consent.
+            assert _exports(copy) == (exported, records)
+    finally:
+        engine.dispose()
+
+
+def test_export_json_round_trip(session, multi, taxonomy, tmp_path: Path) -> None:
+    _populate(session, multi, taxonomy)
+    session.commit()
+    exported, records = _exports(session)
+    text = json.dumps(records, indent=2, ensure_ascii=False) + "\n"
+    assert import_export.detect_format(text) == "json"
+    assert import_export.detect_format(text, "backup.JSON") == "json"
+    engine = _empty_copy(tmp_path, multi)
+    try:
+        with db.transaction(engine) as copy:
+            report = import_export.import_subscribers(copy, multi, taxonomy, text.encode())
+            assert report.added == len(EMAILS)
+        with db.transaction(engine) as copy:
+            assert _exports(copy) == (exported, records)
     finally:
         engine.dispose()
 
@@ -598,19 +659,15 @@ def test_export_csv_round_trip(session, multi, taxonomy, tmp_path: Path) -> None
 def test_export_json(session, multi, taxonomy) -> None:
     _populate(session, multi, taxonomy)
     records = import_export.export_json(session)
-    assert [r["email"] for r in records] == [
-        "Ann@example.org",
-        "bob@example.org",
-        "pen@example.org",
-        "many@example.org",
-        "b@example.org",
-    ]
+    assert [r["email"] for r in records] == EMAILS
     assert records[0]["topics"] == ["empathy", "training"]
     assert records[1]["topics"] == "*"
     assert records[1]["excluded_topics"] == []
     assert records[2]["lists"] == ["events"]
     assert records[2]["confirmed_at"] is None
     assert records[3]["lists"] == ["events"]
+    assert records[3]["unsubscribed_lists"] == ["digest"]
+    assert records[5]["consent_ip"] == "203.0.113.9"
     assert set(records[0]) == {
         "email",
         "name",
@@ -618,68 +675,167 @@ def test_export_json(session, multi, taxonomy) -> None:
         "topics",
         "excluded_topics",
         "lists",
+        "unsubscribed_lists",
         "created_at",
         "confirmed_at",
         "unsubscribed_at",
         "consent_source",
+        "consent_ip",
     }
+
+
+def test_update_existing_never_clears_a_field_from_a_blank_cell(session, multi, taxonomy) -> None:
+    _populate(session, multi, taxonomy)
+    session.commit()
+    before, records = _exports(session)
+    # Every subscriber, every column, every cell but the address blank.
+    blank = ",".join(import_export.CSV_COLUMNS) + "\n"
+    blank += "".join(email + "," * (len(import_export.CSV_COLUMNS) - 1) + "\n" for email in EMAILS)
+    report = import_export.import_csv(session, multi, taxonomy, blank, update_existing=True)
+    assert report.updated == len(EMAILS)
+    session.commit()
+    assert _exports(session) == (before, records)
+    # The same in JSON: null is a blank cell.
+    nulls = [{key: None for key in import_export.CSV_COLUMNS} | {"email": e} for e in EMAILS]
+    import_export.import_subscribers(
+        session, multi, taxonomy, json.dumps(nulls), fmt="json", update_existing=True
+    )
+    session.commit()
+    assert _exports(session) == (before, records)
+
+
+def test_update_existing_changes_only_the_cells_given(session, multi, taxonomy) -> None:
+    _populate(session, multi, taxonomy)
+    zoe = api.require_subscriber(session, "zoe@example.org")
+    consent = (zoe.created_at, zoe.confirmed_at, zoe.consent_source, zoe.consent_ip)
+    data = (
+        "email,name,topics,lists,status,created_at,consent_source,consent_ip\n"
+        "zoe@example.org,,Empathy,,,2001-01-01T00:00:00+00:00,import,10.0.0.1\n"
+        "pen@example.org,Pen,,events;-digest,,,,\n"
+        "many@example.org,,,-,unsubscribed,,,\n"
+    )
+    import_export.import_csv(session, multi, taxonomy, data, update_existing=True)
+    assert (zoe.name, slugs(zoe), zoe.status) == ("Zoë Ångström-Łukasz, 李", {"empathy"}, ACTIVE)
+    # An import never rewrites the consent record of a subscriber already there.
+    assert (zoe.created_at, zoe.confirmed_at, zoe.consent_source, zoe.consent_ip) == consent
+    pen = api.require_subscriber(session, "pen@example.org")
+    assert (pen.name, pen.status, api.subscribed_lists(pen)) == ("Pen", PENDING, ["events"])
+    assert import_export.lists_cell(pen) == "events;-digest"
+    many = api.require_subscriber(session, "many@example.org")
+    assert (many.status, api.subscribed_lists(many)) == (UNSUBSCRIBED, [])
+
+
+def test_import_reads_labels_with_commas_and_the_consent_record(session, multi, taxonomy) -> None:
+    data = (
+        "email,name,topics,lists,status,created_at,confirmed_at,consent_source,consent_ip\n"
+        'ana@example.org,Ana Pérez,"Attendance, Attrition, and Drop-Out;Empathy",events;-digest,'
+        "active,2019-05-01T10:00:00Z,2019-05-02 11:30:00,paper form,\n"
+        "nat@example.org,,,,,2019-05-01,,,\n"
+    )
+    import_export.import_csv(session, multi, taxonomy, data)
+    ana = api.require_subscriber(session, "ana@example.org")
+    assert slugs(ana) == {"attendance-attrition-and-drop-out", "empathy"}
+    assert api.subscribed_lists(ana) == ["events"]
+    assert import_export.lists_cell(ana) == "events;-digest"
+    assert ana.created_at.isoformat() == "2019-05-01T10:00:00+00:00"
+    assert ana.confirmed_at.isoformat() == "2019-05-02T11:30:00+00:00"  # naive: UTC
+    assert (ana.consent_source, ana.consent_ip) == ("paper form", "")
+    nat = api.require_subscriber(session, "nat@example.org")
+    assert nat.created_at.isoformat() == "2019-05-01T00:00:00+00:00"
+    assert nat.consent_source == "import" and nat.confirmed_at is not None
+
+
+@pytest.mark.parametrize(
+    ("cells", "reason"),
+    [
+        ("x@example.org,,,,,yesterday,", "created_at 'yesterday' is not an ISO 8601 date"),
+        ("x@example.org,,,digest;-digest,,,", "'digest' is both subscribed and left"),
+        ("x@example.org,,,-nope,,,", "unknown list 'nope'"),
+        ("x@example.org,,,,,," + "s" * 51, "consent_source is longer than 50 characters"),
+    ],
+)
+def test_import_rejects_a_bad_consent_record(session, multi, taxonomy, cells, reason) -> None:
+    data = "email,name,topics,lists,status,created_at,consent_source\n" + cells + "\n"
+    with pytest.raises(ImportFileError) as caught:
+        import_export.import_csv(session, multi, taxonomy, data)
+    [(line, why)] = caught.value.rejected
+    assert line == 2 and reason in why
+
+
+def test_json_import_names_the_line_of_each_bad_record(session, multi, taxonomy) -> None:
+    text = (
+        "[\n"
+        '  {"email": "ok@example.org", "topics": ["empathy"], "lists": ["events"]},\n'
+        '  {"email": "not-an-address"},\n'
+        '  {"email": "t@example.org",\n   "topics": "empaty"},\n'
+        '  {"email": "p@example.org", "phone": "1"},\n'
+        '  {"email": "n@example.org", "name": 7}\n'
+        "]\n"
+    )
+    with pytest.raises(ImportFileError) as caught:
+        import_export.import_subscribers(session, multi, taxonomy, text)
+    assert [line for line, _ in caught.value.rejected] == [3, 4, 6, 7]
+    reasons = " | ".join(reason for _, reason in caught.value.rejected)
+    assert "invalid email address 'not-an-address'" in reasons
+    assert "unknown topic 'empaty'" in reasons
+    assert "unknown field 'phone'" in reasons
+    assert "'name' must be a string" in reasons
+    for broken, where in (("[{]", "line 1: invalid JSON"), ('{"email": 1}', "line 1: a JSON")):
+        with pytest.raises(ImportFileError, match=where):
+            import_export.import_subscribers(session, multi, taxonomy, broken, fmt="json")
+    report = import_export.import_subscribers(
+        session, multi, taxonomy, text, skip_invalid=True, filename="x.json"
+    )
+    assert report.added == 1
+    ok = api.require_subscriber(session, "ok@example.org")
+    assert (slugs(ok), api.subscribed_lists(ok), ok.consent_source) == (
+        {"empathy"},
+        ["events"],
+        "import",
+    )
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------
 
 
 @pytest.mark.postgres
-def test_postgres_round_trip(postgres_url: str, multi: Settings, taxonomy: Taxonomy) -> None:
-    schema = f"test_subscribers_{uuid.uuid4().hex[:10]}"
-    admin = db.make_engine(postgres_url)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = db.make_engine(postgres_url)
-
-    @event.listens_for(engine, "connect", insert=True)
-    def _search_path(dbapi_connection, _record) -> None:
-        # Outside a transaction, so a rollback cannot undo it.
-        autocommit = dbapi_connection.autocommit
-        dbapi_connection.autocommit = True
-        with dbapi_connection.cursor() as cursor:
-            cursor.execute(f'SET search_path TO "{schema}"')
-        dbapi_connection.autocommit = autocommit
-
-    try:
-        db.upgrade(engine)
-        with db.transaction(engine) as session:
-            _populate(session, multi, taxonomy)
-            api.suppress(session, "ghost@example.org", "forget-me")
-        with db.transaction(engine) as session:
-            with pytest.raises(SubscriberError, match="already subscribed"):
-                api.add_subscriber(session, multi, taxonomy, "ANN@EXAMPLE.ORG")
-            assert api.is_suppressed(session, "Ghost@Example.org")
-            assert [s.email for s in api.query_subscribers(session, search="AN")] == [
-                "Ann@example.org",
-                "many@example.org",
-            ]
-            assert len(api.query_subscribers(session, topic="empathy")) == 4
-            stream = io.StringIO()
-            import_export.export_csv(session, stream)
-            before = _comparable(import_export.export_json(session))
-        with db.transaction(engine) as session:
+def test_postgres_round_trip(pg_engine, multi: Settings, taxonomy: Taxonomy, engine) -> None:
+    with db.transaction(pg_engine) as session:
+        _populate(session, multi, taxonomy)
+        api.suppress(session, "ghost@example.org", "forget-me")
+    with db.transaction(pg_engine) as session:
+        with pytest.raises(SubscriberError, match="already subscribed"):
+            api.add_subscriber(session, multi, taxonomy, "ANN@EXAMPLE.ORG")
+        assert api.is_suppressed(session, "Ghost@Example.org")
+        assert [s.email for s in api.query_subscribers(session, search="AN")] == [
+            "Ann@example.org",
+            "many@example.org",
+        ]
+        assert [s.email for s in api.query_subscribers(session, search="ångström")] == [
+            "zoe@example.org"
+        ]
+        exported, records = _exports(session)
+    text = json.dumps(records, ensure_ascii=False)
+    for data in (exported, text):
+        with db.transaction(pg_engine) as session:
             for subscriber in api.query_subscribers(session):
                 api.remove_subscriber(session, subscriber.email)
-        with db.transaction(engine) as session:
-            report = import_export.import_csv(session, multi, taxonomy, stream.getvalue())
-            assert report.added == 5
-        with db.transaction(engine) as session:
-            assert _comparable(import_export.export_json(session)) == before
-            with pytest.raises(ImportFileError, match="1 of 2 rows rejected"):
-                import_export.import_csv(
-                    session, multi, taxonomy, "email\nnew@example.org\nghost@example.org"
-                )
-            assert api.get_subscriber(session, "new@example.org") is None
-    finally:
-        engine.dispose()
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+        with db.transaction(pg_engine) as session:
+            report = import_export.import_subscribers(session, multi, taxonomy, data)
+            assert report.added == len(EMAILS)
+        with db.transaction(pg_engine) as session:
+            assert _exports(session) == (exported, records)
+    # A PostgreSQL backup restores into SQLite, and back, as the same file.
+    with db.transaction(engine) as session:
+        import_export.import_csv(session, multi, taxonomy, exported)
+    with db.transaction(engine) as session:
+        assert _exports(session) == (exported, records)
+    with db.transaction(pg_engine) as session:
+        with pytest.raises(ImportFileError, match="1 of 2 rows rejected"):
+            import_export.import_csv(
+                session, multi, taxonomy, "email\nnew@example.org\nghost@example.org"
+            )
+        assert api.get_subscriber(session, "new@example.org") is None
 
 
 def test_search_folds_the_case_of_every_letter(session, settings, taxonomy) -> None:

@@ -10,12 +10,17 @@ import contextlib
 import csv
 import functools
 import json
+import os
 import signal
 import sys
+import tempfile
 import threading
 import warnings
 from collections.abc import Callable
+from collections.abc import Iterable
 from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
 from typing import Any
 from typing import TypeVar
 
@@ -31,6 +36,7 @@ from newsletter.store.engine import make_engine
 from newsletter.store.engine import require_schema
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 class App:
@@ -142,3 +148,76 @@ def print_records(records: list[dict[str, Any]], fmt: str, columns: list[str]) -
     writer = csv.DictWriter(sys.stdout, fieldnames=columns)
     writer.writeheader()
     writer.writerows(records)
+
+
+# --- output helpers (issue 12: whole values off a terminal, nothing half-written) ------------
+
+
+def is_terminal() -> bool:
+    """Whether standard output is a terminal (rich's view, which honours FORCE_COLOR/TTY_*)."""
+    from rich.console import Console
+
+    return Console().is_terminal
+
+
+def print_table(
+    columns: list[str], rows: Iterable[Iterable[Any]], *, footer: str | None = None
+) -> None:
+    """Rows as a rich table on a terminal; otherwise as tab-separated lines, header first.
+
+    Off a terminal (cron mail, pipes, CliRunner) rich would fit the table into 80 columns and
+    cut or fold addresses and diagnostics, so each row is one line with every value whole
+    (quoted as CSV quotes when a value holds a tab, a quote or a line break). `footer` (a
+    count) goes last, on a line of its own, in both cases.
+    """
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    cells = [["" if value is None else str(value) for value in row] for row in rows]
+    if not is_terminal():
+        writer = csv.writer(sys.stdout, delimiter="\t", lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(cells)
+        if footer:
+            click.echo(footer)
+        return
+    # Created here, not at import time, so it writes to the current stdout.
+    console = Console(highlight=False)
+    table = Table(*columns)
+    for column in table.columns:
+        column.overflow = "fold"  # a narrow terminal folds a long address, never cuts it
+    for row in cells:
+        table.add_row(*(Text(value) for value in row))  # Text: a "[b]" in a name is no markup
+    console.print(table)
+    if footer:
+        console.print(Text(footer))
+
+
+def write_output(path: Path, write: Callable[[IO[str]], T]) -> T:
+    """Call `write` with a UTF-8 text stream whose content becomes the file `path`: written to
+    a temporary file beside it, then renamed over it, so a failure leaves no half-written file.
+
+    A path that cannot be written (missing folder, no permission, not a file) is a
+    `click.ClickException`: one line naming the path, no traceback. The file is readable by
+    its owner only, as a temporary file is: exports hold personal data.
+    """
+    folder = path.parent
+    try:
+        handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed below, renamed or removed)
+            "w", encoding="utf-8", newline="", dir=folder, prefix=f".{path.name}.", delete=False
+        )
+    except OSError as error:
+        raise click.ClickException(f"cannot write {path}: {error.strerror or error}") from None
+    temporary = Path(handle.name)
+    try:
+        with handle:
+            result = write(handle)
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise click.ClickException(f"cannot write {path}: {error.strerror or error}") from None
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return result

@@ -4,7 +4,6 @@ and unsubscribe requests. Each command calls one function of `newsletter.returns
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -12,11 +11,13 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from newsletter.cli.app import App
+from newsletter.cli.app import format_option
 from newsletter.cli.app import main
 from newsletter.cli.app import pass_app
+from newsletter.cli.app import print_records
+from newsletter.cli.app import print_table
 from newsletter.returns import bounces
 from newsletter.returns import unsubscribe as inbound
 from newsletter.store.bounces import list_bounces
@@ -74,17 +75,10 @@ def bounces_scan(app: App, path: Path, dry_run: bool) -> None:
     type=click.IntRange(min=1),
     help="At most this many, newest first.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="Output format.",
-)
+@format_option
 @pass_app
 def bounces_list(app: App, email_address: str | None, limit: int, fmt: str) -> None:
-    """Recorded bounces, newest first."""
+    """Recorded bounces, newest first (off a terminal, one tab-separated line each)."""
     with transaction(app.db()) as session:
         rows = list_bounces(session, email_address, limit)
         records: list[dict[str, Any]] = [
@@ -100,23 +94,38 @@ def bounces_list(app: App, email_address: str | None, limit: int, fmt: str) -> N
             }
             for row in rows
         ]
-    if fmt == "json":
-        click.echo(json.dumps(records, indent=2))
+    if fmt != "table":
+        print_records(records, fmt, list(_BOUNCE_COLUMNS))
         return
     if not records:
         click.echo("no bounces recorded")
         return
-    table = Table("received", "email", "kind", "status", "diagnostic", "source")
-    for record in records:
-        table.add_row(
-            record["received_at"][:16].replace("T", " "),
-            escape(record["email"]),
-            record["kind"],
-            record["status"] or "-",
-            escape(record["diagnostic"][:80]) or "-",
-            record["source"],
-        )
-    Console(soft_wrap=True).print(table)
+    print_table(
+        ["received", "email", "kind", "status", "diagnostic", "source"],
+        (
+            [
+                record["received_at"][:16].replace("T", " "),
+                record["email"],
+                record["kind"],
+                record["status"] or "-",
+                record["diagnostic"] or "-",
+                record["source"],
+            ]
+            for record in records
+        ),
+    )
+
+
+_BOUNCE_COLUMNS = (
+    "received_at",
+    "email",
+    "kind",
+    "status",
+    "diagnostic",
+    "source",
+    "subscriber_id",
+    "message_id",
+)
 
 
 @main.group("inbound")

@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import IO
 
 import click
-from rich.console import Console
-from rich.table import Table
 from sqlalchemy.orm import Session
 
 from newsletter.cli.app import App
 from newsletter.cli.app import format_option
 from newsletter.cli.app import main
 from newsletter.cli.app import pass_app
+from newsletter.cli.app import print_table
+from newsletter.cli.app import write_output
 from newsletter.errors import ImportFileError
 from newsletter.errors import RowsRejected
 from newsletter.store import import_export
@@ -189,6 +189,8 @@ def list_(
     """List subscribers."""
     topic_slug = app.taxonomy.topics.get(topic).slug if topic else None
     with transaction(app.db()) as session:
+        if list_slug is not None:
+            api.require_list(session, app.settings, list_slug)
         found = api.query_subscribers(
             session,
             status=status,
@@ -200,7 +202,7 @@ def list_(
         if fmt == "csv":
             import_export.write_csv(sys.stdout, found)
             return
-        records = [import_export.subscriber_to_dict(s) for s in found]
+        records = [import_export.export_record(s) for s in found]
     if fmt == "json":
         click.echo(json.dumps(records, indent=2, ensure_ascii=False))
     else:
@@ -214,55 +216,68 @@ def _topics_shown(topics: str | list[str], excluded: list[str]) -> str:
 
 
 def _print_table(records: list[dict]) -> None:
-    # Created here, not at import time, so it writes to the current stdout (CliRunner swaps it).
-    console = Console(highlight=False, soft_wrap=False)
-    table = Table(show_lines=False)
-    table.add_column("Email", overflow="fold")
-    table.add_column("Name", overflow="fold")
-    table.add_column("Status")
-    table.add_column("Topics", overflow="fold")
-    table.add_column("Lists", overflow="fold")
-    table.add_column("Since")
-    for record in records:
-        topics = record["topics"]
-        table.add_row(
-            record["email"],
-            record["name"],
-            record["status"],
-            _topics_shown(topics, record.get("excluded_topics", [])),
-            ", ".join(record["lists"]),
-            (record["created_at"] or "")[:10],
-        )
-    console.print(table)
-    console.print(f"{len(records)} subscriber{'' if len(records) == 1 else 's'}")
+    print_table(
+        ["Email", "Name", "Status", "Topics", "Lists", "Since"],
+        (
+            [
+                record["email"],
+                record["name"],
+                record["status"],
+                _topics_shown(record["topics"], record.get("excluded_topics", [])),
+                ", ".join(record["lists"]),
+                (record["created_at"] or "")[:10],
+            ]
+            for record in records
+        ),
+        footer=f"{len(records)} subscriber{'' if len(records) == 1 else 's'}",
+    )
 
 
 @subscribers_group.command("import")
 @click.argument("file", type=click.File("rb"))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "json"]),
+    help="The file's format (default: by its extension, else by its content).",
+)
 @click.option("--skip-invalid", is_flag=True, help="Import the valid rows, report the others.")
 @click.option(
-    "--update-existing", is_flag=True, help="Update addresses already present instead of skipping."
+    "--update-existing",
+    is_flag=True,
+    help="Update addresses already present (blank cells keep the stored value).",
 )
 @click.option("--dry-run", is_flag=True, help="Check the file and report; write nothing.")
 @pass_app
 def import_(
-    app: App, file: IO[bytes], skip_invalid: bool, update_existing: bool, dry_run: bool
+    app: App,
+    file: IO[bytes],
+    fmt: str | None,
+    skip_invalid: bool,
+    update_existing: bool,
+    dry_run: bool,
 ) -> None:
-    """Import subscribers from a UTF-8 CSV FILE ('-' for stdin).
+    """Import subscribers from a UTF-8 CSV FILE, or a JSON export ('-' for stdin).
 
-    Columns: email (required), name, topics, lists, status. Topics are labels or slugs
-    separated by ";" ("*" or empty: all topics); lists are slugs separated by ";" (empty: the
-    default list); status is active (default), pending, unsubscribed, bounced or complained.
-    Nothing is written when a row is rejected, unless --skip-invalid.
+    Columns: email (required), name, topics, lists, status, and the consent record that an
+    export writes (created_at, confirmed_at, unsubscribed_at, consent_source, consent_ip).
+    Topics are labels or slugs separated by ";" ("*" or empty: all topics); lists are slugs
+    separated by ";" ("-slug": a list they left; "-": no list; empty: the default list);
+    status is active (default), pending, unsubscribed, bounced or complained. With
+    --update-existing a blank cell keeps the stored value, and the consent record of an
+    existing subscriber is never rewritten. Nothing is written when a row is rejected, unless
+    --skip-invalid.
     """
     text = import_export.decode_csv(file.read())
     with transaction(app.db()) as session:
         try:
-            report = import_export.import_csv(
+            report = import_export.import_subscribers(
                 session,
                 app.settings,
                 app.taxonomy,
                 text,
+                fmt=fmt,
+                filename=getattr(file, "name", None),
                 skip_invalid=skip_invalid,
                 update_existing=update_existing,
                 dry_run=dry_run,
@@ -292,18 +307,18 @@ def import_(
 )
 @click.option(
     "--out",
-    type=click.Path(dir_okay=False, writable=True, path_type=Path),
-    help="Write to this file instead of stdout.",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file instead of stdout (replaced whole, or left as it was).",
 )
 @pass_app
 def export(app: App, fmt: str, out: Path | None) -> None:
-    """Export every subscriber (CSV reads back with `subscribers import`)."""
+    """Export every subscriber with their consent record (reads back with `subscribers
+    import`: an export imported into an empty database exports as the same file)."""
     with transaction(app.db()) as session:
         if out is None:
             count = _export(session, fmt, sys.stdout)
         else:
-            with out.open("w", encoding="utf-8", newline="") as stream:
-                count = _export(session, fmt, stream)
+            count = write_output(out, lambda stream: _export(session, fmt, stream))
     if out is not None:
         click.echo(f"exported {count} subscriber{'' if count == 1 else 's'} to {out}")
 

@@ -1,11 +1,15 @@
-"""Subscribers in and out: CSV import (validated row by row, applied in one transaction), CSV and
-JSON export.
+"""Subscribers in and out: CSV and JSON import (validated row by row, applied in one
+transaction), CSV and JSON export that read back losslessly, consent record included.
+
+A blank cell (or a JSON null) means "not given": a new subscriber gets the default, an update
+(`update_existing`) keeps the stored value. An import never clears a name (the API's PATCH
+does); `*` in topics is every topic, `-` in lists is no list.
 """
 
 from __future__ import annotations
 
 import csv
-import io
+import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field
@@ -19,9 +23,14 @@ from sqlalchemy.orm import Session
 from newsletter.config import Settings
 from newsletter.content.choice import TopicChoice
 from newsletter.content.taxonomy import Taxonomy
-from newsletter.errors import ImportFileError
 from newsletter.errors import NewsletterError
 from newsletter.errors import RowsRejected
+from newsletter.store.import_formats import CSV_COLUMNS
+from newsletter.store.import_formats import LEFT
+from newsletter.store.import_formats import csv_records
+from newsletter.store.import_formats import decode_csv as decode_csv
+from newsletter.store.import_formats import detect_format
+from newsletter.store.import_formats import json_records
 from newsletter.store.models import ACTIVE
 from newsletter.store.models import PENDING
 from newsletter.store.models import SUBSCRIBED
@@ -51,9 +60,9 @@ from newsletter.store.topics import parse_topic_choice
 from newsletter.store.topics import split_list
 from newsletter.store.topics import topics_cell
 
-CSV_COLUMNS = ("email", "name", "topics", "lists", "status")
-
-
+# The consent record: read for subscribers an import adds, never rewritten for existing ones.
+CONSENT_COLUMNS = CSV_COLUMNS[5:]
+_DATE_COLUMNS = ("created_at", "confirmed_at", "unsubscribed_at")
 # Rows per bulk INSERT ... RETURNING statement.
 _INSERT_CHUNK = 1000
 
@@ -76,13 +85,39 @@ def subscriber_to_dict(subscriber: Subscriber) -> dict[str, Any]:
     }
 
 
+def export_record(subscriber: Subscriber) -> dict[str, Any]:
+    """`subscriber_to_dict` plus the rest of the consent record (`consent_ip`, the lists they
+    left): what `export_json` writes and `import_subscribers` reads back."""
+    return {
+        **subscriber_to_dict(subscriber),
+        "unsubscribed_lists": _left_lists(subscriber),
+        "consent_ip": subscriber.consent_ip,
+    }
+
+
+def _left_lists(subscriber: Subscriber) -> list[str]:
+    return sorted(s.mailing_list.slug for s in subscriber.subscriptions if s.status != SUBSCRIBED)
+
+
+def lists_cell(subscriber: Subscriber) -> str:
+    """The CSV lists cell: subscribed slugs, then "-slug" for lists they left ("digest;-events");
+    "-" when they are on no list at all (an empty cell would mean the default list)."""
+    if not subscriber.subscriptions:
+        return LEFT
+    left = [LEFT + slug for slug in _left_lists(subscriber)]
+    return ";".join([*subscribed_lists(subscriber), *left])
+
+
 def _all_subscribers(session: Session) -> Iterable[Subscriber]:
     query = select(Subscriber).order_by(Subscriber.id).execution_options(yield_per=1000)
     return session.scalars(query)
 
 
 def write_csv(stream: IO[str], subscribers: Iterable[Subscriber]) -> int:
-    """Write subscribers as import-compatible CSV (with the header); returns the row count."""
+    """Write subscribers as import-compatible CSV (with the header); returns the row count.
+
+    Every column `import_csv` reads, the consent record included, so an export imported into
+    an empty database exports as the same file (a backup that keeps the proof of consent)."""
     writer = csv.writer(stream, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     count = 0
@@ -92,8 +127,13 @@ def write_csv(stream: IO[str], subscribers: Iterable[Subscriber]) -> int:
                 subscriber.email,
                 subscriber.name,
                 topics_cell(subscriber.topic_choice),
-                ";".join(subscribed_lists(subscriber)),
+                lists_cell(subscriber),
                 subscriber.status,
+                _iso(subscriber.created_at) or "",
+                _iso(subscriber.confirmed_at) or "",
+                _iso(subscriber.unsubscribed_at) or "",
+                subscriber.consent_source,
+                subscriber.consent_ip,
             ]
         )
         count += 1
@@ -106,8 +146,9 @@ def export_csv(session: Session, stream: IO[str]) -> int:
 
 
 def export_json(session: Session) -> list[dict[str, Any]]:
-    """Every subscriber as `subscriber_to_dict` records, in id order."""
-    return [subscriber_to_dict(s) for s in _all_subscribers(session)]
+    """Every subscriber as `export_record` records, in id order (`import_subscribers` reads
+    them back)."""
+    return [export_record(s) for s in _all_subscribers(session)]
 
 
 @dataclass
@@ -124,95 +165,83 @@ class ImportReport:
 
 @dataclass
 class _Row:
+    """One validated row. None everywhere means "not given": the column is missing or the cell
+    is blank. An update keeps the stored value; a new subscriber gets the default."""
+
     line: int
     email: str
     key: str
     name: str | None
-    topics: TopicChoice
-    topics_given: bool
-    lists: list[str] | None  # None: no lists column; []: empty cell (the default list)
+    topics: TopicChoice | None
+    lists: tuple[list[str], list[str]] | None  # (subscribed, left)
     status: str | None
+    consent: dict[str, Any]  # the CONSENT_COLUMNS given
 
 
-def decode_csv(data: bytes) -> str:
-    """UTF-8 text of an import file (a BOM is dropped); `ImportFileError` naming the bad byte."""
+def _parse_time(column: str, text: str) -> dt.datetime:
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        raise ImportFileError(
-            f"the file is not UTF-8: byte 0x{data[error.start]:02x} at position {error.start} "
-            f"(line {line}) cannot be decoded; save it as UTF-8 CSV",
-            [(line, f"byte 0x{data[error.start]:02x} at position {error.start} is not UTF-8")],
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"{column} {text!r} is not an ISO 8601 date and time (e.g. 2026-01-31T09:00:00+00:00)"
         ) from None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 class _Parser:
     """Validates the rows of one import file against the taxonomy, lists and itself."""
 
-    def __init__(self, settings: Settings, taxonomy: Taxonomy, columns: list[str]) -> None:
+    def __init__(self, settings: Settings, taxonomy: Taxonomy) -> None:
         self.settings = settings
         self.taxonomy = taxonomy
-        self.columns = columns
         self.list_slugs = {spec.slug for spec in settings.list_specs()}
         self.seen: dict[str, int] = {}
 
-    def parse(self, line: int, cells: list[str]) -> _Row:
-        """One validated row; a `NewsletterError` or `ValueError` saying why not."""
-        if len(cells) > len(self.columns) and any(c.strip() for c in cells[len(self.columns) :]):
-            raise ValueError(f"{len(cells)} fields, but the header has {len(self.columns)}")
-        if len(cells) < len(self.columns):
-            raise ValueError(f"{len(cells)} fields, but the header has {len(self.columns)}")
-        values = dict(zip(self.columns, cells, strict=False))
-        address, key = normalize_email(values["email"])
+    def parse(self, line: int, values: dict[str, str]) -> _Row:
+        """One validated row from its cells by column; a `NewsletterError` or `ValueError`
+        saying why not. A blank cell is "not given" (see `_Row`)."""
+        cells = {column: text.strip() for column, text in values.items()}
+        address, key = normalize_email(values.get("email", ""))
         if key in self.seen:
             raise ValueError(f"{address} is a duplicate of line {self.seen[key]}")
         self.seen[key] = line
-        name = clean_name(values["name"]) if "name" in values else None
-        topics = parse_topic_choice(values.get("topics", ""), self.taxonomy)
-        lists = None
-        if "lists" in values:
-            lists = list(dict.fromkeys(split_list(values["lists"])))
-            for slug in lists:
-                if slug not in self.list_slugs:
-                    raise ValueError(known_lists_message(slug, self.list_slugs))
+        name = clean_name(cells["name"]) if cells.get("name") else None
+        topics = parse_topic_choice(cells["topics"], self.taxonomy) if cells.get("topics") else None
+        lists = self._lists(cells["lists"]) if cells.get("lists") else None
         status = None
-        if "status" in values:
-            status = values["status"].strip().lower() or ACTIVE
+        if cells.get("status"):
+            status = cells["status"].lower()
             if status not in SUBSCRIBER_STATUSES:
                 raise ValueError(
-                    f"unknown status {values['status'].strip()!r}; "
+                    f"unknown status {cells['status']!r}; "
                     f"expected one of {', '.join(SUBSCRIBER_STATUSES)}"
                 )
-        return _Row(line, address, key, name, topics, "topics" in values, lists, status)
+        consent: dict[str, Any] = {}
+        for column in CONSENT_COLUMNS:
+            if cells.get(column):
+                consent[column] = cells[column]
+        for column in _DATE_COLUMNS:
+            if column in consent:
+                consent[column] = _parse_time(column, consent[column])
+        for column, width in (("consent_source", 50), ("consent_ip", 64)):
+            if len(consent.get(column, "")) > width:
+                raise ValueError(f"{column} is longer than {width} characters")
+        return _Row(line, address, key, name, topics, lists, status, consent)
 
-
-def _read_header(reader: Any) -> list[str]:
-    header = next(reader, None)
-    if header is None or not any(cell.strip() for cell in header):
-        raise ImportFileError(
-            "the file has no header row: the first line must name the columns "
-            f"({', '.join(CSV_COLUMNS)})",
-            [(1, "missing header row")],
-        )
-    columns = [cell.strip().lower() for cell in header]
-    while columns and not columns[-1]:
-        columns.pop()  # trailing empty header cells from spreadsheet exports
-    unknown = [c for c in columns if c not in CSV_COLUMNS]
-    if unknown:
-        reason = (
-            f"unknown column{'s' if len(unknown) > 1 else ''} "
-            f"{', '.join(repr(c) for c in unknown)}; expected {', '.join(CSV_COLUMNS)}"
-        )
-        raise ImportFileError(reason, [(1, reason)])
-    twice = sorted({c for c in columns if columns.count(c) > 1})
-    if twice:
-        reason = f"column {twice[0]!r} appears more than once"
-        raise ImportFileError(reason, [(1, reason)])
-    if "email" not in columns:
-        reason = f"the header has no 'email' column (found: {', '.join(columns)})"
-        raise ImportFileError(reason, [(1, reason)])
-    return columns
+    def _lists(self, cell: str) -> tuple[list[str], list[str]]:
+        """(subscribed, left) from "digest;-events"; "-" alone is no list at all."""
+        names = list(dict.fromkeys(split_list(cell)))
+        if names == [LEFT]:
+            return [], []
+        left = [name[len(LEFT) :].strip() for name in names if name.startswith(LEFT)]
+        subscribed = [name for name in names if not name.startswith(LEFT)]
+        for slug in subscribed + left:
+            if slug not in self.list_slugs:
+                raise ValueError(known_lists_message(slug, self.list_slugs))
+        both = sorted(set(subscribed) & set(left))
+        if both:
+            raise ValueError(f"lists {cell!r}: {both[0]!r} is both subscribed and left")
+        return subscribed, left
 
 
 def _existing(session: Session, keys: list[str], *, load: bool) -> dict[str, Subscriber | None]:
@@ -229,57 +258,87 @@ def _existing(session: Session, keys: list[str], *, load: bool) -> dict[str, Sub
     return found
 
 
-def import_csv(
+def import_subscribers(
     session: Session,
     settings: Settings,
     taxonomy: Taxonomy,
     text: str | bytes,
     *,
+    fmt: str | None = None,
+    filename: str | None = None,
     skip_invalid: bool = False,
     source: str = "import",
     update_existing: bool = False,
     dry_run: bool = False,
 ) -> ImportReport:
-    """Import subscribers from CSV text with columns email[,name,topics,lists,status].
+    """Import a CSV file or a JSON export (`fmt` "csv" or "json"; None: `detect_format`).
 
     Every row is validated before anything is written. If any row is rejected and
-    `skip_invalid` is false, `ImportFileError` ("N of M rows rejected", `.rejected`) is raised
+    `skip_invalid` is false, `RowsRejected` ("N of M rows rejected", `.rejected`) is raised
     and nothing is written; with `skip_invalid` the valid rows are imported and the report
     lists the rest. Addresses already in the database are skipped, or updated with
-    `update_existing` (only the columns the file has). `dry_run` validates and counts only.
+    `update_existing`: only the cells given, as a blank cell keeps the stored value, and never
+    the consent record. `dry_run` validates and counts only.
     """
     if isinstance(text, bytes):
         text = decode_csv(text)
-    text = text.removeprefix("\ufeff")
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        columns = _read_header(reader)
-        parser = _Parser(settings, taxonomy, columns)
-        report = ImportReport(dry_run=dry_run)
-        rows: list[_Row] = []
-        last_line = reader.line_num
-        while True:
-            # The record starts on the line after the previous one ended (quoted newlines span
-            # several physical lines, so count with the reader, not by enumerating records).
-            line = last_line + 1
-            cells = next(reader, None)
-            if cells is None:
-                break
-            last_line = reader.line_num
-            if not any(cell.strip() for cell in cells):
-                continue
-            report.rows += 1
-            try:
-                rows.append(parser.parse(line, cells))
-            except (NewsletterError, ValueError) as error:
-                report.rejected.append((line, str(error)))
-    except csv.Error as error:
-        where = reader.line_num or 1
-        raise ImportFileError(f"line {where}: {error}", [(where, str(error))]) from None
-
-    # Checks against the database, still before writing anything.
-    suppressed = suppressed_hashes(session, [hash_key(row.key) for row in rows])
+    fmt = fmt or detect_format(text, filename)
+    records = json_records(text) if fmt == "json" else csv_records(text)
+    parser = _Parser(settings, taxonomy)
+    report = ImportReport(dry_run=dry_run)
+    rows: list[_Row] = []
+    for line, values in records:
+        report.rows += 1
+        try:
+            if isinstance(values, str):
+                raise ValueError(values)
+            rows.append(parser.parse(line, values))
+        except (NewsletterError, ValueError) as error:
+            report.rejected.append((line, str(error)))
     existing = _existing(session, [row.key for row in rows], load=update_existing)
+    _check_against_database(session, rows, existing, report)
+    if report.rejected and not skip_invalid:
+        raise RowsRejected(
+            f"{len(report.rejected)} of {report.rows} rows rejected", report.rejected
+        )
+    new_rows = [row for row in rows if row.key not in existing]
+    old_rows = [row for row in rows if row.key in existing]
+    report.added = len(new_rows)
+    if update_existing:
+        report.updated = len(old_rows)
+    else:
+        report.skipped_existing = len(old_rows)
+    if dry_run:
+        return report
+
+    lists = ensure_lists(session, settings)
+    default = [settings.delivery.default_list]
+    _insert_rows(session, lists, new_rows, default, source)
+    if update_existing:
+        for row in old_rows:
+            subscriber = existing[row.key]
+            assert subscriber is not None  # loaded because update_existing
+            _update_from_row(lists, subscriber, row)
+        session.flush()
+    return report
+
+
+def import_csv(
+    session: Session, settings: Settings, taxonomy: Taxonomy, text: str | bytes, **options: Any
+) -> ImportReport:
+    """`import_subscribers` of a CSV text with columns email[,name,topics,lists,status,…]."""
+    return import_subscribers(session, settings, taxonomy, text, fmt="csv", **options)
+
+
+def _check_against_database(
+    session: Session,
+    rows: list[_Row],
+    existing: dict[str, Subscriber | None],
+    report: ImportReport,
+) -> None:
+    """Reject (in `report`, dropping them from `rows`) suppressed addresses and rows that would
+    subscribe an unsubscribed, bounced or complained address again."""
+    suppressed = suppressed_hashes(session, [hash_key(row.key) for row in rows])
     accepted: list[_Row] = []
     for row in rows:
         current = existing.get(row.key)
@@ -299,32 +358,8 @@ def import_csv(
             )
         else:
             accepted.append(row)
+    rows[:] = accepted
     report.rejected.sort()
-    if report.rejected and not skip_invalid:
-        raise RowsRejected(
-            f"{len(report.rejected)} of {report.rows} rows rejected", report.rejected
-        )
-
-    new_rows = [row for row in accepted if row.key not in existing]
-    old_rows = [row for row in accepted if row.key in existing]
-    report.added = len(new_rows)
-    if update_existing:
-        report.updated = len(old_rows)
-    else:
-        report.skipped_existing = len(old_rows)
-    if dry_run:
-        return report
-
-    lists = ensure_lists(session, settings)
-    default = [settings.delivery.default_list]
-    _insert_rows(session, lists, new_rows, default, source)
-    if update_existing:
-        for row in old_rows:
-            subscriber = existing[row.key]
-            assert subscriber is not None  # loaded because update_existing
-            _update_from_row(lists, subscriber, row, default)
-        session.flush()
-    return report
 
 
 def _insert_rows(
@@ -341,19 +376,23 @@ def _insert_rows(
     records = []
     for row in rows:
         status = row.status or ACTIVE
+        consent = row.consent
+        topics = row.topics or TopicChoice.every()
         records.append(
             {
                 "email": row.email,
                 "email_key": row.key,
                 "name": row.name or "",
                 "status": status,
-                "all_topics": row.topics.all_topics,
-                "created_at": now,
+                "all_topics": topics.all_topics,
+                "created_at": consent.get("created_at", now),
                 "updated_at": now,
-                "confirmed_at": now if status == ACTIVE else None,
-                "unsubscribed_at": now if status == UNSUBSCRIBED else None,
-                "consent_source": source[:50],
-                "consent_ip": "",
+                "confirmed_at": consent.get("confirmed_at", now if status == ACTIVE else None),
+                "unsubscribed_at": consent.get(
+                    "unsubscribed_at", now if status == UNSUBSCRIBED else None
+                ),
+                "consent_source": consent.get("consent_source", source[:50]),
+                "consent_ip": consent.get("consent_ip", ""),
             }
         )
     ids: dict[str, int] = {}
@@ -369,33 +408,45 @@ def _insert_rows(
         {
             "subscriber_id": ids[row.key],
             "list_id": lists[slug].id,
-            "status": SUBSCRIBED,
+            "status": status,
             "created_at": now,
             "updated_at": now,
         }
         for row in rows
-        for slug in row.lists or default
+        for slugs, status in zip(
+            row.lists or (default, []), (SUBSCRIBED, UNSUBSCRIBED), strict=True
+        )
+        for slug in slugs
     ]
-    session.execute(insert(Subscription), subscriptions)
+    if subscriptions:
+        session.execute(insert(Subscription), subscriptions)
     for table, column in ((SubscriberTopic, "chosen"), (ExcludedTopic, "excluded")):
-        topics = [
+        topic_rows = [
             {"subscriber_id": ids[row.key], "topic": slug}
             for row in rows
+            if row.topics is not None
             for slug in sorted(getattr(row.topics, column) or ())
         ]
-        if topics:
-            session.execute(insert(table), topics)
+        if topic_rows:
+            session.execute(insert(table), topic_rows)
 
 
-def _update_from_row(
-    lists: dict[str, MailingList], subscriber: Subscriber, row: _Row, default: list[str]
-) -> None:
-    # Only the columns the file has: an import without a name column keeps the names.
+def _update_from_row(lists: dict[str, MailingList], subscriber: Subscriber, row: _Row) -> None:
+    # Only what the row gives: a missing column or a blank cell keeps the stored value, so a
+    # file with some cells left empty never wipes names, topics, lists or statuses. The
+    # consent record (row.consent) is the database's own and is never rewritten.
     if row.name is not None and row.name != subscriber.name:
         subscriber.name = row.name
-    if row.topics_given and row.topics != subscriber.topic_choice:
+    if row.topics is not None and row.topics != subscriber.topic_choice:
         apply_topics(subscriber, row.topics)
     if row.lists is not None:
-        apply_lists(lists, subscriber, row.lists or default)
+        subscribed, left = row.lists
+        apply_lists(lists, subscriber, subscribed)
+        on = {s.mailing_list.slug for s in subscriber.subscriptions}
+        for slug in left:
+            if slug not in on:  # a record that they left it
+                subscriber.subscriptions.append(
+                    Subscription(mailing_list=lists[slug], status=UNSUBSCRIBED)
+                )
     if row.status is not None:
         apply_status(subscriber, row.status)

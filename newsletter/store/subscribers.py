@@ -56,7 +56,7 @@ from newsletter.store.models import Suppression
 from newsletter.store.models import utcnow
 from newsletter.store.topics import ALL_TOPICS as ALL_TOPICS
 from newsletter.store.topics import apply_topics as apply_topics
-from newsletter.store.topics import parse_topics
+from newsletter.store.topics import parse_topics as parse_topics
 from newsletter.store.topics import set_topics as set_topics
 from newsletter.store.topics import topic_rows
 
@@ -137,6 +137,16 @@ def ensure_lists(session: Session, settings: Settings) -> dict[str, MailingList]
 
 def known_lists_message(slug: str, known: Iterable[str]) -> str:
     return f"unknown list {slug!r} (known lists: {', '.join(sorted(known))})"
+
+
+def require_list(session: Session, settings: Settings, slug: str) -> str:
+    """`slug` if it names a configured list or one in the database; else `SubscriberError`
+    naming the known lists (a filter by a mistyped list would quietly match nobody)."""
+    known = {spec.slug for spec in settings.list_specs()}
+    known.update(session.scalars(select(MailingList.slug)))
+    if slug not in known:
+        raise SubscriberError(known_lists_message(slug, known))
+    return slug
 
 
 def _check_status(status: str) -> str:
