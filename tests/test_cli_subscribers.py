@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from click.testing import Result
 
 from newsletter.cli import main
+from newsletter.store.import_export import CSV_COLUMNS
 
 Invoke = Callable[..., Result]
 
@@ -142,8 +143,9 @@ def test_list_filters_and_formats(cli: Invoke) -> None:
     assert emails("--limit", "1") == ["eve@example.org"]
 
     rows = list(csv.reader(io.StringIO(ok(cli("subscribers", "list", "--format", "csv")))))
-    assert rows[0] == ["email", "name", "topics", "lists", "status"]
-    assert rows[2] == ["emp@example.org", "", "empathy", "events", "active"]
+    assert rows[0] == list(CSV_COLUMNS)
+    assert rows[2][:5] == ["emp@example.org", "", "empathy", "events", "active"]
+    assert rows[2][-2:] == ["cli", ""]  # consent source and IP
 
     result = cli("subscribers", "list", "--topic", "empaty")
     assert result.exit_code == 1
@@ -231,12 +233,14 @@ def test_export_and_reimport(cli: Invoke, runner: CliRunner, tmp_path: Path) -> 
     ok(cli("subscribers", "add", "pen@example.org", "--status", "pending", "--name", "Pen, P."))
 
     exported = ok(cli("subscribers", "export"))
-    assert exported.splitlines() == [
-        "email,name,topics,lists,status",
-        "one@example.org,One,empathy,digest,active",
-        "two@example.org,Two,*,events,active",
-        'pen@example.org,"Pen, P.",*,digest,pending',
+    rows = list(csv.reader(io.StringIO(exported)))
+    assert rows[0] == list(CSV_COLUMNS)
+    assert [row[:5] for row in rows[1:]] == [
+        ["one@example.org", "One", "empathy", "digest", "active"],
+        ["two@example.org", "Two", "*", "events", "active"],
+        ["pen@example.org", "Pen, P.", "*", "digest", "pending"],
     ]
+    assert [row[8] for row in rows[1:]] == ["import", "import", "cli"]
     out = tmp_path / "all.json"
     assert ok(cli("subscribers", "export", "--format", "json", "--out", str(out))) == (
         f"exported 3 subscribers to {out}\n"
@@ -264,6 +268,130 @@ def test_export_and_reimport(cli: Invoke, runner: CliRunner, tmp_path: Path) -> 
         "added 3,"
     )
     assert again("subscribers", "export") == exported
+
+    # The JSON export reads back too: by its extension, by its content, or by --format.
+    json_export = out.read_text(encoding="utf-8")
+    for args, stdin in (
+        ([str(out)], None),
+        (["-"], json_export),
+        (["--format", "json", write(tmp_path, "backup.txt", json_export)], None),
+    ):
+        for email in ("one@example.org", "two@example.org", "pen@example.org"):
+            again("subscribers", "remove", email, "--yes")
+        output = ok(
+            runner.invoke(
+                main, ["--config", str(config), "subscribers", "import", *args], input=stdin
+            )
+        )
+        assert output.startswith("added 3,"), args
+        assert again("subscribers", "export") == exported
+        assert again("subscribers", "export", "--format", "json") == json_export
+
+
+def test_update_existing_keeps_what_blank_cells_leave_out(cli: Invoke, tmp_path: Path) -> None:
+    ok(cli("subscribers", "add", "pen@example.org", "--status", "pending", "--name", "Pen"))
+    ok(cli("subscribers", "add", "emp@example.org", "--topics", "empathy", "--list", "events"))
+    before = ok(cli("subscribers", "export"))
+    blank = write(
+        tmp_path,
+        "blank.csv",
+        "email,name,topics,lists,status\npen@example.org,,,,\nemp@example.org,,,,\n",
+    )
+    assert ok(cli("subscribers", "import", blank, "--update-existing")).startswith(
+        "added 0, updated 2,"
+    )
+    # A blank status never makes a pending address active; a blank name, topics or lists
+    # cell keeps what is stored.
+    assert ok(cli("subscribers", "export")) == before
+
+
+def test_export_to_a_path_that_cannot_be_written(cli: Invoke, tmp_path: Path) -> None:
+    ok(cli("subscribers", "add", "one@example.org"))
+    for target in ("/nonexistent/x.csv", str(tmp_path / "missing" / "x.csv"), "/proc/x.csv"):
+        result = cli("subscribers", "export", "--out", target)
+        assert result.exit_code == 1, result.output
+        assert result.output.startswith(f"Error: cannot write {target}: ")
+        assert len(result.output.splitlines()) == 1
+        assert "Traceback" not in result.output and result.exception.__class__ is SystemExit
+    assert not (tmp_path / "missing").exists()
+    # A good path is replaced whole, and no temporary file is left beside it.
+    out = tmp_path / "out.csv"
+    out.write_text("old content\n", encoding="utf-8")
+    ok(cli("subscribers", "export", "--out", str(out)))
+    assert out.read_text(encoding="utf-8").startswith("email,name,")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".out")) == []
+
+
+def test_list_with_an_unknown_list_names_the_known_lists(cli: Invoke) -> None:
+    ok(cli("subscribers", "add", "one@example.org"))
+    result = cli("subscribers", "list", "--list", "evnets")
+    assert result.exit_code == 1
+    assert result.output == "Error: unknown list 'evnets' (known lists: digest, events)\n"
+    assert [r["email"] for r in records(cli, "--list", "digest")] == ["one@example.org"]
+
+
+LONG = "someone.with.a.rather.long.address.for.tables@research-department.example-university.ca"
+
+
+def test_list_prints_whole_values_off_a_terminal(cli: Invoke) -> None:
+    name = "Dr. Zoë Ångström-Łukasz, [b]Department of Clinical Psychology[/b]"
+    ok(cli("subscribers", "add", LONG, "--name", name, "--list", "events", "--list", "digest"))
+    ok(cli("subscribers", "add", "short@example.org"))
+    output = ok(cli("subscribers", "list"))  # CliRunner's stdout is no terminal
+    header, first, second, footer = output.splitlines()
+    assert header.split("\t") == ["Email", "Name", "Status", "Topics", "Lists", "Since"]
+    assert first.split("\t")[:5] == [LONG, name, "active", "all", "digest, events"]
+    assert second.split("\t")[0] == "short@example.org"
+    assert footer == "2 subscribers"
+
+
+@pytest.mark.parametrize(
+    ("topics", "chosen"),
+    [
+        (
+            "Attendance, Attrition, and Drop-Out;Empathy",
+            ["attendance-attrition-and-drop-out", "empathy"],
+        ),
+        ("Attendance, Attrition, and Drop-Out", ["attendance-attrition-and-drop-out"]),
+        ("empathy,training", ["empathy", "training"]),
+        (
+            "Attendance, Attrition, and Drop-Out, Empathy",
+            ["attendance-attrition-and-drop-out", "empathy"],
+        ),
+    ],
+)
+def test_add_topics_take_labels_with_commas(cli: Invoke, topics: str, chosen: list[str]) -> None:
+    ok(cli("subscribers", "add", "t@example.org", "--topics", topics))
+    [record] = records(cli)
+    assert record["topics"] == chosen
+
+
+@pytest.mark.parametrize(
+    ("topics", "message", "not_suggested"),
+    [
+        (
+            "Empathy, Trainin",
+            "Error: unknown topic 'Trainin' in 'Empathy, Trainin' (topics are separated by ';');"
+            " did you mean 'Training'",
+            "'Empathy'",
+        ),
+        ("Empathy;Trainin", "Error: unknown topic 'Trainin'; did you mean 'Training'", "'Empathy'"),
+        (
+            "Attendance, Attrition",
+            "Error: unknown topic 'Attendance, Attrition'; did you mean "
+            "'Attendance, Attrition, and Drop-Out'?",
+            "'Attendance, Attrition'?",
+        ),
+    ],
+)
+def test_unknown_topic_errors_suggest_real_matches_only(
+    cli: Invoke, topics: str, message: str, not_suggested: str
+) -> None:
+    result = cli("subscribers", "add", "t@example.org", "--topics", topics)
+    assert result.exit_code == 1
+    assert result.output.startswith(message), result.output
+    assert not_suggested not in result.output.split("did you mean", 1)[1]
+    assert records(cli) == []
 
 
 # --- set-status, unsubscribe, forget: thin wrappers over the subscriber service ---------------
