@@ -84,6 +84,13 @@ class NewsletterGroup(click.Group):
             return super().invoke(ctx)
         except NewsletterError as error:
             raise click.ClickException(str(error)) from None
+        except OSError as error:
+            # A safety net for files named on the command line (an output folder that does not
+            # exist, a read-only disk): one line naming the file. OS errors without a file name
+            # are not the user's input and keep their traceback.
+            if error.filename is None:
+                raise
+            raise click.ClickException(f"{error.filename}: {error.strerror}") from None
 
 
 @click.group(cls=NewsletterGroup, context_settings={"help_option_names": ["-h", "--help"]})
