@@ -250,3 +250,27 @@ def test_unopenable_database_gives_one_error_line(
     args = fill(TYPICAL[command] or [], values)
     result = runner.invoke(main, ["--config", str(config), *command.split(), *args], input="")
     assert_one_line_error(result, "[database] url")
+
+
+def test_errors_show_paths_relative_to_the_working_directory(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write_config(tmp_path)
+    (tmp_path / "content" / "2031-01").mkdir()
+    (tmp_path / "content" / "2031-01" / "broken.md").write_text("---\ntitle: [\n---\n")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(main, ["--config", str(config), "issues", "list"])
+    result = runner.invoke(main, ["--config", str(config), "send", "2031-01", "--dry-run"])
+    assert_one_line_error(result, "content/2031-01/broken.md")
+    assert str(tmp_path) not in result.stderr
+
+
+def test_relative_paths_leave_urls_and_other_folders_whole(monkeypatch, tmp_path: Path) -> None:
+    from newsletter.cli.app import relative_paths
+
+    monkeypatch.chdir(tmp_path)
+    here = str(tmp_path)
+    assert relative_paths(f"{here}/content/a.md: bad") == "content/a.md: bad"
+    assert relative_paths(f"url sqlite:///{here}/x.db") == f"url sqlite:///{here}/x.db"
+    assert relative_paths(f"{here}-other/a.md") == f"{here}-other/a.md"
+    assert relative_paths(f"'{here}/a.md' and ({here}/b.md)") == "'a.md' and (b.md)"

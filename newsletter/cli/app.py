@@ -10,12 +10,15 @@ import contextlib
 import csv
 import functools
 import json
+import os
+import re
 import signal
 import sys
 import threading
 import warnings
 from collections.abc import Callable
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from typing import TypeVar
 
@@ -83,14 +86,29 @@ class NewsletterGroup(click.Group):
         try:
             return super().invoke(ctx)
         except NewsletterError as error:
-            raise click.ClickException(str(error)) from None
+            raise click.ClickException(relative_paths(str(error))) from None
         except OSError as error:
             # A safety net for files named on the command line (an output folder that does not
             # exist, a read-only disk): one line naming the file. OS errors without a file name
             # are not the user's input and keep their traceback.
             if error.filename is None:
                 raise
-            raise click.ClickException(f"{error.filename}: {error.strerror}") from None
+            raise click.ClickException(
+                relative_paths(f"{error.filename}: {error.strerror}")
+            ) from None
+
+
+def relative_paths(message: str) -> str:
+    """`message` with paths under the working directory shown relative to it, as typed.
+
+    The library names files by absolute path (it cannot know where the user stands); the CLI
+    shows `content/2026-11/a.md`, not `/srv/site/content/2026-11/a.md`. A path right after a
+    slash (`sqlite:////srv/x.db`) is part of a URL and left whole.
+    """
+    here = str(Path.cwd())
+    if here == os.sep:
+        return message
+    return re.sub(rf"(?<![\w/.]){re.escape(here)}{re.escape(os.sep)}", "", message)
 
 
 @click.group(cls=NewsletterGroup, context_settings={"help_option_names": ["-h", "--help"]})
