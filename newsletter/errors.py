@@ -29,6 +29,7 @@ too. Callers decide on the class, never on the message text.
     ├── ScheduleError (ValueError)
     ├── SchedulerLockedError
     ├── ArchiveError
+    ├── OutputFileError (OSError)  a file we were asked to write could not be written
     ├── LinkProblem               a link in an email that cannot be used (kind says why)
     └── FormProblem (ValueError)  a form value to fix
 """
@@ -161,3 +162,7 @@ class LinkProblem(NewsletterError):
 
 class FormProblem(NewsletterError, ValueError):
     """A form value to fix; the message is shown above the form."""
+
+
+class OutputFileError(NewsletterError, OSError):
+    """A file the user named for output could not be written; nothing was left half-written."""

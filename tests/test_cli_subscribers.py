@@ -310,7 +310,7 @@ def test_export_to_a_path_that_cannot_be_written(cli: Invoke, tmp_path: Path) ->
     for target in ("/nonexistent/x.csv", str(tmp_path / "missing" / "x.csv"), "/proc/x.csv"):
         result = cli("subscribers", "export", "--out", target)
         assert result.exit_code == 1, result.output
-        assert result.output.startswith(f"Error: cannot write {target}: ")
+        assert result.output.startswith(f"Error: {target}: cannot write: ")
         assert len(result.output.splitlines()) == 1
         assert "Traceback" not in result.output and result.exception.__class__ is SystemExit
     assert not (tmp_path / "missing").exists()

@@ -11,16 +11,15 @@ import csv
 import functools
 import json
 import os
+import re
 import signal
 import sys
-import tempfile
 import threading
 import warnings
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
 from typing import Any
 from typing import TypeVar
 
@@ -36,7 +35,6 @@ from newsletter.store.engine import make_engine
 from newsletter.store.engine import require_schema
 
 F = TypeVar("F", bound=Callable[..., Any])
-T = TypeVar("T")
 
 
 class App:
@@ -89,7 +87,29 @@ class NewsletterGroup(click.Group):
         try:
             return super().invoke(ctx)
         except NewsletterError as error:
-            raise click.ClickException(str(error)) from None
+            raise click.ClickException(relative_paths(str(error))) from None
+        except OSError as error:
+            # A safety net for files named on the command line (an output folder that does not
+            # exist, a read-only disk): one line naming the file. OS errors without a file name
+            # are not the user's input and keep their traceback.
+            if error.filename is None:
+                raise
+            raise click.ClickException(
+                relative_paths(f"{error.filename}: {error.strerror}")
+            ) from None
+
+
+def relative_paths(message: str) -> str:
+    """`message` with paths under the working directory shown relative to it, as typed.
+
+    The library names files by absolute path (it cannot know where the user stands); the CLI
+    shows `content/2026-11/a.md`, not `/srv/site/content/2026-11/a.md`. A path right after a
+    slash (`sqlite:////srv/x.db`) is part of a URL and left whole.
+    """
+    here = str(Path.cwd())
+    if here == os.sep:
+        return message
+    return re.sub(rf"(?<![\w/.]){re.escape(here)}{re.escape(os.sep)}", "", message)
 
 
 @click.group(cls=NewsletterGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -192,32 +212,3 @@ def print_table(
     console.print(table)
     if footer:
         console.print(Text(footer))
-
-
-def write_output(path: Path, write: Callable[[IO[str]], T]) -> T:
-    """Call `write` with a UTF-8 text stream whose content becomes the file `path`: written to
-    a temporary file beside it, then renamed over it, so a failure leaves no half-written file.
-
-    A path that cannot be written (missing folder, no permission, not a file) is a
-    `click.ClickException`: one line naming the path, no traceback. The file is readable by
-    its owner only, as a temporary file is: exports hold personal data.
-    """
-    folder = path.parent
-    try:
-        handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed below, renamed or removed)
-            "w", encoding="utf-8", newline="", dir=folder, prefix=f".{path.name}.", delete=False
-        )
-    except OSError as error:
-        raise click.ClickException(f"cannot write {path}: {error.strerror or error}") from None
-    temporary = Path(handle.name)
-    try:
-        with handle:
-            result = write(handle)
-        os.replace(temporary, path)
-    except OSError as error:
-        temporary.unlink(missing_ok=True)
-        raise click.ClickException(f"cannot write {path}: {error.strerror or error}") from None
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return result

@@ -17,6 +17,7 @@ from newsletter.content.reader import list_months
 from newsletter.content.reader import load_issue
 from newsletter.errors import ContentError
 from newsletter.message.preview import preview_parts
+from newsletter.paths import output_file
 from newsletter.personalize import make_recipient
 from newsletter.render import checks
 from newsletter.store import ledger
@@ -111,5 +112,6 @@ def preview(
         sys.stdout.buffer.write(payload)
         sys.stdout.buffer.flush()
     else:
-        out.write_bytes(payload)
+        with output_file(out, "wb") as stream:
+            stream.write(payload)
         click.echo(f"wrote {out} ({len(payload):,} bytes, variant {parts.variant})", err=True)

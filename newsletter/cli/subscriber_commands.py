@@ -20,9 +20,9 @@ from newsletter.cli.app import format_option
 from newsletter.cli.app import main
 from newsletter.cli.app import pass_app
 from newsletter.cli.app import print_table
-from newsletter.cli.app import write_output
 from newsletter.errors import ImportFileError
 from newsletter.errors import RowsRejected
+from newsletter.paths import output_file
 from newsletter.store import import_export
 from newsletter.store import subscribers as api
 from newsletter.store.engine import transaction
@@ -318,7 +318,8 @@ def export(app: App, fmt: str, out: Path | None) -> None:
         if out is None:
             count = _export(session, fmt, sys.stdout)
         else:
-            count = write_output(out, lambda stream: _export(session, fmt, stream))
+            with output_file(out) as stream:
+                count = _export(session, fmt, stream)
     if out is not None:
         click.echo(f"exported {count} subscriber{'' if count == 1 else 's'} to {out}")
 

@@ -9,6 +9,7 @@ import click
 from newsletter.cli.app import App
 from newsletter.cli.app import main
 from newsletter.cli.app import pass_app
+from newsletter.cli.listen import bind_listener
 
 
 @main.command("serve")
@@ -30,9 +31,10 @@ def serve(app: App, host: str, port: int, forwarded_allow_ips: str) -> None:
     # web app are two shells over the same core and never import each other.
     if app.settings.config_path is not None:
         os.environ["NEWSLETTER_CONFIG"] = str(app.settings.config_path)
+    listener = bind_listener(host, port)
     click.echo(f"serving {app.settings.newsletter.name} on http://{host}:{port}/")
     click.echo(f"public links in emails point at {app.settings.newsletter.base_url}")
-    uvicorn.run(
+    config = uvicorn.Config(
         "newsletter.web:app_from_environment",
         factory=True,
         host=host,
@@ -41,6 +43,8 @@ def serve(app: App, host: str, port: int, forwarded_allow_ips: str) -> None:
         forwarded_allow_ips=forwarded_allow_ips,
         log_level="info",
     )
+    with listener:
+        uvicorn.Server(config).run(sockets=[listener])
 
 
 @main.group("admin")

@@ -226,6 +226,9 @@ class DkimSigner:
             )
         if config.key_file is None:
             raise ConfigError("dkim.key_file is not set: name the PEM private key file")
+        # Names before files: a bad selector is the error to fix, whatever the key file holds.
+        _check_dns_name(config.selector.strip(), "dkim.selector")
+        _check_dns_name(domain, "dkim.domain")
         key = _read_key(config.key_file, "dkim.key_file")
         return cls(config.selector.strip(), domain, key)
 

@@ -89,11 +89,27 @@ def reaching(engine: Engine) -> Iterator[None]:
         ) from None
 
 
+@contextlib.contextmanager
+def known_revision(engine: Engine, revision: str) -> Iterator[None]:
+    """Alembic's CommandError (an unknown or ambiguous revision, a downgrade target above the
+    current one) as one `DatabaseError` line naming the revision and the known ones."""
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    try:
+        yield
+    except CommandError as error:
+        reason = str(error).strip().splitlines()[0]
+        script = ScriptDirectory.from_config(alembic_config(engine))
+        known = ", ".join(["base", *sorted(r.revision for r in script.walk_revisions()), "head"])
+        raise DatabaseError(f"revision {revision!r}: {reason} (known: {known})") from None
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Apply migrations up to `revision` (creates the database file if needed)."""
     from alembic import command
 
-    with reaching(engine):
+    with reaching(engine), known_revision(engine, revision):
         command.upgrade(alembic_config(engine), revision)
 
 
@@ -101,7 +117,7 @@ def downgrade(engine: Engine, revision: str) -> None:
     """Revert migrations down to `revision` ('base' empties the schema)."""
     from alembic import command
 
-    with reaching(engine):
+    with reaching(engine), known_revision(engine, revision):
         command.downgrade(alembic_config(engine), revision)
 
 
