@@ -9,6 +9,7 @@ too. Callers decide on the class, never on the message text.
     ├── ConfigError (ValueError)
     ├── DatabaseError
     ├── ContentError (ValueError)
+    │   └── ContentProblems       several at once (`issues check` lists every one)
     ├── TaxonomyError (LookupError)
     ├── InvalidAddress (ValueError)
     ├── SubscriberError (ValueError)
@@ -59,6 +60,36 @@ class ContentError(NewsletterError, ValueError):
         self.detail = message
         where = f"{self.path}: {field}: " if field else f"{self.path}: "
         super().__init__(where + message)
+
+
+class ContentProblems(ContentError):
+    """Several content errors found in one read of a month; `problems` holds each of them
+    (file order). The message lists them all, so every caller shows every problem at once:
+    `<file>: <field>: <problem>; <field>: <problem> (2 problems)`, each file named once."""
+
+    def __init__(self, path: object, problems: list[ContentError]) -> None:
+        self.problems = list(problems)
+        files = list(dict.fromkeys(problem.path for problem in self.problems))
+        one_file = len(files) == 1
+        listed = [str(self.problems[0])]
+        for before, problem in zip(self.problems, self.problems[1:], strict=False):
+            short = f"{problem.field}: {problem.detail}" if problem.field else problem.detail
+            listed.append(short if problem.path == before.path else str(problem))  # file once
+        counted = f"{len(self.problems)} problems" + ("" if one_file else f" in {len(files)} files")
+        message = "; ".join(listed) + f" ({counted})"
+        NewsletterError.__init__(self, message)
+        self.path = files[0] if one_file else str(path)
+        self.field = None
+        self.detail = message.removeprefix(f"{self.path}: ")
+
+
+def raise_content_problems(path: object, problems: list[ContentError]) -> None:
+    """Raise the one problem itself, several as `ContentProblems` (named by their one file, else
+    by `path`); nothing when there are none."""
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise ContentProblems(path, problems)
 
 
 class TaxonomyError(NewsletterError, LookupError):

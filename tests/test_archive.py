@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import socket
 import threading
 import urllib.error
 import urllib.request
@@ -36,6 +37,7 @@ from newsletter.config import normalize_base_path
 from newsletter.config import settings_from_dict
 from newsletter.content.taxonomy import Taxonomy
 from newsletter.errors import ArchiveError
+from newsletter.errors import ContentProblems
 from newsletter.store import engine as db
 from newsletter.store import models
 
@@ -393,6 +395,65 @@ def test_cli_build_publishes_what_the_database_says(tmp_path, runner):
     assert "not published" not in result.output
 
 
+def broken_content(tmp_path: Path) -> Path:
+    """A copy of the archive content whose unsent draft (2026-08) is broken twice over."""
+    content = tmp_path / "content"
+    shutil.copytree(CONTENT, content)
+    draft = content / "2026-08"
+    (draft / "01-draft-supervision.md").write_text("---\ntitle: [half\n---\n", encoding="utf-8")
+    (draft / "02-unfinished.md").write_text("---\ntitle: TODO\n---\n", encoding="utf-8")
+    return content
+
+
+def test_a_broken_unsent_draft_does_not_block_the_archive(tmp_path, runner):
+    content = broken_content(tmp_path)
+    config = write_config(tmp_path, content={"dir": str(content)}, archive={"dir": "public"})
+    result = runner.invoke(main, ["--config", str(config), "archive", "build", "--no-search"])
+    assert result.exit_code == 0, result.output
+    assert months_in(tmp_path / "public") == ["2026-07"]
+    assert (
+        "not published (never sent, not public): 2026-05, 2026-06, 2026-08; these were not read"
+        in (result.output)
+    )
+
+
+def test_a_broken_published_month_still_stops_the_build_with_every_problem(tmp_path, taxonomy):
+    content = broken_content(tmp_path)
+    settings = archive_settings(tmp_path)
+    settings.content.dir = content
+    with pytest.raises(ContentProblems) as caught:
+        archive.build_site(settings, taxonomy, tmp_path / "site", sent={"2026-08"}, search=False)
+    assert [(Path(p.path).name, p.field) for p in caught.value.problems] == [
+        ("01-draft-supervision.md", None),
+        ("02-unfinished.md", "topics"),
+        ("02-unfinished.md", "research_type"),
+        ("02-unfinished.md", "Practice Implications"),
+    ]
+    assert not (tmp_path / "site").exists()
+    with pytest.raises(ContentProblems):  # a preview of every month reads the draft too
+        archive.build_site(settings, taxonomy, tmp_path / "site", include_unsent=True, search=False)
+
+
+def test_an_unsent_month_with_a_broken_issue_md_is_left_out_with_a_warning(tmp_path, runner):
+    content = broken_content(tmp_path)
+    (content / "2026-08" / "issue.md").write_text("---\npublic: [true\n---\n", encoding="utf-8")
+    (content / "2026-07" / "01-cbt-long-term.md").write_text("broken\n", encoding="utf-8")
+    config = write_config(tmp_path, content={"dir": str(content)}, archive={"dir": "public"})
+    result = runner.invoke(main, ["--config", str(config), "archive", "build", "--no-search"])
+    # 2026-07 is public: true, so it is published, and its broken summary stops the build.
+    assert result.exit_code == 1
+    assert "2026-07/01-cbt-long-term.md: must start with YAML front matter" in result.output
+    shutil.copy(CONTENT / "2026-07" / "01-cbt-long-term.md", content / "2026-07")
+    result = runner.invoke(main, ["--config", str(config), "archive", "build", "--no-search"])
+    assert result.exit_code == 0, result.output
+    assert months_in(tmp_path / "public") == ["2026-07"]
+    [warning] = [line for line in result.stderr.splitlines() if line.startswith("warning")]
+    assert warning.startswith(
+        "warning: 2026-08 is not published: its issue.md (which may say `public: true`) cannot "
+        f"be read: {content / '2026-08' / 'issue.md'}: line 3: invalid YAML front matter"
+    )
+
+
 # -- writer ---------------------------------------------------------------------------------
 
 
@@ -456,6 +517,20 @@ def test_writer_refuses_to_replace_a_folder_it_did_not_build(tmp_path, taxonomy)
     with Writer(tmp_path / "other") as writer, pytest.raises(ArchiveError, match="outside"):
         writer.write("../escape.txt", "x")
     assert not (tmp_path / "escape.txt").exists()
+
+
+@pytest.mark.parametrize("out", ["/proc/x", "{tmp}/a-file/site"])
+def test_build_where_nothing_can_be_written_is_one_line(tmp_path, runner, out):
+    (tmp_path / "a-file").write_text("not a folder")
+    out = out.format(tmp=tmp_path)
+    config = write_config(tmp_path, content={"dir": str(CONTENT)})
+    args = ["--config", str(config), "archive", "build", out, "--include-unsent", "--no-search"]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)  # no traceback
+    [line] = result.output.splitlines()
+    assert line.startswith(f"Error: {out}: ")
+    assert "cannot create the site folder" in line or "a-file is a file, not a folder" in line
 
 
 # -- theme ----------------------------------------------------------------------------------
@@ -540,3 +615,41 @@ def test_cli_serve_needs_a_built_site(tmp_path, runner):
     result = runner.invoke(main, ["--config", str(config), "archive", "serve"])
     assert result.exit_code == 1
     assert "run `newsletter archive build` first" in result.output
+
+
+@pytest.fixture
+def built_config(tmp_path, taxonomy) -> Path:
+    site = build(tmp_path, taxonomy)
+    return write_config(tmp_path, content={"dir": str(CONTENT)}, archive={"dir": str(site)})
+
+
+@pytest.mark.parametrize(
+    ("options", "code", "message"),
+    [
+        (["--port", "-1"], 2, "Invalid value for '--port': -1 is not in the range 0<=x<=65535"),
+        (["--port", "99999"], 2, "'--port': 99999 is not in the range 0<=x<=65535"),
+        (["--host", "256.1.1.1"], 1, "Error: host '256.1.1.1': not an IP address"),
+        (["--host", "192.0.2.1"], 1, "Error: host '192.0.2.1': not an address of this machine"),
+    ],
+)
+def test_cli_serve_with_a_bad_host_or_port_is_one_line(
+    runner, built_config, options, code, message
+):
+    result = runner.invoke(main, ["--config", str(built_config), "archive", "serve", *options])
+    assert result.exit_code == code, result.output
+    assert isinstance(result.exception, SystemExit)  # no traceback
+    assert message in result.output.splitlines()[-1]
+
+
+def test_cli_serve_on_a_busy_port_is_one_line(runner, built_config):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        args = ["--config", str(built_config), "archive", "serve", "--port", str(port)]
+        result = runner.invoke(main, args)
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)
+    assert result.output == (
+        f"Error: port {port} on 127.0.0.1 is in use by another program: choose another port\n"
+    )

@@ -122,6 +122,97 @@ def test_issues_check_a_bad_file(cli: Invoke, content: Path) -> None:
     assert "KB" not in result.stdout
 
 
+def test_issues_check_reports_every_problem_of_every_file(cli: Invoke, content: Path) -> None:
+    """Not just the first: each problem of each file, named by file and field or line."""
+    month = content / "2025-01"
+    (month / "04-bad.md").write_text(
+        "---\ntitle: T\ntopics: [Empathy, Depresion, Anxeity]\nresearch_type: Reviw\n"
+        "author: me\n---\nText.\n",
+        encoding="utf-8",
+    )
+    (month / "05-bad.md").write_text("---\ntitle: [a\n---\nText.\n", encoding="utf-8")
+    (month / "issue.md").write_text(
+        "---\nsubject: S\npublic: maybe\n---\nIntro.\n\n{summary: x} misspelt.\n",
+        encoding="utf-8",
+    )
+    result = cli("issues", "check", "2025-01")
+    assert result.exit_code == 1
+    errors = [line for line in result.stdout.splitlines() if line.startswith("error")]
+    bad, yaml_bad, issue_md = (str(month / name) for name in ("04-bad.md", "05-bad.md", "issue.md"))
+    expected = [
+        f"{bad}: author: unknown field",
+        f"{bad}: topics: unknown topic 'Depresion'",
+        f"{bad}: topics: unknown topic 'Anxeity'",
+        f"{bad}: research_type: unknown research type 'Reviw'",
+        f"{bad}: Practice Implications: missing",
+        f"{yaml_bad}: line 3: invalid YAML front matter",
+        f"{issue_md}: public: must be true or false",
+        f"{issue_md}: line 7: '{{summary: x}}': write the marker as",
+    ]
+    assert len(errors) == len(expected), result.stdout
+    for line, start in zip(errors, expected, strict=True):
+        assert line.split(maxsplit=1)[1].startswith(start), line
+    assert result.stdout.splitlines()[-1] == "8 errors: 2025-01 cannot be sent until they are fixed"
+
+
+def test_send_refuses_a_month_with_errors_and_lists_them_all(cli: Invoke, content: Path) -> None:
+    (content / "2025-01" / "04-bad.md").write_text(BAD_SUMMARY, encoding="utf-8")
+    (content / "2025-01" / "05-bad.md").write_text(
+        BAD_SUMMARY.replace("Empathy", "Empaty"), encoding="utf-8"
+    )
+    result = cli("send", "2025-01", "--yes")
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    [line] = result.output.strip().splitlines()
+    assert "04-bad.md: Practice Implications: missing" in line
+    assert "05-bad.md: topics: unknown topic 'Empaty'" in line
+    assert (
+        "Practice Implications: missing the '## Practice Implications' heading (3 problems" in line
+    )
+
+
+def test_issues_check_still_checks_the_size_of_the_good_files(cli: Invoke, content: Path) -> None:
+    """Gmail's clip is an error found now, not after the other errors are fixed."""
+    paragraph = "Therapists who listen well help their clients to recover. " * 40
+    long_body = "\n\n".join([paragraph] * 60)
+    (content / "2025-01" / "04-long.md").write_text(
+        "---\ntitle: Long\ntopics: [Empathy]\nresearch_type: Review\n---\n"
+        f"{long_body}\n\n## Practice Implications\n\nListen.\n",
+        encoding="utf-8",
+    )
+    (content / "2025-01" / "05-bad.md").write_text(BAD_SUMMARY, encoding="utf-8")
+    result = cli("issues", "check", "2025-01")
+    assert result.exit_code == 1
+    assert re.search(
+        r"^error +HTML full issue: \d+\.\d KB — Gmail clips messages over 102 KB "
+        r"\(without the 1 problem above\)$",
+        result.stdout,
+        re.M,
+    )
+
+
+def test_issues_check_warns_of_raw_html_with_file_and_line(cli: Invoke, content: Path) -> None:
+    """Raw HTML is escaped, so readers would see the tags: a warning, not an error."""
+    path = content / "2025-02" / "03-html.md"
+    path.write_text(
+        "---\ntitle: T\ntopics: [Empathy]\nresearch_type: Review\n---\n"
+        "Plain first line,\nthen <b>bold</b> and `<code>` kept.\n\n<!-- editor: check -->\n\n"
+        '## Practice Implications\n\n<div class="box">\nListen.\n</div>\n',
+        encoding="utf-8",
+    )
+    output = ok(cli("issues", "check", "2025-02"))
+    warnings = [line for line in output.splitlines() if line.startswith("warning")]
+    assert [w.split(": raw HTML ")[0].split(maxsplit=1)[1] for w in warnings] == [
+        f"{path}: line 7",
+        f"{path}: line 9",
+        f"{path}: line 13",
+    ]
+    assert "“<b>”, “</b>” is shown to readers as text" in warnings[0]
+    assert "<code>" not in output
+    assert "“<!-- editor: check -->”" in warnings[1]
+    assert '“<div class="box">”' in warnings[2]
+
+
 OLD_INTRO = (
     "---\nsubject: S\n---\nThis month brings three summaries. The first is a trial; "
     "the second and the third are about the alliance.\n"
@@ -161,6 +252,47 @@ def test_issues_check_a_badly_named_month(cli: Invoke) -> None:
     result = cli("issues", "check", "2025-1")
     assert result.exit_code == 1
     assert "must be named YYYY-MM" in result.output
+
+
+def test_issues_check_accepts_tab_completed_folders(cli: Invoke, content: Path) -> None:
+    for form in ("2025-02/", str(content / "2025-02"), str(content / "2025-02") + "/"):
+        assert "subject: Test Digest — February 2025" in ok(cli("issues", "check", form))
+
+
+def test_issues_check_refuses_a_folder_outside_the_content_folder(
+    cli: Invoke, tmp_path: Path
+) -> None:
+    other = tmp_path / "elsewhere" / "2025-02"
+    other.mkdir(parents=True)
+    result = cli("issues", "check", f"{other}/")
+    assert result.exit_code == 2
+    assert f"{other}/: not a month folder of the content folder" in result.output
+
+
+def test_issues_check_suggests_the_month_meant(cli: Invoke) -> None:
+    result = cli("issues", "check", "2025-2")
+    assert result.exit_code == 1
+    assert "2025-2: a month folder must be named YYYY-MM (e.g. 2026-11): did you mean 2025-02?" in (
+        result.output
+    )
+
+
+def test_issues_list_warns_of_misnamed_month_folders(cli: Invoke, content: Path) -> None:
+    for name in ("2022-9", "2022-13", "Sept-2022", "drafts", "2025-02.old"):
+        (content / name).mkdir()
+    result = cli("issues", "list")
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning")]
+    expected = {
+        "2022-13": "its month must be 01 to 12",
+        "2022-9": "rename it to 2022-09",
+        "Sept-2022": "rename it to 2022-09",
+    }
+    assert len(warnings) == len(expected), result.stderr
+    for line, (name, advice) in zip(warnings, expected.items(), strict=True):
+        assert line.startswith(f"warning: {content / name}: looks like a month but is not named")
+        assert line.endswith(f"so it is ignored: {advice}")
+    assert "2022-" not in result.stdout  # not listed as months
 
 
 # --- preview ------------------------------------------------------------------------------------

@@ -14,11 +14,13 @@ from newsletter.content.model import month_label
 from newsletter.content.reader import latest_month
 from newsletter.content.reader import list_months
 from newsletter.content.reader import load_issue
+from newsletter.content.reader import misnamed_months
 from newsletter.content.reader import normalize_doi
 from newsletter.content.reader import parse_summary
 from newsletter.content.taxonomy import Taxonomy
 from newsletter.content.taxonomy import taxonomy_from_settings
 from newsletter.errors import ContentError
+from newsletter.errors import ContentProblems
 
 CONTENT = FIXTURES / "content"
 NAME = "Test Digest"
@@ -374,6 +376,50 @@ def test_missing_month_folder(tmp_path: Path, taxonomy: Taxonomy) -> None:
     assert "no such month folder" in error.detail
 
 
+def test_every_problem_of_every_file_at_once(tmp_path: Path, taxonomy: Taxonomy) -> None:
+    """`load_issue` (what send and preview use) lists every problem, each file named once."""
+    first = write_summary(tmp_path / "2025-03", "01-a.md", front="topics: [Empaty]\n", body="x\n")
+    second = write_summary(tmp_path / "2025-03", "02-b.md", front=FRONT + "order: first\n")
+    error = load_error(tmp_path, taxonomy)
+    assert isinstance(error, ContentProblems)
+    assert [(Path(p.path).name, p.field) for p in error.problems] == [
+        ("01-a.md", "title"),
+        ("01-a.md", "topics"),
+        ("01-a.md", "research_type"),
+        ("01-a.md", "Practice Implications"),
+        ("02-b.md", "order"),
+    ]
+    assert error.path == str(tmp_path / "2025-03")
+    assert str(error) == (
+        f"{first}: title: is required; topics: unknown topic 'Empaty'; did you mean 'Empathy'?; "
+        "research_type: is required; Practice Implications: missing the '## Practice "
+        f"Implications' heading; {second}: order: must be a whole number (5 problems in 2 files)"
+    )
+
+
+def test_an_intro_part_for_a_broken_summary_is_not_refused_too(
+    tmp_path: Path, taxonomy: Taxonomy
+) -> None:
+    write_summary(tmp_path / "2025-03", "01-empathy.md")
+    write_summary(tmp_path / "2025-03", "02-broken.md", front="title: T\n")
+    (tmp_path / "2025-03" / "issue.md").write_text(
+        "---\nsubject: S\n---\n{summary=broken} About the broken one.\n", encoding="utf-8"
+    )
+    error = load_error(tmp_path, taxonomy)
+    assert isinstance(error, ContentProblems)
+    assert all(Path(p.path).name == "02-broken.md" for p in error.problems)
+
+
+def test_raw_html_is_noted_with_its_line(taxonomy: Taxonomy) -> None:
+    body = "Text.\n\nA <b>b</b>\nthen <i>i</i>.\n\n## Practice Implications\n\n<p>x</p>\n"
+    summary = parse_summary(f"---\n{FRONT}---\n\n{body}", "x.md", "2025-03", taxonomy)
+    assert [note.split(" is shown")[0] for note in summary.notes] == [
+        "x.md: line 9: raw HTML “<b>”, “</b>”",
+        "x.md: line 10: raw HTML “<i>”, “</i>”",
+        "x.md: line 14: raw HTML “<p>x</p>”",
+    ]
+
+
 # --- Markdown -----------------------------------------------------------------------------------
 
 
@@ -413,6 +459,27 @@ def test_list_months_ignores_other_folders_and_files(tmp_path: Path) -> None:
     (tmp_path / "2025-03").write_text("a file, not a folder", encoding="utf-8")
     assert list_months(tmp_path) == ["2024-12", "2025-01"]
     assert latest_month(tmp_path) == "2025-01"
+
+
+@pytest.mark.parametrize(
+    ("name", "meant"),
+    [
+        ("2022-9", "2022-09"),
+        ("2022_09", "2022-09"),
+        ("202209", "2022-09"),
+        ("9-2022", "2022-09"),
+        ("Sept-2022", "2022-09"),
+        ("september 2022", "2022-09"),
+        ("2022-Sep", "2022-09"),
+        ("2022-13", None),
+        ("2022-0", None),
+    ],
+)
+def test_misnamed_month_folders(tmp_path: Path, name: str, meant: str | None) -> None:
+    for other in (name, "2022-10", "drafts", "2025-02.old", "maybe-2022"):
+        (tmp_path / other).mkdir()
+    assert misnamed_months(tmp_path) == [(name, meant)]
+    assert list_months(tmp_path) == ["2022-10"]
 
 
 def test_list_months_of_the_fixtures() -> None:

@@ -1,6 +1,6 @@
 """Static web archive: read → generate → write, Pelican style.
 
-- `reader` reads every month's Issue and decides which months are published;
+- `reader` decides which months are published and reads only those;
 - `generator` (pure) turns issues into pages, feeds, sitemap and robots.txt;
 - `writer` is the only code that touches the output folder (temp build, atomic swap);
 - `search` runs Pagefind over the build before the swap.
@@ -23,7 +23,9 @@ from newsletter.archive import search as search_module
 from newsletter.archive.generator import Site
 from newsletter.archive.generator import generate
 from newsletter.archive.generator import site_info
+from newsletter.archive.reader import Unpublished
 from newsletter.archive.reader import read_issues
+from newsletter.archive.reader import read_published
 from newsletter.archive.reader import select_published
 from newsletter.archive.reader import sent_months
 from newsletter.archive.theme import static_files
@@ -40,6 +42,7 @@ __all__ = [
     "BuildResult",
     "build_site",
     "read_issues",
+    "read_published",
     "select_published",
     "sent_months",
     "write_site",
@@ -66,7 +69,8 @@ class BuildResult:
     summaries: int
     search: str  # "indexed", "skipped" or "unavailable"
     seconds: float
-    skipped_months: list[str] = field(default_factory=list)
+    skipped_months: list[str] = field(default_factory=list)  # not published, not read
+    unreadable: dict[str, str] = field(default_factory=dict)  # of those: issue.md's error
 
 
 def build_site(
@@ -85,14 +89,23 @@ def build_site(
     """
     started = time.perf_counter()
     if issues is None:
-        issues = read_issues(settings.content.dir, taxonomy, settings.newsletter.name)
-    published = select_published(issues, sent, include_unsent=include_unsent)
-    chosen = {issue.month for issue in published}
+        published, left_out = read_published(
+            settings.content.dir,
+            taxonomy,
+            settings.newsletter.name,
+            sent,
+            include_unsent=include_unsent,
+        )
+    else:
+        published = select_published(issues, sent, include_unsent=include_unsent)
+        chosen = {issue.month for issue in published}
+        left_out = [Unpublished(m) for m in sorted({i.month for i in issues} - chosen)]
     site = generate(published, taxonomy, site_info(settings))
     result = write_site(
         site, Path(out or settings.archive.dir), settings.archive.templates_dir, search=search
     )
-    result.skipped_months = sorted(issue.month for issue in issues if issue.month not in chosen)
+    result.skipped_months = [one.month for one in left_out]
+    result.unreadable = {one.month: one.problem for one in left_out if one.problem}
     result.seconds = time.perf_counter() - started
     return result
 

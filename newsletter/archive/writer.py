@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -40,10 +41,29 @@ class Writer:
 
     def __enter__(self) -> Writer:
         check_replaceable(self.out)
-        self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.build-", dir=self.out.parent))
-        self.tmp.chmod(0o755)
+        for folder in self.out.parents:
+            if folder.exists():
+                if not folder.is_dir():
+                    raise ArchiveError(f"{self.out}: {folder} is a file, not a folder")
+                break
+        with self._os_errors("create the site folder"):
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            self.tmp = Path(
+                tempfile.mkdtemp(prefix=f".{self.out.name}.build-", dir=self.out.parent)
+            )
+            self.tmp.chmod(0o755)
         return self
+
+    @contextlib.contextmanager
+    def _os_errors(self, what: str) -> Iterator[None]:
+        """An OSError (no space, no permission, a read-only or pseudo file system such as
+        /proc) as one ArchiveError naming OUT; the `with` block then discards the build."""
+        try:
+            yield
+        except OSError as error:
+            reason = error.strerror or str(error)
+            where = f" ({error.filename})" if error.filename not in (None, str(self.out)) else ""
+            raise ArchiveError(f"{self.out}: cannot {what}: {reason}{where}") from error
 
     def __exit__(
         self,
@@ -65,15 +85,16 @@ class Writer:
 
     def write(self, relative: str, data: str | bytes) -> None:
         """Write one file (text is UTF-8) at `relative` inside the build."""
-        path = self._target(relative)
         if isinstance(data, str):
             data = data.encode("utf-8")
-        path.write_bytes(data)
+        with self._os_errors(f"write {relative}"):
+            self._target(relative).write_bytes(data)
         self.written.append(relative)
 
     def copy(self, relative: str, source: Path) -> None:
         """Copy a file (a theme's static asset) into the build."""
-        shutil.copyfile(source, self._target(relative))
+        with self._os_errors(f"write {relative}"):
+            shutil.copyfile(source, self._target(relative))
         self.written.append(relative)
 
     def commit(self, before_swap: Callable[[Path], None] | None = None) -> None:
@@ -82,12 +103,19 @@ class Writer:
             raise RuntimeError("Writer used outside its `with` block")
         if before_swap is not None:
             before_swap(self.tmp)
+        with self._os_errors("put the new site in place"):
+            self._swap()
+        self.tmp = None
+        self.committed = True
+
+    def _swap(self) -> None:
+        assert self.tmp is not None
         (self.tmp / MARKER).write_text("built by `newsletter archive build`\n", encoding="utf-8")
         check_replaceable(self.out)
         if not self.out.exists():
             os.rename(self.tmp, self.out)
         elif _exchange(self.tmp, self.out):
-            shutil.rmtree(self.tmp)  # now holds the old site
+            shutil.rmtree(self.tmp, ignore_errors=True)  # now holds the old site
         else:
             old = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.old-", dir=self.out.parent))
             old.rmdir()
@@ -98,8 +126,6 @@ class Writer:
                 os.rename(old, self.out)
                 raise
             shutil.rmtree(old, ignore_errors=True)
-        self.tmp = None
-        self.committed = True
 
 
 def check_replaceable(out: Path) -> None:

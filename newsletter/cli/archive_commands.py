@@ -64,7 +64,14 @@ def build(app: App, out: Path | None, include_unsent: bool, no_search: bool) -> 
     if result.skipped_months:
         click.echo(
             f"not published (never sent, not public): {', '.join(result.skipped_months)}; "
-            "use --include-unsent to preview them"
+            "these were not read; use --include-unsent to preview them"
+        )
+    for month, problem in result.unreadable.items():
+        click.secho(
+            f"warning: {month} is not published: its issue.md (which may say `public: true`) "
+            f"cannot be read: {problem}",
+            fg="yellow",
+            err=True,
         )
     if result.search == "unavailable":
         click.echo("search: Pagefind is not installed, the search page will say so")
@@ -82,7 +89,9 @@ def _preview_url(settings: Settings, port: int = 8001) -> str:
     "folder", required=False, type=click.Path(file_okay=False, exists=True, path_type=Path)
 )
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8001, show_default=True, type=int)
+@click.option(
+    "--port", default=8001, show_default=True, type=click.IntRange(0, 65535), help="0: any free."
+)
 @pass_app
 def serve(app: App, folder: Path | None, host: str, port: int) -> None:
     """Preview a built site locally at its [archive] base_path (not for production)."""

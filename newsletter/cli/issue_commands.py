@@ -15,17 +15,45 @@ from newsletter.cli.app import main
 from newsletter.cli.app import pass_app
 from newsletter.content.reader import list_months
 from newsletter.content.reader import load_issue
+from newsletter.content.reader import misnamed_months
 from newsletter.errors import ContentError
+from newsletter.errors import ContentProblems
 from newsletter.message.preview import preview_parts
 from newsletter.paths import output_file
 from newsletter.personalize import make_recipient
 from newsletter.render import checks
+from newsletter.render.environment import plural
 from newsletter.store import ledger
 from newsletter.store.engine import session_factory
 from newsletter.store.subscribers import parse_topics
 from newsletter.store.subscribers import require_subscriber
 
-MONTH = click.argument("month", metavar="YYYY-MM")
+
+class MonthArgument(click.ParamType):
+    """A month as YYYY-MM, also as tab completion gives it: `2026-11/`, `content/2026-11`.
+
+    A path must be a folder of the content folder (else it would name another site's month);
+    the month's own form is checked where it is read (`parse_month`).
+    """
+
+    name = "month"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> str:
+        text = str(value).strip()
+        bare = text.rstrip("/")
+        if "/" not in bare:
+            return bare or text
+        app = ctx.find_object(App) if ctx is not None else None
+        if app is not None:
+            content = Path(app.settings.content.dir).resolve()
+            if Path(bare).resolve().parent != content:
+                self.fail(f"{text}: not a month folder of the content folder {content}", param)
+        return Path(bare).name
+
+
+MONTH = click.argument("month", metavar="YYYY-MM", type=MonthArgument())
 
 
 @main.group("issues")
@@ -38,6 +66,15 @@ def issues_group() -> None:
 def list_issues(app: App) -> None:
     """Months, summary counts and sent state."""
     settings = app.settings
+    for name, meant in misnamed_months(settings.content.dir):
+        folder = Path(settings.content.dir) / name
+        advice = f"rename it to {meant}" if meant else "its month must be 01 to 12"
+        click.secho(
+            f"warning: {folder}: looks like a month but is not named YYYY-MM (e.g. 2026-11), "
+            f"so it is ignored: {advice}",
+            fg="yellow",
+            err=True,
+        )
     table = Table("month", "summaries", "subject", "state")
     with session_factory(app.db())() as session:
         for month in list_months(settings.content.dir):
@@ -47,11 +84,7 @@ def list_issues(app: App) -> None:
                 )
                 count, subject = str(len(issue.summaries)), issue.subject
             except ContentError as error:
-                # Name the file and field (the detail alone can be just "is required"); escape
-                # it, as YAML errors contain '[' and ']'.
-                field = f"{error.field}: " if error.field else ""
-                problem = f"{Path(error.path).name}: {field}{error.detail}"
-                count, subject = "?", f"[red]error: {escape(problem)}[/red]"
+                count, subject = "?", f"[red]{escape(_short_problem(error, month))}[/red]"
             campaign = ledger.find_campaign(session, month)
             state = "not sent"
             if campaign is not None:
@@ -71,8 +104,23 @@ def check(app: App, month: str) -> None:
     marks = {checks.OK: "ok     ", checks.WARNING: "warning", checks.ERROR: "error  "}
     for finding in findings:
         click.echo(f"{marks[finding.level]} {finding.message}")
-    if any(f.level == checks.ERROR for f in findings):
+    errors = sum(f.level == checks.ERROR for f in findings)
+    if errors:
+        them = "it is" if errors == 1 else "they are"
+        click.echo(f"{plural(errors, 'error')}: {month} cannot be sent until {them} fixed")
         raise click.exceptions.Exit(1)
+
+
+def _short_problem(error: ContentError, month: str) -> str:
+    """A content error for a table cell: the file and field (the detail alone can be just
+    "is required"), and how many more there are."""
+    problems = error.problems if isinstance(error, ContentProblems) else [error]
+    first = problems[0]
+    field = f"{first.field}: " if first.field else ""
+    text = f"error: {Path(first.path).name}: {field}{first.detail}"
+    if len(problems) > 1:
+        text += f" (and {len(problems) - 1} more: `newsletter issues check {month}`)"
+    return text
 
 
 @main.command("preview")

@@ -20,11 +20,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from dataclasses import field
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
+from newsletter.content.markup import raw_html_notes
 from newsletter.errors import ContentError
+from newsletter.errors import raise_content_problems
 
 # The one spelling: `{summary=slug}`, at the start of a paragraph or list item.
 MARKER_RE = re.compile(r"\{summary=([a-z0-9][a-z0-9-]*)\}")
@@ -57,6 +60,7 @@ class Intro:
     source: str = ""
     parts: tuple[IntroPart, ...] = ()
     path: str = ""  # the issue.md it came from, for messages
+    notes: tuple[str, ...] = field(default=(), compare=False)  # warnings (raw HTML)
 
     def __bool__(self) -> bool:
         return bool(self.source.strip())
@@ -100,8 +104,18 @@ def parse_intro(text: str, path: str = "", first_line: int = 1) -> Intro:
     """Find the parts of an intro. `first_line` is the file line of the text's first line.
 
     `ContentError` naming `path` and the line for a marker that is not at the start of a
-    paragraph or bullet-list item, has no text after it, or is misspelt.
+    paragraph or bullet-list item, has no text after it, or is misspelt (`ContentProblems`
+    listing each when there are several).
     """
+    problems: list[ContentError] = []
+    intro = read_intro(text, path, first_line, problems)
+    raise_content_problems(path, problems)
+    return intro
+
+
+def read_intro(text: str, path: str, first_line: int, problems: list[ContentError]) -> Intro:
+    """`parse_intro` that adds every problem to `problems` instead of stopping at the first;
+    the parts found are those without a problem. Raw HTML is noted in `Intro.notes`."""
     if not text.strip():
         return Intro(text, (), path)
     tokens = _markdown.parse(text)
@@ -111,43 +125,40 @@ def parse_intro(text: str, path: str = "", first_line: int = 1) -> Intro:
         if token.type != "inline" or token.map is None:
             continue
         opener = tokens[index - 1] if index else None
-        _check_stray(token, path, first_line)
+        problems += _stray_markers(token, path, first_line)
         match = MARKER_RE.match(token.content)
         if match is None:
             continue
         where = first_line + token.map[0]
         if opener is None or opener.type != "paragraph_open":
-            raise ContentError(
-                path,
-                f"line {where}: {match.group(0)} must start a paragraph or a list item, "
-                "not a heading",
-            )
-        if not token.content[match.end() :].strip():
-            raise ContentError(
-                path,
-                f"line {where}: {match.group(0)} needs the text it stands for after it, "
-                "in the same paragraph",
-            )
-        block = _tied_block(tokens, index - 1)
-        if block.type == "list_item_open" and block.markup in (".", ")"):
-            raise ContentError(
-                path,
-                f"line {where}: {match.group(0)} in a numbered list: readers who do not get "
-                "every summary would see the numbers skip; use a bullet list ('- ')",
-            )
-        assert block.map is not None
-        start, end = block.map
-        while end > start + 1 and not lines[end - 1].strip():
-            end -= 1  # keep the blank line that separates this block from the next
-        parts.append(IntroPart(match.group(1), start, end, token.map[0], where))
-    return Intro(text, tuple(parts), path)
+            problem = "must start a paragraph or a list item, not a heading"
+        elif not token.content[match.end() :].strip():
+            problem = "needs the text it stands for after it, in the same paragraph"
+        else:
+            block = _tied_block(tokens, index - 1)
+            if block.type == "list_item_open" and block.markup in (".", ")"):
+                problem = (
+                    "in a numbered list: readers who do not get every summary would see the "
+                    "numbers skip; use a bullet list ('- ')"
+                )
+            else:
+                assert block.map is not None
+                start, end = block.map
+                while end > start + 1 and not lines[end - 1].strip():
+                    end -= 1  # keep the blank line that separates this block from the next
+                parts.append(IntroPart(match.group(1), start, end, token.map[0], where))
+                continue
+        problems.append(ContentError(path, f"line {where}: {match.group(0)} {problem}"))
+    notes = tuple(raw_html_notes(text, path, first_line))
+    return Intro(text, tuple(parts), path, notes)
 
 
-def _check_stray(token: Token, path: str, first_line: int) -> None:
+def _stray_markers(token: Token, path: str, first_line: int) -> list[ContentError]:
     """Marker-like text anywhere but at the very start of a paragraph is an error (text in
     `code` is left alone: it is shown as typed)."""
     assert token.map is not None
     line = first_line + token.map[0]
+    problems = []
     for position, child in enumerate(token.children or ()):
         if child.type in ("softbreak", "hardbreak"):
             line += 1
@@ -157,15 +168,20 @@ def _check_stray(token: Token, path: str, first_line: int) -> None:
         for found in _LOOSE_MARKER_RE.finditer(child.content):
             snippet = child.content[found.start() :].split("}", 1)[0] + "}"
             if MARKER_RE.match(child.content, found.start()) is None:
-                raise ContentError(
-                    path, f"line {line}: {snippet!r}: write the marker as {{summary=<slug>}}"
+                problems.append(
+                    ContentError(
+                        path, f"line {line}: {snippet!r}: write the marker as {{summary=<slug>}}"
+                    )
                 )
-            if position != 0 or found.start() != 0:
-                raise ContentError(
-                    path,
-                    f"line {line}: {snippet} must start its paragraph or list item "
-                    "(it would otherwise be shown to readers as text)",
+            elif position != 0 or found.start() != 0:
+                problems.append(
+                    ContentError(
+                        path,
+                        f"line {line}: {snippet} must start its paragraph or list item "
+                        "(it would otherwise be shown to readers as text)",
+                    )
                 )
+    return problems
 
 
 def _tied_block(tokens: list[Token], paragraph: int) -> Token:

@@ -37,6 +37,7 @@ class Summary:
     summary_md: str
     implications_md: str
     source: str = ""
+    notes: tuple[str, ...] = field(default=(), compare=False)  # warnings (raw HTML)
 
     @property
     def key(self) -> str:
@@ -94,6 +95,11 @@ class Issue:
         intro = self.intro_md
         return markdown_to_html(intro) if intro else ""
 
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """The warnings of its files (raw HTML, which readers would see as text)."""
+        return tuple(n for s in self.summaries for n in s.notes) + self.intro.notes
+
     def intro_for(self, slugs: Iterable[str]) -> str:
         """The intro Markdown of a variant: the common part plus the parts of `slugs`."""
         return self.intro.markdown(slugs)
@@ -122,5 +128,55 @@ def parse_month(month: str) -> tuple[int, int]:
     """'2026-11' -> (2026, 11); ContentError unless YYYY-MM with a real month."""
     match = MONTH_RE.match(month)
     if not match:
-        raise ContentError(month, "a month folder must be named YYYY-MM (e.g. 2026-11)")
+        meant = meant_month(month)
+        hint = f": did you mean {meant}?" if meant else ""
+        raise ContentError(month, f"a month folder must be named YYYY-MM (e.g. 2026-11){hint}")
     return int(match.group(1)), int(match.group(2))
+
+
+# Names that look like a month written another way: 2022-9, 2022_09, 202209, 9-2022,
+# Sept-2022, 2022-September. Each gives a year and a month (a number, or a name to look up).
+_LOOKS_LIKE_A_MONTH = [
+    re.compile(r"^(?P<year>\d{4})[-_. ]?(?P<month>\d{1,2})$"),
+    re.compile(r"^(?P<month>\d{1,2})[-_. ](?P<year>\d{4})$"),
+    re.compile(r"^(?P<name>[a-z]{3,9})[-_. ]?(?P<year>\d{4})$", re.I),
+    re.compile(r"^(?P<year>\d{4})[-_. ]?(?P<name>[a-z]{3,9})$", re.I),
+]
+
+
+def _month_number(name: str) -> int | None:
+    """1-12 for an English month name or its start ('sep', 'Sept', 'september')."""
+    wanted = name.casefold()
+    for number in range(1, 13):
+        full = calendar.month_name[number].casefold()
+        if len(wanted) >= 3 and full.startswith(wanted):
+            return number
+    return None
+
+
+def looks_like_a_month(name: str) -> bool:
+    """Whether a folder name looks like a month not written YYYY-MM ('2022-9', '2022-13',
+    'Sept-2022'), so it is worth a warning rather than silently ignored."""
+    if MONTH_RE.match(name):
+        return False
+    for pattern in _LOOKS_LIKE_A_MONTH:
+        match = pattern.match(name)
+        if match and ("name" not in match.groupdict() or _month_number(match["name"])):
+            return True
+    return False
+
+
+def meant_month(name: str) -> str | None:
+    """The YYYY-MM a month-like name stands for ('Sept-2022' -> '2022-09'), or None when it
+    is no month ('2022-13') or not month-like at all."""
+    if not looks_like_a_month(name):
+        return None
+    for pattern in _LOOKS_LIKE_A_MONTH:
+        match = pattern.match(name)
+        if match is None:
+            continue
+        groups = match.groupdict()
+        number = _month_number(groups["name"]) if "name" in groups else int(groups["month"])
+        if number and 1 <= number <= 12:
+            return f"{groups['year']}-{number:02d}"
+    return None

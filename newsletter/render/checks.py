@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 from newsletter.config import Settings
 from newsletter.content.model import Issue
-from newsletter.content.reader import load_issue
+from newsletter.content.reader import default_subject
+from newsletter.content.reader import read_month
 from newsletter.content.taxonomy import Taxonomy
 from newsletter.errors import ContentError
 from newsletter.render.email import Renderer
@@ -34,12 +35,30 @@ class Finding:
 def check_issue(
     settings: Settings, taxonomy: Taxonomy, month: str
 ) -> tuple[Issue | None, list[Finding]]:
-    """(the issue or None, findings). Errors mean the issue must not be sent."""
+    """(the issue or None, findings). Errors mean the issue must not be sent.
+
+    Every problem of every file is an error of its own; the files that read well are still
+    checked for raw HTML and, together, against Gmail's clip (more summaries only add to it).
+    """
     try:
-        issue = load_issue(settings.content.dir, month, taxonomy, settings.newsletter.name)
+        reading = read_month(settings.content.dir, month, taxonomy, settings.newsletter.name)
     except ContentError as error:
         return None, [Finding(ERROR, str(error))]
-    return issue, check_loaded_issue(settings, issue)
+    if reading.issue is not None:
+        return reading.issue, check_loaded_issue(settings, reading.issue)
+    findings = [Finding(ERROR, str(problem)) for problem in reading.problems]
+    findings += [Finding(WARNING, note) for note in reading.notes]
+    if reading.summaries:
+        partial = Issue(
+            month=month,
+            subject=default_subject(settings.newsletter.name, month),
+            summaries=reading.summaries,
+        )
+        sizes = _size_findings(settings, partial)
+        over = [f for f in sizes if f.level == ERROR]
+        what = f"without the {plural(len(reading.problems), 'problem')} above"
+        findings += [Finding(ERROR, f"{f.message} ({what})") for f in over]
+    return None, findings
 
 
 def check_loaded_issue(settings: Settings, issue: Issue) -> list[Finding]:
@@ -52,9 +71,15 @@ def check_loaded_issue(settings: Settings, issue: Issue) -> list[Finding]:
     ]
     if not issue.has_custom_subject:
         findings.append(Finding(OK, "no issue.md subject: using the default subject"))
+    findings += [Finding(WARNING, note) for note in issue.notes]
     findings += intro_findings(issue)
+    return findings + _size_findings(settings, issue)
+
+
+def _size_findings(settings: Settings, issue: Issue) -> list[Finding]:
     # The full issue is the largest variant: if it fits, every variant fits.
     renderer = Renderer(settings)
+    findings = []
     for personal in (False, True):
         rendered = renderer.render(issue, issue.summaries, personal=personal)
         size = encoded_html_size(rendered.html)
