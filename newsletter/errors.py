@@ -31,6 +31,7 @@ too. Callers decide on the class, never on the message text.
     ├── SchedulerLockedError
     ├── ArchiveError
     ├── OutputFileError (OSError)  a file we were asked to write could not be written
+    ├── CannotListen              a server cannot listen on the host and port it was given
     ├── LinkProblem               a link in an email that cannot be used (kind says why)
     └── FormProblem (ValueError)  a form value to fix
 """
@@ -197,3 +198,7 @@ class FormProblem(NewsletterError, ValueError):
 
 class OutputFileError(NewsletterError, OSError):
     """A file the user named for output could not be written; nothing was left half-written."""
+
+
+class CannotListen(NewsletterError):
+    """`serve` or `archive serve` cannot listen on the host and port given (busy, not ours)."""

@@ -189,7 +189,7 @@ def test_import_with_rejected_rows_writes_nothing(cli: Invoke, tmp_path: Path) -
     assert result.exit_code == 1
     assert "line 3: invalid email address 'nope'" in result.stderr
     assert "line 4: unknown topic 'unknown-topic'" in result.stderr
-    assert "Error: 2 of 3 rows rejected; nothing was imported" in result.stderr
+    assert ".csv: 2 of 3 rows rejected; nothing was imported" in result.stderr
     assert records(cli) == []
 
 
@@ -215,7 +215,7 @@ def test_import_file_errors(cli: Invoke, tmp_path: Path) -> None:
     unknown = write(tmp_path, "cols.csv", "email,phone\na@example.org,1\n")
     result = cli("subscribers", "import", unknown)
     assert result.exit_code == 1
-    assert "Error: unknown column 'phone'" in result.output
+    assert f"Error: {unknown}: unknown column 'phone'" in result.output
     assert "--skip-invalid" not in result.output  # it would not help
 
     result = cli("subscribers", "import", str(tmp_path / "missing.csv"))

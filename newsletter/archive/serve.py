@@ -5,15 +5,11 @@ For local preview only (`newsletter archive serve`); publish the folder with any
 
 from __future__ import annotations
 
-import errno
 import functools
 import http.server
-import ipaddress
-import re
-import socket
 from pathlib import Path
 
-from newsletter.errors import ArchiveError
+from newsletter.listen import bind_listener
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
@@ -52,44 +48,21 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
             super().log_message(format, *args)
 
 
-class _IPv6Server(http.server.ThreadingHTTPServer):
-    address_family = socket.AF_INET6
-
-
 def make_server(
     directory: Path, base_path: str = "/", host: str = "127.0.0.1", port: int = 8001, *, quiet=False
 ) -> http.server.ThreadingHTTPServer:
     """An HTTP server for `directory` mounted at `base_path` (port 0 picks a free one).
 
-    `ArchiveError` naming the host or port when it cannot listen there (in use, not an
-    address of this machine, not a host at all, a port below 1024 without root).
+    `CannotListen` naming the host or port when it cannot listen there (`bind_listener`).
     """
-    if not 0 <= port <= 65535:
-        raise ArchiveError(f"port {port}: a port is 0 to 65535 (0 picks a free one)")
-    if re.fullmatch(r"[\d.]+", host) and not _is_ip(host):
-        raise ArchiveError(f"host {host!r}: not an IP address (each of its 4 numbers is 0-255)")
+    listener = bind_listener(host, port)
     handler = type("ArchiveHandler", (_Handler,), {"base_path": base_path, "quiet": quiet})
     factory = functools.partial(handler, directory=str(directory))
-    server_class = _IPv6Server if ":" in host else http.server.ThreadingHTTPServer
-    try:
-        return server_class((host, port), factory)
-    except socket.gaierror as error:
-        raise ArchiveError(f"host {host!r}: unknown host ({error.strerror})") from None
-    except OSError as error:
-        if error.errno == errno.EADDRINUSE:
-            problem = f"port {port} on {host} is in use by another program: choose another port"
-        elif error.errno == errno.EADDRNOTAVAIL:
-            problem = f"host {host!r}: not an address of this machine"
-        elif error.errno == errno.EACCES:
-            problem = f"port {port}: not allowed (ports below 1024 need root): choose another"
-        else:
-            problem = f"cannot listen on {host} port {port}: {error.strerror or error}"
-        raise ArchiveError(problem) from None
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
+    server = http.server.ThreadingHTTPServer(
+        listener.getsockname()[:2], factory, bind_and_activate=False
+    )
+    server.socket.close()
+    server.socket = listener  # already bound and listening
+    server.server_address = listener.getsockname()
+    server.server_name, server.server_port = host, server.server_address[1]  # as server_bind would
+    return server

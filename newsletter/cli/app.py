@@ -88,6 +88,9 @@ class NewsletterGroup(click.Group):
             return super().invoke(ctx)
         except NewsletterError as error:
             raise click.ClickException(relative_paths(str(error))) from None
+        except click.ClickException as error:
+            error.message = relative_paths(error.message)
+            raise
         except OSError as error:
             # A safety net for files named on the command line (an output folder that does not
             # exist, a read-only disk): one line naming the file. OS errors without a file name

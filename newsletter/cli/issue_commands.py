@@ -13,6 +13,7 @@ from rich.table import Table
 from newsletter.cli.app import App
 from newsletter.cli.app import main
 from newsletter.cli.app import pass_app
+from newsletter.cli.app import relative_paths
 from newsletter.content.reader import list_months
 from newsletter.content.reader import load_issue
 from newsletter.content.reader import misnamed_months
@@ -103,7 +104,7 @@ def check(app: App, month: str) -> None:
     _issue, findings = checks.check_issue(app.settings, app.taxonomy, month)
     marks = {checks.OK: "ok     ", checks.WARNING: "warning", checks.ERROR: "error  "}
     for finding in findings:
-        click.echo(f"{marks[finding.level]} {finding.message}")
+        click.echo(f"{marks[finding.level]} {relative_paths(finding.message)}")
     errors = sum(f.level == checks.ERROR for f in findings)
     if errors:
         them = "it is" if errors == 1 else "they are"

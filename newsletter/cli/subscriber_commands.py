@@ -268,7 +268,12 @@ def import_(
     existing subscriber is never rewritten. Nothing is written when a row is rejected, unless
     --skip-invalid.
     """
-    text = import_export.decode_csv(file.read())
+    name = getattr(file, "name", None)
+    shown = "standard input" if name in (None, "-", "<stdin>") else str(name)
+    try:
+        text = import_export.decode_csv(file.read())
+    except ImportFileError as error:
+        raise click.ClickException(f"{shown}: {error}") from None
     with transaction(app.db()) as session:
         try:
             report = import_export.import_subscribers(
@@ -277,7 +282,7 @@ def import_(
                 app.taxonomy,
                 text,
                 fmt=fmt,
-                filename=getattr(file, "name", None),
+                filename=name,
                 skip_invalid=skip_invalid,
                 update_existing=update_existing,
                 dry_run=dry_run,
@@ -289,9 +294,10 @@ def import_(
                 for line, reason in error.rejected:
                     click.echo(f"line {line}: {reason}", err=True)
                 raise click.ClickException(
-                    f"{error}; nothing was imported (use --skip-invalid to import the valid rows)"
+                    f"{shown}: {error}; nothing was imported "
+                    "(use --skip-invalid to import the valid rows)"
                 ) from None
-            raise
+            raise click.ClickException(f"{shown}: {error}") from None
     prefix = "dry run: would have " if dry_run else ""
     click.echo(
         f"{prefix}added {report.added}, updated {report.updated}, "

@@ -9,7 +9,7 @@ import click
 from newsletter.cli.app import App
 from newsletter.cli.app import main
 from newsletter.cli.app import pass_app
-from newsletter.cli.listen import bind_listener
+from newsletter.listen import bind_listener
 
 
 @main.command("serve")
