@@ -67,3 +67,48 @@ def test_every_package_is_in_the_readme_layout(part: str) -> None:
     name = part.removesuffix(".py")
     assert f"`newsletter/{part}`" in layout or f"`{name}.py`" in layout, part
     assert f"`newsletter.{name.rstrip('/')}" in DOCS or f"`{name.rstrip('/')}`" in DOCS
+
+
+def readme_key_rows() -> list[tuple[str, str, str]]:
+    """(section, key, default cell) for each key of the README's configuration table."""
+    table = README[README.index("| key | default | meaning |") :].split("\n\n", 1)[0]
+    rows, section = [], ""
+    for line in table.splitlines()[2:]:
+        cells = [cell.strip() for cell in re.split(r"(?<!\\)\|", line.strip()[1:-1])]
+        named = re.match(r"`\[+(\w+)\]+ ?", cells[0])
+        if named:
+            section = named.group(1)
+        keys = re.findall(r"`(?:\[+\w+\]+ ?)?([\w.]+)`", cells[0])
+        parts = [part.strip() for part in cells[1].split(", ")]
+        if len(parts) != len(keys):
+            parts = [cells[1]] * len(keys)
+        rows += [(section, key, part) for key, part in zip(keys, parts, strict=True)]
+    return rows
+
+
+def shown_default(value: object) -> str | None:
+    """How the table shows a scalar default (None: not a scalar the table can show)."""
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, int | float):
+        return f"{value:g}"
+    if isinstance(value, str) and value:
+        return f"`{value}`"
+    if value is not None and type(value).__name__.endswith("Path"):
+        return f"`{value}`"
+    return None
+
+
+@pytest.mark.parametrize(("section", "key", "cell"), readme_key_rows())
+def test_readme_key_table_shows_the_real_defaults(section: str, key: str, cell: str) -> None:
+    model = Settings.model_fields[section].annotation
+    fields = getattr(model, "model_fields", {})
+    if key not in fields:  # a sub-table such as [[smtp_servers]] or "[archive] …"
+        return
+    default = fields[key].default
+    shown = shown_default(default)
+    if shown is not None:
+        assert cell.startswith(shown), f"[{section}] {key}: the default is {shown}, README: {cell!r}"
+    elif default == "":
+        # Empty: the cell is empty, or says in words what is used instead (never a literal).
+        assert cell in ("", '`""`') or "`" not in cell, f"[{section}] {key}: README: {cell!r}"
