@@ -137,7 +137,7 @@ def create_app(
     require_schema(engine)
     factory = transport_factory or (lambda: make_transport(settings))
     taxonomy = taxonomy_from_settings(settings)
-    secret_key = settings.secret_key()
+    secret_key = settings.require_secret_key()  # never the public development key
     signer = Signer(secret_key)
     ctx = WebContext(
         settings=settings,
