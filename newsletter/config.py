@@ -194,9 +194,12 @@ class WebSection(_Section):
     welcome_latest: bool = True  # after confirming, send the latest sent issue cut to their topics
     subscribe_per_ip_per_hour: int = Field(default=20, ge=1)
     subscribe_per_address_per_hour: int = Field(default=3, ge=1)
+    # Login attempts (docs/web.md): `login_max_failures` per address (10x for the account),
+    # then waits from `login_failure_delay` seconds, doubling, up to the two ceilings.
     login_max_failures: int = Field(default=5, ge=1)
     login_lockout_seconds: float = Field(default=900.0, ge=0)
     login_failure_delay: float = Field(default=1.0, ge=0)
+    login_account_max_wait: float = Field(default=60.0, ge=0)
     session_max_age: int = Field(default=8 * 3600, ge=60)
 
 
