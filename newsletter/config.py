@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import tomllib
 import urllib.parse
 import warnings
@@ -31,6 +32,11 @@ from pydantic import model_validator
 from newsletter.errors import ConfigError
 
 DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"
+# The placeholder of deploy/newsletter.env.example (a test keeps the two the same).
+PLACEHOLDER_SECRET_KEY = "change-me-to-a-long-random-string"
+MIN_SECRET_KEY_BYTES = 32
+MAKE_SECRET_KEY = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+SECRET_KEY_FILE_SUFFIX = ".secret-key"
 
 DEFAULT_RESEARCH_TYPES = [
     "Meta-analysis",
@@ -188,9 +194,12 @@ class WebSection(_Section):
     welcome_latest: bool = True  # after confirming, send the latest sent issue cut to their topics
     subscribe_per_ip_per_hour: int = Field(default=20, ge=1)
     subscribe_per_address_per_hour: int = Field(default=3, ge=1)
+    # Login attempts (docs/web.md): `login_max_failures` per address (10x for the account),
+    # then waits from `login_failure_delay` seconds, doubling, up to the two ceilings.
     login_max_failures: int = Field(default=5, ge=1)
     login_lockout_seconds: float = Field(default=900.0, ge=0)
     login_failure_delay: float = Field(default=1.0, ge=0)
+    login_account_max_wait: float = Field(default=60.0, ge=0)
     session_max_age: int = Field(default=8 * 3600, ge=60)
 
 
@@ -369,9 +378,33 @@ class Settings(_Section):
         """The folder that relative paths in the configuration resolve against."""
         return self._base_dir
 
+    def secret_key_file(self) -> Path | None:
+        """The key file beside a SQLite database file (`<database>.secret-key`), else None.
+
+        `newsletter demo` writes a generated key there; every command reads it when the
+        environment variable is unset, so `make demo` then `make serve` share one real key.
+        """
+        match = _SQLITE_FILE_URL.match(self.database.url)
+        if not match or match.group(2).startswith(":memory:"):
+            return None
+        database = Path(urllib.parse.unquote(match.group(2).split("?", 1)[0]))
+        return database.with_name(database.name + SECRET_KEY_FILE_SUFFIX)
+
+    def _configured_secret_key(self) -> tuple[str, str]:
+        """(key, where it came from): the environment variable, else the key file; ('', '')."""
+        env = self.secrets.secret_key_env
+        value = os.environ.get(env, "")
+        if value:
+            return value, f"${env}"
+        path = self.secret_key_file()
+        if path is not None and path.is_file():
+            return path.read_text(encoding="utf-8").strip(), str(path)
+        return "", ""
+
     def secret_key(self) -> str:
-        """The signing key from the environment; the development key (with a warning) if unset."""
-        value = os.environ.get(self.secrets.secret_key_env, "")
+        """The signing key (see `require_secret_key`); the development key, with a warning,
+        when none is configured. For commands that mail nobody and serve nothing."""
+        value, _ = self._configured_secret_key()
         if value:
             return value
         warnings.warn(
@@ -380,6 +413,43 @@ class Settings(_Section):
             stacklevel=2,
         )
         return DEV_SECRET_KEY
+
+    def require_secret_key(self) -> str:
+        """The signing key, or a one-line ConfigError saying how to make one.
+
+        The rule for everything that faces strangers (`serve`, `scheduler`, `worker`, `send`
+        over SMTP, the web app): the development key and the placeholder of
+        deploy/newsletter.env.example are public, so links and session cookies signed with
+        them can be forged; a key shorter than 32 bytes is refused too.
+        """
+        env = self.secrets.secret_key_env
+        value, source = self._configured_secret_key()
+        make = f"make one with {MAKE_SECRET_KEY} and put it in ${env}"
+        if not value:
+            raise ConfigError(f"${env} is not set: a real signing key is needed; {make}")
+        if value in (DEV_SECRET_KEY, PLACEHOLDER_SECRET_KEY):
+            raise ConfigError(f"{source} holds a published example key, not a secret; {make}")
+        if len(value.encode("utf-8")) < MIN_SECRET_KEY_BYTES:
+            raise ConfigError(
+                f"{source} is shorter than {MIN_SECRET_KEY_BYTES} bytes: too easy to guess; {make}"
+            )
+        if source != f"${env}" and Path(source).stat().st_mode & 0o077:
+            raise ConfigError(f"{source} can be read by other users: chmod 600 {source}")
+        return value
+
+    def create_secret_key_file(self) -> Path:
+        """Write a new random key to `secret_key_file()` (mode 0600), never over an old one."""
+        path = self.secret_key_file()
+        if path is None:
+            raise ConfigError(
+                f"[database] url is not a SQLite file, so there is no place beside it for a key: "
+                f"make one with {MAKE_SECRET_KEY} and put it in ${self.secrets.secret_key_env}"
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(secrets.token_urlsafe(32) + "\n")
+        return path
 
     def archive_url(self) -> str:
         """The absolute URL of the web archive, ending in '/'.
@@ -449,6 +519,7 @@ def _resolve_paths(settings: Settings, base: Path) -> Settings:
 
 # sqlite:///relative.db, also with a driver (sqlite+pysqlite:///...); four slashes are absolute.
 _RELATIVE_SQLITE_URL = re.compile(r"^(sqlite(?:\+\w+)?:///)(?!/)(.+)$")
+_SQLITE_FILE_URL = re.compile(r"^(sqlite(?:\+\w+)?:///)(.+)$")
 
 
 def resolve_sqlite_url(url: str, base: Path) -> str:

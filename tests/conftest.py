@@ -26,7 +26,8 @@ if in_ci():
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).resolve().parent.parent
-TEST_SECRET = "test-secret-key"
+# At least 32 bytes: the web app and the serving commands refuse shorter keys.
+TEST_SECRET = "test-secret-key-for-the-test-suite-only"
 ADMIN_PASSWORD = "correct horse battery staple"
 
 

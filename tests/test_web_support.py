@@ -29,7 +29,6 @@ def outbox() -> MemoryTransport:
 def web_settings(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, admin_password_hash: str
 ) -> Settings:
-    settings.web.login_failure_delay = 0.0
     monkeypatch.setenv("NEWSLETTER_ADMIN_PASSWORD_HASH", admin_password_hash)
     monkeypatch.setenv("NEWSLETTER_API_TOKEN", "test-api-token")
     return settings

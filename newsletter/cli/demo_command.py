@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -48,6 +49,7 @@ def demo(app: App, csv_path: str | None) -> None:
             'shipped config.toml (or a copy with transport = "maildir"); to send a real '
             "issue use `newsletter send`"
         )
+    _demo_key(app, console)
     db.upgrade(app.engine)
     engine = app.db()
     path = csv_path or settings.base_dir / "demo" / "subscribers.csv"
@@ -92,6 +94,24 @@ def demo(app: App, csv_path: str | None) -> None:
     console.print(f"  {prog} preview {month} --out preview.html")
     console.print(f"  {prog} archive build   the web archive of what was sent")
     console.print("  make serve   the web app: subscribe, preferences, admin")
+
+
+def _demo_key(app: App, console: Console) -> None:
+    """Without $NEWSLETTER_SECRET_KEY, a real key generated once into a file beside the
+    database: the demo's links are signed with it, and `newsletter serve` reads it too."""
+    settings = app.settings
+    env = settings.secrets.secret_key_env
+    if os.environ.get(env):
+        return
+    path = settings.secret_key_file()
+    if path is not None and path.is_file():
+        console.print(f"signing key: {path} (${env} is not set)")
+        return
+    path = settings.create_secret_key_file()
+    console.print(
+        f"generated a signing key in {path} (mode 0600): the demo and `newsletter serve` use it "
+        f"while ${env} is not set"
+    )
 
 
 def _program_name() -> str:

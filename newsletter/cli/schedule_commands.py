@@ -41,6 +41,7 @@ def scheduler_command(app: App, verbose: bool) -> None:
     `newsletter schedule add`. Only one scheduler may run per database.
     """
     settings = app.settings
+    settings.require_secret_key()  # its mail carries signed links: never the public key
     logging.basicConfig(
         stream=sys.stdout, level=logging.DEBUG if verbose else logging.INFO, format=LOG_FORMAT
     )

@@ -26,6 +26,7 @@ def serve(app: App, host: str, port: int, forwarded_allow_ips: str) -> None:
     """Run the web app: subscribe, preferences, unsubscribe, admin and API."""
     import uvicorn
 
+    app.settings.require_secret_key()  # no public key: sessions and links could be forged
     app.db()  # refuse to start on a database that is not migrated, with the usual message
     # The app is built by its own factory from the same configuration file: the CLI and the
     # web app are two shells over the same core and never import each other.

@@ -38,6 +38,7 @@ def worker(app: App, once: bool, poll: float, months: tuple[str, ...]) -> None:
 
     SIGTERM or Ctrl-C drain: messages in flight finish, the ledger is written, exit 0.
     """
+    app.settings.require_secret_key()  # its mail carries signed links: never the public key
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     engine = app.db()
     if engine.dialect.name == "sqlite":

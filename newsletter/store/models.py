@@ -301,3 +301,30 @@ class SchedulerLock(Base):
     owner: Mapped[str] = mapped_column(String(200))
     heartbeat_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     acquired_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class AdminSession(Base):
+    """A logged-in admin browser (migration 0006): the cookie holds a random id, this row its
+    sha256. Deleting the rows ends the sessions, whatever copies of the cookie exist."""
+
+    __tablename__ = "admin_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Which admin password the session was opened with: another password ends it.
+    password_tag: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class LoginThrottle(Base):
+    """The login attempts of one client address (`ip:…`) or of the admin account (`account`),
+    counted before each password check (migration 0006, `store.admin_auth`)."""
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    next_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # no attempt before this
+    # An address the right password came from: the account's wait does not hold it back.
+    trusted_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -1,14 +1,18 @@
 """Admin: login, issues, preview, test send, and the real send with its progress.
 
 The password hash comes from $NEWSLETTER_ADMIN_PASSWORD_HASH or `[web] admin_password_hash`
-(`newsletter admin hash-password` makes one). The session is a signed cookie (HttpOnly,
-SameSite=Lax, Secure when base_url is https); every form carries a CSRF token. Failed logins
-are slowed down and, past `[web] login_max_failures` in the lock-out window, refused.
+(`newsletter admin hash-password` makes one). The signed session cookie (HttpOnly,
+SameSite=Lax, Secure when base_url is https) carries only a random session id; the session is
+the database row it names (`store.admin_auth`), checked on every request, so logout and a
+password change end every session, copies of the cookie included. Every form carries a CSRF
+token. Each login attempt is counted before its password is checked; past
+`[web] login_max_failures` an address (and past ten times that, the account) must wait, the
+wait doubling with each attempt (docs/web.md, "Admin sessions and lock-out").
 """
 
 from __future__ import annotations
 
-import time
+import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter
@@ -24,7 +28,14 @@ from newsletter.content.model import Issue
 from newsletter.errors import FormProblem
 from newsletter.errors import NewsletterError
 from newsletter.passwords import verify_password
+from newsletter.store.admin_auth import LoginPolicy
+from newsletter.store.admin_auth import claim_login_attempt
+from newsletter.store.admin_auth import end_all_sessions
+from newsletter.store.admin_auth import login_succeeded
+from newsletter.store.admin_auth import session_is_valid
+from newsletter.store.admin_auth import start_session
 from newsletter.store.engine import session_factory
+from newsletter.store.engine import transaction
 from newsletter.store.subscribers import get_subscriber
 from newsletter.web.app import WebContext
 from newsletter.web.app import get_ctx
@@ -32,6 +43,7 @@ from newsletter.web.forms import topic_choice
 from newsletter.web.pages import render_page
 from newsletter.web.pages import topic_groups
 from newsletter.web.security import client_ip
+from newsletter.web.security import password_tag
 
 router = APIRouter()
 Ctx = Annotated[WebContext, Depends(get_ctx)]
@@ -39,8 +51,28 @@ Text = Annotated[str, Form(max_length=5000)]
 Choices = Annotated[list[str], Form()]
 
 
+_SESSION_ID = "admin_session"
+
+
+def _password_tag(ctx: WebContext) -> str:
+    stored = ctx.admin_password_hash()
+    return password_tag(ctx.secret_key, stored) if stored else ""
+
+
 def logged_in(request: Request) -> bool:
-    return request.session.get("admin") is True
+    """Whether the request's session id names a live admin session of the current password."""
+    token = request.session.get(_SESSION_ID)
+    valid = False
+    if isinstance(token, str) and len(token) <= 100:
+        ctx = get_ctx(request)
+        tag = _password_tag(ctx)
+        with transaction(ctx.engine) as session:
+            valid = bool(tag) and session_is_valid(session, token, tag, ctx.clock())
+    if not valid and (_SESSION_ID in request.session or "admin" in request.session):
+        # Ended (or never real): drop it, so pages stop showing the admin menu.
+        request.session.pop(_SESSION_ID, None)
+        request.session.pop("admin", None)
+    return valid
 
 
 def require_admin(request: Request) -> None:
@@ -90,41 +122,57 @@ def show_login(request: Request, ctx: Ctx) -> Response:
     return login_page(ctx, request)
 
 
+def _policy(ctx: WebContext) -> LoginPolicy:
+    web = ctx.settings.web
+    return LoginPolicy(
+        free_per_address=web.login_max_failures,
+        free_per_account=web.login_max_failures * 10,
+        first_wait=web.login_failure_delay,
+        max_wait_address=web.login_lockout_seconds,
+        max_wait_account=web.login_account_max_wait,
+    )
+
+
 @router.post("/admin/login")
 def login(request: Request, ctx: Ctx, password: Text = "", csrf_token: Text = "") -> Response:
     if not ctx.csrf.valid(request, csrf_token):
         return login_page(ctx, request, 403, "This form had expired. Please try again.")
-    limits = ctx.limits
     ip = client_ip(request)
-    if limits.login_ip.blocked(ip) or limits.login_all.blocked("all"):
-        wait = max(limits.login_ip.retry_after(ip), limits.login_all.retry_after("all"))
-        minutes = max(1, wait // 60)
+    # Counted before the (slow) check, atomically: simultaneous guesses cannot all be checked.
+    policy = _policy(ctx)
+    claim = claim_login_attempt(ctx.engine, ip, policy, ctx.clock())
+    if not claim.allowed:
+        wait = claim.retry_after
+        when = f"{wait} seconds" if wait < 120 else f"about {wait // 60} minutes"
         return render_page(
             ctx,
             request,
             "admin/login.html",
             status_code=429,
             headers={"Retry-After": str(wait)},
-            error=f"Too many failed attempts. Try again in about {minutes} minute(s).",
+            error=f"Too many failed attempts. Try again in {when}.",
             enabled=True,
             hash_env=ctx.settings.web.admin_password_hash_env,
         )
     stored = ctx.admin_password_hash()
     if not stored or not verify_password(password, stored):
-        limits.login_ip.record(ip)
-        limits.login_all.record("all")
-        time.sleep(ctx.settings.web.login_failure_delay)
         return login_page(ctx, request, 401, "Wrong password.")
-    limits.login_ip.reset(ip)
+    now = ctx.clock()
+    login_succeeded(ctx.engine, ip, claim, policy, now)
+    lifetime = dt.timedelta(seconds=ctx.settings.web.session_max_age)
+    with transaction(ctx.engine) as session:
+        token = start_session(session, password_tag(ctx.secret_key, stored), lifetime, now)
     request.session.clear()  # a new session: nothing from before the login survives
-    request.session["admin"] = True
-    request.session["since"] = int(time.time())
+    request.session[_SESSION_ID] = token
+    request.session["admin"] = True  # only shows the admin menu; the row is the session
     return see_other("/admin/issues")
 
 
 @router.post("/admin/logout")
 def logout(request: Request, ctx: Ctx, csrf_token: Text = "") -> Response:
     require_csrf(request, ctx, csrf_token)
+    with transaction(ctx.engine) as session:
+        end_all_sessions(session)  # every browser's, and every copy of this cookie
     request.session.clear()
     return see_other("/admin/login")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime as dt
 import os
 import re
 from collections.abc import AsyncIterator
@@ -36,6 +37,7 @@ from newsletter.render.environment import default_templates_dir
 from newsletter.render.environment import make_environment
 from newsletter.store.engine import make_engine
 from newsletter.store.engine import require_schema
+from newsletter.store.models import utcnow
 from newsletter.tokens import Signer
 from newsletter.transport import make_transport
 from newsletter.transport.base import Transport
@@ -53,13 +55,12 @@ _STATIC_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*\.(css|js|png|svg|ico)$")
 
 @dataclasses.dataclass
 class Limits:
-    """The app's in-memory rate limits (per process: see `security`)."""
+    """The app's in-memory rate limits (per process: see `security`). Login attempts are
+    counted in the database (`store.admin_auth`)."""
 
     subscribe_ip: SlidingWindow
     subscribe_address: SlidingWindow
     link_ip: SlidingWindow
-    login_ip: SlidingWindow
-    login_all: SlidingWindow
 
 
 @dataclasses.dataclass
@@ -78,6 +79,7 @@ class WebContext:
     limits: Limits
     transport_factory: Callable[[], Transport]
     archive_mounted: bool = False
+    clock: Callable[[], dt.datetime] = utcnow  # sessions and login waits (tests may stop it)
 
     @property
     def https(self) -> bool:
@@ -101,13 +103,10 @@ def get_ctx(request: Request) -> WebContext:
 
 def _limits(settings: Settings) -> Limits:
     web = settings.web
-    lockout = max(web.login_lockout_seconds, 1.0)
     return Limits(
         subscribe_ip=SlidingWindow(web.subscribe_per_ip_per_hour, HOUR),
         subscribe_address=SlidingWindow(web.subscribe_per_address_per_hour, HOUR),
         link_ip=SlidingWindow(web.subscribe_per_ip_per_hour, HOUR),
-        login_ip=SlidingWindow(web.login_max_failures, lockout),
-        login_all=SlidingWindow(web.login_max_failures * 10, lockout),
     )
 
 
@@ -137,7 +136,7 @@ def create_app(
     require_schema(engine)
     factory = transport_factory or (lambda: make_transport(settings))
     taxonomy = taxonomy_from_settings(settings)
-    secret_key = settings.secret_key()
+    secret_key = settings.require_secret_key()  # never the public development key
     signer = Signer(secret_key)
     ctx = WebContext(
         settings=settings,

@@ -1,6 +1,7 @@
-"""CSRF tokens, in-memory rate limits, admin password hashes and security headers.
+"""CSRF tokens, in-memory rate limits, admin password tags and security headers.
 
-The rate limiters keep their counters in this process's memory: they reset on restart and are
+Admin sessions and login attempts live in the database (`store.admin_auth`). The subscribe
+and link rate limiters keep their counters in this process's memory: they reset on restart and are
 not shared between several `newsletter serve` processes. That is enough for one process behind
 a reverse proxy (the deployment the docs describe); with several processes each one enforces
 its own limits.
@@ -145,6 +146,12 @@ def client_ip(request: Request) -> str:
 
 
 # --- admin password ------------------------------------------------------------------------
+
+
+def password_tag(secret_key: str, stored_hash: str) -> str:
+    """Names the current admin password hash in session rows without storing it: another
+    password (a changed hash) has another tag, and its sessions end."""
+    return derive_key(secret_key, "password:" + stored_hash.strip())[:32]
 
 
 # --- headers -------------------------------------------------------------------------------
