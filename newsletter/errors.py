@@ -105,6 +105,10 @@ class SubscriberError(NewsletterError, ValueError):
     """A subscriber operation that cannot be done (unknown address, bad status, ...)."""
 
 
+class SubscriberConflict(SubscriberError):
+    """The address is already a subscriber, or is on the suppression list (HTTP 409)."""
+
+
 class ImportFileError(NewsletterError, ValueError):
     """A subscriber import file with invalid rows; `rejected` lists (line, reason)."""
 

@@ -1,9 +1,10 @@
 """The archive in Chromium (Playwright): filter, search, small screens, accessibility.
 
 Needs /usr/bin/chromium (never `playwright install`). The site is built under `/archive/` with
-the Pagefind index and served by `newsletter.archive.serve`. axe-core comes from the npm
-registry once per machine (cached in .pytest_cache); the check skips when npm cannot get it
-(and fails under CI, like every missing outside tool: tests/outside_tools.py).
+the Pagefind index and served by `newsletter.archive.serve`; the search also runs through the
+web app (uvicorn), which serves the archive under its Content-Security-Policy. axe-core comes
+from the npm registry once per machine (cached in .pytest_cache); the check skips when npm
+cannot get it (and fails under CI, like every missing outside tool: tests/outside_tools.py).
 """
 
 from __future__ import annotations
@@ -12,18 +13,23 @@ import json
 import shutil
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
 from browser import chromium
 from conftest import FIXTURES
 from outside_tools import require_tool
+from smtp_sink import get_free_port
 
 from newsletter import archive
 from newsletter.archive import search
 from newsletter.archive.serve import make_server
 from newsletter.config import settings_from_dict
 from newsletter.content.taxonomy import taxonomy_from_settings
+from newsletter.store import engine as db
+from newsletter.transport.memory import MemoryTransport
+from newsletter.web import create_app
 
 pytestmark = [pytest.mark.browser]
 
@@ -43,22 +49,33 @@ PAGES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def site_url(tmp_path_factory):
-    require_tool(search.available(), "Pagefind is not installed (pip install 'pagefind[bin]')")
-    root = tmp_path_factory.mktemp("archive")
-    settings = settings_from_dict(
+def archive_settings(root: Path, base_url: str = "https://news.example.org"):
+    return settings_from_dict(
         {
-            "newsletter": {"name": "Test Digest", "base_url": "https://news.example.org"},
+            "newsletter": {"name": "Test Digest", "base_url": base_url},
             "content": {"dir": str(FIXTURES / "archive_content")},
             "archive": {"base_path": BASE, "page_size": 2},
+            "database": {"url": f"sqlite:///{root / 'subscribers.db'}"},
         },
         root,
     )
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """The archive, built with its search index (the folder that is served as /archive/)."""
+    require_tool(search.available(), "Pagefind is not installed (pip install 'pagefind[bin]')")
+    root = tmp_path_factory.mktemp("archive")
+    settings = archive_settings(root)
     taxonomy = taxonomy_from_settings(settings)
     result = archive.build_site(settings, taxonomy, root / "site", include_unsent=True)
     assert result.search == "indexed"
-    server = make_server(result.out, BASE, port=0, quiet=True)
+    return result.out
+
+
+@pytest.fixture(scope="module")
+def site_url(site):
+    server = make_server(site, BASE, port=0, quiet=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}{BASE}"
     server.shutdown()
@@ -122,7 +139,49 @@ def test_filter_narrows_the_list_and_keeps_the_url(page, site_url):
     assert page.url.endswith("/filter/")
 
 
+@pytest.fixture
+def web_app_url(site, tmp_path):
+    """The web app under uvicorn, serving the archive under /archive/ (as `newsletter serve`)."""
+    import uvicorn
+
+    port = get_free_port()
+    settings = archive_settings(tmp_path, f"http://127.0.0.1:{port}")
+    settings.archive.dir = site
+    engine = db.make_engine(settings.database.url)
+    db.upgrade(engine)
+    app = create_app(settings, engine=engine, transport_factory=MemoryTransport)
+    assert app.state.ctx.archive_mounted
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}{BASE}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        engine.dispose()
+
+
 def test_search_finds_a_summary_by_a_word_from_its_body(page, site_url):
+    search_and_open_a_result(page, site_url)
+
+
+def test_search_works_where_the_web_app_serves_the_archive(page, web_app_url):
+    # The app's Content-Security-Policy must let Pagefind compile its WebAssembly here, or
+    # the page says "Search is not available".
+    refused: list[str] = []
+    page.on("console", lambda message: refused.append(message.text))
+    search_and_open_a_result(page, web_app_url)
+    assert not [text for text in refused if "WebAssembly" in text or "Content Security" in text]
+
+
+def search_and_open_a_result(page, site_url: str) -> None:
     page.goto(site_url + "search/")
     page.get_by_label("Words to look for").fill("zephyrine")
     page.get_by_role("button", name="Search").click()

@@ -7,6 +7,7 @@ import re
 
 import pytest
 from fastapi.testclient import TestClient
+from test_web_support import BASE
 from test_web_support import PASSWORD
 from test_web_support import csrf
 from test_web_support import parse
@@ -53,7 +54,7 @@ def test_admin_pages_need_a_login(client):
     for path in ("/admin", "/admin/issues", "/admin/subscribers", "/admin/issues/2025-01"):
         response = client.get(path)
         assert response.status_code == 303
-        assert response.headers["location"] == "/admin/login"
+        assert response.headers["location"] == BASE + "/admin/login"
     response = client.post("/admin/issues/2025-01/send", data={})
     assert response.status_code == 303
 
@@ -61,7 +62,7 @@ def test_admin_pages_need_a_login(client):
 def test_login_and_logout(client):
     assert login(client, "wrong").status_code == 401
     response = login(client, PASSWORD)
-    assert response.status_code == 303 and response.headers["location"] == "/admin/issues"
+    assert response.status_code == 303 and response.headers["location"] == BASE + "/admin/issues"
     assert client.get("/admin/issues").status_code == 200
     page = client.get("/admin/issues").text
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
@@ -258,7 +259,7 @@ def test_add_subscriber_change_status_and_see_deliveries(admin, engine, web_sett
         },
     )
     assert response.status_code == 303
-    detail = response.headers["location"]
+    detail = response.headers["location"].removeprefix(BASE)
     page = admin.get(detail)
     assert "new@example.com" in page.text and "Empathy" in page.text
     assert "Nothing sent to this subscriber yet" in page.text

@@ -21,6 +21,7 @@ the taxonomy later; the topics such a subscriber stopped are rows of their own
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import unicodedata
 from collections.abc import Iterable
@@ -39,6 +40,7 @@ from sqlalchemy.orm import Session
 from newsletter.config import Settings
 from newsletter.content.taxonomy import Taxonomy
 from newsletter.errors import InvalidAddress
+from newsletter.errors import SubscriberConflict
 from newsletter.errors import SubscriberError
 from newsletter.store.models import ACTIVE
 from newsletter.store.models import BOUNCED
@@ -183,9 +185,9 @@ def add_subscriber(
     address, key = normalize_email(email)
     _check_status(status)
     if is_suppressed(session, key):
-        raise SubscriberError(f"{address} is on the suppression list and cannot be added")
+        raise SubscriberConflict(f"{address} is on the suppression list and cannot be added")
     if session.scalar(select(Subscriber.id).where(Subscriber.email_key == key)) is not None:
-        raise SubscriberError(f"{address} is already subscribed")
+        raise SubscriberConflict(f"{address} is already subscribed")
     name = clean_name(name)
     chosen = parse_topics(topics, taxonomy)
     known = ensure_lists(session, settings)
@@ -213,7 +215,7 @@ def add_subscriber(
         session.flush()
     except IntegrityError:
         # Another process added the same address between our check and the insert.
-        raise SubscriberError(f"{address} is already subscribed") from None
+        raise SubscriberConflict(f"{address} is already subscribed") from None
     return subscriber
 
 
@@ -233,6 +235,31 @@ def clean_name(name: str) -> str:
             f"the name must not contain control characters or line breaks (found U+{ord(bad):04X})"
         )
     return name
+
+
+@functools.cache
+def name_pattern() -> str:
+    """A regular expression for the characters `clean_name` accepts: a class of everything but
+    `_FORBIDDEN_IN_NAMES`, written with the characters themselves so that Python's `re`, Rust's
+    `regex` (pydantic) and JSON Schema validators read it alike. For the API's schema.
+    """
+    # Regular expressions name no Unicode category the same way in every engine, so list the
+    # code points (Python's Unicode data). Planes 4-13 are unassigned and 15-16 private use.
+    planes = (range(0x40000), range(0xE0000, 0xE1000))
+    bad = [
+        cp
+        for plane in planes
+        for cp in plane
+        if unicodedata.category(chr(cp)) in _FORBIDDEN_IN_NAMES
+    ]
+    ranges: list[list[int]] = []
+    for cp in bad:
+        if ranges and ranges[-1][1] == cp - 1:
+            ranges[-1][1] = cp
+        else:
+            ranges.append([cp, cp])
+    parts = "".join(chr(a) if a == b else f"{chr(a)}-{chr(b)}" for a, b in ranges)
+    return f"^[^{parts}]*$"
 
 
 def set_name(session: Session, subscriber: Subscriber, name: str) -> Subscriber:

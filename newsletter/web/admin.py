@@ -91,8 +91,15 @@ def require_csrf(request: Request, ctx: WebContext, token: str) -> None:
         )
 
 
-def see_other(url: str) -> RedirectResponse:
-    return RedirectResponse(url, status_code=303)
+def see_other(path: str) -> RedirectResponse:
+    """A 303 to `path`, a path of this app ("/admin/issues"), never a URL from input.
+
+    The app's middleware writes the `Location` as `[newsletter] base_url` + `path`
+    (`newsletter.web.app.absolute_location`), never from the request's Host header.
+    """
+    if not path.startswith("/") or path.startswith("//"):
+        raise ValueError(f"see_other takes a path of this app, not {path!r}")
+    return RedirectResponse(path, status_code=303)
 
 
 # --- login ---------------------------------------------------------------------------------

@@ -167,7 +167,8 @@ def add(
 
 
 def _load(session, subscriber_id: int) -> Subscriber:
-    subscriber = session.get(Subscriber, subscriber_id)
+    # Ids are positive 64-bit integers: a larger number is no subscriber, not an OverflowError.
+    subscriber = session.get(Subscriber, subscriber_id) if 0 < subscriber_id < 2**63 else None
     if subscriber is None:
         raise StarletteHTTPException(404)
     return subscriber

@@ -2,193 +2,123 @@
 
 Every endpoint needs `Authorization: Bearer <token>` where the token is the value of
 $NEWSLETTER_API_TOKEN (`[web] api_token_env`); without that variable the API answers 503.
-The schema is at `/api/openapi.json`.
+The token is checked before the body is read: a request without it gets 401 whatever it sends.
+The schema is at `/api/openapi.json`; it is the contract, and the tests hold the API to it with
+schemathesis: topics and lists are enums of this newsletter's taxonomy and lists, every status
+an operation can answer is listed, and every error body is an RFC 9457 problem detail
+(`type`, `title`, `status`, `detail`).
 """
 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
+from collections.abc import Coroutine
 from typing import Annotated
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi import Depends
+from fastapi import FastAPI
 from fastapi import HTTPException
 from fastapi import Query
 from fastapi import Request
+from fastapi import Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials
 from fastapi.security import HTTPBearer
-from pydantic import BaseModel
-from pydantic import Field
 
 from newsletter.content.model import MONTH_RE
 from newsletter.content.model import Issue
 from newsletter.errors import ImportFileError
 from newsletter.errors import NewsletterError
+from newsletter.errors import SubscriberConflict
 from newsletter.store import import_export
 from newsletter.store import subscribers as api
 from newsletter.store.engine import session_factory
 from newsletter.store.engine import transaction
-from newsletter.store.models import SUBSCRIBER_STATUSES
 from newsletter.store.models import Subscriber
+from newsletter.web.api_schema import CHOICES
+from newsletter.web.api_schema import ImportIn
+from newsletter.web.api_schema import ImportOut
+from newsletter.web.api_schema import IssueOut
+from newsletter.web.api_schema import PlanOut
+from newsletter.web.api_schema import PreviewIn
+from newsletter.web.api_schema import PreviewOut
+from newsletter.web.api_schema import ProgressOut
+from newsletter.web.api_schema import Rejected
+from newsletter.web.api_schema import SendIn
+from newsletter.web.api_schema import Status
+from newsletter.web.api_schema import SubscriberDetail
+from newsletter.web.api_schema import SubscriberIn
+from newsletter.web.api_schema import SubscriberOut
+from newsletter.web.api_schema import SubscriberPatch
+from newsletter.web.api_schema import SummaryOut
+from newsletter.web.api_schema import TestIn
+from newsletter.web.api_schema import TestOut
+from newsletter.web.api_schema import build_openapi
+from newsletter.web.api_schema import list_choices
+from newsletter.web.api_schema import problems
+from newsletter.web.api_schema import topic_choices
 from newsletter.web.app import WebContext
 from newsletter.web.app import get_ctx
 
 bearer = HTTPBearer(auto_error=False, description="The value of $NEWSLETTER_API_TOKEN.")
 
 
-def require_token(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> None:
+def check_token(request: Request) -> None:
+    """503 when the API is off, 401 unless the request carries the bearer token."""
     expected = get_ctx(request).api_token()
     if not expected:
         raise HTTPException(503, "the API is off: set the API token environment variable")
-    given = credentials.credentials if credentials else ""
-    if not hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode()):
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        given.strip().encode("utf-8", "replace"), expected.encode()
+    ):
         raise HTTPException(
             401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
         )
 
 
-router = APIRouter(dependencies=[Depends(require_token)], tags=["admin"])
+def require_token(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> None:
+    """The dependency that puts the bearer scheme into the schema (`TokenFirst` checks it)."""
+    check_token(request)
+
+
+class TokenFirst(APIRoute):
+    """A route that checks the token before FastAPI reads and validates the body.
+
+    FastAPI parses the JSON body before it runs dependencies, so a stranger's malformed body
+    would get 422 (and be parsed) instead of 401.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def checked(request: Request) -> Response:
+            check_token(request)
+            return await handler(request)
+
+        return checked
+
+
+router = APIRouter(dependencies=[Depends(require_token)], tags=["admin"], route_class=TokenFirst)
 Ctx = Annotated[WebContext, Depends(get_ctx)]
-Short = Annotated[str, Field(max_length=320)]
 
 
-# --- models --------------------------------------------------------------------------------
+def install(app: FastAPI, ctx: WebContext) -> None:
+    """Mount the API under /api/ and make its schema name this newsletter's topics and lists."""
+    app.include_router(router, prefix="/api")
 
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = build_openapi(app, ctx)
+        return app.openapi_schema
 
-class SummaryOut(BaseModel):
-    slug: str
-    title: str
-    topics: list[str]
-    research_type: str
-
-
-class IssueOut(BaseModel):
-    month: str
-    subject: str | None = None
-    summaries: list[SummaryOut] = []
-    error: str = ""
-    campaign_status: str
-    counts: dict[str, int]
-    running: bool
-
-
-class PreviewIn(BaseModel):
-    topics: list[Short] | None = Field(
-        default=None, max_length=200, description="Topic labels or slugs; null for all topics."
-    )
-    subscriber: Short | None = Field(default=None, description="Preview as this subscriber.")
-
-
-class PreviewOut(BaseModel):
-    month: str
-    variant: str
-    html: str
-    text: str
-    size: int = Field(description="Encoded HTML bytes (quoted-printable), against Gmail's clip.")
-    size_level: str
-    size_message: str
-
-
-class TestIn(BaseModel):
-    to: list[Short] = Field(min_length=1, max_length=20)
-    topics: list[Short] | None = Field(default=None, max_length=200)
-
-
-class TestOut(BaseModel):
-    results: list[str]
-
-
-class PlanOut(BaseModel):
-    month: str
-    audience: int
-    variant_count: int
-    variants: dict[str, int]
-    skipped_no_match: int
-    existing: dict[str, int]
-    to_send: int
-
-
-class SendIn(BaseModel):
-    confirm: bool = Field(description="Must be true: this sends the issue to real subscribers.")
-    lists: list[Short] | None = Field(default=None, max_length=50)
-
-
-class ProgressOut(BaseModel):
-    month: str
-    campaign_status: str
-    counts: dict[str, int]
-    running: bool
-    error: str = ""
-
-
-class SubscriberOut(BaseModel):
-    id: int
-    email: str
-    name: str
-    status: str
-    topics: str | list[str] = Field(description='"*" for all topics, else topic slugs.')
-    excluded_topics: list[str] = Field(
-        default=[], description='With "*": the topics they stopped (every topic but these).'
-    )
-    lists: list[str]
-    created_at: str | None
-    confirmed_at: str | None
-    unsubscribed_at: str | None
-    consent_source: str
-
-
-class DeliveryOut(BaseModel):
-    month: str
-    status: str
-    attempts: int
-    sent_at: str | None
-    error: str
-
-
-class SubscriberDetail(SubscriberOut):
-    deliveries: list[DeliveryOut]
-
-
-class SubscriberIn(BaseModel):
-    email: Short
-    name: str = Field(default="", max_length=200)
-    topics: list[Short] | None = Field(default=None, max_length=200)
-    lists: list[Short] | None = Field(default=None, max_length=50)
-    status: str = Field(default="active", pattern="^(active|pending)$")
-
-
-class SubscriberPatch(BaseModel):
-    name: str | None = Field(default=None, max_length=200)
-    status: str | None = Field(default=None, max_length=20)
-    topics: list[Short] | None = Field(
-        default=None, max_length=200, description='Labels or slugs; ["*"] for all topics.'
-    )
-    lists: list[Short] | None = Field(default=None, max_length=50)
-
-
-class ImportIn(BaseModel):
-    csv: str = Field(max_length=20 * 1024 * 1024, description="UTF-8 CSV text with a header.")
-    skip_invalid: bool = False
-    update_existing: bool = False
-    dry_run: bool = False
-
-
-class Rejected(BaseModel):
-    line: int
-    reason: str
-
-
-class ImportOut(BaseModel):
-    added: int
-    updated: int
-    skipped_existing: int
-    rows: int
-    dry_run: bool
-    rejected: list[Rejected]
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -204,6 +134,8 @@ def _issue(ctx: WebContext, month: str) -> Issue:
 
 
 def _bad(error: Exception) -> HTTPException:
+    if isinstance(error, SubscriberConflict):
+        return HTTPException(409, str(error))
     return HTTPException(400, str(error))
 
 
@@ -212,10 +144,23 @@ def _subscriber_out(subscriber: Subscriber) -> dict[str, Any]:
 
 
 def _topics(ctx: WebContext, names: list[str] | None) -> frozenset[str] | None:
+    """Exactly the enum of the schema (no aliases, no other spellings), as slugs."""
+    known = set(topic_choices(ctx))
+    for name in names or ():
+        if name not in known:
+            raise HTTPException(400, ctx.taxonomy.topics.unknown_message(name))
     try:
         return api.parse_topics(names, ctx.taxonomy)
     except NewsletterError as error:
         raise _bad(error) from None
+
+
+def _lists(ctx: WebContext, slugs: list[str] | None) -> list[str] | None:
+    known = list_choices(ctx)
+    for slug in slugs or ():
+        if slug not in known:
+            raise HTTPException(400, api.known_lists_message(slug, known))
+    return slugs
 
 
 # --- issues --------------------------------------------------------------------------------
@@ -243,13 +188,13 @@ def _issue_out(ctx: WebContext, month: str) -> IssueOut:
     )
 
 
-@router.get("/issues", response_model=list[IssueOut])
+@router.get("/issues", response_model=list[IssueOut], responses=problems())
 def list_issues(ctx: Ctx) -> list[IssueOut]:
     """Every month in content/, newest first, with its sent state and delivery counts."""
     return [_issue_out(ctx, month) for month in ctx.sending.months()]
 
 
-@router.get("/issues/{month}", response_model=IssueOut)
+@router.get("/issues/{month}", response_model=IssueOut, responses=problems(404))
 def get_issue(month: str, ctx: Ctx) -> IssueOut:
     """One month: summaries, sent state, delivery counts."""
     if not MONTH_RE.match(month) or month not in ctx.sending.months():
@@ -257,7 +202,7 @@ def get_issue(month: str, ctx: Ctx) -> IssueOut:
     return _issue_out(ctx, month)
 
 
-@router.post("/issues/{month}/preview", response_model=PreviewOut)
+@router.post("/issues/{month}/preview", response_model=PreviewOut, responses=problems(400, 404))
 def preview(month: str, body: PreviewIn, ctx: Ctx) -> PreviewOut:
     """The issue as a topic set or as a subscriber: HTML, text and encoded size."""
     issue = _issue(ctx, month)
@@ -283,7 +228,7 @@ def preview(month: str, body: PreviewIn, ctx: Ctx) -> PreviewOut:
     )
 
 
-@router.post("/issues/{month}/test", response_model=TestOut)
+@router.post("/issues/{month}/test", response_model=TestOut, responses=problems(400, 404))
 def test_send(month: str, body: TestIn, ctx: Ctx) -> TestOut:
     """Send the issue marked [TEST] to these addresses, outside the ledger."""
     issue = _issue(ctx, month)
@@ -294,16 +239,15 @@ def test_send(month: str, body: TestIn, ctx: Ctx) -> TestOut:
         raise _bad(error) from None
 
 
-@router.get("/issues/{month}/plan", response_model=PlanOut)
-def plan(
-    month: str,
-    ctx: Ctx,
-    lists: Annotated[list[str] | None, Query(max_length=80)] = None,
-) -> PlanOut:
+Lists = Annotated[list[str] | None, Query(max_length=50, json_schema_extra={CHOICES: "lists"})]
+
+
+@router.get("/issues/{month}/plan", response_model=PlanOut, responses=problems(400, 404))
+def plan(month: str, ctx: Ctx, lists: Lists = None) -> PlanOut:
     """What a send would do now: audience size and variants (nothing is written)."""
     issue = _issue(ctx, month)
     try:
-        report = ctx.sending.plan(issue, lists)
+        report = ctx.sending.plan(issue, _lists(ctx, lists))
     except NewsletterError as error:
         raise _bad(error) from None
     return PlanOut(
@@ -329,20 +273,27 @@ def _progress(ctx: WebContext, month: str) -> ProgressOut:
     )
 
 
-@router.post("/issues/{month}/send", response_model=ProgressOut, status_code=202)
+@router.post(
+    "/issues/{month}/send",
+    response_model=ProgressOut,
+    status_code=202,
+    responses=problems(400, 404, 409),
+)
 def send(month: str, body: SendIn, ctx: Ctx) -> ProgressOut:
-    """Send the issue to its audience in the background (resumes a stopped send)."""
+    """Send the issue to its audience in the background (resumes a stopped send).
+
+    409 when the issue cannot be sent now (already being sent, not ready, no transport).
+    """
     issue = _issue(ctx, month)
-    if not body.confirm:
-        raise HTTPException(400, "set confirm to true to send")
+    lists = _lists(ctx, body.lists)
     try:
-        ctx.sending.start(issue, body.lists)
+        ctx.sending.start(issue, lists)
     except NewsletterError as error:
         raise HTTPException(409, str(error)) from None
     return _progress(ctx, month)
 
 
-@router.get("/issues/{month}/progress", response_model=ProgressOut)
+@router.get("/issues/{month}/progress", response_model=ProgressOut, responses=problems(404))
 def progress(month: str, ctx: Ctx) -> ProgressOut:
     """Delivery counts by status, read from the ledger."""
     _issue(ctx, month)
@@ -352,32 +303,27 @@ def progress(month: str, ctx: Ctx) -> ProgressOut:
 # --- subscribers ---------------------------------------------------------------------------
 
 
-@router.get("/subscribers", response_model=list[SubscriberOut])
+@router.get("/subscribers", response_model=list[SubscriberOut], responses=problems(400))
 def list_subscribers(
     ctx: Ctx,
-    status: Annotated[str | None, Query(max_length=20)] = None,
-    topic: Annotated[str | None, Query(max_length=200)] = None,
-    list_slug: Annotated[str | None, Query(alias="list", max_length=80)] = None,
+    status: Status | None = None,
+    topic: Annotated[str | None, Query(json_schema_extra={CHOICES: "topics"})] = None,
+    list_slug: Annotated[
+        str | None, Query(alias="list", json_schema_extra={CHOICES: "lists"})
+    ] = None,
     search: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> list[dict[str, Any]]:
-    """Subscribers in id order, filtered like `newsletter subscribers list`."""
-    if status is not None and status not in SUBSCRIBER_STATUSES:
-        raise HTTPException(
-            400, f"unknown status; expected one of {', '.join(SUBSCRIBER_STATUSES)}"
-        )
-    term = None
-    if topic:
-        term = ctx.taxonomy.topics.find(topic)
-        if term is None:
-            raise HTTPException(400, ctx.taxonomy.topics.unknown_message(topic))
+    """Subscribers in id order, filtered like `newsletter subscribers list` ("*": any topic)."""
+    chosen = _topics(ctx, [topic]) if topic else None
+    _lists(ctx, [list_slug] if list_slug else None)
     with session_factory(ctx.engine)() as session:
         found = api.query_subscribers(
             session,
             status=status,
             list_slug=list_slug,
-            topic=term.slug if term else None,
+            topic=next(iter(chosen)) if chosen else None,
             search=search or None,
             limit=limit,
             offset=offset,
@@ -385,9 +331,14 @@ def list_subscribers(
         return [_subscriber_out(s) for s in found]
 
 
-@router.post("/subscribers", response_model=SubscriberOut, status_code=201)
+@router.post(
+    "/subscribers", response_model=SubscriberOut, status_code=201, responses=problems(400, 409)
+)
 def add_subscriber(body: SubscriberIn, ctx: Ctx) -> dict[str, Any]:
-    """Add one subscriber (consent given elsewhere: active, or pending)."""
+    """Add one subscriber (consent given elsewhere: active, or pending).
+
+    400 for an address that does not validate, 409 for one already subscribed or suppressed.
+    """
     topics = _topics(ctx, body.topics)
     try:
         with transaction(ctx.engine) as session:
@@ -398,7 +349,7 @@ def add_subscriber(body: SubscriberIn, ctx: Ctx) -> dict[str, Any]:
                 body.email,
                 name=body.name,
                 topics=topics,
-                lists=body.lists,
+                lists=_lists(ctx, body.lists),
                 status=body.status,
                 source="api",
             )
@@ -408,13 +359,16 @@ def add_subscriber(body: SubscriberIn, ctx: Ctx) -> dict[str, Any]:
 
 
 def _load(session, subscriber_id: int) -> Subscriber:
-    subscriber = session.get(Subscriber, subscriber_id) if 0 < subscriber_id < 2**62 else None
+    subscriber = session.get(Subscriber, subscriber_id) if 0 < subscriber_id < 2**63 else None
     if subscriber is None:
         raise HTTPException(404, "no such subscriber")
     return subscriber
 
 
-@router.get("/subscribers/{subscriber_id}", response_model=SubscriberDetail)
+# `:int`: a path that is not a number is not this resource (PATCH /subscribers/import is 405).
+@router.get(
+    "/subscribers/{subscriber_id:int}", response_model=SubscriberDetail, responses=problems(404)
+)
 def get_subscriber(subscriber_id: int, ctx: Ctx) -> dict[str, Any]:
     """One subscriber with their deliveries."""
     with session_factory(ctx.engine)() as session:
@@ -425,18 +379,22 @@ def get_subscriber(subscriber_id: int, ctx: Ctx) -> dict[str, Any]:
         }
 
 
-@router.patch("/subscribers/{subscriber_id}", response_model=SubscriberOut)
+@router.patch(
+    "/subscribers/{subscriber_id:int}", response_model=SubscriberOut, responses=problems(400, 404)
+)
 def update_subscriber(subscriber_id: int, body: SubscriberPatch, ctx: Ctx) -> dict[str, Any]:
     """Change status, name, topics or lists."""
+    topics = _topics(ctx, body.topics) if body.topics is not None else None
+    lists = _lists(ctx, body.lists)
     try:
         with transaction(ctx.engine) as session:
             subscriber = _load(session, subscriber_id)
             if body.name is not None:
                 api.set_name(session, subscriber, body.name)
             if body.topics is not None:
-                api.set_topics(session, subscriber, _topics(ctx, body.topics))
-            if body.lists is not None:
-                api.set_lists(session, ctx.settings, subscriber, body.lists)
+                api.set_topics(session, subscriber, topics)
+            if lists is not None:
+                api.set_lists(session, ctx.settings, subscriber, lists)
             if body.status is not None:
                 api.change_status(session, subscriber, body.status)
             return _subscriber_out(subscriber)
@@ -444,9 +402,13 @@ def update_subscriber(subscriber_id: int, body: SubscriberPatch, ctx: Ctx) -> di
         raise _bad(error) from None
 
 
-@router.post("/subscribers/import", response_model=ImportOut)
+@router.post("/subscribers/import", response_model=ImportOut, responses=problems(400))
 def import_subscribers(body: ImportIn, ctx: Ctx) -> ImportOut:
-    """Import CSV with the same rules and report as `newsletter subscribers import`."""
+    """Import CSV with the same rules and report as `newsletter subscribers import`.
+
+    400 when a row is rejected (and `skip_invalid` is false) or the header is wrong: nothing is
+    imported, and `rejected` lists the rows.
+    """
     try:
         with transaction(ctx.engine) as session:
             report = import_export.import_csv(

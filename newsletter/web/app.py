@@ -12,10 +12,13 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
+import http
 import os
 import re
+import urllib.parse
 from collections.abc import AsyncIterator
 from collections.abc import Callable
+from collections.abc import Mapping
 from pathlib import Path
 
 import jinja2
@@ -28,6 +31,8 @@ from fastapi.responses import Response
 from sqlalchemy import Engine
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.routing import Match
+from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from newsletter.config import Settings
@@ -43,6 +48,7 @@ from newsletter.transport import make_transport
 from newsletter.transport.base import Transport
 from newsletter.web.mail import Mailer
 from newsletter.web.pages import render_page
+from newsletter.web.security import CSP
 from newsletter.web.security import SECURITY_HEADERS
 from newsletter.web.security import Csrf
 from newsletter.web.security import SlidingWindow
@@ -50,6 +56,23 @@ from newsletter.web.security import derive_key
 from newsletter.web.sending import Sending
 
 HOUR = 3600.0
+
+
+def _allow_wasm(csp: str) -> str:
+    """`csp` with 'wasm-unsafe-eval' added to script-src (WebAssembly, and nothing else)."""
+    directives = [part.strip() for part in csp.split(";") if part.strip()]
+    for index, directive in enumerate(directives):
+        if directive.split()[0] == "script-src":
+            directives[index] = directive + " 'wasm-unsafe-eval'"
+            break
+    else:
+        directives.append("script-src 'self' 'wasm-unsafe-eval'")
+    return "; ".join(directives)
+
+
+# Pagefind (the archive's search) compiles WebAssembly, which `script-src 'self'` forbids; it is
+# allowed under /archive/ only, where the static archive is served and nothing else of the app.
+ARCHIVE_CSP = _allow_wasm(CSP)
 _STATIC_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*\.(css|js|png|svg|ico)$")
 
 
@@ -181,12 +204,18 @@ def create_app(
         response = await call_next(request)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        if request.url.path.startswith("/archive/"):
+            response.headers["Content-Security-Policy"] = ARCHIVE_CSP
+        if "location" in response.headers:
+            response.headers["location"] = absolute_location(
+                settings.newsletter.base_url, response.headers["location"], request
+            )
         return response
 
     _add_error_handlers(app, ctx)
     for module in (public, preferences, unsubscribe, admin, admin_subscribers, admin_schedule):
         app.include_router(module.router, include_in_schema=False)
-    app.include_router(api.router, prefix="/api")
+    api.install(app, ctx)
 
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str) -> Response:
@@ -216,6 +245,70 @@ _STATUS_TITLES = {
 }
 
 
+def absolute_location(base_url: str, location: str, request: Request) -> str:
+    """A redirect's `Location` built from `base_url`, never from the request's Host header.
+
+    The app's own redirects name a path; Starlette's (a trailing slash too many or too few, an
+    archive folder without its slash) a full URL built from the Host header, so a request with
+    `Host: evil.example` would send the browser there. Both become `base_url` + the path.
+    """
+    url = urllib.parse.urlsplit(location)
+    if url.scheme or url.netloc:
+        own = urllib.parse.urlsplit(str(request.base_url))
+        if (url.scheme, url.netloc) != (own.scheme, own.netloc):
+            return location
+    elif not location.startswith("/"):
+        return location
+    return base_url + urllib.parse.urlunsplit(("", "", url.path or "/", url.query, url.fragment))
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(app: FastAPI, request: Request) -> str:
+    """The `Allow` header of a 405: every method some route takes at this path.
+
+    Starlette names only the methods of the first route whose path matched, so GET and POST
+    declared as two routes would give `Allow: GET, HEAD`. A Mount (the archive) takes GET/HEAD.
+    """
+    # A fresh scope: routing (a Mount) changed root_path, and FastAPI keeps its match in it.
+    scope = request.scope
+    top = {
+        "type": "http",
+        "path": scope["path"],
+        "root_path": scope.get("app_root_path", scope.get("root_path", "")),
+        "headers": scope.get("headers", []),
+    }
+    allowed = []
+    for method in _METHODS:
+        scope = {**top, "method": method}
+        if any(
+            not isinstance(route, Mount) and route.matches(scope)[0] == Match.FULL
+            for route in app.router.routes
+        ):
+            allowed.append(method)
+    return ", ".join(allowed or ["GET", "HEAD"])
+
+
+def problem(
+    status: int, detail: object, headers: Mapping[str, str] | None = None, **extra: object
+) -> JSONResponse:
+    """An RFC 9457 problem detail (the API's error body: `newsletter.web.api.Problem`)."""
+    if isinstance(detail, dict):  # {"message": ..., other members}
+        extra = {**{k: v for k, v in detail.items() if k != "message"}, **extra}
+        detail = detail.get("message", "")
+    body = {
+        "type": "about:blank",
+        "title": http.HTTPStatus(status).phrase,
+        "status": status,
+        "detail": str(detail),
+        **extra,
+    }
+    return JSONResponse(
+        body, status_code=status, headers=headers, media_type="application/problem+json"
+    )
+
+
 def _wants_json(request: Request) -> bool:
     return request.url.path.startswith("/api/") or request.url.path == "/api"
 
@@ -223,10 +316,11 @@ def _wants_json(request: Request) -> bool:
 def _add_error_handlers(app: FastAPI, ctx: WebContext) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        headers = error.headers
+        if error.status_code == 405:
+            headers = {**(headers or {}), "Allow": allowed_methods(app, request)}
         if _wants_json(request):
-            return JSONResponse(
-                {"detail": error.detail}, status_code=error.status_code, headers=error.headers
-            )
+            return problem(error.status_code, error.detail, headers)
         title = _STATUS_TITLES.get(error.status_code, "Something went wrong")
         detail = error.detail if isinstance(error.detail, str) else ""
         if error.status_code == 404:
@@ -238,7 +332,7 @@ def _add_error_handlers(app: FastAPI, ctx: WebContext) -> None:
             request,
             "message.html",
             status_code=error.status_code,
-            headers=error.headers,
+            headers=headers,
             title=title,
             message=detail,
         )
@@ -247,10 +341,14 @@ def _add_error_handlers(app: FastAPI, ctx: WebContext) -> None:
     async def validation_error(request: Request, error: RequestValidationError) -> Response:
         if _wants_json(request):
             problems = [
-                {"loc": list(item.get("loc", ())), "msg": str(item.get("msg", ""))}
+                {
+                    "loc": [part if isinstance(part, int) else str(part) for part in item["loc"]],
+                    "msg": str(item.get("msg", "")),
+                    "type": str(item.get("type", "")),
+                }
                 for item in error.errors()
             ]
-            return JSONResponse({"detail": problems}, status_code=422)
+            return problem(422, "the request does not match the schema", errors=problems)
         return render_page(
             ctx,
             request,
@@ -264,7 +362,7 @@ def _add_error_handlers(app: FastAPI, ctx: WebContext) -> None:
     @app.exception_handler(Exception)
     async def server_error(request: Request, error: Exception) -> Response:
         if _wants_json(request):
-            return JSONResponse({"detail": "internal error"}, status_code=500)
+            return problem(500, "internal error")
         return render_page(
             ctx,
             request,
