@@ -9,6 +9,7 @@ database, claiming rows before they are sent and writing results in small batche
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import queue
 import socket
@@ -41,6 +42,10 @@ from newsletter.sending.retry import is_hard_bounce
 from newsletter.sending.retry import reply_text
 from newsletter.sending.retry import retry_or_fail
 from newsletter.sending.variants import VariantCache
+from newsletter.sending.waits import Announcer
+from newsletter.sending.waits import gone_senders
+from newsletter.sending.waits import leftover_lines
+from newsletter.sending.waits import wait_notices
 from newsletter.store import ledger
 from newsletter.store.bounces import record_send_bounce
 from newsletter.store.engine import session_factory
@@ -59,6 +64,7 @@ from newsletter.tokens import UNSUBSCRIBE
 from newsletter.tokens import Signer
 from newsletter.transport.base import Transport
 
+log = logging.getLogger("newsletter.send")
 # Waiting longer than this for a quota ends the run; re-running later picks the rest up.
 MAX_QUOTA_WAIT = 300.0
 # Consecutive failures to (re)open one server's connection after which a send pauses.
@@ -90,6 +96,8 @@ class CampaignRunner:
         worker_id: str | None = None,
         on_progress: ProgressCallback | None = None,
         wait_for_retries: bool = True,
+        take_over: bool = False,
+        on_wait: Callable[[str], None] | None = None,
         stop: threading.Event | None = None,
         commit_every: int = 50,
         limiter: RateLimiter | None = None,
@@ -102,6 +110,9 @@ class CampaignRunner:
         self.worker_id = worker_id or worker_name()
         self.on_progress = on_progress
         self.wait_for_retries = wait_for_retries
+        self.take_over = take_over  # reclaim at once the rows of senders known to be gone
+        self.on_wait = on_wait  # told, in words, what the run waits for and until when
+        self._announcer = Announcer()
         # The runner owns its stop flag (set on a quota wait too long to sit out); a caller's
         # stop request (Ctrl-C, app shutdown) is read, never written, so one run's quota stop
         # cannot stop every later run that shares the caller's event.
@@ -168,6 +179,7 @@ class CampaignRunner:
         except BaseException:
             self._close_transports()  # the preflight's connections
             raise
+        self._count_total(campaign_id, report)
         for index, pool in enumerate(self.pools):
             if pool.limiter is None:
                 pool.limiter = self._make_limiter(pool.rates, count_ledger=index == 0)
@@ -192,7 +204,7 @@ class CampaignRunner:
                     )
                     session.commit()
                 if not batch:
-                    if not self._wait_for_open_rows(campaign_id):
+                    if not self._wait_for_open_rows(campaign_id, report):
                         break
                     continue
                 self._send_batch(batch, report)
@@ -292,8 +304,13 @@ class CampaignRunner:
             elif not report.finished and campaign.status == RUNNING:
                 campaign.status = PLANNED  # stopped early: ready to resume
             report.counts = ledger.status_counts(session, campaign_id)
+            if not report.finished and not report.paused:
+                rows = ledger.open_rows(session, campaign_id, self.worker_id)
+                zone = self.settings.schedule.timezone
+                report.leftover = leftover_lines(rows, self.issue.month, zone)
             session.commit()
         report.variants_rendered = self.variants.rendered
+        report.render_seconds = self.variants.render_seconds
         report.elapsed = time.monotonic() - self._started
 
     def _make_limiter(self, rates: tuple[float, int, int], count_ledger: bool) -> RateLimiter:
@@ -307,14 +324,49 @@ class CampaignRunner:
                 day = ledger.sent_since(session, now - dt.timedelta(days=1))
         return RateLimiter(per_second, per_hour, per_day, sent_last_hour=hour, sent_last_day=day)
 
-    def _wait_for_open_rows(self, campaign_id: int) -> bool:
-        """Sleep until a retry or lease is due; False when nothing is left to wait for."""
+    def _count_total(self, campaign_id: int, report: SendReport) -> None:
+        """Take over the rows of stopped senders (with `take_over`), then count the rows this
+        run can take: open ones, less those other senders still hold."""
+        with self.sessions() as session:
+            rows = ledger.open_rows(session, campaign_id, self.worker_id)
+            if self.take_over and self._take_over(session, campaign_id, rows):
+                rows = ledger.open_rows(session, campaign_id, self.worker_id)
+            counts = ledger.status_counts(session, campaign_id)
+        report.total = sum(counts.get(s, 0) for s in ledger.OPEN_STATUSES) - rows.held_rows
+
+    def _take_over(self, session, campaign_id: int, rows: ledger.OpenRows) -> int:
+        gone = gone_senders(rows)
+        taken = ledger.take_over(session, campaign_id, gone)
+        session.commit()
+        if taken:
+            noun = "row" if taken == 1 else "rows"
+            self._say([f"took over {taken} {noun} claimed by a stopped sender ({', '.join(gone)})"])
+        return taken
+
+    def _say(self, lines: list[str]) -> None:
+        for line in lines:
+            log.info("%s: %s", self.issue.month, line)
+            if self.on_wait is not None:
+                self.on_wait(line)
+
+    def _wait_for_open_rows(self, campaign_id: int, report: SendReport) -> bool:
+        """Sleep until a retry or lease is due, saying what for and until when; False when
+        nothing is left to wait for, or the run does not wait (`--no-wait`, workers)."""
         with self.sessions() as session:
             due = ledger.next_due(session, campaign_id)
-        if due is None or not self.wait_for_retries:
+            if due is None:
+                return False
+            rows = ledger.open_rows(session, campaign_id, self.worker_id)
+            if self.take_over and self._take_over(session, campaign_id, rows):
+                return True  # claim them now
+        if not self.wait_for_retries:
             return False
+        notices = wait_notices(rows, self.issue.month, self.settings.schedule.timezone)
+        self._say(self._announcer.changed(notices))
         delay = max(0.0, (due - utcnow()).total_seconds())
+        started = time.monotonic()
         self._wait(min(delay + 0.05, 5.0))
+        report.wait_seconds += time.monotonic() - started
         return True
 
     # --- one batch ------------------------------------------------------------------------
