@@ -381,3 +381,133 @@ def test_every_send_path_refuses_an_issue_that_fails_its_checks(
     with pytest.raises(IssueNotReady, match="Gmail clips"):
         send_month(engine, settings, oversized, MemoryTransport())
     assert rows(engine) == {}
+
+
+# --- issue 12: late joiners, variant labels, honest progress --------------------------------
+
+
+def test_late_joiners_do_not_get_an_old_month_unless_asked(
+    engine, settings, taxonomy, issue, audience
+) -> None:
+    """Item 4: one rule on every path, decided in the planner."""
+    from newsletter.config import ListSpec
+    from newsletter.sending.campaign import preview_plan
+    from newsletter.store.models import PLANNED
+    from newsletter.store.subscribers import confirm
+    from newsletter.store.subscribers import set_lists
+
+    settings.lists = [ListSpec(slug="digest", name="Digest"), ListSpec(slug="news", name="News")]
+    with db.transaction(engine) as session:
+        add_subscriber(session, settings, taxonomy, "elsewhere@example.net", lists=["news"])
+    transport = MemoryTransport()
+    assert send_month(engine, settings, issue, transport).report.sent == 4
+    with db.transaction(engine) as session:
+        add_subscriber(session, settings, taxonomy, "late@example.net")  # created after
+        confirm(session, require_subscriber(session, "pending@example.net"))  # confirmed after
+        # On the other list all along, added to the campaign's list after it was planned.
+        set_lists(
+            session,
+            settings,
+            require_subscriber(session, "elsewhere@example.net"),
+            ["digest", "news"],
+        )
+    preview = preview_plan(engine, settings, issue)
+    assert (preview.late_joiners, preview.new_rows, preview.to_send) == (3, 0, 0)
+    assert preview.first_planned is not None
+    again = send_month(engine, settings, issue, transport)
+    assert again.plan.late_joiners == 3 and again.report.sent == 0
+    assert len(transport.outbox) == 4 and "late@example.net" not in rows(engine)
+    asked = send_month(engine, settings, issue, transport, include_late_joiners=True)
+    assert asked.plan.late_joiners == 0 and asked.report.sent == 3 and asked.report.finished
+    late = {"late@example.net", "pending@example.net", "elsewhere@example.net"}
+    assert {m.recipient for m in transport.outbox[4:]} == late
+    # Planning only (the CLI's `plan`, the scheduler's plan mode) reopens a finished month
+    # for the workers when it adds rows.
+    with db.transaction(engine) as session:
+        add_subscriber(session, settings, taxonomy, "later@example.net")
+    planned = send_month(engine, settings, issue, send=False, include_late_joiners=True)
+    assert planned.plan.new_rows == 1
+    with db.session_factory(engine)() as session:
+        assert ledger.find_campaign(session, "2025-01").status == PLANNED
+
+
+def test_the_web_admin_send_follows_the_late_joiner_rule(
+    engine, settings, taxonomy, issue, audience
+) -> None:
+    from newsletter.web.sending import Sending
+
+    transport = MemoryTransport()
+    sending = Sending(settings, taxonomy, engine, lambda: transport, custom_transport=True)
+    sending.start(issue)
+    sending.wait("2025-01", 30)
+    assert len(transport.outbox) == 4
+    with db.transaction(engine) as session:
+        add_subscriber(session, settings, taxonomy, "late@example.net")
+    sending.start(issue)
+    sending.wait("2025-01", 30)
+    assert sending.state("2025-01").error == ""
+    assert len(transport.outbox) == 4 and "late@example.net" not in rows(engine)
+    assert sending.plan(issue).late_joiners == 1  # what the admin page can show
+
+
+def test_plan_labels_variants_by_summary_titles(engine, settings, issue, audience) -> None:
+    """Item 13: the plan reads as summary titles, not as ledger keys."""
+    from newsletter.sending.plan import variant_label
+
+    plan = plan_campaign(engine, settings, issue, dry_run=True)
+    labels = {plan.label(key): count for key, count in plan.variants.items()}
+    assert labels == {
+        "Client Contribution to the Alliance Predicts Recovery From Depression + CBT Outperforms "
+        "Placebo for Adult Anxiety Disorders + It Is the Therapist’s Side of the Alliance That "
+        "Counts; with topic notes": 1,
+        "CBT Outperforms Placebo for Adult Anxiety Disorders; with topic notes": 1,
+        "Client Contribution to the Alliance Predicts Recovery From Depression + It Is the "
+        "Therapist’s Side of the Alliance That Counts; with topic notes": 2,
+    }
+    whole = variant_label(issue, "alliance-in-depression,cbt-for-anxiety")
+    assert whole.endswith("; whole issue, no topic notes") and " + " in whole
+
+
+def test_progress_never_passes_its_total_with_retries_resumed_and_new_rows(
+    engine, settings, taxonomy, issue, audience
+) -> None:
+    """Item 12: rows that retry, rows left claimed by a crashed run, and rows planned while
+    the run goes: the progress total grows with them, and done never passes it."""
+    import datetime as dt
+
+    from newsletter.store.models import utcnow
+
+    settings.delivery.retry_base_seconds = 0
+    settings.delivery.batch_size = 1
+    plan_campaign(engine, settings, issue)
+    with db.transaction(engine) as session:  # a crashed run's claim, its lease run out
+        campaign = ledger.find_campaign(session, "2025-01")
+        ledger.claim_batch(
+            session, campaign.id, "gone:1", 2, dt.timedelta(seconds=-1), ["digest"], utcnow()
+        )
+    failed_once: set[str] = set()
+
+    def fail_once(recipient: str):
+        if recipient not in failed_once:
+            failed_once.add(recipient)
+            return TemporaryFailure("451 4.3.0 try again")
+        return None
+
+    seen: list[tuple[int, int]] = []
+    added = []
+
+    def on_progress(report, _step) -> None:
+        seen.append((report.done, report.total))
+        if not added:  # a subscriber planned mid-run (e.g. by another operator's `plan`)
+            with db.transaction(engine) as session:
+                add_subscriber(session, settings, taxonomy, "mid@example.net")
+            added.append(plan_campaign(engine, settings, issue, include_late_joiners=True))
+
+    report = send_month(
+        engine, settings, issue, MemoryTransport(fail=fail_once), on_progress=on_progress
+    ).report
+    assert report.finished and report.sent == 5
+    assert added[0].new_rows == 1
+    assert all(done <= total for done, total in seen), seen
+    assert seen[-1] == (5, 5)
+    assert report.render_seconds > 0 and report.elapsed >= report.render_seconds
