@@ -125,8 +125,7 @@ def test_a_resumed_scheduled_send_leaves_late_joiners_out(tmp_path: Path, migrat
     resumed = run_send(settings, "2025-01", engine=migrated)
     assert resumed.action == jobs.SENT
     box = mailbox.Maildir(settings.delivery.maildir, create=False)
-    policy = email.policy.default
-    got = {str(email.message_from_bytes(box.get_bytes(k), policy=policy)["To"]) for k in box}
+    got = {str(message["To"]) for message in box}
     assert got == set(ADDRESSES)  # late@ is not mailed the old month
     with db.session_factory(migrated)() as session:
         emails = set(session.scalars(select(Delivery.email)))

@@ -9,17 +9,24 @@ open (`--no-wait`, workers) says how to continue. Times are shown in `[schedule]
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 import os
 import socket
 import time
 import zoneinfo
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy.orm import Session
+
 from newsletter.render.environment import plural
+from newsletter.store import ledger
 from newsletter.store.ledger import Held
 from newsletter.store.ledger import OpenRows
 from newsletter.store.models import utcnow
+
+log = logging.getLogger("newsletter.send")
 
 # A changed wait is announced at once when what is waited for changes kind, otherwise at most
 # this often (many retries due at different times would print a line each).
@@ -215,3 +222,54 @@ class Announcer:
             return []
         self._kinds, self._texts, self._at = kinds, texts, now
         return list(texts)
+
+
+class Waits:
+    """What one run says about its waits (logged, and passed to `on_wait`), and the rows it
+    takes over from stopped senders when asked to (`take_over`, the CLI's `--take-over`)."""
+
+    def __init__(
+        self,
+        month: str,
+        zone: str,
+        worker_id: str,
+        *,
+        take_over: bool = False,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> None:
+        self.month = month
+        self.zone = zone
+        self.worker_id = worker_id
+        self.take_over = take_over
+        self.on_wait = on_wait
+        self.announcer = Announcer()
+
+    def say(self, lines: list[str]) -> None:
+        for line in lines:
+            log.info("%s: %s", self.month, line)
+            if self.on_wait is not None:
+                self.on_wait(line)
+
+    def look(self, session: Session, campaign_id: int) -> tuple[OpenRows, int]:
+        """The rows open but not claimable now, after taking over (with `take_over`) those
+        of stopped senders on this host; and how many were taken over."""
+        rows = ledger.open_rows(session, campaign_id, self.worker_id)
+        if not self.take_over:
+            return rows, 0
+        gone = gone_senders(rows)
+        taken = ledger.take_over(session, campaign_id, gone)
+        session.commit()
+        if not taken:
+            return rows, 0
+        self.say(
+            [f"took over {plural(taken, 'row')} claimed by a stopped sender ({', '.join(gone)})"]
+        )
+        return ledger.open_rows(session, campaign_id, self.worker_id), taken
+
+    def announce(self, rows: OpenRows) -> None:
+        """Say what the run waits for, when that changed (see `Announcer`)."""
+        self.say(self.announcer.changed(wait_notices(rows, self.month, self.zone)))
+
+    def leftover(self, rows: OpenRows) -> list[str]:
+        """What a run that ends with rows open leaves, and how to continue."""
+        return leftover_lines(rows, self.month, self.zone)
