@@ -511,3 +511,58 @@ def test_progress_never_passes_its_total_with_retries_resumed_and_new_rows(
     assert all(done <= total for done, total in seen), seen
     assert seen[-1] == (5, 5)
     assert report.render_seconds > 0 and report.elapsed >= report.render_seconds
+
+
+def test_postgresql_late_joiners_and_taking_over_a_stopped_senders_rows(
+    pg_engine, settings, taxonomy, issue
+) -> None:
+    """The late-joiner and lease SQL on PostgreSQL (aggregates, EXISTS, the take-over)."""
+    import datetime as dt
+    import socket
+    import subprocess
+    import sys
+
+    with db.transaction(pg_engine) as session:
+        for address, topics in PEOPLE.items():
+            add_subscriber(session, settings, taxonomy, address, topics=topics)
+    plan_campaign(pg_engine, settings, issue)
+    with db.transaction(pg_engine) as session:
+        add_subscriber(session, settings, taxonomy, "late@example.net")
+    assert plan_campaign(pg_engine, settings, issue, dry_run=True).late_joiners == 1
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    crashed = f"{socket.gethostname()}:{ended.pid}"
+    with db.transaction(pg_engine) as session:
+        campaign = ledger.find_campaign(session, "2025-01")
+        ledger.claim_batch(session, campaign.id, crashed, 2, dt.timedelta(minutes=5), ["digest"])
+        held = ledger.open_rows(session, campaign.id, "me")
+    assert [(h.worker_id, h.rows) for h in held.held] == [(crashed, 2)]
+    assert held.held[0].lease_until > held.held[0].claimed_at
+    lines: list[str] = []
+    transport = MemoryTransport()
+    result = send_month(pg_engine, settings, issue, transport, take_over=True, on_wait=lines.append)
+    report = result.report
+    assert lines == [f"took over 2 rows claimed by a stopped sender ({crashed})"]
+    assert report.finished and report.sent == 4
+    assert "late@example.net" not in {m.recipient for m in transport.outbox}
+
+
+def test_wait_lines_repeat_only_when_what_is_waited_for_changes() -> None:
+    from newsletter.sending.waits import Announcer
+    from newsletter.sending.waits import Notice
+    from newsletter.sending.waits import duration
+
+    announcer = Announcer(repeat=3600)
+    one = [Notice("retry", "1 address is being retried at 10:42; Ctrl-C leaves it queued")]
+    assert announcer.changed(one) == [one[0].text]
+    assert announcer.changed(one) == []  # the same wait: said once
+    two = [Notice("retry", "2 addresses are being retried at 10:43; Ctrl-C leaves them queued")]
+    assert announcer.changed(two) == []  # the same kind, changed: not more than once a while
+    held = [*two, Notice("gone", "waiting up to 4 min for 3 rows claimed by a stopped sender")]
+    assert announcer.changed(held) == [n.text for n in held]  # a new kind: at once
+    assert (duration(0.2), duration(59.1), duration(200), duration(3700)) == (
+        "1 s",
+        "1 min",
+        "4 min",
+        "1 h 2 min",
+    )

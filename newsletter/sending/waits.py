@@ -85,9 +85,9 @@ def gone_senders(rows: OpenRows) -> list[str]:
 
 def duration(seconds: float) -> str:
     """'45 s', '4 min', '1 h 5 min' (rounded up: a wait is never longer than it says)."""
-    seconds = max(0.0, seconds)
-    if seconds < 60:
-        return f"{math.ceil(seconds)} s"
+    whole = math.ceil(max(0.0, seconds))
+    if whole < 60:
+        return f"{whole} s"
     minutes = math.ceil(seconds / 60)
     if minutes < 60:
         return f"{minutes} min"
