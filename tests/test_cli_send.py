@@ -300,6 +300,8 @@ def test_send_leaves_late_joiners_out_and_says_how_to_include_them(
     assert "messages to send: 0" in dry.output
     again = invoke(runner, with_subscribers, "send", "2025-01", "--yes")
     assert again.exit_code == 0 and "nothing to send" in again.output
+    resumed = invoke(runner, with_subscribers, "send", "2025-01", "--yes", "--resume")
+    assert resumed.exit_code == 0 and "nothing to send" in resumed.output
     assert len(outbox(with_subscribers)) == 2
     asked = invoke(runner, with_subscribers, "send", "2025-01", "--yes", "--include-late-joiners")
     assert asked.exit_code == 0, asked.output
