@@ -283,3 +283,86 @@ def test_deliveries_filter_by_status_and_print_whole_rows(runner, with_subscribe
     assert table.exit_code == 0 and "groups@example.net" not in table.output
     bad = invoke(runner, with_subscribers, "deliveries", "2025-01", "--status", "lost")
     assert bad.exit_code == 2
+
+
+# --- issue 12: late joiners, `newsletter plan`, readable variants ---------------------------
+
+
+def test_send_leaves_late_joiners_out_and_says_how_to_include_them(
+    runner, with_subscribers
+) -> None:
+    assert invoke(runner, with_subscribers, "send", "2025-01", "--yes").exit_code == 0
+    assert invoke(runner, with_subscribers, "subscribers", "add", "late@example.net").exit_code == 0
+    dry = invoke(runner, with_subscribers, "send", "2025-01", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "left out: 1 late joiner, who joined after 2025-01 was first planned (" in dry.output
+    assert "`newsletter send 2025-01 --include-late-joiners` includes them" in dry.output
+    assert "messages to send: 0" in dry.output
+    again = invoke(runner, with_subscribers, "send", "2025-01", "--yes")
+    assert again.exit_code == 0 and "nothing to send" in again.output
+    resumed = invoke(runner, with_subscribers, "send", "2025-01", "--yes", "--resume")
+    assert resumed.exit_code == 0 and "nothing to send" in resumed.output
+    assert len(outbox(with_subscribers)) == 2
+    asked = invoke(runner, with_subscribers, "send", "2025-01", "--yes", "--include-late-joiners")
+    assert asked.exit_code == 0, asked.output
+    assert "sent 1, failed 0" in asked.output
+    assert sorted(str(m["To"]) for m in outbox(with_subscribers))[-1] == "late@example.net"
+
+
+def test_plan_writes_the_rows_for_workers_without_sending(runner, with_subscribers) -> None:
+    first = invoke(runner, with_subscribers, "plan", "2025-01")
+    assert first.exit_code == 0, first.output
+    assert "2025-01: planned 3 new rows, 2 to send: run `newsletter worker` to send" in first.output
+    assert not (with_subscribers.parent / "outbox").exists()  # nothing sent
+    second = invoke(runner, with_subscribers, "plan", "2025-01")
+    assert second.exit_code == 0, second.output
+    assert "planned 0 new rows, 2 to send" in second.output  # idempotent
+    assert "already in the ledger: 2 queued, 1 skipped" in second.output
+    # The rows are exactly those `send` would have written: the worker sends them.
+    worked = invoke(runner, with_subscribers, "worker", "--once")
+    assert worked.exit_code == 0, worked.output
+    assert sorted(str(m["To"]) for m in outbox(with_subscribers)) == [
+        "all@example.net",
+        "anxious@example.net",
+    ]
+    assert invoke(runner, with_subscribers, "subscribers", "add", "late@example.net").exit_code == 0
+    late = invoke(runner, with_subscribers, "plan", "2025-01")
+    assert "`newsletter plan 2025-01 --include-late-joiners` includes them" in late.output
+    assert "planned 0 new rows; nothing to send" in late.output
+    included = invoke(runner, with_subscribers, "plan", "2025-01", "--include-late-joiners")
+    assert "planned 1 new row, 1 to send: run `newsletter worker`" in included.output
+    assert invoke(runner, with_subscribers, "worker", "--once").exit_code == 0
+    assert len(outbox(with_subscribers)) == 3
+
+
+def test_plan_refuses_an_issue_that_fails_its_checks(runner, with_subscribers) -> None:
+    broken = with_subscribers.parent / "content" / "2025-01" / "01-alliance-in-depression.md"
+    broken.write_text("---\ntitle: x\n---\nno topics\n", encoding="utf-8")
+    result = invoke(runner, with_subscribers, "plan", "2025-01")
+    assert result.exit_code == 1
+    assert "01-alliance-in-depression.md: topics:" in result.output
+    ledger = invoke(runner, with_subscribers, "deliveries", "2025-01")
+    assert "has not been sent or planned" in ledger.output
+
+
+def test_the_plan_names_variants_by_summary_titles(runner, with_subscribers) -> None:
+    result = invoke(runner, with_subscribers, "send", "2025-01", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert ";topics" not in result.output and "cbt-for-anxiety" not in result.output
+    assert "1 reader: CBT Outperforms Placebo for Adult Anxiety Disorders; with topic notes" in (
+        result.output
+    )
+
+
+def test_the_demo_plan_reads_as_summary_titles(runner, tmp_path) -> None:
+    config = demo_project(tmp_path)
+    result = invoke(runner, config, "demo")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert ";topics" not in result.output and "potentially-harmful" not in result.output
+    assert (
+        "  9 readers: First, Do No Harm: Psychological Treatments That Can Make Things Worse + "
+        "Adding Psychotherapy to Antidepressants Improves Outcomes; with topic notes"
+    ) in lines
+    summary = next(line for line in lines if line.startswith("sent 20,"))
+    assert "variants rendered in" in summary and "wall time" in summary

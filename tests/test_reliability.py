@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -407,3 +408,172 @@ def test_a_connection_lost_mid_send_pauses_without_failing_untried_rows(
     counts = attempts_and_statuses(engine)
     assert counts[("sent", 1)] == 3
     assert counts[("queued", 0)] == 5  # given back untried: no attempt spent
+
+
+# --- issue 12: a send that waits says what for, and until when -----------------------------
+
+
+def fail_once_for(address: str, reply: str = "451 4.3.0 mailbox busy, try later"):
+    """A fault that refuses `address` once at RCPT, then accepts it."""
+    refused: list[str] = []
+
+    def fault(_envelope, phase: str, recipient: str):
+        if phase == "RCPT" and recipient == address and not refused:
+            refused.append(recipient)
+            return reply
+        return None
+
+    return fault
+
+
+def test_a_send_waiting_for_a_retry_says_when_and_sums_up_wall_and_render_time(
+    engine, settings, taxonomy, tmp_path
+) -> None:
+    addresses = add_people(engine, settings, taxonomy, 4)
+    with running_sink(fault=fail_once_for(addresses[1])) as sink:
+        config = write_config(
+            tmp_path,
+            delivery={"transport": "smtp", "retry_base_seconds": 0.5},
+            smtp={"host": sink.host, "port": sink.port, "connections": 1},
+        )
+        result = CliRunner().invoke(main, ["--config", str(config), "send", "2025-01", "--yes"])
+        assert result.exit_code == 0, result.output
+        assert sorted(m.recipients[0] for m in sink.messages) == addresses
+    assert re.search(
+        r"^1 address is being retried at \d\d:\d\d:\d\d; Ctrl-C leaves it queued$",
+        result.output,
+        re.M,
+    ), result.output
+    summary = re.search(
+        r"sent 4, failed 0, skipped 0, retries scheduled 1; 1 variant rendered in "
+        r"([\d.]+)s; wall time ([\d.]+)s, ([\d.]+)s of it waiting",
+        result.output,
+    )
+    assert summary, result.output
+    render, wall, waited = map(float, summary.groups())
+    assert render <= wall and 0 < waited <= wall
+    assert "campaign 2025-01: complete" in result.output
+    # The bar counts the retried address once: it ends at its total, never past it.
+    assert "4/4" in result.output and "5/4" not in result.output
+
+
+def test_no_wait_ends_after_the_first_pass_and_says_how_to_continue(
+    engine, settings, taxonomy, tmp_path
+) -> None:
+    addresses = add_people(engine, settings, taxonomy, 4)
+    with running_sink(fault=fail_once_for(addresses[2])) as sink:
+        config = write_config(
+            tmp_path,
+            delivery={"transport": "smtp", "retry_base_seconds": 600},
+            smtp={"host": sink.host, "port": sink.port, "connections": 1},
+        )
+        args = ["--config", str(config), "send", "2025-01", "--yes", "--no-wait"]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        assert len(sink.messages) == 3
+    assert re.search(
+        r"^1 address left queued for a retry \(the next at \d\d:\d\d\): run `newsletter send "
+        r"2025-01` again to send it, or let `newsletter worker` do it$",
+        result.output,
+        re.M,
+    ), result.output
+    assert "campaign 2025-01: not finished" in result.output
+    assert statuses(engine) == Counter({"sent": 3, "retry": 1})
+
+
+def exited_pid() -> int:
+    """The pid of a process of this host that has ended."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def claim_for(engine, worker_id: str, count: int, lease: float = 300.0) -> None:
+    """Claim `count` rows as `worker_id` would have, with a lease still running."""
+    import datetime as dt
+
+    with db.transaction(engine) as session:
+        campaign = ledger.find_campaign(session, "2025-01")
+        claimed = ledger.claim_batch(
+            session, campaign.id, worker_id, count, dt.timedelta(seconds=lease), ["digest"]
+        )
+        assert len(claimed) == count
+
+
+def test_rows_of_a_stopped_sender_are_waited_for_with_a_reason_or_taken_over(
+    engine, settings, taxonomy, issue, tmp_path
+) -> None:
+    addresses = add_people(engine, settings, taxonomy, 8)
+    plan_campaign(engine, settings, issue)
+    crashed = f"{socket.gethostname()}:{exited_pid()}"
+    claim_for(engine, crashed, 3)
+    with running_sink() as sink:
+        smtp_settings(settings, sink)
+        # The library run waits, saying for what and until when; a stop ends the wait.
+        stop = threading.Event()
+        lines: list[str] = []
+
+        def on_wait(line: str) -> None:
+            lines.append(line)
+            stop.set()
+
+        report = send_month(engine, settings, issue, stop=stop, on_wait=on_wait).report
+        assert lines == [
+            f"waiting up to 5 min for 3 rows claimed by a stopped sender ({crashed}); "
+            "--take-over to reclaim now"
+        ]
+        assert report.sent == 5 and not report.finished
+        assert statuses(engine) == Counter({"sent": 5, "sending": 3})
+        # --no-wait ends at once and says how to continue.
+        config = write_config(
+            tmp_path, delivery={"transport": "smtp"}, smtp={"host": sink.host, "port": sink.port}
+        )
+        base = ["--config", str(config), "send", "2025-01", "--yes"]
+        left = CliRunner().invoke(main, [*base, "--no-wait"])
+        assert left.exit_code == 0, left.output
+        assert re.search(
+            rf"^3 rows claimed by {re.escape(crashed)} until \d\d:\d\d \(stopped\): "
+            r"`newsletter send 2025-01 --take-over` reclaims them now$",
+            left.output,
+            re.M,
+        ), left.output
+        # --take-over reclaims them now: every address once, nothing waited for.
+        taken = CliRunner().invoke(main, [*base, "--take-over"])
+        assert taken.exit_code == 0, taken.output
+        assert f"took over 3 rows claimed by a stopped sender ({crashed})" in taken.output
+        assert "campaign 2025-01: complete" in taken.output
+        assert "waiting" not in taken.output
+        assert Counter(m.recipients[0] for m in sink.messages) == Counter(addresses)
+    assert statuses(engine) == Counter({"sent": 8})
+
+
+def test_take_over_never_takes_the_rows_of_a_sender_still_running(
+    engine, settings, taxonomy, issue, tmp_path
+) -> None:
+    add_people(engine, settings, taxonomy, 4)
+    plan_campaign(engine, settings, issue)
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        running = f"{socket.gethostname()}:{alive.pid}"
+        claim_for(engine, running, 2)
+        with running_sink() as sink:
+            config = write_config(
+                tmp_path,
+                delivery={"transport": "smtp"},
+                smtp={"host": sink.host, "port": sink.port},
+            )
+            args = ["--config", str(config), "send", "2025-01", "--yes", "--take-over", "--no-wait"]
+            result = CliRunner().invoke(main, args)
+            assert result.exit_code == 0, result.output
+            assert len(sink.messages) == 2
+        assert "took over" not in result.output
+        assert re.search(
+            rf"^2 rows claimed by {re.escape(running)} until \d\d:\d\d: run `newsletter send "
+            r"2025-01` after that if they are still open$",
+            result.output,
+            re.M,
+        ), result.output
+        assert statuses(engine) == Counter({"sent": 2, "sending": 2})
+    finally:
+        alive.kill()
+        alive.wait()

@@ -113,6 +113,25 @@ def test_a_stopped_send_resumes_on_the_next_run(tmp_path: Path, migrated) -> Non
     assert maildir_count(settings) == len(ADDRESSES)
 
 
+def test_a_resumed_scheduled_send_leaves_late_joiners_out(tmp_path: Path, migrated) -> None:
+    """Issue 12, item 4: a subscriber who joined after the month was first planned is not
+    mailed that month when the scheduler resumes it (nor by a one-off of it)."""
+    settings = make_settings(tmp_path)
+    stop = threading.Event()
+    stop.set()  # planned, then stopped before the first message
+    assert run_send(settings, "2025-01", engine=migrated, stop=stop).action == jobs.STOPPED
+    with db.transaction(migrated) as session:
+        add_subscriber(session, settings, default_taxonomy(), "late@example.org")
+    resumed = run_send(settings, "2025-01", engine=migrated)
+    assert resumed.action == jobs.SENT
+    box = mailbox.Maildir(settings.delivery.maildir, create=False)
+    got = {str(message["To"]) for message in box}
+    assert got == set(ADDRESSES)  # late@ is not mailed the old month
+    with db.session_factory(migrated)() as session:
+        emails = set(session.scalars(select(Delivery.email)))
+    assert "late@example.org" not in emails
+
+
 def test_plan_mode_only_plans(tmp_path: Path, migrated) -> None:
     settings = make_settings(tmp_path, schedule={"mode": "plan"})
     outcome = run_monthly(settings, now=JANUARY_RUN, engine=migrated)

@@ -381,3 +381,188 @@ def test_every_send_path_refuses_an_issue_that_fails_its_checks(
     with pytest.raises(IssueNotReady, match="Gmail clips"):
         send_month(engine, settings, oversized, MemoryTransport())
     assert rows(engine) == {}
+
+
+# --- issue 12: late joiners, variant labels, honest progress --------------------------------
+
+
+def test_late_joiners_do_not_get_an_old_month_unless_asked(
+    engine, settings, taxonomy, issue, audience
+) -> None:
+    """Item 4: one rule on every path, decided in the planner."""
+    from newsletter.config import ListSpec
+    from newsletter.sending.campaign import preview_plan
+    from newsletter.store.models import PLANNED
+    from newsletter.store.subscribers import confirm
+    from newsletter.store.subscribers import set_lists
+
+    settings.lists = [ListSpec(slug="digest", name="Digest"), ListSpec(slug="news", name="News")]
+    with db.transaction(engine) as session:
+        add_subscriber(session, settings, taxonomy, "elsewhere@example.net", lists=["news"])
+    transport = MemoryTransport()
+    assert send_month(engine, settings, issue, transport).report.sent == 4
+    with db.transaction(engine) as session:
+        add_subscriber(session, settings, taxonomy, "late@example.net")  # created after
+        confirm(session, require_subscriber(session, "pending@example.net"))  # confirmed after
+        # On the other list all along, added to the campaign's list after it was planned.
+        set_lists(
+            session,
+            settings,
+            require_subscriber(session, "elsewhere@example.net"),
+            ["digest", "news"],
+        )
+    preview = preview_plan(engine, settings, issue)
+    assert (preview.late_joiners, preview.new_rows, preview.to_send) == (3, 0, 0)
+    assert preview.first_planned is not None
+    again = send_month(engine, settings, issue, transport)
+    assert again.plan.late_joiners == 3 and again.report.sent == 0
+    assert len(transport.outbox) == 4 and "late@example.net" not in rows(engine)
+    asked = send_month(engine, settings, issue, transport, include_late_joiners=True)
+    assert asked.plan.late_joiners == 0 and asked.report.sent == 3 and asked.report.finished
+    late = {"late@example.net", "pending@example.net", "elsewhere@example.net"}
+    assert {m.recipient for m in transport.outbox[4:]} == late
+    # Planning only (the CLI's `plan`, the scheduler's plan mode) reopens a finished month
+    # for the workers when it adds rows.
+    with db.transaction(engine) as session:
+        add_subscriber(session, settings, taxonomy, "later@example.net")
+    planned = send_month(engine, settings, issue, send=False, include_late_joiners=True)
+    assert planned.plan.new_rows == 1
+    with db.session_factory(engine)() as session:
+        assert ledger.find_campaign(session, "2025-01").status == PLANNED
+
+
+def test_the_web_admin_send_follows_the_late_joiner_rule(
+    engine, settings, taxonomy, issue, audience
+) -> None:
+    from newsletter.web.sending import Sending
+
+    transport = MemoryTransport()
+    sending = Sending(settings, taxonomy, engine, lambda: transport, custom_transport=True)
+    sending.start(issue)
+    sending.wait("2025-01", 30)
+    assert len(transport.outbox) == 4
+    with db.transaction(engine) as session:
+        add_subscriber(session, settings, taxonomy, "late@example.net")
+    sending.start(issue)
+    sending.wait("2025-01", 30)
+    assert sending.state("2025-01").error == ""
+    assert len(transport.outbox) == 4 and "late@example.net" not in rows(engine)
+    assert sending.plan(issue).late_joiners == 1  # what the admin page can show
+
+
+def test_plan_labels_variants_by_summary_titles(engine, settings, issue, audience) -> None:
+    """Item 13: the plan reads as summary titles, not as ledger keys."""
+    from newsletter.sending.plan import variant_label
+
+    plan = plan_campaign(engine, settings, issue, dry_run=True)
+    labels = {plan.label(key): count for key, count in plan.variants.items()}
+    assert labels == {
+        "Client Contribution to the Alliance Predicts Recovery From Depression + CBT Outperforms "
+        "Placebo for Adult Anxiety Disorders + It Is the Therapist’s Side of the Alliance That "
+        "Counts; with topic notes": 1,
+        "CBT Outperforms Placebo for Adult Anxiety Disorders; with topic notes": 1,
+        "Client Contribution to the Alliance Predicts Recovery From Depression + It Is the "
+        "Therapist’s Side of the Alliance That Counts; with topic notes": 2,
+    }
+    whole = variant_label(issue, "alliance-in-depression,cbt-for-anxiety")
+    assert whole.endswith("; whole issue, no topic notes") and " + " in whole
+
+
+def test_progress_never_passes_its_total_with_retries_resumed_and_new_rows(
+    engine, settings, taxonomy, issue, audience
+) -> None:
+    """Item 12: rows that retry, rows left claimed by a crashed run, and rows planned while
+    the run goes: the progress total grows with them, and done never passes it."""
+    import datetime as dt
+
+    from newsletter.store.models import utcnow
+
+    settings.delivery.retry_base_seconds = 0
+    settings.delivery.batch_size = 1
+    plan_campaign(engine, settings, issue)
+    with db.transaction(engine) as session:  # a crashed run's claim, its lease run out
+        campaign = ledger.find_campaign(session, "2025-01")
+        ledger.claim_batch(
+            session, campaign.id, "gone:1", 2, dt.timedelta(seconds=-1), ["digest"], utcnow()
+        )
+    failed_once: set[str] = set()
+
+    def fail_once(recipient: str):
+        if recipient not in failed_once:
+            failed_once.add(recipient)
+            return TemporaryFailure("451 4.3.0 try again")
+        return None
+
+    seen: list[tuple[int, int]] = []
+    added = []
+
+    def on_progress(report, _step) -> None:
+        seen.append((report.done, report.total))
+        if not added:  # a subscriber planned mid-run (e.g. by another operator's `plan`)
+            with db.transaction(engine) as session:
+                add_subscriber(session, settings, taxonomy, "mid@example.net")
+            added.append(plan_campaign(engine, settings, issue, include_late_joiners=True))
+
+    report = send_month(
+        engine, settings, issue, MemoryTransport(fail=fail_once), on_progress=on_progress
+    ).report
+    assert report.finished and report.sent == 5
+    assert added[0].new_rows == 1
+    assert all(done <= total for done, total in seen), seen
+    assert seen[-1] == (5, 5)
+    assert report.render_seconds > 0 and report.elapsed >= report.render_seconds
+
+
+def test_postgresql_late_joiners_and_taking_over_a_stopped_senders_rows(
+    pg_engine, settings, taxonomy, issue
+) -> None:
+    """The late-joiner and lease SQL on PostgreSQL (aggregates, EXISTS, the take-over)."""
+    import datetime as dt
+    import socket
+    import subprocess
+    import sys
+
+    with db.transaction(pg_engine) as session:
+        for address, topics in PEOPLE.items():
+            add_subscriber(session, settings, taxonomy, address, topics=topics)
+    plan_campaign(pg_engine, settings, issue)
+    with db.transaction(pg_engine) as session:
+        add_subscriber(session, settings, taxonomy, "late@example.net")
+    assert plan_campaign(pg_engine, settings, issue, dry_run=True).late_joiners == 1
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    crashed = f"{socket.gethostname()}:{ended.pid}"
+    with db.transaction(pg_engine) as session:
+        campaign = ledger.find_campaign(session, "2025-01")
+        ledger.claim_batch(session, campaign.id, crashed, 2, dt.timedelta(minutes=5), ["digest"])
+        held = ledger.open_rows(session, campaign.id, "me")
+    assert [(h.worker_id, h.rows) for h in held.held] == [(crashed, 2)]
+    assert held.held[0].lease_until > held.held[0].claimed_at
+    lines: list[str] = []
+    transport = MemoryTransport()
+    result = send_month(pg_engine, settings, issue, transport, take_over=True, on_wait=lines.append)
+    report = result.report
+    assert lines == [f"took over 2 rows claimed by a stopped sender ({crashed})"]
+    assert report.finished and report.sent == 4
+    assert "late@example.net" not in {m.recipient for m in transport.outbox}
+
+
+def test_wait_lines_repeat_only_when_what_is_waited_for_changes() -> None:
+    from newsletter.sending.waits import Announcer
+    from newsletter.sending.waits import Notice
+    from newsletter.sending.waits import duration
+
+    announcer = Announcer(repeat=3600)
+    one = [Notice("retry", "1 address is being retried at 10:42; Ctrl-C leaves it queued")]
+    assert announcer.changed(one) == [one[0].text]
+    assert announcer.changed(one) == []  # the same wait: said once
+    two = [Notice("retry", "2 addresses are being retried at 10:43; Ctrl-C leaves them queued")]
+    assert announcer.changed(two) == []  # the same kind, changed: not more than once a while
+    held = [*two, Notice("gone", "waiting up to 4 min for 3 rows claimed by a stopped sender")]
+    assert announcer.changed(held) == [n.text for n in held]  # a new kind: at once
+    assert (duration(0.2), duration(59.1), duration(200), duration(3700)) == (
+        "1 s",
+        "1 min",
+        "4 min",
+        "1 h 2 min",
+    )

@@ -113,10 +113,22 @@ def _is_loopback(host: str) -> bool:
 
 
 def preview_plan(
-    engine: Engine, settings: Settings, issue: Issue, lists: Sequence[str] | None = None
+    engine: Engine,
+    settings: Settings,
+    issue: Issue,
+    lists: Sequence[str] | None = None,
+    *,
+    include_late_joiners: bool = False,
 ) -> PlanReport:
     """What `send_month` would plan now; nothing is written (for confirmations and dry runs)."""
-    return plan_campaign(engine, settings, issue, lists or None, dry_run=True)
+    return plan_campaign(
+        engine,
+        settings,
+        issue,
+        lists or None,
+        dry_run=True,
+        include_late_joiners=include_late_joiners,
+    )
 
 
 def send_month(
@@ -133,13 +145,22 @@ def send_month(
     on_progress: ProgressCallback | None = None,
     transport_factory: Callable[[], Transport] | None = None,
     wait_for_retries: bool = True,
+    include_late_joiners: bool = False,
+    take_over: bool = False,
+    on_wait: Callable[[str], None] | None = None,
 ) -> CampaignResult:
     """Plan (idempotently) and send `issue`; safe to call again: it resumes.
 
     `plan=False` sends only what is already planned (workers); `send=False` only plans (the
-    scheduler's plan mode). `resume` clears a pause first. `stop` is the caller's stop request:
-    read, never set. `transport` sends on one connection (Maildir, memory, a test server); by
-    default the configured transport is opened per connection of every configured SMTP server.
+    scheduler's plan mode, `newsletter plan`). `resume` clears a pause first. `stop` is the
+    caller's stop request: read, never set. `transport` sends on one connection (Maildir,
+    memory, a test server); by default the configured transport is opened per connection of
+    every configured SMTP server.
+
+    Subscribers who joined after the month was first planned are left out unless
+    `include_late_joiners` (see `sending.plan`). `wait_for_retries=False` ends after the first
+    pass, leaving retries queued (`--no-wait`); `take_over` reclaims at once the rows of a
+    sender known to have stopped; `on_wait` is told in words what the run waits for.
     """
     result = CampaignResult(issue.month)
     if send and transport is None and transport_factory is None:
@@ -152,7 +173,9 @@ def send_month(
             session.commit()
         if resume:
             result.resumed = resume_campaign(engine, issue.month)
-        result.plan = plan_campaign(engine, settings, issue, chosen)
+        result.plan = plan_campaign(
+            engine, settings, issue, chosen, include_late_joiners=include_late_joiners
+        )
     elif resume:
         result.resumed = resume_campaign(engine, issue.month)
     if send:
@@ -165,6 +188,8 @@ def send_month(
             stop=stop,
             on_progress=on_progress,
             wait_for_retries=wait_for_retries,
+            take_over=take_over,
+            on_wait=on_wait,
         )
         result.report = runner.run()
     return result

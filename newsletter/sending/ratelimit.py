@@ -8,9 +8,16 @@ already sent in the window, so a restart does not reset them.
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import threading
 import time
 from collections.abc import Callable
+
+from sqlalchemy import Engine
+
+from newsletter.store import ledger
+from newsletter.store.engine import session_factory
+from newsletter.store.models import utcnow
 
 HOUR = 3600.0
 DAY = 86400.0
@@ -75,6 +82,21 @@ class RateLimiter:
         self.hour = Window(HOUR, per_hour, sent_last_hour, now)
         self.day = Window(DAY, per_day, sent_last_day, now)
         self._lock = threading.Lock()
+
+    @classmethod
+    def with_quotas(
+        cls, rates: tuple[float, int, int], engine: Engine | None = None
+    ) -> RateLimiter:
+        """A limiter for (per second, per hour, per day); with `engine`, the hour and day
+        quotas start from what this installation already sent in them, any campaign."""
+        per_second, per_hour, per_day = rates
+        hour = day = 0
+        if engine is not None and (per_hour or per_day):
+            now = utcnow()
+            with session_factory(engine)() as session:
+                hour = ledger.sent_since(session, now - dt.timedelta(hours=1))
+                day = ledger.sent_since(session, now - dt.timedelta(days=1))
+        return cls(per_second, per_hour, per_day, sent_last_hour=hour, sent_last_day=day)
 
     @property
     def rate(self) -> float:

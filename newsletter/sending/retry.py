@@ -68,3 +68,16 @@ def retry_or_fail(
     return ledger.Result(
         row.delivery_id, RETRY, reply=reply_text(error), error=str(error), next_attempt_at=due
     )
+
+
+def internal_error(
+    row: ledger.Claimed, error: Exception, delivery: DeliverySection
+) -> ledger.Result:
+    """An unexpected error: retried like a temporary failure, so it too ends in `failed`
+    after `max_attempts` instead of retrying without bound."""
+    error_text = f"internal error: {error!r}"
+    if row.attempts >= delivery.max_attempts:
+        message = f"gave up after {row.attempts} attempts: {error_text}"
+        return ledger.Result(row.delivery_id, FAILED, error=message)
+    later = utcnow() + dt.timedelta(seconds=60)
+    return ledger.Result(row.delivery_id, RETRY, error=error_text, next_attempt_at=later)

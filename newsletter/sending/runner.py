@@ -37,10 +37,12 @@ from newsletter.sending.ratelimit import RateLimiter
 from newsletter.sending.report import ProgressCallback
 from newsletter.sending.report import SendReport
 from newsletter.sending.report import tally
+from newsletter.sending.retry import internal_error
 from newsletter.sending.retry import is_hard_bounce
 from newsletter.sending.retry import reply_text
 from newsletter.sending.retry import retry_or_fail
 from newsletter.sending.variants import VariantCache
+from newsletter.sending.waits import Waits
 from newsletter.store import ledger
 from newsletter.store.bounces import record_send_bounce
 from newsletter.store.engine import session_factory
@@ -90,6 +92,8 @@ class CampaignRunner:
         worker_id: str | None = None,
         on_progress: ProgressCallback | None = None,
         wait_for_retries: bool = True,
+        take_over: bool = False,
+        on_wait: Callable[[str], None] | None = None,
         stop: threading.Event | None = None,
         commit_every: int = 50,
         limiter: RateLimiter | None = None,
@@ -102,6 +106,15 @@ class CampaignRunner:
         self.worker_id = worker_id or worker_name()
         self.on_progress = on_progress
         self.wait_for_retries = wait_for_retries
+        # Says what the run waits for (to `on_wait`) and, with `take_over`, reclaims at once
+        # the rows of senders known to be gone.
+        self.waits = Waits(
+            issue.month,
+            settings.schedule.timezone,
+            self.worker_id,
+            take_over=take_over,
+            on_wait=on_wait,
+        )
         # The runner owns its stop flag (set on a quota wait too long to sit out); a caller's
         # stop request (Ctrl-C, app shutdown) is read, never written, so one run's quota stop
         # cannot stop every later run that shares the caller's event.
@@ -168,9 +181,12 @@ class CampaignRunner:
         except BaseException:
             self._close_transports()  # the preflight's connections
             raise
+        self._count_total(campaign_id, report)
         for index, pool in enumerate(self.pools):
             if pool.limiter is None:
-                pool.limiter = self._make_limiter(pool.rates, count_ledger=index == 0)
+                # Only the first pool's quotas count what was already sent (any campaign).
+                engine = self.engine if index == 0 else None
+                pool.limiter = RateLimiter.with_quotas(pool.rates, engine)
         # Plain queues and threads: concurrent.futures' per-task bookkeeping cost more than
         # building a message.
         self._work: queue.SimpleQueue = queue.SimpleQueue()
@@ -192,7 +208,7 @@ class CampaignRunner:
                     )
                     session.commit()
                 if not batch:
-                    if not self._wait_for_open_rows(campaign_id):
+                    if not self._wait_for_open_rows(campaign_id, report):
                         break
                     continue
                 self._send_batch(batch, report)
@@ -214,7 +230,7 @@ class CampaignRunner:
                 if not self.stopping and not self._pause_reason and self._take_slot(pool):
                     result = self._send_one(row)
             except Exception as error:  # never lose a row: report it to the main thread
-                result = self._internal_error(row, error)
+                result = internal_error(row, error, self.settings.delivery)
             self._results.put((row, result, pool))
 
     def _preflight(self) -> None:
@@ -254,16 +270,6 @@ class CampaignRunner:
         elif not self._pause_reason:
             self._pause_reason = f"cannot connect to {pool.name}: {error}"
 
-    def _internal_error(self, row: ledger.Claimed, error: Exception) -> ledger.Result:
-        """An unexpected error: retried like a temporary failure, so it too ends in `failed`
-        after `max_attempts` instead of retrying without bound."""
-        error_text = f"internal error: {error!r}"
-        if row.attempts >= self.settings.delivery.max_attempts:
-            message = f"gave up after {row.attempts} attempts: {error_text}"
-            return ledger.Result(row.delivery_id, FAILED, error=message)
-        later = utcnow() + dt.timedelta(seconds=60)
-        return ledger.Result(row.delivery_id, RETRY, error=error_text, next_attempt_at=later)
-
     def _start(self) -> tuple[int, list[str]]:
         with self.sessions() as session:
             campaign = ledger.find_campaign(session, self.issue.month)
@@ -292,29 +298,39 @@ class CampaignRunner:
             elif not report.finished and campaign.status == RUNNING:
                 campaign.status = PLANNED  # stopped early: ready to resume
             report.counts = ledger.status_counts(session, campaign_id)
+            if not report.finished and not report.paused:
+                rows = ledger.open_rows(session, campaign_id, self.worker_id)
+                report.leftover = self.waits.leftover(rows)
             session.commit()
         report.variants_rendered = self.variants.rendered
+        report.render_seconds = self.variants.render_seconds
         report.elapsed = time.monotonic() - self._started
 
-    def _make_limiter(self, rates: tuple[float, int, int], count_ledger: bool) -> RateLimiter:
-        per_second, per_hour, per_day = rates
-        hour = day = 0
-        if count_ledger and (per_hour or per_day):
-            # Quotas count what this installation already sent in the window, any campaign.
-            now = utcnow()
-            with self.sessions() as session:
-                hour = ledger.sent_since(session, now - dt.timedelta(hours=1))
-                day = ledger.sent_since(session, now - dt.timedelta(days=1))
-        return RateLimiter(per_second, per_hour, per_day, sent_last_hour=hour, sent_last_day=day)
+    def _count_total(self, campaign_id: int, report: SendReport) -> None:
+        """Take over the rows of stopped senders (with `take_over`), then count the rows this
+        run can take: open ones, less those other senders still hold."""
+        with self.sessions() as session:
+            rows, _taken = self.waits.look(session, campaign_id)
+            counts = ledger.status_counts(session, campaign_id)
+        report.total = sum(counts.get(s, 0) for s in ledger.OPEN_STATUSES) - rows.held_rows
 
-    def _wait_for_open_rows(self, campaign_id: int) -> bool:
-        """Sleep until a retry or lease is due; False when nothing is left to wait for."""
+    def _wait_for_open_rows(self, campaign_id: int, report: SendReport) -> bool:
+        """Sleep until a retry or lease is due, saying what for and until when; False when
+        nothing is left to wait for, or the run does not wait (`--no-wait`, workers)."""
         with self.sessions() as session:
             due = ledger.next_due(session, campaign_id)
-        if due is None or not self.wait_for_retries:
+            if due is None:
+                return False
+            rows, taken = self.waits.look(session, campaign_id)
+        if taken:
+            return True  # claim them now
+        if not self.wait_for_retries:
             return False
+        self.waits.announce(rows)
         delay = max(0.0, (due - utcnow()).total_seconds())
+        started = time.monotonic()
         self._wait(min(delay + 0.05, 5.0))
+        report.wait_seconds += time.monotonic() - started
         return True
 
     # --- one batch ------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 
 from newsletter.config import Settings
 from newsletter.content.model import Issue
@@ -28,6 +29,7 @@ class VariantCache:
         self.date = date
         self._skeletons: dict[str, tuple[MessageSkeleton, tuple]] = {}
         self._lock = threading.Lock()
+        self.render_seconds = 0.0  # time spent rendering, for the summary (not wall time)
 
     def get(self, encoded: str) -> tuple[MessageSkeleton, tuple]:
         """(skeleton, summaries) for an encoded variant key; KeyError if content changed."""
@@ -36,6 +38,7 @@ class VariantCache:
             with self._lock:
                 cached = self._skeletons.get(encoded)
                 if cached is None:
+                    started = time.perf_counter()
                     key = VariantKey.decode(encoded)
                     summaries = variant_summaries(self.issue, key)
                     rendered = self.renderer.render(
@@ -43,6 +46,7 @@ class VariantCache:
                     )
                     cached = (MessageSkeleton(self.sender, rendered, self.date), summaries)
                     self._skeletons[encoded] = cached
+                    self.render_seconds += time.perf_counter() - started
         return cached
 
     @property

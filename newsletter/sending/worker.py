@@ -118,6 +118,8 @@ def run_worker(
                     report.skipped,
                     f" — paused: {report.stopped_reason}" if report.paused else "",
                 )
+                for line in report.leftover:  # retries not yet due: a later pass sends them
+                    log.info("%s: %s", month, line)
                 if on_report:
                     on_report(report)
             if once and not due:

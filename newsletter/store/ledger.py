@@ -129,13 +129,46 @@ def _audience_filter(lists: Sequence[str]):
     return and_(Subscriber.status == ACTIVE, _on_lists(lists))
 
 
+def _joined_by(lists: Sequence[str], cutoff: dt.datetime):
+    """Subscribers who had joined by `cutoff`: created and confirmed by then, and on one of
+    `lists` since then (a subscriber added to a list later joined that list later)."""
+    on_list_then = (
+        select(Subscription.subscriber_id)
+        .join(MailingList, MailingList.id == Subscription.list_id)
+        .where(
+            Subscription.subscriber_id == Subscriber.id,
+            Subscription.status == SUBSCRIBED,
+            MailingList.slug.in_(list(lists)),
+            Subscription.created_at <= cutoff,
+        )
+        .exists()
+    )
+    return and_(
+        Subscriber.created_at <= cutoff,
+        or_(Subscriber.confirmed_at.is_(None), Subscriber.confirmed_at <= cutoff),
+        on_list_then,
+    )
+
+
+def _not_planned(campaign_id: int):
+    return ~exists().where(
+        Delivery.campaign_id == campaign_id, Delivery.subscriber_id == Subscriber.id
+    )
+
+
 def iter_audience(
-    session: Session, lists: Sequence[str], *, campaign_id: int | None = None, chunk: int = 1000
+    session: Session,
+    lists: Sequence[str],
+    *,
+    campaign_id: int | None = None,
+    joined_by: dt.datetime | None = None,
+    chunk: int = 1000,
 ) -> Iterator[AudienceMember]:
     """Active subscribers on any of `lists`, streamed in id order, chunk by chunk.
 
-    With `campaign_id`, subscribers who already have a row in that campaign are left out.
-    Memory stays flat: only one chunk of subscribers and their topics is held at a time.
+    With `campaign_id`, subscribers who already have a row in that campaign are left out;
+    with `joined_by`, so are those who joined after it (see `_joined_by`). Memory stays flat:
+    only one chunk of subscribers and their topics is held at a time.
     """
     last_id = 0
     while True:
@@ -146,10 +179,9 @@ def iter_audience(
             .limit(chunk)
         )
         if campaign_id is not None:
-            planned = exists().where(
-                Delivery.campaign_id == campaign_id, Delivery.subscriber_id == Subscriber.id
-            )
-            query = query.where(~planned)
+            query = query.where(_not_planned(campaign_id))
+        if joined_by is not None:
+            query = query.where(_joined_by(lists, joined_by))
         rows = session.execute(query).all()
         if not rows:
             return
@@ -157,6 +189,16 @@ def iter_audience(
         for row in rows:
             yield AudienceMember(row.id, row.email, choices[row.id])
         last_id = rows[-1].id
+
+
+def count_late_joiners(
+    session: Session, lists: Sequence[str], campaign_id: int, cutoff: dt.datetime
+) -> int:
+    """Active subscribers on `lists`, not planned in the campaign, who joined after `cutoff`."""
+    query = select(func.count()).where(
+        _audience_filter(lists), _not_planned(campaign_id), ~_joined_by(lists, cutoff)
+    )
+    return int(session.scalar(query) or 0)
 
 
 def _choices_for(
@@ -359,6 +401,90 @@ def next_due(session: Session, campaign_id: int) -> dt.datetime | None:
         return utcnow()
     candidates = [t for t in (retry_at, lease_at) if t is not None]
     return min(candidates) if candidates else None
+
+
+@dataclass(frozen=True)
+class Held:
+    """Rows of a campaign claimed by one sender whose lease has not run out."""
+
+    worker_id: str  # host:pid of the sender that claimed them
+    rows: int
+    claimed_at: dt.datetime  # the earliest claim
+    lease_until: dt.datetime  # the latest lease end
+
+
+@dataclass(frozen=True)
+class OpenRows:
+    """What a run that found nothing to claim is waiting for."""
+
+    retries: int = 0  # rows waiting to be retried
+    first_retry: dt.datetime | None = None
+    last_retry: dt.datetime | None = None
+    held: tuple[Held, ...] = ()  # rows claimed by other senders, by sender
+
+    @property
+    def held_rows(self) -> int:
+        return sum(h.rows for h in self.held)
+
+
+def open_rows(
+    session: Session, campaign_id: int, worker_id: str, now: dt.datetime | None = None
+) -> OpenRows:
+    """Retries not yet due, and rows whose lease another sender still holds."""
+    now = now or utcnow()
+    retries, first, last = session.execute(
+        select(
+            func.count(), func.min(Delivery.next_attempt_at), func.max(Delivery.next_attempt_at)
+        ).where(
+            Delivery.campaign_id == campaign_id,
+            Delivery.status == RETRY,
+            Delivery.next_attempt_at > now,
+        )
+    ).one()
+    held = session.execute(
+        select(
+            Delivery.worker_id,
+            func.count(),
+            func.min(Delivery.updated_at),
+            func.max(Delivery.lease_until),
+        )
+        .where(
+            Delivery.campaign_id == campaign_id,
+            Delivery.status == SENDING,
+            Delivery.lease_until >= now,
+            Delivery.worker_id != worker_id,
+        )
+        .group_by(Delivery.worker_id)
+        .order_by(Delivery.worker_id)
+    ).all()
+    # min() and max() keep their column's type: aware UTC datetimes (lease_until is set here).
+    return OpenRows(
+        retries=int(retries or 0),
+        first_retry=first,
+        last_retry=last,
+        held=tuple(Held(w, int(n), c, u or now) for w, n, c, u in held),
+    )
+
+
+def take_over(
+    session: Session, campaign_id: int, worker_ids: Sequence[str], now: dt.datetime | None = None
+) -> int:
+    """End the leases of rows claimed by `worker_ids` (senders known to be gone), so that the
+    next claim takes them at once instead of after their lease."""
+    if not worker_ids:
+        return 0
+    now = now or utcnow()
+    result = session.execute(
+        update(Delivery)
+        .where(
+            Delivery.campaign_id == campaign_id,
+            Delivery.status == SENDING,
+            Delivery.worker_id.in_(list(worker_ids)),
+        )
+        .values(lease_until=now - dt.timedelta(seconds=1))
+        .execution_options(synchronize_session=False)
+    )
+    return rows_affected(result)
 
 
 def finish_if_complete(session: Session, campaign: Campaign) -> bool:
