@@ -126,7 +126,7 @@ def _short_problem(error: ContentError, month: str) -> str:
 
 @main.command("preview")
 @MONTH
-@click.option("--topics", help="Preview as these topics (labels or slugs, separated by , or ;).")
+@click.option("--topics", help="Preview as these topics (labels or slugs, separated by ;).")
 @click.option("--subscriber", "email", help="Preview as this subscriber (their topics and links).")
 @click.option(
     "--format",
@@ -153,7 +153,7 @@ def preview(
             )
             parts = preview_parts(settings, issue, recipient, subscriber.id)
     else:
-        chosen = parse_topics(topics.replace(",", ";"), app.taxonomy) if topics else None
+        chosen = parse_topics(topics, app.taxonomy) if topics else None
         recipient = make_recipient(settings, "preview@example.org", "", chosen)
         parts = preview_parts(settings, issue, recipient)
     payload = parts.as_bytes(fmt)

@@ -132,7 +132,7 @@ LATE_JOINERS_HELP = (
 @click.option("--list", "lists", multiple=True, help="Send to this list (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Show what would be sent; change nothing.")
 @click.option("--test-to", multiple=True, metavar="ADDR", help="Send a test to ADDR only.")
-@click.option("--topics", help="With --test-to: the topics to cut the test issue to.")
+@click.option("--topics", help="With --test-to: the topics (separated by ;) to cut the test to.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--resume", is_flag=True, help="Continue a send that paused itself after errors.")
 @click.option("--include-late-joiners", is_flag=True, help=LATE_JOINERS_HELP)
@@ -270,7 +270,7 @@ def send_test(app: App, issue, addresses, topics: str | None, console: Console) 
     """Send the issue to test addresses, outside the ledger, subject marked [TEST]."""
     from newsletter.store.subscribers import parse_topics
 
-    chosen = parse_topics(topics.replace(",", ";"), app.taxonomy) if topics else None
+    chosen = parse_topics(topics, app.taxonomy) if topics else None
     for line in send_tests(app.settings, issue, addresses, chosen, make_transport(app.settings)):
         console.print(line)
 
