@@ -108,7 +108,7 @@ def test_readme_key_table_shows_the_real_defaults(section: str, key: str, cell: 
     default = fields[key].default
     shown = shown_default(default)
     if shown is not None:
-        assert cell.startswith(shown), f"[{section}] {key}: the default is {shown}, README: {cell!r}"
+        assert cell.startswith(shown), f"[{section}] {key}: default {shown}, README: {cell!r}"
     elif default == "":
         # Empty: the cell is empty, or says in words what is used instead (never a literal).
         assert cell in ("", '`""`') or "`" not in cell, f"[{section}] {key}: README: {cell!r}"

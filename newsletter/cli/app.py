@@ -89,7 +89,8 @@ class NewsletterGroup(click.Group):
         except NewsletterError as error:
             raise click.ClickException(relative_paths(str(error))) from None
         except click.ClickException as error:
-            error.message = relative_paths(error.message)
+            # click types `message` as Final, yet it is a plain attribute read when printing.
+            error.message = relative_paths(error.message)  # type: ignore[misc]
             raise
         except OSError as error:
             # A safety net for files named on the command line (an output folder that does not
