@@ -322,3 +322,14 @@ def test_the_api_takes_exactly_the_topics_its_schema_names(api_client):
     assert other.status_code == 400
     every = api_client.patch(f"/api/subscribers/{ok.json()['id']}", json={"topics": ["*"]})
     assert every.json()["topics"] == "*"
+
+
+def test_a_filter_is_one_value_from_the_schema(api_client):
+    # FastAPI would keep the last of a repeated parameter and ignore the rest, and an empty
+    # `list=` was read as "no filter": both are requests the schema does not allow.
+    repeated = api_client.get("/api/subscribers?list=nope&list=digest")
+    assert repeated.status_code == 422 and repeated.json()["type"]
+    assert "'list'" in repeated.json()["detail"]
+    for query in ("list=", "topic=", "list=no-such-list"):
+        assert api_client.get(f"/api/subscribers?{query}").status_code == 400, query
+    assert api_client.get("/api/subscribers?list=digest").status_code == 200

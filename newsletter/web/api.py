@@ -12,6 +12,7 @@ an operation can answer is listed, and every error body is an RFC 9457 problem d
 from __future__ import annotations
 
 import hmac
+import typing
 from collections.abc import Callable
 from collections.abc import Coroutine
 from typing import Annotated
@@ -97,12 +98,29 @@ class TokenFirst(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        single = {
+            field.alias
+            for field in self.dependant.query_params
+            if not _takes_many(field.field_info.annotation)
+        }
 
         async def checked(request: Request) -> Response:
             check_token(request)
+            # FastAPI keeps the last of a repeated query parameter and ignores the others: a
+            # request the schema does not allow (`?list=a&list=b` for one list) is refused.
+            for name in single:
+                if len(request.query_params.getlist(name)) > 1:
+                    raise HTTPException(422, f"query parameter {name!r} is given more than once")
             return await handler(request)
 
         return checked
+
+
+def _takes_many(annotation: object) -> bool:
+    """Whether a query parameter's type is a list (`list[str] | None` included)."""
+    if typing.get_origin(annotation) in (list, tuple, set, frozenset):
+        return True
+    return any(_takes_many(arg) for arg in typing.get_args(annotation))
 
 
 router = APIRouter(dependencies=[Depends(require_token)], tags=["admin"], route_class=TokenFirst)
@@ -316,8 +334,8 @@ def list_subscribers(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> list[dict[str, Any]]:
     """Subscribers in id order, filtered like `newsletter subscribers list` ("*": any topic)."""
-    chosen = _topics(ctx, [topic]) if topic else None
-    _lists(ctx, [list_slug] if list_slug else None)
+    chosen = _topics(ctx, [topic]) if topic is not None else None
+    _lists(ctx, [list_slug] if list_slug is not None else None)
     with session_factory(ctx.engine)() as session:
         found = api.query_subscribers(
             session,
