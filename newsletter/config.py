@@ -192,6 +192,8 @@ class WebSection(_Section):
     login_lockout_seconds: float = Field(default=900.0, ge=0)
     login_failure_delay: float = Field(default=1.0, ge=0)
     session_max_age: int = Field(default=8 * 3600, ge=60)
+    # Download my data / forget me need a fresh emailed link, working this many seconds.
+    privacy_link_max_age: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
 
 
 class DkimKeySection(_Section):

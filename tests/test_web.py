@@ -275,6 +275,42 @@ def test_unsubscribed_address_comes_back_only_through_the_new_link(
     assert api.subscribed_lists(subscriber) == ["digest"]
 
 
+@pytest.mark.parametrize("status", [PENDING, UNSUBSCRIBED])
+def test_a_stranger_cannot_rewrite_a_record_without_the_link(
+    client, engine, web_settings, outbox, status
+):
+    """Issue 11, item 2: subscribing someone else's pending or unsubscribed address changes
+    nothing on their record; the choices travel in the link and apply only when it is used."""
+    add(engine, web_settings, "ben@example.com", status=PENDING, topics="training")
+    with session_factory(engine)() as session:
+        ben = api.get_subscriber(session, "ben@example.com")
+        ben.name = "Ben"
+        api.change_status(session, ben, status)
+        session.commit()
+
+    def record() -> tuple:
+        subscriber = load(engine, "ben@example.com")
+        lists = api.subscribed_lists(subscriber)
+        return (subscriber.name, subscriber.status, subscriber.topic_slugs, lists)
+
+    before = record()
+    response = subscribe(
+        client, "ben@example.com", name="Mallory", topic_mode="some", topics=["empathy"]
+    )
+    assert response.status_code == 200 and "Check your inbox" in response.text
+    assert record() == before
+    [sent] = outbox.outbox
+    assert parse(sent.message)["To"] == "Ben <ben@example.com>"  # the name on record
+    assert "Mallory" not in text_of(sent.message)
+    assert "these topics: Empathy" in text_of(sent.message)  # what confirming gives them
+    path = link_to(sent.message, "/confirm/")
+    page = client.get(path)
+    assert "these topics: Empathy" in page.text
+    assert record() == before  # showing the page changes nothing either
+    assert client.post(path).status_code == 200
+    assert record() == ("Mallory", ACTIVE, {"empathy"}, ["digest"])
+
+
 def test_bad_csrf_is_refused_and_changes_nothing(client, engine, outbox):
     csrf(client, "/subscribe")  # the session cookie exists, the token does not match
     response = client.post("/subscribe", data={"email": "ana@example.com", "csrf_token": "x"})
