@@ -201,6 +201,8 @@ class WebSection(_Section):
     login_failure_delay: float = Field(default=1.0, ge=0)
     login_account_max_wait: float = Field(default=60.0, ge=0)
     session_max_age: int = Field(default=8 * 3600, ge=60)
+    # Download my data / forget me need a fresh emailed link, working this many seconds.
+    privacy_link_max_age: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
 
 
 class DkimKeySection(_Section):
@@ -413,6 +415,13 @@ class Settings(_Section):
             stacklevel=2,
         )
         return DEV_SECRET_KEY
+
+    def mail_signing_key(self) -> str:
+        """The key for links in mail this site sends: over SMTP (real readers) it must be a
+        real one (`require_secret_key`); into a Maildir or memory the development key will do."""
+        if self.delivery.transport == "smtp":
+            return self.require_secret_key()
+        return self.secret_key()
 
     def require_secret_key(self) -> str:
         """The signing key, or a one-line ConfigError saying how to make one.

@@ -2,13 +2,18 @@
 
 A token carries the subscriber id and a short hash of their address, so a token cannot be
 reused for another subscriber even if an id is ever recycled. Unsubscribe and preference
-links never expire (old emails must keep working, as RFC 8058 expects); confirmation links do.
+links never expire (old emails must keep working, as RFC 8058 expects); confirmation links do,
+and so do privacy links (download my data, forget me), which are short-lived and emailed on
+request. A confirmation token may also carry the choices of the request it answers (a small
+JSON object), applied only when the link is used.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Mapping
+from typing import Any
 
 from itsdangerous import BadSignature
 from itsdangerous import SignatureExpired
@@ -20,8 +25,11 @@ from newsletter.errors import TokenExpired
 UNSUBSCRIBE = "unsubscribe"
 PREFERENCES = "preferences"
 CONFIRM = "confirm"
-PURPOSES = (UNSUBSCRIBE, PREFERENCES, CONFIRM)
+PRIVACY = "privacy"
+PURPOSES = (UNSUBSCRIBE, PREFERENCES, CONFIRM, PRIVACY)
 CONFIRM_MAX_AGE = 7 * 24 * 3600
+PRIVACY_MAX_AGE = 3600  # when the caller gives none ([web] privacy_link_max_age is the setting)
+_MAX_AGES = {CONFIRM: CONFIRM_MAX_AGE, PRIVACY: PRIVACY_MAX_AGE}
 ADDRESS_HASH_LENGTH = 10  # hex digits of the address hash in a token
 
 
@@ -39,13 +47,18 @@ class Signer:
             for purpose in PURPOSES
         }
 
-    def make(self, purpose: str, subscriber_id: int, email: str) -> str:
-        """A token for `purpose` naming this subscriber."""
-        return self._serializers[purpose].dumps([subscriber_id, address_hash(email)])
+    def make(
+        self, purpose: str, subscriber_id: int, email: str, extra: Mapping[str, Any] | None = None
+    ) -> str:
+        """A token for `purpose` naming this subscriber, carrying `extra` (JSON) if given."""
+        value: list[Any] = [subscriber_id, address_hash(email)]
+        if extra:
+            value.append(dict(extra))
+        return self._serializers[purpose].dumps(value)
 
     def issued_at(self, purpose: str, token: str) -> dt.datetime | None:
         """When a valid token was made (aware UTC), or None if it does not verify or expired."""
-        max_age = CONFIRM_MAX_AGE if purpose == CONFIRM else None
+        max_age = _MAX_AGES.get(purpose)
         try:
             _, stamp = self._serializers[purpose].loads(
                 token, max_age=max_age, return_timestamp=True
@@ -57,9 +70,16 @@ class Signer:
 
     def read(self, purpose: str, token: str, max_age: int | None = None) -> tuple[int, str]:
         """(subscriber id, address hash) from a token; TokenError if tampered, TokenExpired if
-        too old."""
-        if max_age is None and purpose == CONFIRM:
-            max_age = CONFIRM_MAX_AGE
+        too old (confirmation and privacy tokens expire; `max_age` overrides the default)."""
+        subscriber_id, digest, _ = self.read_with_extra(purpose, token, max_age)
+        return subscriber_id, digest
+
+    def read_with_extra(
+        self, purpose: str, token: str, max_age: int | None = None
+    ) -> tuple[int, str, dict[str, Any] | None]:
+        """(subscriber id, address hash, extra or None) from a token; errors as `read`."""
+        if max_age is None:
+            max_age = _MAX_AGES.get(purpose)
         try:
             value = self._serializers[purpose].loads(token, max_age=max_age)
         except SignatureExpired:
@@ -68,9 +88,10 @@ class Signer:
             raise TokenError("this link is not valid (it may have been cut or altered)") from None
         if (
             not isinstance(value, list)
-            or len(value) != 2
+            or len(value) not in (2, 3)
             or not isinstance(value[0], int)
             or not isinstance(value[1], str)
+            or (len(value) == 3 and not isinstance(value[2], dict))
         ):
             raise TokenError("this link is not valid")
-        return value[0], value[1]
+        return value[0], value[1], (value[2] if len(value) == 3 else None)

@@ -176,6 +176,35 @@ def test_subscribe_confirm_change_topics_and_unsubscribe(
     shoot(page, tmp_path, "unsubscribed")
 
 
+def test_download_and_forget_through_the_emailed_link(site, page, sink, engine, settings, tmp_path):
+    """The preferences page emails a short-lived link; the browser downloads and forgets
+    through it (issue 11, item 8)."""
+    from newsletter.tokens import PREFERENCES
+    from newsletter.tokens import Signer
+
+    with session_factory(engine)() as session:
+        ana = api.add_subscriber(session, settings, default_taxonomy(), "ana@example.com")
+        session.commit()
+        prefs = Signer(settings.secret_key()).make(PREFERENCES, ana.id, ana.email)
+    page.goto(f"{site}/preferences/{prefs}")
+    page.click("text=Email me a link to download or delete my data")
+    page.wait_for_selector("text=We have emailed a link to ana@example.com")
+    shoot(page, tmp_path, "privacy-asked")
+    [mail] = wait_for_messages(sink, 1)
+    privacy_url = re.search(re.escape(site) + r"/privacy/\S+", text_part(mail.content)).group(0)
+    page.goto(privacy_url)
+    shoot(page, tmp_path, "privacy")
+    with page.expect_download() as download:
+        page.click("text=Download my data (JSON)")
+    assert '"email": "ana@example.com"' in Path(download.value.path()).read_text()
+    page.click("text=Forget me…")
+    page.click("button:has-text('Delete my data')")
+    page.wait_for_selector("text=Your data is deleted")
+    shoot(page, tmp_path, "forgotten")
+    with session_factory(engine)() as session:
+        assert api.get_subscriber(session, "ana@example.com") is None
+
+
 def test_admin_logs_in_previews_and_test_sends(site, page, sink, tmp_path):
     page.goto(f"{site}/admin")
     shoot(page, tmp_path, "admin-login")

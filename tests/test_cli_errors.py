@@ -93,6 +93,10 @@ BAD_ARGUMENTS: dict[str, list[tuple[list[str], str]]] = {
     "subscribers list": [(["--limit", "-1"], "--limit"), (["--status", "royal"], "--status")],
     "subscribers import": [(["/nonexistent.csv"], "/nonexistent.csv"), (["{text}"], "notes.txt")],
     "subscribers export": [(["--out", "/nonexistent/x.csv"], "/nonexistent")],
+    "subscribers resend-confirmation": [
+        (["nobody@example.org"], "nobody@example.org"),
+        (["reader@example.org"], "reader@example.org"),  # active, not pending
+    ],
     "serve": [
         (["--port", "-1"], "--port"),
         (["--port", "99999"], "--port"),
@@ -134,6 +138,7 @@ TYPICAL: dict[str, list[str] | None] = {
     "subscribers list": [],
     "subscribers import": ["{csv}", "--dry-run"],
     "subscribers export": [],
+    "subscribers resend-confirmation": ["reader@example.org"],
     "serve": ["--port", "{free}"],
     "admin hash-password": None,
     "worker": ["--once"],

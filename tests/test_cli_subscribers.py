@@ -79,7 +79,10 @@ def test_add(cli: Invoke) -> None:
         "added Ann@example.org (active; topics: empathy, training; lists: digest, events)\n"
     )
     output = ok(cli("subscribers", "add", "pen@example.org", "--status", "pending"))
-    assert output == "added pen@example.org (pending; topics: all; lists: digest)\n"
+    assert output == (
+        "added pen@example.org (pending; topics: all; lists: digest)\n"
+        "sent a confirmation link to pen@example.org\n"  # (the memory transport keeps it)
+    )
     [ann, pen] = records(cli)
     assert ann["confirmed_at"] is not None
     assert ann["consent_source"] == "cli"

@@ -275,8 +275,8 @@ def ask(session, settings, taxonomy, address: str, **choices):
 
 
 def test_a_new_address_is_added_pending_with_its_choices(session, two_lists, taxonomy):
-    kind, subscriber = ask(session, two_lists, taxonomy, "New@Example.com")
-    assert kind == registrar.CONFIRMATION
+    kind, subscriber, request = ask(session, two_lists, taxonomy, "New@Example.com")
+    assert (kind, request) == (registrar.CONFIRMATION, None)  # the record holds the choices
     assert snapshot(subscriber) | {"id": subscriber.id > 0} == {
         "id": True,
         "name": "Stranger",
@@ -294,33 +294,77 @@ def test_a_new_address_is_added_pending_with_its_choices(session, two_lists, tax
 def test_an_active_record_is_left_alone(session, two_lists, taxonomy):
     ana = add(session, two_lists, taxonomy, "ana@example.com", name="Ana", topics="training")
     before = snapshot(ana)
-    kind, subscriber = ask(session, two_lists, taxonomy, "ANA@example.com")
-    assert (kind, subscriber) == (registrar.ALREADY_SUBSCRIBED, ana)
+    assert ask(session, two_lists, taxonomy, "ANA@example.com") == (
+        registrar.ALREADY_SUBSCRIBED,
+        ana,
+        None,
+    )
     session.expire_all()
     assert snapshot(api.require_subscriber(session, "ana@example.com")) == before
 
 
 @pytest.mark.parametrize("status", [PENDING, UNSUBSCRIBED, "bounced", "complained"])
-def test_a_record_not_active_takes_the_choices_but_keeps_its_status(
+def test_a_record_not_active_is_left_alone_and_the_choices_go_in_the_link(
     session, two_lists, taxonomy, status
 ):
+    """A stranger who types someone's address changes nothing on their record (issue 11,
+    item 2): the choices travel in the confirmation link and apply when it is used."""
     ben = add(session, two_lists, taxonomy, "ben@example.com", name="Ben", topics="training")
     api.change_status(session, ben, status)
     before = snapshot(ben)
-    kind, subscriber = ask(session, two_lists, taxonomy, "ben@example.com")
+    kind, subscriber, request = ask(session, two_lists, taxonomy, "ben@example.com")
     assert (kind, subscriber) == (registrar.CONFIRMATION, ben)
+    assert request == registrar.SubscriptionRequest("Stranger", frozenset({"empathy"}), ("events",))
+    session.flush()
     session.expire_all()
-    after = snapshot(api.require_subscriber(session, "ben@example.com"))
-    changed = {key for key in before if before[key] != after[key]}
-    assert changed == {"name", "topics", "lists"}
+    assert snapshot(api.require_subscriber(session, "ben@example.com")) == before
+
+
+@pytest.mark.parametrize("status", [PENDING, UNSUBSCRIBED])
+def test_the_choices_in_the_link_apply_when_it_is_used(
+    signer, session, two_lists, taxonomy, status
+):
+    ben = add(session, two_lists, taxonomy, "ben@example.com", name="Ben", topics="training")
+    api.change_status(session, ben, status)
+    _, _, request = ask(session, two_lists, taxonomy, "ben@example.com")
+    token = signer.make(CONFIRM, ben.id, ben.email, request.to_payload())
+    assert registrar.read_confirmation(session, signer, token) == (ben, request)
+    assert registrar.confirm_subscription(
+        session, two_lists, taxonomy, signer, token, ip="192.0.2.1"
+    ) == (ben, True)
+    after = snapshot(ben)
     assert (after["name"], after["topics"], after["lists"]) == ("Stranger", {"empathy"}, ["events"])
-    assert after["status"] == status  # only the emailed link changes it
+    assert (after["status"], after["consent_ip"]) == (ACTIVE, "192.0.2.1")
 
 
-def test_an_empty_name_keeps_the_name_on_record(session, settings, taxonomy):
-    add(session, settings, taxonomy, "ben@example.com", name="Ben", status=PENDING)
-    ask(session, settings, taxonomy, "ben@example.com", name="  ", lists=None)
-    assert api.require_subscriber(session, "ben@example.com").name == "Ben"
+def test_choices_no_longer_offered_are_left_out_when_the_link_is_used(
+    signer, session, settings, taxonomy
+):
+    ben = add(session, settings, taxonomy, "ben@example.com", topics="training", status=PENDING)
+    request = registrar.SubscriptionRequest("", frozenset({"astrology"}), ("gone-list",))
+    token = signer.make(CONFIRM, ben.id, ben.email, request.to_payload())
+    registrar.confirm_subscription(session, settings, taxonomy, signer, token)
+    assert (ben.name, ben.topic_slugs, api.subscribed_lists(ben)) == ("", {"training"}, ["digest"])
+
+
+def test_a_link_with_odd_choices_does_not_work(signer, session, settings, taxonomy):
+    ben = add(session, settings, taxonomy, "ben@example.com", status=PENDING)
+    for payload in ({"topics": "empathy"}, {"name": 3}, {"lists": [1]}, {"name": "a\r\nBcc: x"}):
+        token = signer.make(CONFIRM, ben.id, ben.email, payload)
+        with pytest.raises(LinkProblem) as caught:
+            registrar.confirm_subscription(session, settings, taxonomy, signer, token)
+        assert caught.value.kind == "invalid"
+    assert ben.status == PENDING
+
+
+def test_only_a_pending_address_gets_a_confirmation_on_request(session, settings, taxonomy):
+    ana = add(session, settings, taxonomy, "ana@example.com", status=PENDING)
+    assert registrar.pending_for_confirmation(session, "ANA@example.com") is ana
+    add(session, settings, taxonomy, "bo@example.com")
+    with pytest.raises(SubscriberError, match=r"bo@example\.com is active, not pending"):
+        registrar.pending_for_confirmation(session, "bo@example.com")
+    with pytest.raises(SubscriberError, match="no subscriber"):
+        registrar.pending_for_confirmation(session, "nobody@example.com")
 
 
 def test_a_suppressed_address_gets_nothing_and_nothing_is_stored(session, settings, taxonomy):
@@ -365,16 +409,18 @@ def test_a_fresh_link_request(session, settings, taxonomy):
 
 
 def test_confirm_activates_a_pending_subscriber_once(signer, session, settings, taxonomy):
-    _, ana = ask(session, settings, taxonomy, "ana@example.com", lists=None)
+    _, ana, _ = ask(session, settings, taxonomy, "ana@example.com", lists=None)
     token = signer.make(CONFIRM, ana.id, ana.email)
     subscriber, activated = registrar.confirm_subscription(
-        session, signer, token, ip="198.51.100.7", source="web"
+        session, settings, taxonomy, signer, token, ip="198.51.100.7", source="web"
     )
     assert (subscriber, activated) == (ana, True)
     assert (ana.status, ana.consent_source, ana.consent_ip) == (ACTIVE, "web", "198.51.100.7")
     assert ana.confirmed_at is not None
     stamp = ana.confirmed_at
-    again = registrar.confirm_subscription(session, signer, token, ip="192.0.2.1")
+    again = registrar.confirm_subscription(
+        session, settings, taxonomy, signer, token, ip="192.0.2.1"
+    )
     assert again == (ana, False)
     assert (ana.confirmed_at, ana.consent_ip) == (stamp, "198.51.100.7")
 
@@ -386,12 +432,14 @@ def test_someone_who_left_comes_back_only_with_a_link_made_after(
     stale = aged_token(monkeypatch, signer, CONFIRM, ana, 3600)
     api.unsubscribe(session, ana)
     with pytest.raises(LinkProblem) as caught:
-        registrar.confirm_subscription(session, signer, stale, ip="192.0.2.1")
+        registrar.confirm_subscription(session, settings, taxonomy, signer, stale, ip="192.0.2.1")
     assert caught.value.kind == "stale"
     assert "older than your last change" in str(caught.value)
     assert ana.status == UNSUBSCRIBED
     fresh = signer.make(CONFIRM, ana.id, ana.email)
-    assert registrar.confirm_subscription(session, signer, fresh, ip="192.0.2.1") == (ana, True)
+    assert registrar.confirm_subscription(
+        session, settings, taxonomy, signer, fresh, ip="192.0.2.1"
+    ) == (ana, True)
     assert (ana.status, ana.unsubscribed_at, ana.consent_ip) == (ACTIVE, None, "192.0.2.1")
 
 
@@ -401,7 +449,7 @@ def test_confirm_refuses_a_link_that_does_not_work(
     ana = add(session, settings, taxonomy, "ana@example.com", status=PENDING)
     expired = aged_token(monkeypatch, signer, CONFIRM, ana, 8 * 86400)
     with pytest.raises(LinkProblem) as caught:
-        registrar.confirm_subscription(session, signer, expired)
+        registrar.confirm_subscription(session, settings, taxonomy, signer, expired)
     assert caught.value.kind == "expired"
     assert ana.status == PENDING
 

@@ -275,6 +275,42 @@ def test_unsubscribed_address_comes_back_only_through_the_new_link(
     assert api.subscribed_lists(subscriber) == ["digest"]
 
 
+@pytest.mark.parametrize("status", [PENDING, UNSUBSCRIBED])
+def test_a_stranger_cannot_rewrite_a_record_without_the_link(
+    client, engine, web_settings, outbox, status
+):
+    """Issue 11, item 2: subscribing someone else's pending or unsubscribed address changes
+    nothing on their record; the choices travel in the link and apply only when it is used."""
+    add(engine, web_settings, "ben@example.com", status=PENDING, topics="training")
+    with session_factory(engine)() as session:
+        ben = api.get_subscriber(session, "ben@example.com")
+        ben.name = "Ben"
+        api.change_status(session, ben, status)
+        session.commit()
+
+    def record() -> tuple:
+        subscriber = load(engine, "ben@example.com")
+        lists = api.subscribed_lists(subscriber)
+        return (subscriber.name, subscriber.status, subscriber.topic_slugs, lists)
+
+    before = record()
+    response = subscribe(
+        client, "ben@example.com", name="Mallory", topic_mode="some", topics=["empathy"]
+    )
+    assert response.status_code == 200 and "Check your inbox" in response.text
+    assert record() == before
+    [sent] = outbox.outbox
+    assert parse(sent.message)["To"] == "Ben <ben@example.com>"  # the name on record
+    assert "Mallory" not in text_of(sent.message)
+    assert "these topics: Empathy" in text_of(sent.message)  # what confirming gives them
+    path = link_to(sent.message, "/confirm/")
+    page = client.get(path)
+    assert "these topics: Empathy" in page.text
+    assert record() == before  # showing the page changes nothing either
+    assert client.post(path).status_code == 200
+    assert record() == ("Mallory", ACTIVE, {"empathy"}, ["digest"])
+
+
 def test_bad_csrf_is_refused_and_changes_nothing(client, engine, outbox):
     csrf(client, "/subscribe")  # the session cookie exists, the token does not match
     response = client.post("/subscribe", data={"email": "ana@example.com", "csrf_token": "x"})
@@ -540,10 +576,21 @@ def test_unsubscribe_from_everything_and_come_back(client, engine, ana):
     assert api.subscribed_lists(subscriber) == ["digest"]
 
 
-def test_download_my_data(client, engine, web_settings, ana):
+def privacy_link(client, prefs: str, outbox) -> str:
+    """Ask on the preferences page for the emailed privacy link; its path."""
+    before = len(outbox.outbox)
+    response = post_preferences(client, prefs, action="privacy")
+    assert response.status_code == 200 and "We have emailed a link" in response.text
+    [sent] = outbox.outbox[before:]
+    return link_to(sent.message, "/privacy/")
+
+
+def test_download_my_data(client, engine, web_settings, ana, outbox):
     issue = load_issue(web_settings.content.dir, "2025-01", TAXONOMY, "Test Digest")
     send_month(engine, web_settings, issue, MemoryTransport())
-    response = client.get(f"/preferences/{ana}/data")
+    privacy = privacy_link(client, ana, outbox)
+    assert "Download my data" in client.get(privacy).text
+    response = client.get(f"{privacy}/data")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/json")
     assert "attachment" in response.headers["content-disposition"]
@@ -559,9 +606,9 @@ def test_forget_me_deletes_and_suppresses(client, engine, web_settings, ana, out
     with session_factory(engine)() as session:  # a soft bounce on record, with the address
         record_bounce(session, email_address="ana@example.com", kind="soft", message_id="<b@x>")
         session.commit()
-    page = client.get(f"/preferences/{ana}/forget")
+    path = privacy_link(client, ana, outbox) + "/forget"
+    page = client.get(path)
     assert page.status_code == 200 and "Delete my data" in page.text
-    path = f"/preferences/{ana}/forget"
     refused = client.post(path, data={"csrf_token": "nope"})
     assert refused.status_code == 403
     assert load(engine, "ana@example.com") is not None
@@ -575,8 +622,9 @@ def test_forget_me_deletes_and_suppresses(client, engine, web_settings, ana, out
     assert "ana@example.com" not in emails
     # The old link now leads to the "does not work" page, and subscribing again sends nothing.
     assert client.get(f"/preferences/{ana}").status_code == 400
+    before = len(outbox.outbox)
     subscribe(client, "ana@example.com")
-    assert outbox.outbox == []
+    assert len(outbox.outbox) == before
 
 
 # --- one-click unsubscribe -----------------------------------------------------------------

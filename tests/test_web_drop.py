@@ -8,6 +8,7 @@ import re
 
 from test_web_support import BASE
 from test_web_support import csrf
+from test_web_support import link_to
 from test_web_support import parse
 
 from newsletter.content.reader import load_issue
@@ -67,7 +68,9 @@ def test_an_all_topics_reader_stops_a_topic_from_either_part(client, engine, web
     assert bo.all_topics and bo.excluded_slugs == {"anxiety-disorders"}
 
 
-def test_the_preference_center_shows_and_keeps_all_but_the_stopped(client, engine, web_settings):
+def test_the_preference_center_shows_and_keeps_all_but_the_stopped(
+    client, engine, web_settings, outbox
+):
     _id, prefs = add(engine, web_settings, "bo@example.com")
     post(client, prefs, action="drop", topic="empathy")
     page = client.get(f"/preferences/{prefs}").text
@@ -82,7 +85,9 @@ def test_the_preference_center_shows_and_keeps_all_but_the_stopped(client, engin
     assert saved.status_code == 200 and "preferences are saved" in saved.text
     bo = load(engine, "bo@example.com")
     assert (bo.name, bo.all_topics, bo.excluded_slugs) == ("Bo", True, {"empathy"})
-    data = json.loads(client.get(f"/preferences/{prefs}/data").text)
+    post(client, prefs, action="privacy")  # the data comes through the emailed link
+    privacy = link_to(outbox.outbox[-1].message, "/privacy/")
+    data = json.loads(client.get(f"{privacy}/data").text)
     assert (data["topics"], data["excluded_topics"]) == ("*", ["empathy"])
     post(client, prefs, action="save", topic_mode="all", lists="digest")
     assert load(engine, "bo@example.com").excluded_slugs == frozenset()  # every topic again

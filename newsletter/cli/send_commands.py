@@ -164,8 +164,7 @@ def send(
 ) -> None:
     """Send MONTH to every subscriber, cut to their topics. Safe to re-run: resumes."""
     settings = app.settings
-    if settings.delivery.transport == "smtp":  # real mail: its links need a real key
-        settings.require_secret_key()
+    settings.mail_signing_key()  # over SMTP (real mail) its links need a real key
     console = Console()
     issue = load_issue(settings.content.dir, month, app.taxonomy, settings.newsletter.name)
     if test_to:

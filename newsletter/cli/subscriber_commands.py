@@ -70,7 +70,9 @@ def _describe(subscriber: Subscriber) -> str:
 )
 @pass_app
 def add(app: App, email: str, name: str, topics: str, lists: tuple[str, ...], status: str) -> None:
-    """Add a subscriber with address EMAIL."""
+    """Add a subscriber with address EMAIL (`--status pending`: email the confirmation link)."""
+    if status == api.PENDING:  # before the record: a key error must not leave it half-added
+        app.settings.mail_signing_key()
     with transaction(app.db()) as session:
         subscriber = api.add_subscriber(
             session,
@@ -84,6 +86,9 @@ def add(app: App, email: str, name: str, topics: str, lists: tuple[str, ...], st
             source="cli",
         )
         click.echo(f"added {_describe(subscriber)}")
+        address = subscriber.email
+    if status == api.PENDING:  # double opt-in, as on the web: they get the confirmation link
+        _send_confirmation(app, address)
 
 
 @subscribers_group.command("remove")
@@ -336,3 +341,25 @@ def _export(session: Session, fmt: str, stream: IO[str]) -> int:
         stream.write(json.dumps(records, indent=2, ensure_ascii=False) + "\n")
         return len(records)
     return import_export.export_csv(session, stream)
+
+
+@subscribers_group.command("resend-confirmation")
+@click.argument("email")
+@pass_app
+def resend_confirmation(app: App, email: str) -> None:
+    """Email the pending subscriber EMAIL a new confirmation link (the web's confirmation)."""
+    _send_confirmation(app, email)
+
+
+def _send_confirmation(app: App, email: str) -> None:
+    """The web's confirmation mail (`sending.notices`); a failed send names the way to retry."""
+    from newsletter.errors import TransportError
+    from newsletter.sending.notices import send_confirmation
+
+    try:
+        click.echo(send_confirmation(app.settings, app.taxonomy, app.db(), email))
+    except TransportError as error:
+        raise click.ClickException(
+            f"could not send the confirmation link to {email}: {error} "
+            f"(try again with `newsletter subscribers resend-confirmation {email}`)"
+        ) from None

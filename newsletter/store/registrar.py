@@ -2,6 +2,10 @@
 themselves (the registrar, as Mailman 3 calls it): subscribe, confirm, a fresh link, come back,
 save preferences, drop a topic.
 
+A request from someone who has not shown the mailbox is theirs changes no record: the choices
+of a subscribe request for an address on record travel in the signed confirmation link
+(`SubscriptionRequest`) and apply when it is used.
+
 `newsletter.store.subscribers` holds the records and the rules an admin applies to them (add,
 status, lists, topics, suppression, forget); this module holds the requests that arrive from
 outside — a token in a link or an envelope address, a subscribe form anyone can fill in, a
@@ -13,7 +17,11 @@ Like the rest of the store, functions take a `Session` and never commit.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
+from collections.abc import Mapping
+from typing import Any
+from typing import NamedTuple
 
 from sqlalchemy.orm import Session
 
@@ -34,6 +42,7 @@ from newsletter.store.subscribers import confirm
 from newsletter.store.subscribers import get_subscriber
 from newsletter.store.subscribers import is_subscribed
 from newsletter.store.subscribers import is_suppressed
+from newsletter.store.subscribers import require_subscriber
 from newsletter.store.subscribers import set_lists
 from newsletter.store.subscribers import set_status
 from newsletter.store.subscribers import set_topics
@@ -44,6 +53,9 @@ from newsletter.tokens import Signer
 from newsletter.tokens import address_hash
 
 MAX_TOKEN_LENGTH = 400
+# A confirmation token may carry the choices of the request (compressed JSON): ~720
+# characters with every default topic and a 200-character name.
+MAX_CONFIRM_TOKEN_LENGTH = 4000
 # Subscriber ids fit a 32-bit integer column: a larger (signed, so ours) id names nobody.
 _MAX_ID = 2**31 - 1
 
@@ -71,17 +83,20 @@ def subscriber_by_reference(
     return subscriber
 
 
-def subscriber_for_token(session: Session, signer: Signer, purpose: str, token: str) -> Subscriber:
+def subscriber_for_token(
+    session: Session, signer: Signer, purpose: str, token: str, *, max_age: int | None = None
+) -> Subscriber:
     """The subscriber a signed token for `purpose` names, checked against their current address.
 
     `LinkProblem` with `kind` "invalid" (cut, altered, made for another purpose), "expired"
-    (an old confirmation link), "test" or "gone" (see `subscriber_by_reference`); its message
-    can be shown to the person.
+    (an old confirmation or privacy link; `max_age` in seconds overrides the default), "test"
+    or "gone" (see `subscriber_by_reference`); its message can be shown to the person.
     """
-    if not token or len(token) > MAX_TOKEN_LENGTH:
+    limit = MAX_CONFIRM_TOKEN_LENGTH if purpose == CONFIRM else MAX_TOKEN_LENGTH
+    if not token or len(token) > limit:
         raise LinkProblem("invalid", "This link is not valid (it may have been cut or altered).")
     try:
-        subscriber_id, digest = signer.read(purpose, token)
+        subscriber_id, digest = signer.read(purpose, token, max_age)
     except TokenError as error:
         kind = "expired" if isinstance(error, TokenExpired) else "invalid"
         raise LinkProblem(kind, str(error).capitalize() + ".") from None
@@ -100,6 +115,63 @@ STALE_CONFIRMATION = (
 )
 
 
+@dataclasses.dataclass(frozen=True)
+class SubscriptionRequest:
+    """The choices of a subscribe request for an address already on record: they travel inside
+    the signed confirmation link and apply only when it is used (`confirm_subscription`).
+
+    `topics` None is every topic; `lists` None is the default list; an empty `name` keeps the
+    name on record.
+    """
+
+    name: str = ""
+    topics: frozenset[str] | None = None
+    lists: tuple[str, ...] | None = None
+
+    def to_payload(self) -> dict[str, Any]:
+        """The JSON object the confirmation token carries."""
+        return {
+            "name": self.name,
+            "topics": None if self.topics is None else sorted(self.topics),
+            "lists": None if self.lists is None else list(self.lists),
+        }
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> SubscriptionRequest:
+        """Back from a token (signed by us, but checked all the same); `LinkProblem` if odd."""
+        name, topics, lists = payload.get("name", ""), payload.get("topics"), payload.get("lists")
+        if (
+            not isinstance(name, str)
+            or not (topics is None or _strings(topics))
+            or not (lists is None or _strings(lists))
+        ):
+            raise LinkProblem(
+                "invalid", "This link is not valid (it may have been cut or altered)."
+            )
+        try:
+            name = clean_name(name)
+        except SubscriberError:
+            raise LinkProblem("invalid", "This link is not valid.") from None
+        return cls(
+            name=name,
+            topics=None if topics is None else frozenset(topics),
+            lists=None if lists is None else tuple(lists),
+        )
+
+
+def _strings(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+class Reply(NamedTuple):
+    """What to email after a request from outside, to whom, and (for a confirmation link to an
+    address already on record) the choices its token must carry."""
+
+    kind: str
+    subscriber: Subscriber
+    request: SubscriptionRequest | None = None
+
+
 def request_subscription(
     session: Session,
     settings: Settings,
@@ -111,20 +183,22 @@ def request_subscription(
     lists: Iterable[str] | None = None,
     source: str = "web",
     ip: str = "",
-) -> tuple[str, Subscriber] | None:
-    """A subscribe request from anyone who typed an address: (what to email, to whom), or None
-    to send nothing. The caller answers the same whatever this returns (no address enumeration).
+) -> Reply | None:
+    """A subscribe request from anyone who typed an address: what to email and to whom, or
+    None to send nothing. The caller answers the same whatever this returns (no address
+    enumeration), and should call it after answering (the timing must not tell either).
     `InvalidAddress` or `SubscriberError` (a name too long) for input a form should catch first.
 
     - A suppressed address (they asked to be forgotten) gets nothing and nothing is stored.
     - A new address is added as `pending`, with the choices and the consent source and IP, and
       gets a confirmation link.
-    - An active subscriber is told they are subscribed; nothing about the record changes (a
-      stranger must not be able to change someone's choices).
-    - A pending, unsubscribed, bounced or complained record takes the new topics and lists
-      (and the name, when one is given) but keeps its status: it changes only when the emailed
-      confirmation link is used (`confirm_subscription`), so a stranger cannot resubscribe
-      someone.
+    - An active subscriber is told they are subscribed.
+    - A pending, unsubscribed, bounced or complained record gets a confirmation link whose
+      token carries the requested name, topics and lists (`Reply.request`).
+
+    Nothing about an existing record changes here: whoever typed the address has not shown
+    that the mailbox is theirs. The choices apply, and the status changes, only when the
+    emailed link is used (`confirm_subscription`).
     """
     name = clean_name(name)
     if is_suppressed(session, email):
@@ -146,59 +220,128 @@ def request_subscription(
             )
         except SubscriberError:
             return None  # added by a concurrent request a moment ago
-        return CONFIRMATION, subscriber
+        return Reply(CONFIRMATION, subscriber)
     if subscriber.status == ACTIVE:
-        return ALREADY_SUBSCRIBED, subscriber
-    if name:
-        subscriber.name = name
-    set_topics(session, subscriber, topics)
-    default = [settings.delivery.default_list]
-    set_lists(session, settings, subscriber, default if lists is None else lists)
-    return CONFIRMATION, subscriber
+        return Reply(ALREADY_SUBSCRIBED, subscriber)
+    request = SubscriptionRequest(
+        name=name,
+        topics=None if topics is None else frozenset(topics),
+        lists=None if lists is None else tuple(lists),
+    )
+    return Reply(CONFIRMATION, subscriber, request)
 
 
-def request_fresh_link(session: Session, email: str) -> tuple[str, Subscriber] | None:
-    """A request for a new link: (what to email, to whom), or None to send nothing.
+def request_fresh_link(session: Session, email: str) -> Reply | None:
+    """A request for a new link: what to email and to whom, or None to send nothing.
 
     A pending subscriber gets a new confirmation link, anyone else on record a preferences
-    link; an unknown or suppressed address nothing (the caller answers the same either way).
+    link; an unknown or suppressed address nothing (the caller answers the same either way,
+    and should call this after answering).
     """
     if is_suppressed(session, email):
         return None
     subscriber = get_subscriber(session, email)
     if subscriber is None:
         return None
-    return (CONFIRMATION if subscriber.status == PENDING else NEW_LINK), subscriber
+    return Reply(CONFIRMATION if subscriber.status == PENDING else NEW_LINK, subscriber)
+
+
+def pending_for_confirmation(session: Session, email: str) -> Subscriber:
+    """The pending subscriber EMAIL, to send a (new) confirmation link to, as an operator asks
+    (`subscribers resend-confirmation`). `SubscriberError` for an address that is not on record,
+    not pending, or suppressed."""
+    subscriber = require_subscriber(session, email)
+    if subscriber.status != PENDING:
+        raise SubscriberError(
+            f"{subscriber.email} is {subscriber.status}, not pending: "
+            "only pending subscribers get a confirmation link"
+        )
+    if is_suppressed(session, subscriber.email):
+        raise SubscriberError(f"{subscriber.email} is on the suppression list")
+    return subscriber
+
+
+def read_confirmation(
+    session: Session, signer: Signer, token: str
+) -> tuple[Subscriber, SubscriptionRequest | None]:
+    """The subscriber a confirmation link names and the choices it carries (None: it carries
+    none, the record's own apply). `LinkProblem` as `subscriber_for_token`."""
+    if not token or len(token) > MAX_CONFIRM_TOKEN_LENGTH:
+        raise LinkProblem("invalid", "This link is not valid (it may have been cut or altered).")
+    try:
+        subscriber_id, digest, extra = signer.read_with_extra(CONFIRM, token)
+    except TokenError as error:
+        kind = "expired" if isinstance(error, TokenExpired) else "invalid"
+        raise LinkProblem(kind, str(error).capitalize() + ".") from None
+    subscriber = subscriber_by_reference(session, subscriber_id, digest)
+    return subscriber, None if extra is None else SubscriptionRequest.from_payload(extra)
 
 
 def confirm_subscription(
-    session: Session, signer: Signer, token: str, *, ip: str = "", source: str = "web"
+    session: Session,
+    settings: Settings,
+    taxonomy: Taxonomy,
+    signer: Signer,
+    token: str,
+    *,
+    ip: str = "",
+    source: str = "web",
 ) -> tuple[Subscriber, bool]:
     """Use a confirmation link: (subscriber, whether they became active now).
 
-    An active subscriber stays as is (confirming twice is harmless). A pending one becomes
-    active. Someone who left (unsubscribed, bounced, complained) and asked to come back becomes
-    active only with a link made after their last change — an old link from before they left
-    raises `LinkProblem` "stale". The consent source (and IP) are recorded. `LinkProblem` for a
-    token that does not work (`subscriber_for_token`).
+    An active subscriber stays as is (confirming twice is harmless; the link's choices are not
+    applied: the preference center changes them). A pending one takes the choices the link
+    carries and becomes active. Someone who left (unsubscribed, bounced, complained) and asked
+    to come back becomes active, with the link's choices, only with a link made after their
+    last change — an old link from before they left raises `LinkProblem` "stale". The consent
+    source (and IP) are recorded. `LinkProblem` for a token that does not work.
     """
-    subscriber = subscriber_for_token(session, signer, CONFIRM, token)
+    subscriber, request = read_confirmation(session, signer, token)
     if subscriber.status == ACTIVE:
         return subscriber, False
     ip = ip[:64]
     if subscriber.status == PENDING:
+        _apply_request(session, settings, taxonomy, subscriber, request)
         confirm(session, subscriber, ip=ip)
     else:
         issued = signer.issued_at(CONFIRM, token)
         left = subscriber.updated_at.replace(microsecond=0)
         if issued is None or issued < left:
             raise LinkProblem("stale", STALE_CONFIRMATION)
+        _apply_request(session, settings, taxonomy, subscriber, request)
         set_status(session, subscriber, ACTIVE)
         subscriber.confirmed_at = utcnow()
         subscriber.consent_ip = ip
+    if not subscribed_lists(subscriber):  # someone who left is on no list any more
+        set_lists(session, settings, subscriber, [settings.delivery.default_list])
     subscriber.consent_source = source[:50]
     session.flush()
     return subscriber, True
+
+
+def _apply_request(
+    session: Session,
+    settings: Settings,
+    taxonomy: Taxonomy,
+    subscriber: Subscriber,
+    request: SubscriptionRequest | None,
+) -> None:
+    """The choices of a confirmed request. A topic or list removed from the configuration since
+    the link was made is left out; when none of the chosen topics is left, the topics on record
+    stay (they chose some topics, not every topic)."""
+    if request is None:
+        return
+    if request.name:
+        subscriber.name = request.name
+    if request.topics is None:
+        set_topics(session, subscriber, None)
+    else:
+        known = {term.slug for term in taxonomy.topics}
+        if kept := request.topics & known:
+            set_topics(session, subscriber, kept)
+    available = {spec.slug for spec in settings.list_specs()}
+    wanted = [slug for slug in request.lists or () if slug in available]
+    set_lists(session, settings, subscriber, wanted or [settings.delivery.default_list])
 
 
 def resubscribe(

@@ -1,8 +1,13 @@
-"""The preference center: `/preferences/{token}`, the link in every email.
+"""The preference center: `/preferences/{token}`, the link in every email; and the privacy
+pages: `/privacy/{token}`, download my data and forget me.
 
-Change topics (or all topics), lists and name; stop one topic (`?drop=<slug>`, the "stop
-sending me" links in the digest); unsubscribe from everything or come back; download my data;
-forget me. The signed token names the subscriber; forms also carry a CSRF token.
+On the preferences link: change topics (or all topics), lists and name; stop one topic
+(`?drop=<slug>`, the "stop sending me" links in the digest); unsubscribe from everything or
+come back. That link never expires and travels in every digest, so a forwarded digest carries
+it: it cannot read or delete the subscriber's data. For those it asks for a fresh link, emailed
+to the address on record and working for `[web] privacy_link_max_age` seconds (an hour by
+default), which opens the privacy pages. The signed token names the subscriber; forms also
+carry a CSRF token.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import json
 from typing import Annotated
 
 from fastapi import APIRouter
+from fastapi import BackgroundTasks
 from fastapi import Depends
 from fastapi import Form
 from fastapi import Request
@@ -21,6 +27,7 @@ from newsletter.content.choice import TopicChoice
 from newsletter.errors import FormProblem
 from newsletter.errors import LinkProblem
 from newsletter.errors import SubscriberError
+from newsletter.message.transactional import duration_text
 from newsletter.store import import_export
 from newsletter.store import registrar
 from newsletter.store import subscribers as api
@@ -28,11 +35,13 @@ from newsletter.store.engine import transaction
 from newsletter.store.models import Subscriber
 from newsletter.store.registrar import subscriber_for_token
 from newsletter.tokens import PREFERENCES
+from newsletter.tokens import PRIVACY
 from newsletter.web.app import WebContext
 from newsletter.web.app import get_ctx
 from newsletter.web.forms import list_choice
 from newsletter.web.forms import name_choice
 from newsletter.web.forms import topic_choice
+from newsletter.web.mail import person_of
 from newsletter.web.pages import render_page
 from newsletter.web.pages import topic_groups
 from newsletter.web.pages import topic_labels
@@ -138,6 +147,7 @@ def update(
     token: str,
     request: Request,
     ctx: Ctx,
+    background: BackgroundTasks,
     action: Text = "save",
     name: Text = "",
     topic_mode: Text = "all",
@@ -162,6 +172,8 @@ def update(
             return _resubscribe(ctx, request, session, subscriber, token)
         if action == "drop":
             return _drop(ctx, request, session, subscriber, token, topic)
+        if action == "privacy":
+            return _send_privacy_link(ctx, request, background, subscriber, token)
         if action != "save":
             return page(ctx, request, subscriber, token, status_code=400, error="Unknown action.")
         values = {"name": name, "topic_mode": topic_mode, "topics": topics, "lists": lists}
@@ -251,12 +263,85 @@ def _drop(
     return page(ctx, request, subscriber, token, notice=notice)
 
 
+def _send_privacy_link(
+    ctx: WebContext,
+    request: Request,
+    background: BackgroundTasks,
+    subscriber: Subscriber,
+    token: str,
+) -> Response:
+    """Email the short-lived link to the privacy pages (to the address on record only)."""
+    if ctx.limits.subscribe_address.hit(api.normalize_email(subscriber.email)[1]):
+        background.add_task(ctx.mailer.send_privacy_link, person_of(subscriber))
+    expires = duration_text(ctx.settings.web.privacy_link_max_age)
+    notice = (
+        f"We have emailed a link to {subscriber.email}. Open it within {expires} to download "
+        "or delete your data."
+    )
+    return page(ctx, request, subscriber, token, notice=notice)
+
+
+def _privacy_request(
+    ctx: WebContext, request: Request, subscriber: Subscriber, token: str, status_code: int = 200
+) -> Response:
+    """The old download and forget addresses: ask for the emailed link instead."""
+    return render_page(
+        ctx,
+        request,
+        "privacy_request.html",
+        status_code=status_code,
+        email=subscriber.email,
+        token=token,
+        expires=duration_text(ctx.settings.web.privacy_link_max_age),
+    )
+
+
 @router.get("/preferences/{token}/data")
+@router.get("/preferences/{token}/forget")
+def show_privacy_request(token: str, request: Request, ctx: Ctx) -> Response:
+    with transaction(ctx.engine) as session:
+        try:
+            subscriber = _load(ctx, session, token)
+        except LinkProblem as problem:
+            return link_problem(ctx, request, problem)
+        return _privacy_request(ctx, request, subscriber, token)
+
+
+@router.post("/preferences/{token}/forget")
+def refuse_forget(token: str, request: Request, ctx: Ctx) -> Response:
+    """Forgetting needs the emailed privacy link, not the preferences link: nothing changes."""
+    with transaction(ctx.engine) as session:
+        try:
+            subscriber = _load(ctx, session, token)
+        except LinkProblem as problem:
+            return link_problem(ctx, request, problem)
+        return _privacy_request(ctx, request, subscriber, token, status_code=403)
+
+
+# --- the privacy pages (the short-lived emailed link) ----------------------------------------
+
+
+def _load_privacy(ctx: WebContext, session: Session, token: str) -> Subscriber:
+    max_age = ctx.settings.web.privacy_link_max_age
+    return subscriber_for_token(session, ctx.signer, PRIVACY, token, max_age=max_age)
+
+
+@router.get("/privacy/{token}")
+def show_privacy(token: str, request: Request, ctx: Ctx) -> Response:
+    with transaction(ctx.engine) as session:
+        try:
+            subscriber = _load_privacy(ctx, session, token)
+        except LinkProblem as problem:
+            return link_problem(ctx, request, problem)
+        return render_page(ctx, request, "privacy.html", email=subscriber.email, token=token)
+
+
+@router.get("/privacy/{token}/data")
 def download(token: str, request: Request, ctx: Ctx) -> Response:
     """Everything we hold about the subscriber, as a JSON file."""
     with transaction(ctx.engine) as session:
         try:
-            subscriber = _load(ctx, session, token)
+            subscriber = _load_privacy(ctx, session, token)
         except LinkProblem as problem:
             return link_problem(ctx, request, problem)
         record = import_export.subscriber_to_dict(subscriber)
@@ -273,21 +358,21 @@ def download(token: str, request: Request, ctx: Ctx) -> Response:
     )
 
 
-@router.get("/preferences/{token}/forget")
+@router.get("/privacy/{token}/forget")
 def show_forget(token: str, request: Request, ctx: Ctx) -> Response:
     with transaction(ctx.engine) as session:
         try:
-            subscriber = _load(ctx, session, token)
+            subscriber = _load_privacy(ctx, session, token)
         except LinkProblem as problem:
             return link_problem(ctx, request, problem)
         return render_page(ctx, request, "forget.html", email=subscriber.email, token=token)
 
 
-@router.post("/preferences/{token}/forget")
+@router.post("/privacy/{token}/forget")
 def forget(token: str, request: Request, ctx: Ctx, csrf_token: Text = "") -> Response:
     with transaction(ctx.engine) as session:
         try:
-            subscriber = _load(ctx, session, token)
+            subscriber = _load_privacy(ctx, session, token)
         except LinkProblem as problem:
             return link_problem(ctx, request, problem)
         if not ctx.csrf.valid(request, csrf_token):

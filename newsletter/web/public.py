@@ -1,8 +1,10 @@
 """Subscribe (double opt-in), confirm, and "send me a fresh link".
 
 The subscribe and fresh-link forms answer the same page whatever the address: known, unknown,
-active, unsubscribed or suppressed. What differs is only the email sent afterwards (in the
-background, so the timing does not tell either).
+active, pending, unsubscribed or suppressed. The request does the same work for every address
+(the form's checks and the rate limits) and hands the rest, the lookup in the database and the
+email, to a background task that runs after the page is answered: neither the page nor the
+time it takes tells what we know about the address.
 """
 
 from __future__ import annotations
@@ -23,8 +25,6 @@ from newsletter.store import registrar
 from newsletter.store import subscribers as api
 from newsletter.store.engine import transaction
 from newsletter.store.models import Subscriber
-from newsletter.store.registrar import subscriber_for_token
-from newsletter.tokens import CONFIRM
 from newsletter.tokens import PREFERENCES
 from newsletter.web.app import WebContext
 from newsletter.web.app import get_ctx
@@ -32,8 +32,10 @@ from newsletter.web.forms import list_choice
 from newsletter.web.forms import name_choice
 from newsletter.web.forms import topic_choice
 from newsletter.web.mail import Person
+from newsletter.web.mail import person_of
 from newsletter.web.pages import render_page
 from newsletter.web.pages import topic_groups
+from newsletter.web.pages import topic_labels
 from newsletter.web.security import client_ip
 
 router = APIRouter()
@@ -43,7 +45,7 @@ Choices = Annotated[list[str], Form()]
 
 
 def person(subscriber: Subscriber) -> Person:
-    return Person(subscriber.id, subscriber.email, subscriber.name, subscriber.topic_choice)
+    return person_of(subscriber)
 
 
 def subscribe_form(
@@ -148,21 +150,16 @@ def subscribe(
     except FormProblem as problem:
         return subscribe_form(ctx, request, status_code=400, error=str(problem), values=values)
     if not website and ctx.limits.subscribe_address.hit(key):
-        with transaction(ctx.engine) as session:
-            reply = registrar.request_subscription(
-                session,
-                ctx.settings,
-                ctx.taxonomy,
-                address,
-                name=name,
-                topics=chosen_topics,
-                lists=chosen_lists,
-                source="web",
-                ip=ip,
-            )
-            action = None if reply is None else (reply[0], person(reply[1]))
-        if action is not None:
-            background.add_task(ctx.mailer.send, *action)
+        # Everything that depends on the address happens after the answer (see the docstring).
+        background.add_task(
+            ctx.mailer.answer_subscribe,
+            address,
+            name=name,
+            topics=chosen_topics,
+            lists=chosen_lists,
+            source="web",
+            ip=ip,
+        )
     return render_page(ctx, request, "check_inbox.html", email=address)
 
 
@@ -183,12 +180,22 @@ def link_problem(
 def show_confirm(token: str, request: Request, ctx: Ctx) -> Response:
     with transaction(ctx.engine) as session:
         try:
-            subscriber = subscriber_for_token(session, ctx.signer, CONFIRM, token)
+            subscriber, choices = registrar.read_confirmation(session, ctx.signer, token)
         except LinkProblem as problem:
             return link_problem(ctx, request, problem)
         if api.is_active(subscriber):
             return confirmed_page(ctx, request, subscriber, already=True)
-        return render_page(ctx, request, "confirm.html", email=subscriber.email, token=token)
+        # What confirming gives them: the choices the link carries, else those on record.
+        topics = subscriber.topic_slugs if choices is None else choices.topics
+        return render_page(
+            ctx,
+            request,
+            "confirm.html",
+            email=subscriber.email,
+            token=token,
+            all_topics=topics is None,
+            topic_labels=topic_labels(ctx.taxonomy, topics),
+        )
 
 
 def confirmed_page(
@@ -212,14 +219,20 @@ def confirm(token: str, request: Request, ctx: Ctx, background: BackgroundTasks)
     with transaction(ctx.engine) as session:
         try:
             subscriber, activated = registrar.confirm_subscription(
-                session, ctx.signer, token, ip=client_ip(request), source="web"
+                session,
+                ctx.settings,
+                ctx.taxonomy,
+                ctx.signer,
+                token,
+                ip=client_ip(request),
+                source="web",
             )
         except LinkProblem as problem:
             return link_problem(ctx, request, problem)
         if not activated:
             return confirmed_page(ctx, request, subscriber, already=True)
         if ctx.settings.web.welcome_latest:
-            background.add_task(ctx.mailer.send, "welcome", person(subscriber))
+            background.add_task(ctx.mailer.send_welcome, person(subscriber))
         return confirmed_page(ctx, request, subscriber, already=False)
 
 
@@ -261,8 +274,5 @@ def request_link(
             kind="request",
         )
     if ctx.limits.subscribe_address.hit(key):
-        with transaction(ctx.engine) as session:
-            reply = registrar.request_fresh_link(session, address)
-            if reply is not None:
-                background.add_task(ctx.mailer.send, reply[0], person(reply[1]))
+        background.add_task(ctx.mailer.answer_link_request, address)  # after the answer
     return render_page(ctx, request, "check_inbox.html", email=address, fresh_link=True)

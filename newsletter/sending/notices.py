@@ -1,0 +1,206 @@
+"""Sending the transactional emails, and answering the requests that lead to them.
+
+`Notices` composes (`message.transactional.Composer`) and sends one email at a time outside
+the ledger (`sending.single.send_single`, DKIM-signed like the digest). The web app's subscribe
+and "new link" forms hand the whole request to `answer_subscribe` / `answer_link_request` in
+the background, after the page is answered, so neither the page nor its timing tells whether
+the address is known. `subscribers add --status pending` and `subscribers resend-confirmation`
+send the same confirmation through `send_confirmation`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from collections.abc import Iterable
+
+from sqlalchemy import Engine
+
+from newsletter.config import Settings
+from newsletter.content.choice import TopicChoice
+from newsletter.content.model import Issue
+from newsletter.content.reader import list_months
+from newsletter.content.reader import load_issue
+from newsletter.content.taxonomy import Taxonomy
+from newsletter.errors import NewsletterError
+from newsletter.message.transactional import CONFIRMATION
+from newsletter.message.transactional import PRIVACY_LINK
+from newsletter.message.transactional import WELCOME
+from newsletter.message.transactional import Composer
+from newsletter.message.transactional import Person
+from newsletter.sending.single import send_single
+from newsletter.store import ledger
+from newsletter.store import registrar
+from newsletter.store.engine import session_factory
+from newsletter.store.engine import transaction
+from newsletter.store.models import DONE
+from newsletter.store.models import RUNNING
+from newsletter.store.models import Subscriber
+from newsletter.tokens import Signer
+from newsletter.transport import make_transport
+from newsletter.transport.base import Transport
+
+log = logging.getLogger("newsletter.notices")
+
+TransportFactory = Callable[[], Transport]
+
+__all__ = ["Notices", "Person", "person_of"]
+
+
+def person_of(subscriber: Subscriber, topics: TopicChoice | None = None) -> Person:
+    """The recipient of a transactional email (plain data, safe to pass to a thread)."""
+    return Person(
+        subscriber.id,
+        subscriber.email,
+        subscriber.name,
+        subscriber.topic_choice if topics is None else topics,
+    )
+
+
+class Notices(Composer):
+    """Composes and sends the transactional emails with the configured transport."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        taxonomy: Taxonomy,
+        signer: Signer,
+        engine: Engine,
+        transport_factory: TransportFactory | None = None,
+    ) -> None:
+        super().__init__(settings, taxonomy, signer)
+        self.engine = engine
+        self.transport_factory = transport_factory or (lambda: make_transport(settings))
+
+    # --- composing ------------------------------------------------------------------------
+
+    def welcome(self, person: Person, latest: Issue | None = None) -> bytes:
+        """The welcome with the latest sent issue (looked up when not given)."""
+        return super().welcome(person, latest or self.latest_sent_issue())
+
+    def latest_sent_issue(self) -> Issue | None:
+        """The newest month whose campaign has been sent (or is sending), if any."""
+        settings = self.settings
+        try:
+            months = list_months(settings.content.dir)
+        except NewsletterError:
+            return None
+        with session_factory(self.engine)() as session:
+            for month in reversed(months):
+                campaign = ledger.find_campaign(session, month)
+                if campaign is not None and campaign.status in (DONE, RUNNING):
+                    try:
+                        return load_issue(
+                            settings.content.dir, month, self.taxonomy, settings.newsletter.name
+                        )
+                    except NewsletterError:
+                        return None
+        return None
+
+    # --- sending --------------------------------------------------------------------------
+
+    def deliver(self, kind: str, person: Person, **values: object) -> str:
+        """Build and send one email of `kind` (`message.transactional.KINDS`): the transport's
+        reply. Errors are raised (`NewsletterError` subclasses)."""
+        message = getattr(self, kind)(person, **values)
+        with self.transport_factory() as transport:
+            return send_single(self.settings, transport, person.email, message)
+
+    def send(self, kind: str, person: Person, **values: object) -> bool:
+        """`deliver`, with errors logged, never raised (for work after the page is answered)."""
+        try:
+            self.deliver(kind, person, **values)
+        except Exception:  # a background task: log it, the page has already been answered
+            log.exception("could not send the %s email to %s", kind, person.email)
+            return False
+        return True
+
+    def _send(self, action: tuple[str, Person, dict[str, object]] | None) -> bool:
+        return False if action is None else self.send(action[0], action[1], **action[2])
+
+    def answer_subscribe(
+        self,
+        email: str,
+        *,
+        name: str = "",
+        topics: frozenset[str] | None = None,
+        lists: Iterable[str] | None = None,
+        source: str = "web",
+        ip: str = "",
+    ) -> bool:
+        """A subscribe request, after the page was answered: look the address up (and add a
+        new one as pending), then email what the subscriber service says. Whether an email
+        went out; errors are logged."""
+        try:
+            with transaction(self.engine) as session:
+                reply = registrar.request_subscription(
+                    session,
+                    self.settings,
+                    self.taxonomy,
+                    email,
+                    name=name,
+                    topics=topics,
+                    lists=lists,
+                    source=source,
+                    ip=ip,
+                )
+                action = _action(reply)
+        except Exception:
+            log.exception("could not handle the subscribe request for %s", email)
+            return False
+        return self._send(action)
+
+    def answer_link_request(self, email: str) -> bool:
+        """A "new link" request, after the page was answered; as `answer_subscribe`."""
+        try:
+            with transaction(self.engine) as session:
+                action = _action(registrar.request_fresh_link(session, email))
+        except Exception:
+            log.exception("could not handle the link request for %s", email)
+            return False
+        return self._send(action)
+
+    def send_privacy_link(self, person: Person) -> bool:
+        """The short-lived link to download or delete their data (asked for on the
+        preferences page); errors are logged."""
+        return self.send(PRIVACY_LINK, person)
+
+    def send_welcome(self, person: Person) -> bool:
+        return self.send(WELCOME, person)
+
+    def send_confirmation(self, email: str) -> str:
+        """Email the pending subscriber EMAIL a new confirmation link, as the web's subscribe
+        form does; a line saying so. `SubscriberError` when EMAIL is not pending, transport
+        errors as raised."""
+        with transaction(self.engine) as session:
+            subscriber = registrar.pending_for_confirmation(session, email)
+            person = person_of(subscriber)
+        self.deliver(CONFIRMATION, person)
+        return f"sent a confirmation link to {person.email}"
+
+
+def _action(reply: registrar.Reply | None) -> tuple[str, Person, dict[str, object]] | None:
+    """What to send for a reply of the subscriber service: (kind, recipient, values), read
+    while the record is still in its session."""
+    if reply is None:
+        return None
+    subscriber, request = reply.subscriber, reply.request
+    if request is None:
+        return reply.kind, person_of(subscriber), {}
+    # The email speaks of the choices the link carries (what confirming will give them); the
+    # name and address stay those on record: the request is not theirs until confirmed.
+    person = person_of(subscriber, TopicChoice.of(request.topics))
+    return CONFIRMATION, person, {"request": request.to_payload()}
+
+
+def send_confirmation(
+    settings: Settings,
+    taxonomy: Taxonomy,
+    engine: Engine,
+    email: str,
+    transport_factory: TransportFactory | None = None,
+) -> str:
+    """`Notices.send_confirmation` for one address (the CLI's entry point); over SMTP only with
+    a real signing key."""
+    signer = Signer(settings.mail_signing_key())
+    return Notices(settings, taxonomy, signer, engine, transport_factory).send_confirmation(email)
