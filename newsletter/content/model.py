@@ -11,6 +11,7 @@ from dataclasses import field
 
 from markdown_it import MarkdownIt
 
+from newsletter.content.article import Article
 from newsletter.content.intro import Intro
 from newsletter.content.taxonomy import Term
 from newsletter.errors import ContentError
@@ -38,6 +39,7 @@ class Summary:
     implications_md: str
     source: str = ""
     notes: tuple[str, ...] = field(default=(), compare=False)  # warnings (raw HTML)
+    article: Article | None = None  # the summarized article as structured data (CSL-JSON)
 
     @property
     def key(self) -> str:

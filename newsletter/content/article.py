@@ -1,0 +1,104 @@
+"""The published article a summary is about, as structured data (pure).
+
+The data is a CSL-JSON item (the format of citeproc, Zotero and Crossref): `type`, `title`,
+`author` ([{family, given}] or [{literal}]), `issued` ({"date-parts": [[Y, M, D]]}),
+`container-title`, `volume`, `issue`, `page` ("53-70"), `DOI`, `URL`, `PMID`. The reader builds
+it from `article:` in the front matter or from a `reference:` file (BibTeX, RIS, CSL-JSON); the
+renderer turns it into an APA citation; the archive into meta tags and downloads. `Article`
+only reads it: one place that knows the CSL-JSON field names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Author:
+    """One author: family and given names, or a literal name (an organization)."""
+
+    family: str = ""
+    given: str = ""
+    literal: str = ""
+
+    @property
+    def name(self) -> str:
+        """'Given Family', or the literal name."""
+        return self.literal or " ".join(part for part in (self.given, self.family) if part)
+
+
+@dataclass(frozen=True)
+class Article:
+    """A CSL-JSON item with typed accessors. `csl` is the whole item, as validated."""
+
+    csl: Mapping[str, Any]
+
+    def _text(self, key: str) -> str:
+        value = self.csl.get(key)
+        return str(value).strip() if value is not None else ""
+
+    @property
+    def type(self) -> str:
+        return self._text("type") or "article-journal"
+
+    @property
+    def title(self) -> str:
+        return self._text("title")
+
+    @property
+    def authors(self) -> tuple[Author, ...]:
+        return tuple(
+            Author(
+                family=str(a.get("family", "")).strip(),
+                given=str(a.get("given", "")).strip(),
+                literal=str(a.get("literal", "")).strip(),
+            )
+            for a in self.csl.get("author") or ()
+            if isinstance(a, Mapping)
+        )
+
+    @property
+    def date_parts(self) -> tuple[int, ...]:
+        """(year,), (year, month) or (year, month, day); () when not given."""
+        issued = self.csl.get("issued")
+        if not isinstance(issued, Mapping):
+            return ()
+        parts = issued.get("date-parts") or [[]]
+        return tuple(int(p) for p in (parts[0] if parts else []))
+
+    @property
+    def year(self) -> int | None:
+        return self.date_parts[0] if self.date_parts else None
+
+    @property
+    def journal(self) -> str:
+        return self._text("container-title")
+
+    @property
+    def volume(self) -> str:
+        return self._text("volume")
+
+    @property
+    def issue(self) -> str:
+        return self._text("issue")
+
+    @property
+    def pages(self) -> tuple[str, str]:
+        """(first page, last page); last is '' for a single page or an article number."""
+        page = self._text("page").replace("–", "-").replace("—", "-")
+        first, _, last = page.partition("-")
+        return first.strip(), last.strip()
+
+    @property
+    def doi(self) -> str:
+        return self._text("DOI")
+
+    @property
+    def pmid(self) -> str:
+        return self._text("PMID")
+
+    @property
+    def url(self) -> str:
+        return self._text("URL")
