@@ -366,3 +366,21 @@ def test_the_demo_plan_reads_as_summary_titles(runner, tmp_path) -> None:
     ) in lines
     summary = next(line for line in lines if line.startswith("sent 20,"))
     assert "variants rendered in" in summary and "wall time" in summary
+
+
+def test_output_off_a_terminal_is_never_wrapped(runner, tmp_path) -> None:
+    # Cron mail and pipes get each line whole: rich wrapped them at 80 columns, splitting the
+    # issue's subject and the Maildir path over two lines.
+    config = demo_project(tmp_path)
+    result = invoke(runner, config, "demo")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert any(
+        line.startswith("subscribers: 30 (28 active); newest issue: 2026-11 — ")
+        and line.endswith("treatments that can harm")
+        for line in lines
+    ), result.output
+    assert any(
+        line.startswith("look here: ") and line.endswith("open in any mail client)")
+        for line in lines
+    ), result.output

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import TypeVar
 
@@ -33,6 +34,9 @@ from newsletter.content.taxonomy import taxonomy_from_settings
 from newsletter.errors import NewsletterError
 from newsletter.store.engine import make_engine
 from newsletter.store.engine import require_schema
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -182,6 +186,17 @@ def is_terminal() -> bool:
     from rich.console import Console
 
     return Console().is_terminal
+
+
+def make_console() -> Console:
+    """The console commands print through: off a terminal (cron mail, pipes) lines are never
+    wrapped at 80 columns, so a long title or path stays on its line, whole."""
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console.soft_wrap = True
+    return console
 
 
 def print_table(

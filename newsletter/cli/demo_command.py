@@ -11,6 +11,7 @@ from rich.console import Console
 
 from newsletter.cli.app import App
 from newsletter.cli.app import main
+from newsletter.cli.app import make_console
 from newsletter.cli.app import pass_app
 from newsletter.cli.send_commands import print_plan
 from newsletter.cli.send_commands import print_report
@@ -39,7 +40,7 @@ DEMO_SOURCE = "demo"  # the consent source of the subscribers the demo imports
 def demo(app: App, csv_path: str | None) -> None:
     """Migrate, load demo subscribers, send the newest month, and say where to look."""
     settings = app.settings
-    console = Console()
+    console = make_console()
     # The demo mails its own made-up readers into a Maildir, never a real list: refuse any
     # other transport, and a database holding subscribers the demo did not add.
     if settings.delivery.transport != "maildir":

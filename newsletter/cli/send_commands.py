@@ -19,6 +19,7 @@ from rich.table import Table
 from newsletter.cli.app import App
 from newsletter.cli.app import format_option
 from newsletter.cli.app import main
+from newsletter.cli.app import make_console
 from newsletter.cli.app import pass_app
 from newsletter.cli.app import print_records
 from newsletter.cli.app import stop_on_signals
@@ -165,7 +166,7 @@ def send(
     """Send MONTH to every subscriber, cut to their topics. Safe to re-run: resumes."""
     settings = app.settings
     settings.mail_signing_key()  # over SMTP (real mail) its links need a real key
-    console = Console()
+    console = make_console()
     issue = load_issue(settings.content.dir, month, app.taxonomy, settings.newsletter.name)
     if test_to:
         send_test(app, issue, test_to, topics, console)
@@ -230,7 +231,7 @@ def plan_command(app: App, month: str, lists: tuple[str, ...], include_late_join
     fails `issues check`, as `send` does.
     """
     settings = app.settings
-    console = Console()
+    console = make_console()
     issue = load_issue(settings.content.dir, month, app.taxonomy, settings.newsletter.name)
     engine = app.db()
     check_before_mailing(settings)  # workers would refuse to mail it: say so now
@@ -297,7 +298,7 @@ def deliveries(
     """Counts by status for MONTH and who did not get it, and why."""
     if retry_failed and fmt != "table":
         raise click.UsageError("--retry-failed prints a table: leave out --format")
-    console = Console()
+    console = make_console()
     with session_factory(app.db())() as session:
         campaign = ledger.find_campaign(session, month)
         if campaign is None:
