@@ -6,6 +6,7 @@ data (tests/archive_articles.py); hostile values must stay escaped in every form
 from __future__ import annotations
 
 import json
+from dataclasses import replace as dataclasses_replace
 from pathlib import Path
 from typing import Any
 
@@ -539,3 +540,19 @@ def test_reference_keys_are_ascii():
     }
     assert references.reference_key(Article(item)) == "odegard2020uber"
     assert references.reference_key(Article({})) == "article"
+
+
+def test_the_downloads_carry_the_summarys_doi_when_the_article_data_has_none(tmp_path):
+    from newsletter.archive.generator import generate
+    from newsletter.archive.generator import site_info
+    from newsletter.content.taxonomy import default_taxonomy
+
+    item = {k: v for k, v in ARTICLES["2026-07/cbt-long-term"].items() if k != "DOI"}
+    summary = dataclasses_replace(summary_with(item), doi="10.5555/from-front-matter")
+    issue = Issue(month="2026-09", subject="", summaries=(summary,), public=True)
+    site = generate([issue], default_taxonomy(), site_info(settings_for(tmp_path)))
+    files = {file.path: file.data.decode() for file in site.files}
+    [record] = rispy.loads(files["2026-09/s/article.ris"])
+    assert record["doi"] == "10.5555/from-front-matter"
+    assert json.loads(files["2026-09/s/article.json"])[0]["DOI"] == "10.5555/from-front-matter"
+    assert "doi = {10.5555/from-front-matter}" in files["2026-09/s/article.bib"]

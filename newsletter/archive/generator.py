@@ -374,7 +374,7 @@ def generate(issues: Sequence[Issue], taxonomy: Taxonomy, info: SiteInfo) -> Sit
     files += [
         File(entry.path + name, data)
         for entry in entries
-        for name, data in references.download_files(entry.summary.article).items()
+        for name, data in references.download_files(scholar.article_of(entry.summary)).items()
     ]
     files.append(File("sitemap.xml", sitemap(pages, info)))
     files.append(File("robots.txt", robots(info)))
@@ -407,7 +407,7 @@ def _entry(summary: Summary, issue_link: Link, info: SiteInfo) -> Entry:
         date=month_date(summary.month),
         meta_tags=scholar.highwire_tags(summary),
         json_ld=scholar.json_ld(summary, facts),
-        downloads=references.download_links(summary.article, info.url(path)),
+        downloads=references.download_links(scholar.article_of(summary), info.url(path)),
         cite_summary=scholar.summary_citation(summary, facts),
     )
 

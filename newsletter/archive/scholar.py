@@ -39,6 +39,15 @@ def doi_of(summary: Summary) -> str:
     return summary.article.doi if summary.article is not None else ""
 
 
+def article_of(summary: Summary) -> Article | None:
+    """The summarized article, its DOI filled from the summary's `doi` when it has none
+    (so the downloads carry the DOI the page shows)."""
+    article = summary.article
+    if article is not None and not article.doi and summary.doi:
+        return Article({**article.csl, "DOI": summary.doi})
+    return article
+
+
 def doi_url(doi: str) -> str:
     """https://doi.org/<doi> (quoted as `Summary.doi_url` does), or '' for no DOI."""
     if not doi:
