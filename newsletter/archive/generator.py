@@ -16,8 +16,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
+from typing import Any
 from xml.sax.saxutils import escape
 
+from markupsafe import Markup
+
+from newsletter.archive import references
+from newsletter.archive import scholar
 from newsletter.config import Settings
 from newsletter.config import normalize_base_path
 from newsletter.content.model import Issue
@@ -92,6 +97,10 @@ class Entry:
     date: dt.datetime
     previous: Link | None = None
     next: Link | None = None
+    meta_tags: list[tuple[str, str]] = field(default_factory=list)  # Highwire citation_*
+    json_ld: dict[str, Any] = field(default_factory=dict)  # schema.org, for `tojson`
+    downloads: list[references.Download] = field(default_factory=list)  # "Cite the article"
+    cite_summary: scholar.Citation | None = None  # "Cite this summary"
 
     @property
     def title(self) -> str:
@@ -110,16 +119,31 @@ class Entry:
         return self.summary.citation
 
     @property
+    def citation_html(self) -> Markup:
+        """The article's citation with its DOI link, as HTML ('' when nothing is known)."""
+        return _article_citation(self.summary)
+
+    @property
     def doi(self) -> str:
-        return self.summary.doi
+        return scholar.doi_of(self.summary)
 
     @property
     def doi_url(self) -> str:
-        return self.summary.doi_url
+        return scholar.doi_url(self.doi)
 
     @property
     def topic_slugs(self) -> str:
         return " ".join(link.slug for link in self.topics)
+
+
+def _article_citation(summary: Summary) -> Markup:
+    """THE call site for the article's citation on archive pages and in the feeds.
+
+    For now the free-text `citation:` with the DOI link. When the APA renderer is merged
+    (`newsletter.render.citation.apa_html`), switch this to
+    `Markup(apa_html(summary.article)) if summary.article else <this fallback>`.
+    """
+    return scholar.article_citation_fallback(summary)
 
 
 @dataclass
@@ -347,6 +371,11 @@ def generate(issues: Sequence[Issue], taxonomy: Taxonomy, info: SiteInfo) -> Sit
     from newsletter.archive.feeds import build_feeds
 
     files = build_feeds(entries, by_topic, info)
+    files += [
+        File(entry.path + name, data)
+        for entry in entries
+        for name, data in references.download_files(scholar.article_of(entry.summary)).items()
+    ]
     files.append(File("sitemap.xml", sitemap(pages, info)))
     files.append(File("robots.txt", robots(info)))
     return Site(info, pages, files, views, entries, topic_links, type_links)
@@ -359,6 +388,7 @@ def _topic_feed(term: Term) -> str:
 def _entry(summary: Summary, issue_link: Link, info: SiteInfo) -> Entry:
     summary_html = markdown_to_html(summary.summary_md)
     path = _summary_path(summary)
+    facts = scholar.PageFacts(info.name, info.absolute(path), info.language, info.absolute())
     return Entry(
         summary=summary,
         path=path,
@@ -375,6 +405,10 @@ def _entry(summary: Summary, issue_link: Link, info: SiteInfo) -> Entry:
         implications_html=markdown_to_html(summary.implications_md),
         teaser=teaser(summary_html),
         date=month_date(summary.month),
+        meta_tags=scholar.highwire_tags(summary),
+        json_ld=scholar.json_ld(summary, facts),
+        downloads=references.download_links(scholar.article_of(summary), info.url(path)),
+        cite_summary=scholar.summary_citation(summary, facts),
     )
 
 

@@ -1,0 +1,558 @@
+"""Summary pages for reference managers and search engines: Highwire `citation_*` tags,
+schema.org JSON-LD, the BibTeX / RIS / CSL-JSON downloads, "Cite this summary", and the DOI
+as the feed entries' related link. Everything is parsed back and compared with the article
+data (tests/archive_articles.py); hostile values must stay escaped in every format."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace as dataclasses_replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from archive_articles import ARTICLES
+from archive_articles import with_articles
+from conftest import FIXTURES
+from outside_tools import require_module
+
+from newsletter import archive
+from newsletter.archive import references
+from newsletter.archive import scholar
+from newsletter.config import settings_from_dict
+from newsletter.content.article import Article
+from newsletter.content.model import Issue
+from newsletter.content.model import Summary
+from newsletter.content.taxonomy import Taxonomy
+
+bs4 = require_module("bs4", "needs beautifulsoup4")
+feedparser = require_module("feedparser", "needs feedparser")
+bibtexparser = require_module("bibtexparser", "needs bibtexparser")
+rispy = require_module("rispy", "needs rispy")
+
+CONTENT = FIXTURES / "archive_content"
+SENT = {"2026-05", "2026-06"}
+SITE_URL = "https://news.example.org/"
+
+
+def settings_for(tmp_path: Path):
+    return settings_from_dict(
+        {
+            "newsletter": {"name": "Test Digest", "base_url": "https://news.example.org"},
+            "content": {"dir": str(CONTENT)},
+            "archive": {"page_size": 1},
+        },
+        tmp_path,
+    )
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """The fixture archive, two of whose summaries carry article data."""
+    from newsletter.content.taxonomy import default_taxonomy
+
+    root = tmp_path_factory.mktemp("cite")
+    taxonomy = default_taxonomy()
+    issues = with_articles(archive.read_issues(CONTENT, taxonomy, "Test Digest"))
+    result = archive.build_site(
+        settings_for(root), taxonomy, root / "site", sent=SENT, search=False, issues=issues
+    )
+    return result.out
+
+
+def soup_of(site: Path, path: str):
+    return bs4.BeautifulSoup((site / path / "index.html").read_text(), "html.parser")
+
+
+def meta_tags(soup) -> list[tuple[str, str]]:
+    return [
+        (tag["name"], tag["content"])
+        for tag in soup.head.find_all("meta")
+        if tag.get("name", "").startswith("citation_")
+    ]
+
+
+def json_ld(soup) -> dict[str, Any]:
+    scripts = soup.find_all("script", type="application/ld+json")
+    assert len(scripts) == 1
+    return json.loads(scripts[0].string)
+
+
+# -- meta tags -------------------------------------------------------------------------------
+
+
+def test_meta_tags_of_a_summary_page_are_the_articles(site):
+    item = ARTICLES["2026-06/alliance-repair"]
+    tags = meta_tags(soup_of(site, "2026-06/alliance-repair"))
+    assert tags == [
+        ("citation_title", item["title"]),
+        *[("citation_author", f"{a['family']}, {a['given']}") for a in item["author"]],
+        ("citation_publication_date", "2025/04/15"),
+        ("citation_journal_title", item["container-title"]),
+        ("citation_volume", item["volume"]),
+        ("citation_issue", item["issue"]),
+        ("citation_firstpage", "55"),
+        ("citation_lastpage", "70"),
+        ("citation_doi", item["DOI"]),
+        ("citation_pmid", item["PMID"]),
+    ]
+
+
+def test_a_date_without_a_day_is_the_year_and_absent_fields_have_no_tags(site):
+    tags = dict(meta_tags(soup_of(site, "2026-07/cbt-long-term")))
+    assert tags["citation_publication_date"] == "2025"  # issued 2025-01: Scholar's two forms
+    assert tags["citation_firstpage"] == "33" and tags["citation_lastpage"] == "47"
+    assert "citation_pmid" not in tags
+
+
+def test_a_summary_with_only_a_doi_gets_citation_doi_and_nothing_else(site):
+    soup = soup_of(site, "2026-05/feedback-reduces-deterioration")
+    assert meta_tags(soup) == [("citation_doi", "10.5555/example.2025.001")]
+    data = json_ld(soup)
+    assert data["@type"] == "Review"
+    assert data["itemReviewed"] == {
+        "@type": "ScholarlyArticle",
+        "identifier": {
+            "@type": "PropertyValue",
+            "propertyID": "DOI",
+            "value": "10.5555/example.2025.001",
+        },
+        "sameAs": "https://doi.org/10.5555/example.2025.001",
+    }
+    assert soup.find("a", href=lambda h: h and h.endswith(".bib")) is None
+
+
+def test_a_summary_with_neither_has_no_citation_tags_and_is_a_creative_work(site):
+    soup = soup_of(site, "2026-06/therapist-empathy")
+    assert meta_tags(soup) == []
+    assert all(tag.get("content", "x").strip() for tag in soup.head.find_all("meta"))
+    data = json_ld(soup)
+    assert data["@type"] == "CreativeWork" and "itemReviewed" not in data
+    assert soup.find(string="Cite the article") is None
+    assert soup.find(id="cite-summary") is not None
+
+
+# -- JSON-LD ---------------------------------------------------------------------------------
+
+
+def test_json_ld_is_a_review_of_the_scholarly_article(site):
+    item = ARTICLES["2026-06/alliance-repair"]
+    soup = soup_of(site, "2026-06/alliance-repair")
+    data = json_ld(soup)
+    assert data["@context"] == "https://schema.org"
+    assert data["@type"] == "Review"
+    assert data["url"] == soup.find("link", rel="canonical")["href"]
+    assert data["name"] == "Repairing Ruptures Predicts Better Outcomes"
+    assert data["datePublished"] == "2026-06"
+    assert data["author"]["name"] == "Test Digest"
+    reviewed = data["itemReviewed"]
+    assert reviewed["@type"] == "ScholarlyArticle"
+    assert reviewed["name"] == item["title"]
+    assert [(a["@type"], a["familyName"], a["givenName"]) for a in reviewed["author"]] == [
+        ("Person", a["family"], a["given"]) for a in item["author"]
+    ]
+    assert reviewed["datePublished"] == "2025-04-15"
+    issue = reviewed["isPartOf"]
+    assert (issue["@type"], issue["issueNumber"]) == ("PublicationIssue", "2")
+    volume = issue["isPartOf"]
+    assert (volume["@type"], volume["volumeNumber"]) == ("PublicationVolume", "8")
+    assert volume["isPartOf"] == {"@type": "Periodical", "name": item["container-title"]}
+    assert (reviewed["pageStart"], reviewed["pageEnd"]) == ("55", "70")
+    assert {(i["propertyID"], i["value"]) for i in reviewed["identifier"]} == {
+        ("DOI", item["DOI"]),
+        ("PMID", item["PMID"]),
+    }
+    assert reviewed["sameAs"] == "https://doi.org/" + item["DOI"]
+
+
+# -- downloads -------------------------------------------------------------------------------
+
+
+def downloads(site: Path, path: str) -> dict[str, str]:
+    """Label -> text of each "Cite the article" file, following the page's links."""
+    soup = soup_of(site, path)
+    found = {}
+    for link in soup.select(".downloads a"):
+        found[link.get_text()] = (site / link["href"].lstrip("/")).read_text(encoding="utf-8")
+    return found
+
+
+def bibtex_entries(text: str):
+    from bibtexparser import middlewares as m
+    from pylatexenc.latex2text import LatexNodes2Text
+    from pylatexenc.latex2text import MacroTextSpec
+    from pylatexenc.latex2text import get_default_latex_context_db
+
+    # pylatexenc's decoder does not know the brace macros the writer uses (LaTeX does).
+    context = get_default_latex_context_db()
+    context.add_context_category(
+        "braces",
+        macros=[MacroTextSpec("textbraceleft", "{"), MacroTextSpec("textbraceright", "}")],
+        prepend=True,
+    )
+    decoder = LatexNodes2Text(latex_context=context)
+    # Names are split first (an organization's braces keep its "and"), then decoded part by
+    # part: the decoding middleware leaves lists of names alone.
+    library = bibtexparser.parse_string(
+        text,
+        append_middleware=[
+            m.SeparateCoAuthors(),
+            m.SplitNameParts(),
+            m.LatexDecodingMiddleware(decoder=decoder),
+            m.MonthIntMiddleware(),
+        ],
+    )
+    assert library.failed_blocks == []
+    for entry in library.entries:
+        for field in entry.fields:
+            if field.key in ("author", "editor"):
+                for name in field.value:
+                    for part in ("first", "von", "last", "jr"):
+                        words = getattr(name, part)
+                        setattr(name, part, [decoder.latex_to_text(w) for w in words])
+    return library.entries
+
+
+def test_the_bibtex_download_parses_back_to_the_article(site):
+    item = ARTICLES["2026-06/alliance-repair"]
+    [entry] = bibtex_entries(downloads(site, "2026-06/alliance-repair")["BibTeX"])
+    assert entry.entry_type == "article"
+    assert entry.key == "model2025rupture"
+    fields = {key: field.value for key, field in entry.fields_dict.items()}
+    assert [(" ".join(n.first), " ".join(n.last)) for n in fields.pop("author")] == [
+        (a["given"], a["family"]) for a in item["author"]
+    ]
+    assert fields == {
+        "title": item["title"],
+        "journal": item["container-title"],
+        "year": "2025",
+        "month": 4,
+        "volume": "8",
+        "number": "2",
+        "pages": "55–70",  # written 55--70, the LaTeX en dash
+        "doi": item["DOI"],
+        "pmid": item["PMID"],
+    }
+
+
+def test_the_ris_download_parses_back_to_the_article(site):
+    item = ARTICLES["2026-06/alliance-repair"]
+    text = downloads(site, "2026-06/alliance-repair")["RIS"]
+    assert text.startswith("TY  - JOUR\n")  # no rispy counter line before the record
+    [record] = rispy.loads(text)
+    assert record == {
+        "type_of_reference": "JOUR",
+        "title": item["title"],
+        "authors": [f"{a['family']}, {a['given']}" for a in item["author"]],
+        "year": "2025",
+        "date": "2025/04/15",
+        "secondary_title": item["container-title"],
+        "volume": "8",
+        "number": "2",
+        "start_page": "55",
+        "end_page": "70",
+        "doi": item["DOI"],
+        "accession_number": item["PMID"],
+    }
+
+
+def test_the_csl_json_download_is_the_item_with_an_id(site):
+    files = downloads(site, "2026-07/cbt-long-term")
+    assert set(files) == {"BibTeX", "RIS", "CSL-JSON"}
+    assert json.loads(files["CSL-JSON"]) == [
+        {**ARTICLES["2026-07/cbt-long-term"], "id": "follow2025two"}
+    ]
+
+
+def test_download_links_save_under_the_reference_key(site):
+    links = soup_of(site, "2026-06/alliance-repair").select(".downloads a")
+    assert [(a["href"], a["download"], a["type"]) for a in links] == [
+        ("/2026-06/alliance-repair/article.bib", "model2025rupture.bib", "application/x-bibtex"),
+        (
+            "/2026-06/alliance-repair/article.ris",
+            "model2025rupture.ris",
+            "application/x-research-info-systems",
+        ),
+        (
+            "/2026-06/alliance-repair/article.json",
+            "model2025rupture.json",
+            "application/vnd.citationstyles.csl+json",
+        ),
+    ]
+
+
+def test_downloads_only_beside_summaries_with_article_data(site):
+    assert sorted(p.relative_to(site).as_posix() for p in site.rglob("article.*")) == [
+        f"{key}/article.{ext}" for key in sorted(ARTICLES) for ext in ("bib", "json", "ris")
+    ]
+    sitemap = (site / "sitemap.xml").read_text()
+    assert "article." not in sitemap
+
+
+# -- cite this summary -----------------------------------------------------------------------
+
+
+def test_cite_this_summary_is_an_apa_citation_of_the_page(site):
+    soup = soup_of(site, "2026-06/alliance-repair")
+    url = SITE_URL + "2026-06/alliance-repair/"
+    expected = f"Test Digest. (2026, June). Repairing Ruptures Predicts Better Outcomes. {url}"
+    cited = soup.find(id="cite-summary")
+    assert cited.get_text() == expected
+    assert cited.i.get_text() == "Repairing Ruptures Predicts Better Outcomes"
+    assert cited.a["href"] == url
+    assert soup.find("button", class_="copy-button")["data-copy"] == expected
+
+
+# -- the feed --------------------------------------------------------------------------------
+
+
+def test_feed_entries_link_the_doi_as_related(site):
+    feed = feedparser.parse((site / "feeds/atom.xml").read_bytes())
+    assert not feed.bozo, feed.get("bozo_exception")
+    by_id = {entry.id: entry for entry in feed.entries}
+    links = by_id[SITE_URL + "2026-06/alliance-repair/"].links
+    assert [(link.rel, link.href) for link in links] == [
+        ("alternate", SITE_URL + "2026-06/alliance-repair/"),
+        ("related", "https://doi.org/10.5555/example.2025.003"),
+    ]
+    assert links[0].type == "text/html"
+    # A summary without a DOI has no related link.
+    empathy = by_id[SITE_URL + "2026-06/therapist-empathy/"]
+    assert [link.rel for link in empathy.links] == ["alternate"]
+
+
+# -- hostile values --------------------------------------------------------------------------
+
+HOSTILE_TITLE = (
+    'A "quoted" title & <b>tags</b> </script><script>alert(1)</script> {braces} } lone '
+    "% $5 #1 snake_case back\\slash ~tilde O'Brien\nER  - TY  - JOUR"
+)
+HOSTILE = {
+    "type": "article-journal",
+    "title": HOSTILE_TITLE,
+    "author": [
+        {"family": "O'Brien", "given": 'Ann "Q"'},
+        {"literal": "Johnson and Johnson </script>"},
+        {"family": "Müller", "given": "Jürgen"},
+    ],
+    "issued": {"date-parts": [[2024, 2, 29]]},
+    "container-title": "A & B {Journal",
+    "volume": "1",
+    "page": "e0123",
+    "DOI": "10.5555/x<1>",
+    "URL": "https://example.org/a?b=1&c=%7Bx%7D",
+}
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+@pytest.fixture(scope="module")
+def hostile_site(tmp_path_factory) -> Path:
+    from newsletter.content.taxonomy import default_taxonomy
+
+    taxonomy: Taxonomy = default_taxonomy()
+    root = tmp_path_factory.mktemp("hostile")
+    summary = Summary(
+        month="2026-09",
+        slug="hostile",
+        title='Summary "title" </script><!-- & {x}',
+        topics=(),
+        research_type=taxonomy.research_types.terms[0],
+        citation='O\'Brien "free text" </p><script>x</script>',
+        doi="",
+        order=None,
+        summary_md="Body.",
+        implications_md="Do.",
+        article=Article(HOSTILE),
+    )
+    issue = Issue(month="2026-09", subject="", summaries=(summary,), public=True)
+    result = archive.build_site(
+        settings_for(root), taxonomy, root / "site", search=False, issues=[issue]
+    )
+    return result.out
+
+
+def test_hostile_values_stay_text_in_the_page(hostile_site):
+    html = (hostile_site / "2026-09/hostile/index.html").read_text()
+    soup = bs4.BeautifulSoup(html, "html.parser")
+    tags = meta_tags(soup)
+    assert ("citation_title", one_line(HOSTILE_TITLE)) in tags
+    assert ("citation_author", 'O\'Brien, Ann "Q"') in tags
+    assert ("citation_author", "Johnson and Johnson </script>") in tags
+    assert ("citation_journal_title", "A & B {Journal") in tags
+    assert ("citation_doi", "10.5555/x<1>") in tags
+    # No value became markup: the only scripts are the JSON-LD block and cite.js.
+    assert [s.get("type") or s.get("src") for s in soup.find_all("script")] == [
+        "application/ld+json",
+        "/static/cite.js",
+    ]
+    assert soup.find("b") is None
+    block = html.split('<script type="application/ld+json">', 1)[1].split("</script>", 1)[0]
+    assert "<" not in block and ">" not in block
+    data = json.loads(block)
+    assert data["name"] == 'Summary "title" </script><!-- & {x}'
+    assert data["itemReviewed"]["name"] == HOSTILE_TITLE
+    assert data["itemReviewed"]["author"][1] == {
+        "@type": "Organization",
+        "name": "Johnson and Johnson </script>",
+    }
+    assert soup.find(class_="citation").get_text() == HOSTILE_CITATION_TEXT
+    cited = soup.find(id="cite-summary")
+    assert cited.i.get_text() == 'Summary "title" </script><!-- & {x}'
+    assert soup.find("button", class_="copy-button")["data-copy"] == cited.get_text()
+
+
+HOSTILE_CITATION_TEXT = 'O\'Brien "free text" </p><script>x</script> doi:10.5555/x<1>'
+
+
+def test_hostile_values_stay_text_in_bibtex(hostile_site):
+    text = (hostile_site / "2026-09/hostile/article.bib").read_text()
+    for line in text.splitlines()[1:-1]:  # each field's value has balanced braces
+        value = line.split(" = ", 1)[1].rstrip(",")
+        depth = 0
+        for char in value:
+            depth += {"{": 1, "}": -1}.get(char, 0)
+            assert depth >= 0, line
+        assert depth == 0, line
+    [entry] = bibtex_entries(text)
+    fields = {key: field.value for key, field in entry.fields_dict.items()}
+    # pylatexenc writes " as LaTeX's closing quotes ('') and reads them back as ”.
+    assert fields["title"] == one_line(HOSTILE_TITLE).replace('"', "”")
+    authors = fields["author"]
+    assert len(authors) == 3  # the organization's "and" did not split it
+    assert (" ".join(authors[0].last), " ".join(authors[0].first)) == ("O'Brien", "Ann ”Q”")
+    assert " ".join(authors[1].last) == "Johnson and Johnson </script>"
+    assert (" ".join(authors[2].last), " ".join(authors[2].first)) == ("Müller", "Jürgen")
+    assert fields["journal"] == "A & B {Journal"
+    assert fields["pages"] == "e0123"
+    # DOI and URL are verbatim fields; read raw: braces percent-encoded, nothing else.
+    raw = {f.key: f.value for f in bibtexparser.parse_string(text).entries[0].fields}
+    assert raw["doi"] == "10.5555/x<1>"
+    assert raw["url"] == HOSTILE["URL"]
+
+
+def test_hostile_values_stay_text_in_ris_and_csl_json(hostile_site):
+    folder = hostile_site / "2026-09/hostile"
+    [record] = rispy.loads((folder / "article.ris").read_text())
+    assert record["title"] == one_line(HOSTILE_TITLE)  # the newline could not end the record
+    assert record["authors"] == [
+        'O\'Brien, Ann "Q"',
+        "Johnson and Johnson </script>",
+        "Müller, Jürgen",
+    ]
+    assert record["doi"] == "10.5555/x<1>"
+    assert record["urls"] == [HOSTILE["URL"]]
+    [item] = json.loads((folder / "article.json").read_text())
+    assert {k: v for k, v in item.items() if k != "id"} == HOSTILE
+    assert item["id"] == "obrien2024quoted"
+
+
+def test_hostile_feed_parses(hostile_site):
+    feed = feedparser.parse((hostile_site / "feeds/atom.xml").read_bytes())
+    assert not feed.bozo, feed.get("bozo_exception")
+    [entry] = feed.entries
+    related = [link.href for link in entry.links if link.rel == "related"]
+    assert related == [scholar.doi_url("10.5555/x<1>")] == ["https://doi.org/10.5555/x%3C1%3E"]
+
+
+# -- other kinds of work ----------------------------------------------------------------------
+
+
+def summary_with(item: dict[str, Any], doi: str = "") -> Summary:
+    from newsletter.content.taxonomy import Term
+
+    return Summary(
+        "2026-09",
+        "s",
+        "A summary",
+        (),
+        Term("x", "X"),
+        "",
+        doi,
+        None,
+        "",
+        "",
+        article=Article(item),
+    )
+
+
+def test_a_book_chapter_is_in_a_book():
+    chapter = {
+        "type": "chapter",
+        "title": "Measuring outcomes",
+        "author": [{"family": "Editor", "given": "Ed"}],
+        "editor": [{"family": "Volume", "given": "Vera"}],
+        "issued": {"date-parts": [[2023]]},
+        "container-title": "Handbook of Examples",
+        "publisher": "Example Press",
+        "page": "12-30",
+    }
+    summary = summary_with(chapter)
+    tags = dict(scholar.highwire_tags(summary))
+    assert tags["citation_inbook_title"] == "Handbook of Examples"
+    assert "citation_journal_title" not in tags
+    reviewed = scholar.scholarly_article(summary)
+    assert reviewed is not None
+    assert reviewed["@type"] == "Chapter"
+    assert reviewed["isPartOf"] == {"@type": "Book", "name": "Handbook of Examples"}
+    [entry] = bibtex_entries(references.bibtex_entry(summary.article, "k"))
+    assert entry.entry_type == "incollection"
+    assert entry.fields_dict["booktitle"].value == "Handbook of Examples"
+    assert entry.fields_dict["publisher"].value == "Example Press"
+    assert [" ".join(n.last) for n in entry.fields_dict["editor"].value] == ["Volume"]
+    [record] = rispy.loads(references.ris_record(summary.article))
+    assert record["type_of_reference"] == "CHAP"
+    assert record["secondary_authors"] == ["Volume, Vera"]
+    assert record["secondary_title"] == "Handbook of Examples"
+
+
+def test_an_advance_online_article_has_no_volume_or_pages():
+    online = {
+        "type": "article-journal",
+        "title": "Early view",
+        "author": [{"family": "Soon", "given": "S."}],
+        "issued": {"date-parts": [[2026, 3, 2]]},
+        "container-title": "Example Journal",
+        "DOI": "10.5555/early",
+    }
+    summary = summary_with(online)
+    names = [name for name, _ in scholar.highwire_tags(summary)]
+    assert names == [
+        "citation_title",
+        "citation_author",
+        "citation_publication_date",
+        "citation_journal_title",
+        "citation_doi",
+    ]
+    [entry] = bibtex_entries(references.bibtex_entry(summary.article, "k"))
+    assert not {"volume", "number", "pages"} & set(entry.fields_dict)
+    [record] = rispy.loads(references.ris_record(summary.article))
+    assert not {"volume", "number", "start_page", "end_page"} & set(record)
+
+
+def test_reference_keys_are_ascii():
+    item = {
+        "title": "Über die Zeit",
+        "author": [{"family": "Ødegård"}],
+        "issued": {"date-parts": [[2020]]},
+    }
+    assert references.reference_key(Article(item)) == "odegard2020uber"
+    assert references.reference_key(Article({})) == "article"
+
+
+def test_the_downloads_carry_the_summarys_doi_when_the_article_data_has_none(tmp_path):
+    from newsletter.archive.generator import generate
+    from newsletter.archive.generator import site_info
+    from newsletter.content.taxonomy import default_taxonomy
+
+    item = {k: v for k, v in ARTICLES["2026-07/cbt-long-term"].items() if k != "DOI"}
+    summary = dataclasses_replace(summary_with(item), doi="10.5555/from-front-matter")
+    issue = Issue(month="2026-09", subject="", summaries=(summary,), public=True)
+    site = generate([issue], default_taxonomy(), site_info(settings_for(tmp_path)))
+    files = {file.path: file.data.decode() for file in site.files}
+    [record] = rispy.loads(files["2026-09/s/article.ris"])
+    assert record["doi"] == "10.5555/from-front-matter"
+    assert json.loads(files["2026-09/s/article.json"])[0]["DOI"] == "10.5555/from-front-matter"
+    assert "doi = {10.5555/from-front-matter}" in files["2026-09/s/article.bib"]
