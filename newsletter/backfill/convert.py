@@ -8,6 +8,7 @@ the heading are found in the HTML, where a paragraph is still a paragraph, befor
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass
 
@@ -213,6 +214,9 @@ def apa_citation(block: Tag) -> tuple[str, str]:
     ('', ''). The DOI is read from the text or from a link's address."""
     if block.name != "p":
         return "", ""
+    block = copy.copy(block)
+    doi_links = [a for a in block.find_all("a") if _DOI.search(str(a.get("href", "")))]
+    hrefs = " ".join(str(link.extract().get("href", "")) for link in doi_links)
     text = " ".join(block.get_text().split())
     match = _APA.match(text)
     if match is None or len(text) > 1000:
@@ -220,7 +224,6 @@ def apa_citation(block: Tag) -> tuple[str, str]:
     authors = match.group("authors")
     if not (_INITIAL.search(authors) or authors.endswith(".")):
         return "", ""
-    hrefs = " ".join(str(a.get("href", "")) for a in block.find_all("a"))
     found = _DOI.search(text) or _DOI.search(hrefs)
     doi = found.group(1).rstrip(".,;") if found else ""
     citation = _DOI.sub("", text)

@@ -114,10 +114,11 @@ def read_feed(path: Path) -> Feed:
 
 
 def _why(parsed: Mapping[str, Any]) -> str:
-    """' (line 3: mismatched tag)' from feedparser's XML error, '' when there is none."""
+    """' (XML: mismatched tag)' from feedparser's XML error, '' when there is none. Not its
+    line: feedparser may have added an XML declaration to the text it parsed."""
     error = parsed.get("bozo_exception")
     if isinstance(error, xml.sax.SAXParseException):
-        return f" (line {error.getLineNumber()}: {error.getMessage()})"
+        return f" (XML: {error.getMessage()})"
     return f" ({error})" if error else ""
 
 
