@@ -319,4 +319,11 @@ def summary_text(summary: Converted, order: int, research_types: Vocabulary) -> 
     return "\n".join(lines) + "\n" + "\n\n".join(part for part in body if part) + "\n"
 
 
-ISSUE_TEXT = "---\npublic: true\n---\n"
+def issue_text(month: str, ready: bool) -> str:
+    """The month's `issue.md`: `public: true` (published long ago, so the web archive shows
+    it), or, while one of its summaries lacks a field, `public: false` with a `# to do`: the
+    archive refuses to build with a public month that fails `issues check`."""
+    if ready:
+        return "---\npublic: true\n---\n"
+    todo = f"# to do: true once `newsletter issues check {month}` passes"
+    return f"---\npublic: false  {todo}\n---\n"

@@ -3,7 +3,8 @@
 `plan_import` decides every file (month folder, name, text) and which already exist;
 `describe` says it in lines (the dry run is that and nothing more); `write_import` writes the
 new files and never one that exists. A month gets `issue.md` with `public: true` (these issues
-were published long ago) and one `NN-slug.md` per post, numbered and ordered by date.
+were published long ago; `public: false` while a summary lacks a field) and one `NN-slug.md`
+per post, numbered and ordered by date.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from newsletter.backfill.convert import ISSUE_TEXT
 from newsletter.backfill.convert import Converted
 from newsletter.backfill.convert import convert_post
+from newsletter.backfill.convert import issue_text
 from newsletter.backfill.convert import summary_text
 from newsletter.backfill.feed import Feed
 from newsletter.backfill.feed import Post
@@ -86,8 +87,7 @@ def plan_import(feed: Feed, content_dir: Path, taxonomy: Taxonomy) -> ImportPlan
         folder = Path(content_dir) / month
         posts = sorted(by_month[month], key=lambda p: (p.published, p.position))
         taken = _existing_slugs(folder)
-        issue_file = folder / ISSUE_FILE
-        files = [PlannedFile(issue_file, ISSUE_TEXT, issue_file if issue_file.exists() else None)]
+        files: list[PlannedFile] = []
         slugs: list[str] = []
         for order, post in enumerate(posts, start=1):
             slug = _unique(_slug(post), slugs)
@@ -97,7 +97,12 @@ def plan_import(feed: Feed, content_dir: Path, taxonomy: Taxonomy) -> ImportPlan
             existing = path if path.exists() else taken.get(slug)
             text = summary_text(summary, order, taxonomy.research_types)
             files.append(PlannedFile(path, text, existing, post, summary))
-        months.append(PlannedMonth(month, folder, folder.is_dir(), tuple(files)))
+        ready = all(f.summary is not None and f.summary.ready for f in files)
+        issue_file = folder / ISSUE_FILE
+        issue = PlannedFile(
+            issue_file, issue_text(month, ready), issue_file if issue_file.exists() else None
+        )
+        months.append(PlannedMonth(month, folder, folder.is_dir(), (issue, *files)))
     return ImportPlan(feed, tuple(months))
 
 
@@ -198,7 +203,8 @@ def _describe_file(file: PlannedFile) -> list[str]:
         return [f"  skip  {file.path}: {why}, not overwritten"]
     summary = file.summary
     if summary is None:
-        return [f"  new   {file.path} (public: true)"]
+        public = "true" if "public: true" in file.text else "false until `issues check` passes"
+        return [f"  new   {file.path} (public: {public})"]
     lines = [f'  new   {file.path}: "{summary.title}"']
     topics = "; ".join(term.label for term in summary.topics) or "none"
     kind = summary.research_type.label if summary.research_type else "none"
