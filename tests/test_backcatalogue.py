@@ -133,6 +133,23 @@ def test_a_file_that_is_not_a_feed_is_an_error_naming_it(tmp_path: Path, text: s
     assert raised.value.path == str(path)
 
 
+def test_a_title_or_body_that_looks_like_an_address_is_just_text(
+    tmp_path: Path, taxonomy: Taxonomy
+) -> None:
+    # BeautifulSoup warns that such text "looks like a URL"; the suite turns warnings into errors.
+    path = tmp_path / "links.rss"
+    path.write_text(
+        '<?xml version="1.0"?>\n<rss version="2.0"><channel><title>t</title><item>'
+        "<title>https://blog.example.org/a-post</title>"
+        "<pubDate>Wed, 12 Feb 2020 14:00:00 +0000</pubDate>"
+        "<description>notes.txt</description></item></channel></rss>\n",
+        encoding="utf-8",
+    )
+    (found,) = read_feed(path).posts
+    assert found.title == "https://blog.example.org/a-post"
+    assert convert_post(found, taxonomy).summary_md == "notes.txt"
+
+
 def test_entities_in_a_feed_are_not_expanded(tmp_path: Path) -> None:
     # An external entity would read a local file into the post; feedparser drops it.
     secret = tmp_path / "secret.txt"

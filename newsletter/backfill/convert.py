@@ -20,6 +20,7 @@ from bs4 import Tag
 from markdownify import markdownify
 
 from newsletter.backfill.feed import Post
+from newsletter.backfill.feed import html_soup
 from newsletter.content.taxonomy import Taxonomy
 from newsletter.content.taxonomy import Term
 from newsletter.content.taxonomy import Vocabulary
@@ -132,7 +133,7 @@ def convert_post(post: Post, taxonomy: Taxonomy) -> Converted:
     elif len(types) > 1:
         others = ", ".join(t.label for t in types[1:])
         notes.append(f"several types of research: {types[0].label} is used, not {others}")
-    blocks = _blocks(BeautifulSoup(post.html, "html.parser"))
+    blocks = _blocks(html_soup(post.html))
     left_out = [tag.name for block in blocks for tag in block.find_all(_LEFT_OUT)]
     left_out += [block.name for block in blocks if block.name in _LEFT_OUT]
     if left_out:

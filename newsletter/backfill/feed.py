@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import email.utils
 import html
+import warnings
 import xml.sax
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from typing import Any
 
 import feedparser
 from bs4 import BeautifulSoup
+from bs4 import MarkupResemblesLocatorWarning
+from bs4 import XMLParsedAsHTMLWarning
 
 from newsletter.errors import ContentError
 
@@ -122,9 +125,18 @@ def _why(parsed: Mapping[str, Any]) -> str:
     return f" ({error})" if error else ""
 
 
+def html_soup(text: str) -> BeautifulSoup:
+    """A post's HTML (or title) parsed, without BeautifulSoup's warnings that a short text
+    looks like a file name or URL or that HTML looks like XML: a title may well look so."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
+        warnings.simplefilter("ignore", XMLParsedAsHTMLWarning)
+        return BeautifulSoup(text, "html.parser")
+
+
 def _plain(text: str) -> str:
     """A title as plain text: feeds may carry it as HTML (entities, even tags)."""
-    return " ".join(BeautifulSoup(text, "html.parser").get_text().split())
+    return " ".join(html_soup(text).get_text().split())
 
 
 def _body(entry: Mapping[str, Any]) -> str:
