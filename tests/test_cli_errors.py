@@ -62,6 +62,11 @@ BAD_ARGUMENTS: dict[str, list[tuple[list[str], str]]] = {
         (["--selector", "s1", "--key-file", "{text}"], "notes.txt"),
         (["--selector", "bad selector", "--key-file", "{text}"], "bad selector"),
     ],
+    "import feed": [
+        (["/nonexistent.xml"], "/nonexistent.xml"),
+        (["{text}"], "notes.txt"),
+        (["{text}", "--write"], "notes.txt"),
+    ],
     "issues list": [(["extra"], "extra")],
     "issues check": [(["nope"], "nope"), (["2099-01"], "2099-01")],
     "preview": [
@@ -123,6 +128,7 @@ TYPICAL: dict[str, list[str] | None] = {
     "deliveries": [MONTH],
     "demo": [],
     "dkim dns-record": None,
+    "import feed": None,
     "issues list": [],
     "issues check": None,
     "preview": [MONTH, "--subscriber", "reader@example.org"],

@@ -7,6 +7,7 @@ from newsletter.cli import bounce_commands as _bounce_commands  # noqa: F401
 from newsletter.cli import db_commands as _db_commands  # noqa: F401  (registers commands)
 from newsletter.cli import demo_command as _demo_command  # noqa: F401
 from newsletter.cli import dkim_commands as _dkim_commands  # noqa: F401
+from newsletter.cli import import_commands as _import_commands  # noqa: F401
 from newsletter.cli import issue_commands as _issue_commands  # noqa: F401
 from newsletter.cli import schedule_commands as _schedule_commands  # noqa: F401
 from newsletter.cli import send_commands as _send_commands  # noqa: F401
