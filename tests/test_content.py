@@ -219,7 +219,11 @@ def test_doi_url_escapes_unsafe_characters(taxonomy: Taxonomy) -> None:
             "research_type",
             "unknown research type 'Case study'",
         ),
-        (FRONT + "author: Someone\n", "author", "unknown field (allowed: citation, doi,"),
+        (
+            FRONT + "author: Someone\n",
+            "author",
+            "unknown field; the article's own fields go under `article:` (allowed: article, ",
+        ),
         (FRONT + "order: first\n", "order", "must be a whole number"),
         (FRONT + "order: 1.5\n", "order", "must be a whole number"),
         (FRONT + "order: true\n", "order", "must be a whole number"),
