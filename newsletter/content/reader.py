@@ -75,6 +75,9 @@ def _split_front_matter(text: str, source: str) -> tuple[dict[str, Any], str, in
         raise ContentError(source, _yaml_error_message(error, first_line)) from None
     except yaml.YAMLError as error:
         raise ContentError(source, f"invalid YAML front matter: {error}") from None
+    except ValueError as error:  # PyYAML reads 2014-02-30 as a date, and datetime refuses it
+        message = f"invalid YAML front matter: {error} (a date that does not exist?)"
+        raise ContentError(source, message) from None
     if meta is None:
         meta = {}
     if not isinstance(meta, dict):
