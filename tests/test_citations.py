@@ -147,6 +147,13 @@ GOLDEN = [
         "change</i> (6th ed., pp. 169–218). Wiley.",
     ),
     (
+        "a title that ends in a question mark keeps only its own mark",
+        {**JOURNAL, "author": ["Goldberg, S. B."], "title": "Do therapists improve?", "DOI": None},
+        "Goldberg, S. B. (2014). Do therapists improve? World Psychiatry, 13(1), 56–67.",
+        "Goldberg, S. B. (2014). Do therapists improve? <i>World Psychiatry</i>, <i>13</i>(1), "
+        "56–67.",
+    ),
+    (
         "an organization as author; markup characters in the title",
         {**JOURNAL, "author": ["World Health Organization"], "title": "Care <now> & later"},
         "World Health Organization. (2014). Care <now> & later. World Psychiatry, 13(1), 56–67. "
@@ -532,3 +539,96 @@ def test_the_demo_content_is_structured(taxonomy: Taxonomy) -> None:
         for summary in reading.summaries:
             assert summary.article is not None and summary.citation == "", summary.source
             assert apa_text(summary.article)
+
+
+# -- newsletter summaries new ---------------------------------------------------------------
+
+
+def fill_draft(path: Path) -> None:
+    """What the editor does next: the headline, topics, type and the two sections."""
+    text = path.read_text(encoding="utf-8")
+    text = text.replace('title: ""  #', "title: The Alliance Everywhere  #", 1)
+    text = text.replace("topics: []", "topics: [Empathy]").replace(
+        'research_type: ""', "research_type: Meta-analysis"
+    )
+    text = text.replace("---\n\n\n## Practice", "---\nThe summary.\n\n## Practice") + "Do it.\n"
+    path.write_text(text, encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("name", "text"), [("ref.bib", BIBTEX), ("ref.ris", RIS), ("ref.json", CSL_JSON)]
+)
+def test_summaries_new_from_a_reference(
+    tmp_path: Path, runner, config_file: Path, taxonomy: Taxonomy, name: str, text: str
+) -> None:
+    from newsletter.cli import main
+
+    reference = tmp_path / name
+    reference.write_text(text, encoding="utf-8")
+    args = ["--config", str(config_file), "summaries", "new", "2025-02", "--from", str(reference)]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    month = tmp_path / "content" / "2025-02"
+    path = month / "03-the-alliance-in-adult-psychotherapy-a-meta-analytic.md"  # after 01, 02
+    assert f"wrote {path}" in result.output
+    draft = path.read_text(encoding="utf-8")
+    assert draft.endswith("---\n\n\n## Practice Implications\n\n")  # both sections empty
+    # As written, `issues check` lists what is left: the summary's own fields, not the article's.
+    check = runner.invoke(main, ["--config", str(config_file), "issues", "check", "2025-02"])
+    assert check.exit_code == 1
+    errors = [line for line in check.output.splitlines() if line.startswith("error")]
+    assert [line.split(": ")[1] for line in errors] == [
+        "title",
+        "topics",
+        "research_type",
+        "body",
+        "Practice Implications",
+    ]
+    fill_draft(path)
+    summary = read(path, taxonomy)
+    expected = {**EXPECTED, "page": "316–340"} if name == "ref.bib" else dict(EXPECTED)
+    if name == "ref.bib":
+        expected["PMID"] = "29792475"
+    if name == "ref.ris":
+        expected["author"] = [*EXPECTED["author"][:3], {"family": "van der Berg", "given": "Jan"}]
+        expected["author"].append({"literal": "World Health Organization"})
+    assert summary.article.csl == expected
+    # and it never overwrites: the same reference again is refused, the file unchanged
+    before = path.read_text(encoding="utf-8")
+    again = runner.invoke(main, args)
+    assert again.exit_code == 1
+    assert "already has the slug" in again.output and str(path) in again.output
+    assert path.read_text(encoding="utf-8") == before
+
+
+def test_summaries_new_from_a_doi_leaves_the_rest_to_fill(
+    tmp_path: Path, runner, config_file: Path, taxonomy: Taxonomy
+) -> None:
+    from newsletter.cli import main
+
+    args = ["--config", str(config_file), "summaries", "new", "2025-07"]
+    result = runner.invoke(main, [*args, "--doi", "https://doi.org/10.1037/cou0000131"])
+    assert result.exit_code == 0, result.output
+    path = tmp_path / "content" / "2025-07" / "01-doi-10-1037-cou0000131.md"  # a new month
+    check = runner.invoke(main, ["--config", str(config_file), "issues", "check", "2025-07"])
+    fields = [line.split(": ")[1] for line in check.output.splitlines() if line.startswith("error")]
+    assert fields[3:6] == ["article.author", "article.title", "article.issued"]
+    fill_draft(path)
+    text = path.read_text(encoding="utf-8")
+    for placeholder, value in [
+        ("  title: ''", "  title: Do psychotherapists improve with time and experience?"),
+        ("{family: '', given: ''}", "{family: Goldberg, given: S. B.}"),
+        ("issued: null", "issued: 2016"),
+        ("container-title: ''", "container-title: Journal of Counseling Psychology"),
+    ]:
+        assert placeholder in text
+        text = text.replace(placeholder, value)
+    path.write_text(text, encoding="utf-8")
+    assert apa_text(read(path, taxonomy).article) == (
+        "Goldberg, S. B. (2016). Do psychotherapists improve with time and experience? Journal "
+        "of Counseling Psychology. Advance online publication. https://doi.org/10.1037/cou0000131"
+    )
+    # `--from` takes a bare DOI too, and --slug names the file
+    more = runner.invoke(main, [*args, "--from", "10.1037/a0019247", "--slug", "feedback"])
+    assert more.exit_code == 0, more.output
+    assert (path.parent / "02-feedback.md").exists()

@@ -131,11 +131,20 @@ _ISO_DATE = re.compile(r"^(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?$")
 def normalize_csl(
     data: object, source: str, problems: list[ContentError], prefix: str = "article."
 ) -> dict[str, Any] | None:
-    """Strict CSL-JSON from `data` (a mapping), or None when there are problems (each added to
-    `problems`, naming `source` and the field as `<prefix><field>`). Shorthands accepted:
+    """Strict CSL-JSON from `data`, or None when there are problems: see `read_csl`."""
+    before = len(problems)
+    csl = read_csl(data, source, problems, prefix)
+    return csl if len(problems) == before else None
+
+
+def read_csl(
+    data: object, source: str, problems: list[ContentError], prefix: str = "article."
+) -> dict[str, Any]:
+    """Strict CSL-JSON from `data` (a mapping): every field that is right, and one problem
+    added to `problems` for each that is not or is missing, naming `source` and the field as
+    `<prefix><field>` (so a draft can keep what is right). Shorthands accepted:
     `issued: 2014`, `"2014-03"`, a date; `author: ["Family, Given", "An Organization"]`; numbers
     for volume, issue, page and PMID. `DOI` may be a doi.org URL or `doi:...`."""
-    before = len(problems)
     bad: set[str] = set()  # the fields already reported: not "required" on top
 
     def problem(field: str, message: str) -> None:
@@ -146,7 +155,7 @@ def normalize_csl(
         problems.append(
             ContentError(source, "must be a mapping of CSL-JSON fields", field=prefix.rstrip("."))
         )
-        return None
+        return {}
     csl: dict[str, Any] = {}
     for key in sorted(set(data) - CSL_FIELDS, key=str):
         meant = _MEANT.get(str(key).lower()) or _MEANT.get(str(key))
@@ -172,7 +181,7 @@ def normalize_csl(
         if parts:
             csl["issued"] = {"date-parts": [parts]}
     _check(csl, bad, problem)
-    return csl if len(problems) == before else None
+    return csl
 
 
 def _check(csl: dict[str, Any], bad: set[str], problem: Any) -> None:

@@ -7,8 +7,8 @@ rendered once and cached, whatever the number of variants and subscribers.
 
 What citeproc-py's output gets on top, each said where it is done: the DOI (or URL) as a link,
 "Advance online publication" for an article not yet in an issue (APA 7, 10.1 example 7; the CSL
-style has no variable for it), "(Ed.)" capitalized, and escaping (citeproc-py's HTML formatter
-passes the item's text through as it is).
+style has no variable for it), "(Ed.)" capitalized, no period after a title's own ? or !, and
+escaping (citeproc-py's HTML formatter passes the item's text through as it is).
 """
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ _HIDE = {"&": "\ue000", "<": "\ue001", ">": "\ue002"}
 _SHOW = {hidden: str(escape(char)) for char, hidden in _HIDE.items()}
 # citeproc-py does not apply the style's text-case="title" to the editor label.
 _EDITOR_LABEL = re.compile(r" \((ed|eds)\.\)")
+# citeproc-py puts the style's period after a title that ends in ? or ! (APA 7 keeps only
+# the title's own mark: "experience? Journal of ...").
+_DOUBLE_STOP = re.compile(r"([?!])(</i>)?\.")
 # citeproc-py's style object keeps the formatter of the bibliography being rendered.
 _LOCK = threading.Lock()
 
@@ -104,6 +107,7 @@ def _render(article: Article, *, html: bool) -> str:
     if html:
         for hidden, entity in _SHOW.items():
             reference = reference.replace(hidden, entity)
+    reference = _DOUBLE_STOP.sub(r"\1\2", reference)
     if article.editors:
         reference = _EDITOR_LABEL.sub(lambda m: f" ({m.group(1).capitalize()}.)", reference)
     parts = [reference.strip()]
