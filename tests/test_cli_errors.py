@@ -102,6 +102,15 @@ BAD_ARGUMENTS: dict[str, list[tuple[list[str], str]]] = {
         (["nobody@example.org"], "nobody@example.org"),
         (["reader@example.org"], "reader@example.org"),  # active, not pending
     ],
+    "summaries new": [
+        (["nope", "--doi", "10.1037/a0019247"], "nope"),
+        ([MONTH], "--from"),
+        ([MONTH, "--doi", "10.1/x"], "10.1/x"),
+        ([MONTH, "--from", "/nonexistent.bib"], "/nonexistent.bib"),
+        ([MONTH, "--from", "{text}"], "notes.txt"),
+        ([MONTH, "--doi", "10.1037/a0019247", "--slug", "Bad Slug"], "--slug"),
+        ([MONTH, "--doi", "10.1037/a0019247", "--slug", "cbt-for-anxiety"], "cbt-for-anxiety"),
+    ],
     "serve": [
         (["--port", "-1"], "--port"),
         (["--port", "99999"], "--port"),
@@ -145,6 +154,7 @@ TYPICAL: dict[str, list[str] | None] = {
     "subscribers import": ["{csv}", "--dry-run"],
     "subscribers export": [],
     "subscribers resend-confirmation": ["reader@example.org"],
+    "summaries new": None,  # writes a content file; never opens the database
     "serve": ["--port", "{free}"],
     "admin hash-password": None,
     "worker": ["--once"],

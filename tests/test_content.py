@@ -77,8 +77,15 @@ def test_summary_fields(january: Issue) -> None:
     summary = january.summary("alliance-in-depression")
     assert summary.title == "Client Contribution to the Alliance Predicts Recovery From Depression"
     assert summary.research_type.label == "Randomized controlled trial"
-    assert summary.citation.startswith("Krupnick, J. L., Sotsky, S. M.")
-    assert summary.citation.endswith("64(3), 532–539.")
+    # Its article is structured data (`article:`); the other fixture summaries are free text.
+    assert summary.citation == ""
+    assert summary.article is not None
+    assert [a.family for a in summary.article.authors][:2] == ["Krupnick", "Sotsky"]
+    assert (summary.article.year, summary.article.pages) == (1996, ("532", "539"))
+    assert summary.doi == summary.article.doi == "10.1037/0022-006X.64.3.532"
+    cbt = january.summary("cbt-for-anxiety")
+    assert cbt.article is None
+    assert cbt.citation.startswith("Hofmann, S. G., & Smits, J. A. J. (2008).")
     assert summary.summary_md.startswith("Using recordings from a large depression trial")
     assert summary.implications_md.startswith("The alliance matters even when")
     assert "Practice Implications" not in summary.summary_md
@@ -219,7 +226,11 @@ def test_doi_url_escapes_unsafe_characters(taxonomy: Taxonomy) -> None:
             "research_type",
             "unknown research type 'Case study'",
         ),
-        (FRONT + "author: Someone\n", "author", "unknown field (allowed: citation, doi,"),
+        (
+            FRONT + "author: Someone\n",
+            "author",
+            "unknown field; the article's own fields go under `article:` (allowed: article, ",
+        ),
         (FRONT + "order: first\n", "order", "must be a whole number"),
         (FRONT + "order: 1.5\n", "order", "must be a whole number"),
         (FRONT + "order: true\n", "order", "must be a whole number"),

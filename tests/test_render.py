@@ -181,7 +181,9 @@ def test_match_line_is_amber_in_the_inlined_html(issue, renderer) -> None:
     """The "Matches your topics" line: the mj-class's grey must not win over its amber."""
     html = renderer.render(issue, issue.summaries, personal=True).html
     assert inline_colours(html, "XNLMATCH1X") == ["#7b5e00"]
-    assert inline_colours(html, issue.summaries[0].citation[:30]) == ["#52606d"]  # meta stays grey
+    # The meta lines stay grey: an APA citation (structured article) and a free-text one.
+    assert inline_colours(html, "Krupnick, J. L., Sotsky, S. M.") == ["#52606d"]
+    assert inline_colours(html, issue.summaries[1].citation[:30]) == ["#52606d"]
 
 
 def test_the_newsletter_name_is_the_one_h1(issue, renderer) -> None:

@@ -31,6 +31,7 @@ from newsletter.content.model import markdown_to_html
 from newsletter.content.model import parse_month
 from newsletter.content.taxonomy import Taxonomy
 from newsletter.content.taxonomy import Term
+from newsletter.render.citation import citation_html
 
 TEASER_CHARS = 220
 
@@ -121,7 +122,7 @@ class Entry:
     @property
     def citation_html(self) -> Markup:
         """The article's citation with its DOI link, as HTML ('' when nothing is known)."""
-        return _article_citation(self.summary)
+        return citation_html(self.summary)
 
     @property
     def doi(self) -> str:
@@ -134,16 +135,6 @@ class Entry:
     @property
     def topic_slugs(self) -> str:
         return " ".join(link.slug for link in self.topics)
-
-
-def _article_citation(summary: Summary) -> Markup:
-    """THE call site for the article's citation on archive pages and in the feeds.
-
-    For now the free-text `citation:` with the DOI link. When the APA renderer is merged
-    (`newsletter.render.citation.apa_html`), switch this to
-    `Markup(apa_html(summary.article)) if summary.article else <this fallback>`.
-    """
-    return scholar.article_citation_fallback(summary)
 
 
 @dataclass

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from markupsafe import Markup
-from markupsafe import escape
 
 from newsletter.content.article import Article
 from newsletter.content.article import Author
@@ -234,15 +233,3 @@ def summary_citation(summary: Summary, facts: PageFacts) -> Citation:
         author, author_end, date, title, end, Markup('<a href="{0}">{0}</a>').format(facts.url)
     )
     return Citation(html=html, text=text)
-
-
-def article_citation_fallback(summary: Summary) -> Markup:
-    """The free-text `citation:` (escaped) with the DOI as a link: what the archive shows
-    when no APA rendering of the article is available."""
-    parts = []
-    if summary.citation:
-        parts.append(escape(summary.citation))
-    doi = doi_of(summary)
-    if doi:
-        parts.append(Markup('<a href="{}">doi:{}</a>').format(doi_url(doi), doi))
-    return Markup(" ").join(parts)

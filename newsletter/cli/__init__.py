@@ -12,6 +12,7 @@ from newsletter.cli import issue_commands as _issue_commands  # noqa: F401
 from newsletter.cli import schedule_commands as _schedule_commands  # noqa: F401
 from newsletter.cli import send_commands as _send_commands  # noqa: F401
 from newsletter.cli import subscriber_commands as _subscriber_commands  # noqa: F401
+from newsletter.cli import summary_commands as _summary_commands  # noqa: F401
 from newsletter.cli import web_commands as _web_commands  # noqa: F401
 from newsletter.cli import worker_commands as _worker_commands  # noqa: F401
 from newsletter.cli.app import App

@@ -10,9 +10,19 @@ only reads it: one place that knows the CSL-JSON field names.
 
 from __future__ import annotations
 
+import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+DOI_RE = re.compile(r"^10\.\d{4,9}/\S+$")
+
+
+def bare_doi(value: str) -> str | None:
+    """The bare DOI of '10.x/y', 'doi:10.x/y' or a doi.org URL; None if it is not a DOI."""
+    doi = re.sub(r"^(https?://(dx\.)?doi\.org/|doi:\s*)", "", value.strip(), flags=re.I)
+    return doi if DOI_RE.match(doi) else None
 
 
 @dataclass(frozen=True)
@@ -60,6 +70,23 @@ class Article:
         )
 
     @property
+    def editors(self) -> tuple[Author, ...]:
+        """The editors (of the book a chapter is in)."""
+        return tuple(
+            Author(
+                family=str(a.get("family", "")).strip(),
+                given=str(a.get("given", "")).strip(),
+                literal=str(a.get("literal", "")).strip(),
+            )
+            for a in self.csl.get("editor") or ()
+            if isinstance(a, Mapping)
+        )
+
+    @property
+    def publisher(self) -> str:
+        return self._text("publisher")
+
+    @property
     def date_parts(self) -> tuple[int, ...]:
         """(year,), (year, month) or (year, month, day); () when not given."""
         issued = self.csl.get("issued")
@@ -102,3 +129,20 @@ class Article:
     @property
     def url(self) -> str:
         return self._text("URL")
+
+    @property
+    def doi_url(self) -> str:
+        """https://doi.org/<DOI>, or '' without a DOI."""
+        return doi_url(self.doi)
+
+    @property
+    def pubmed_url(self) -> str:
+        """The PubMed page of the article, or '' without a PMID."""
+        return f"https://pubmed.ncbi.nlm.nih.gov/{self.pmid}/" if self.pmid else ""
+
+
+def doi_url(doi: str) -> str:
+    """https://doi.org/<doi> with the characters a URL cannot hold escaped; '' for ''."""
+    if not doi:
+        return ""
+    return "https://doi.org/" + urllib.parse.quote(doi, safe="/:;()._-")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import calendar
 import re
-import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field
@@ -12,6 +11,7 @@ from dataclasses import field
 from markdown_it import MarkdownIt
 
 from newsletter.content.article import Article
+from newsletter.content.article import doi_url
 from newsletter.content.intro import Intro
 from newsletter.content.taxonomy import Term
 from newsletter.errors import ContentError
@@ -49,9 +49,7 @@ class Summary:
     @property
     def doi_url(self) -> str:
         """https://doi.org/<doi>, or '' when there is no DOI."""
-        if not self.doi:
-            return ""
-        return "https://doi.org/" + urllib.parse.quote(self.doi, safe="/:;()._-")
+        return doi_url(self.doi)
 
     @property
     def summary_html(self) -> str:

@@ -15,6 +15,8 @@ from typing import Any
 import frontmatter
 import yaml
 
+from newsletter.content.article import Article
+from newsletter.content.article import bare_doi
 from newsletter.content.intro import Intro
 from newsletter.content.intro import read_intro
 from newsletter.content.markup import raw_html_notes
@@ -25,15 +27,26 @@ from newsletter.content.model import looks_like_a_month
 from newsletter.content.model import meant_month
 from newsletter.content.model import month_label
 from newsletter.content.model import parse_month
+from newsletter.content.references import CSL_FIELDS
+from newsletter.content.references import article_from_front_matter
 from newsletter.content.taxonomy import Taxonomy
 from newsletter.content.taxonomy import Term
 from newsletter.content.taxonomy import slugify
 from newsletter.errors import ContentError
 from newsletter.errors import raise_content_problems
 
-DOI_RE = re.compile(r"^10\.\d{4,9}/\S+$")
 IMPLICATIONS_RE = re.compile(r"^#{1,6}[ \t]+practice implications[ \t]*#*[ \t]*$", re.I | re.M)
-SUMMARY_KEYS = {"title", "topics", "research_type", "citation", "doi", "order", "slug"}
+SUMMARY_KEYS = {
+    "title",
+    "topics",
+    "research_type",
+    "citation",
+    "article",
+    "reference",
+    "doi",
+    "order",
+    "slug",
+}
 ISSUE_KEYS = {"subject", "public", "preheader"}
 ISSUE_FILE = "issue.md"
 
@@ -62,6 +75,9 @@ def _split_front_matter(text: str, source: str) -> tuple[dict[str, Any], str, in
         raise ContentError(source, _yaml_error_message(error, first_line)) from None
     except yaml.YAMLError as error:
         raise ContentError(source, f"invalid YAML front matter: {error}") from None
+    except ValueError as error:  # PyYAML reads 2014-02-30 as a date, and datetime refuses it
+        message = f"invalid YAML front matter: {error} (a date that does not exist?)"
+        raise ContentError(source, message) from None
     if meta is None:
         meta = {}
     if not isinstance(meta, dict):
@@ -131,9 +147,8 @@ def _topics(
 
 def normalize_doi(value: str, source: str) -> str:
     """Bare DOI from '10.x/y', 'doi:10.x/y' or a doi.org URL; ContentError if malformed."""
-    doi = value.strip()
-    doi = re.sub(r"^(https?://(dx\.)?doi\.org/|doi:\s*)", "", doi, flags=re.I)
-    if not DOI_RE.match(doi):
+    doi = bare_doi(value)
+    if doi is None:
         raise ContentError(source, f"{value!r} is not a DOI (expected 10.NNNN/...)", field="doi")
     return doi
 
@@ -160,8 +175,12 @@ def read_summary(
         return None
     found: list[ContentError] = []
     allowed = ", ".join(sorted(SUMMARY_KEYS))
-    for key in sorted(set(meta) - SUMMARY_KEYS):
-        found.append(ContentError(source, f"unknown field (allowed: {allowed})", field=key))
+    for key in sorted(set(meta) - SUMMARY_KEYS, key=str):
+        hint = ""
+        if str(key) in CSL_FIELDS or str(key).lower() in ("journal", "year", "pages", "authors"):
+            hint = "; the article's own fields go under `article:`"
+        message = f"unknown field{hint} (allowed: {allowed})"
+        found.append(ContentError(source, message, field=str(key)))
     title = _text_field(meta, "title", source, found, required=True)
     topics = _topics(meta, taxonomy, source, found)
     type_name = _text_field(meta, "research_type", source, found, required=True)
@@ -180,6 +199,12 @@ def read_summary(
             found.append(error)
     slug = _summary_slug(meta, source, found)
     citation = _text_field(meta, "citation", source, found)
+    csl = article_from_front_matter(
+        meta, source, found, lambda name: _read_reference(source, name, found)
+    )
+    article = Article(csl) if csl is not None else None
+    if article is not None and article.doi:
+        doi = article.doi  # the one DOI (a `doi:` that differs is an error)
     parts = IMPLICATIONS_RE.split(body, maxsplit=1)
     summary_md, implications_md = (
         (parts[0].strip(), parts[1].strip()) if len(parts) == 2 else ("", "")
@@ -208,7 +233,18 @@ def read_summary(
         implications_md=implications_md,
         source=source,
         notes=tuple(raw_html_notes(body, source, body_line)),
+        article=article,
     )
+
+
+def _read_reference(source: str, name: str, problems: list[ContentError]) -> tuple[str, str] | None:
+    """(path, text) of the `reference:` file beside the summary file `source`."""
+    path = Path(source).parent / name
+    if not path.is_file():
+        problems.append(ContentError(source, f"{name}: no such file beside it", field="reference"))
+        return None
+    text = _read_text(path, problems)
+    return None if text is None else (str(path), text)
 
 
 def _summary_slug(meta: dict[str, Any], source: str, problems: list[ContentError]) -> str:

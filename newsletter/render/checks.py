@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from newsletter.config import Settings
 from newsletter.content.model import Issue
+from newsletter.content.model import Summary
 from newsletter.content.reader import default_subject
 from newsletter.content.reader import read_month
 from newsletter.content.taxonomy import Taxonomy
@@ -48,6 +49,7 @@ def check_issue(
         return reading.issue, check_loaded_issue(settings, reading.issue)
     findings = [Finding(ERROR, str(problem)) for problem in reading.problems]
     findings += [Finding(WARNING, note) for note in reading.notes]
+    findings += citation_notes(reading.summaries)
     if reading.summaries:
         partial = Issue(
             month=month,
@@ -72,8 +74,23 @@ def check_loaded_issue(settings: Settings, issue: Issue) -> list[Finding]:
     if not issue.has_custom_subject:
         findings.append(Finding(OK, "no issue.md subject: using the default subject"))
     findings += [Finding(WARNING, note) for note in issue.notes]
+    findings += citation_notes(issue.summaries)
     findings += intro_findings(issue)
     return findings + _size_findings(settings, issue)
+
+
+def citation_notes(summaries: tuple[Summary, ...]) -> list[Finding]:
+    """A note (not a warning) per summary whose citation is free text: structured data gives
+    the APA citation, the archive's meta tags and the citation downloads."""
+    return [
+        Finding(
+            OK,
+            f"{summary.source}: citation: free text; note that `article:` or `reference:` "
+            "(structured data) gives an APA citation, reference-manager meta tags and downloads",
+        )
+        for summary in summaries
+        if summary.article is None and summary.citation
+    ]
 
 
 def _size_findings(settings: Settings, issue: Issue) -> list[Finding]:

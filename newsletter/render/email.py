@@ -20,6 +20,8 @@ from newsletter.content.model import Issue
 from newsletter.content.model import Summary
 from newsletter.content.model import markdown_to_html
 from newsletter.errors import RenderError
+from newsletter.render.citation import apa_html
+from newsletter.render.citation import apa_text
 from newsletter.render.environment import make_environment
 from newsletter.render.environment import where_it_failed
 from newsletter.render.text import markdown_to_text
@@ -68,7 +70,11 @@ class Renderer:
             {
                 "title": s.title,
                 "slug": s.slug,
-                "citation": s.citation,
+                # The APA reference of a structured `article:` ('' for a free-text citation,
+                # which `citation` holds; for an article it holds the APA text, for overrides).
+                "apa_html": apa_html(s.article) if s.article is not None else "",
+                "apa_text": apa_text(s.article) if s.article is not None else "",
+                "citation": apa_text(s.article) if s.article is not None else s.citation,
                 "doi": s.doi,
                 "doi_url": s.doi_url,
                 "research_type": s.research_type,

@@ -11,8 +11,11 @@ TEXT_WIDTH = 72
 
 
 def wrap_text(text: str, width: int = TEXT_WIDTH) -> str:
-    """Wrap one paragraph to `width` columns."""
-    return textwrap.fill(" ".join(text.split()), width=width, break_on_hyphens=False)
+    """Wrap one paragraph to `width` columns. A word longer than a line (a URL) is not broken:
+    a broken link cannot be clicked."""
+    return textwrap.fill(
+        " ".join(text.split()), width=width, break_on_hyphens=False, break_long_words=False
+    )
 
 
 _LIST_ITEM = re.compile(r"^(\s*)([-*+]|\d+[.)])\s+")
