@@ -225,7 +225,8 @@ def show_import(request: Request, ctx: Ctx) -> Response:
     return render_page(ctx, request, "admin/import.html", report=None, rejected=[])
 
 
-@router.post("/admin/import")
+# The file and the form's other fields (multipart keeps the file on disk past 1 MB).
+@router.post("/admin/import", max_body_size=MAX_IMPORT_BYTES + 64 * 1024)
 def import_csv(
     request: Request,
     ctx: Ctx,

@@ -40,6 +40,7 @@ from newsletter.store.engine import session_factory
 from newsletter.store.engine import transaction
 from newsletter.store.models import Subscriber
 from newsletter.web.api_schema import CHOICES
+from newsletter.web.api_schema import MAX_CSV_CHARS
 from newsletter.web.api_schema import ImportIn
 from newsletter.web.api_schema import ImportOut
 from newsletter.web.api_schema import IssueOut
@@ -220,7 +221,9 @@ def get_issue(month: str, ctx: Ctx) -> IssueOut:
     return _issue_out(ctx, month)
 
 
-@router.post("/issues/{month}/preview", response_model=PreviewOut, responses=problems(400, 404))
+@router.post(
+    "/issues/{month}/preview", response_model=PreviewOut, responses=problems(400, 404, 413)
+)
 def preview(month: str, body: PreviewIn, ctx: Ctx) -> PreviewOut:
     """The issue as a topic set or as a subscriber: HTML, text and encoded size."""
     issue = _issue(ctx, month)
@@ -246,7 +249,7 @@ def preview(month: str, body: PreviewIn, ctx: Ctx) -> PreviewOut:
     )
 
 
-@router.post("/issues/{month}/test", response_model=TestOut, responses=problems(400, 404))
+@router.post("/issues/{month}/test", response_model=TestOut, responses=problems(400, 404, 413))
 def test_send(month: str, body: TestIn, ctx: Ctx) -> TestOut:
     """Send the issue marked [TEST] to these addresses, outside the ledger."""
     issue = _issue(ctx, month)
@@ -295,7 +298,7 @@ def _progress(ctx: WebContext, month: str) -> ProgressOut:
     "/issues/{month}/send",
     response_model=ProgressOut,
     status_code=202,
-    responses=problems(400, 404, 409),
+    responses=problems(400, 404, 409, 413),
 )
 def send(month: str, body: SendIn, ctx: Ctx) -> ProgressOut:
     """Send the issue to its audience in the background (resumes a stopped send).
@@ -350,7 +353,7 @@ def list_subscribers(
 
 
 @router.post(
-    "/subscribers", response_model=SubscriberOut, status_code=201, responses=problems(400, 409)
+    "/subscribers", response_model=SubscriberOut, status_code=201, responses=problems(400, 409, 413)
 )
 def add_subscriber(body: SubscriberIn, ctx: Ctx) -> dict[str, Any]:
     """Add one subscriber (consent given elsewhere: active, or pending).
@@ -398,7 +401,9 @@ def get_subscriber(subscriber_id: int, ctx: Ctx) -> dict[str, Any]:
 
 
 @router.patch(
-    "/subscribers/{subscriber_id:int}", response_model=SubscriberOut, responses=problems(400, 404)
+    "/subscribers/{subscriber_id:int}",
+    response_model=SubscriberOut,
+    responses=problems(400, 404, 413),
 )
 def update_subscriber(subscriber_id: int, body: SubscriberPatch, ctx: Ctx) -> dict[str, Any]:
     """Change status, name, topics or lists."""
@@ -420,7 +425,13 @@ def update_subscriber(subscriber_id: int, body: SubscriberPatch, ctx: Ctx) -> di
         raise _bad(error) from None
 
 
-@router.post("/subscribers/import", response_model=ImportOut, responses=problems(400))
+# The CSV as a JSON string: escaping (\n, \") may make it up to twice as long.
+@router.post(
+    "/subscribers/import",
+    response_model=ImportOut,
+    responses=problems(400, 413),
+    max_body_size=2 * MAX_CSV_CHARS + 64 * 1024,
+)
 def import_subscribers(body: ImportIn, ctx: Ctx) -> ImportOut:
     """Import CSV with the same rules and report as `newsletter subscribers import`.
 

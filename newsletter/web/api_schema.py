@@ -173,8 +173,11 @@ class SubscriberPatch(BaseModel):
     lists: list[ListSlug] | None = Field(default=None, max_length=50)
 
 
+MAX_CSV_CHARS = 20 * 1024 * 1024
+
+
 class ImportIn(BaseModel):
-    csv: str = Field(max_length=20 * 1024 * 1024, description="UTF-8 CSV text with a header.")
+    csv: str = Field(max_length=MAX_CSV_CHARS, description="UTF-8 CSV text with a header.")
     skip_invalid: bool = False
     update_existing: bool = False
     dry_run: bool = False
@@ -201,6 +204,7 @@ _REASONS = {
     401: "Missing or wrong bearer token.",
     404: "No such month or subscriber.",
     409: "It conflicts with the current state (already subscribed, a send running, ...).",
+    413: "The body is larger than this operation takes.",
     422: "The request does not match this schema (`errors` lists the fields).",
     503: "The API is off: the token environment variable is not set.",
 }

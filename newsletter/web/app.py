@@ -56,6 +56,11 @@ from newsletter.web.security import derive_key
 from newsletter.web.sending import Sending
 
 HOUR = 3600.0
+# The largest request body a route takes unless it says otherwise (FastAPI's `max_body_size`,
+# Starlette's RequestBodyLimitMiddleware: a larger Content-Length is answered 413 before the
+# body is read, a longer chunked body once it passes the limit). The forms need a few KB; the
+# two CSV imports set their own, larger limits.
+MAX_BODY_BYTES = 256 * 1024
 
 
 def _allow_wasm(csp: str) -> str:
@@ -188,6 +193,7 @@ def create_app(
         redoc_url=None,
         openapi_url="/api/openapi.json",
         lifespan=_lifespan,
+        max_body_size=MAX_BODY_BYTES,
     )
     app.state.ctx = ctx
     app.add_middleware(
