@@ -371,6 +371,8 @@ def test_preview_eml_to_a_file(cli: Invoke, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
     assert f"wrote {out}" in result.stderr
+    # The variant reads as the summaries it holds, not as its internal key.
+    assert f"; {TITLES['depression']} + " in result.stderr and ";topics" not in result.stderr
     message = email.message_from_bytes(out.read_bytes(), policy=email.policy.default)
     assert message["From"] == "Test Digest <digest@example.org>"
     assert message["To"] == "preview@example.org"

@@ -24,6 +24,7 @@ from newsletter.paths import output_file
 from newsletter.personalize import make_recipient
 from newsletter.render import checks
 from newsletter.render.environment import plural
+from newsletter.sending.plan import variant_label
 from newsletter.store import ledger
 from newsletter.store.engine import session_factory
 from newsletter.store.subscribers import parse_topics
@@ -163,4 +164,5 @@ def preview(
     else:
         with output_file(out, "wb") as stream:
             stream.write(payload)
-        click.echo(f"wrote {out} ({len(payload):,} bytes, variant {parts.variant})", err=True)
+        label = variant_label(issue, parts.variant)
+        click.echo(f"wrote {out} ({len(payload):,} bytes; {label})", err=True)
