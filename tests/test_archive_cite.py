@@ -21,10 +21,10 @@ from newsletter.archive import references
 from newsletter.archive import scholar
 from newsletter.config import settings_from_dict
 from newsletter.content.article import Article
-from newsletter.render.citation import apa_text
 from newsletter.content.model import Issue
 from newsletter.content.model import Summary
 from newsletter.content.taxonomy import Taxonomy
+from newsletter.render.citation import apa_text
 
 bs4 = require_module("bs4", "needs beautifulsoup4")
 feedparser = require_module("feedparser", "needs feedparser")
@@ -404,7 +404,6 @@ def test_hostile_values_stay_text_in_the_page(hostile_site):
     cited = soup.find(id="cite-summary")
     assert cited.i.get_text() == 'Summary "title" </script><!-- & {x}'
     assert soup.find("button", class_="copy-button")["data-copy"] == cited.get_text()
-
 
 
 def test_hostile_values_stay_text_in_bibtex(hostile_site):
