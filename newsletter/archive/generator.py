@@ -9,6 +9,7 @@ absolute URLs (feeds, sitemap, canonical links) use `SiteInfo.site_url`.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import html
 import itertools
 import math
@@ -119,9 +120,10 @@ class Entry:
     def citation(self) -> str:
         return self.summary.citation
 
-    @property
+    @functools.cached_property
     def citation_html(self) -> Markup:
-        """The article's citation with its DOI link, as HTML ('' when nothing is known)."""
+        """The article's citation with its DOI link, as HTML ('' when nothing is known); a
+        page, its issue's page and the feeds each show it."""
         return citation_html(self.summary)
 
     @property

@@ -36,6 +36,7 @@ class Writer:
     def __init__(self, out: Path) -> None:
         self.out = Path(out).absolute()
         self.tmp: Path | None = None
+        self._folders: set[Path] = set()
         self.written: list[str] = []
         self.committed = False
 
@@ -50,7 +51,7 @@ class Writer:
             self.out.parent.mkdir(parents=True, exist_ok=True)
             self.tmp = Path(
                 tempfile.mkdtemp(prefix=f".{self.out.name}.build-", dir=self.out.parent)
-            )
+            ).resolve()
             self.tmp.chmod(0o755)
         return self
 
@@ -77,10 +78,14 @@ class Writer:
     def _target(self, relative: str) -> Path:
         if self.tmp is None:
             raise RuntimeError("Writer used outside its `with` block")
-        path = (self.tmp / relative).resolve()
-        if not path.is_relative_to(self.tmp.resolve()):
+        # normpath, not resolve(): the build folder is ours (resolved once, holding no links),
+        # so ".." is the only way out, and this saves path lookups on every one of ~1,000 files.
+        path = Path(os.path.normpath(self.tmp / relative))
+        if not path.is_relative_to(self.tmp):
             raise ArchiveError(f"refusing to write outside the site folder: {relative!r}")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.parent not in self._folders:  # one mkdir per folder, not one per file
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._folders.add(path.parent)
         return path
 
     def write(self, relative: str, data: str | bytes) -> None:

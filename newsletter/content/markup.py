@@ -19,6 +19,8 @@ def raw_html_lines(text: str, first_line: int = 1) -> list[tuple[int, str]]:
 
     `first_line` is the file line of the text's first line.
     """
+    if "<" not in text:  # no tag without one; most summaries have none (skip a second parse)
+        return []
     found: list[tuple[int, str]] = []
     for token in _with_html.parse(text):
         if token.map is None:
