@@ -38,6 +38,7 @@ from starlette.staticfiles import StaticFiles
 from newsletter.config import Settings
 from newsletter.content.taxonomy import Taxonomy
 from newsletter.content.taxonomy import taxonomy_from_settings
+from newsletter.errors import LinkProblem
 from newsletter.render.environment import default_templates_dir
 from newsletter.render.environment import make_environment
 from newsletter.store.engine import make_engine
@@ -47,6 +48,7 @@ from newsletter.tokens import Signer
 from newsletter.transport import make_transport
 from newsletter.transport.base import Transport
 from newsletter.web.mail import Mailer
+from newsletter.web.pages import link_problem
 from newsletter.web.pages import render_page
 from newsletter.web.security import CSP
 from newsletter.web.security import SECURITY_HEADERS
@@ -320,6 +322,12 @@ def _wants_json(request: Request) -> bool:
 
 
 def _add_error_handlers(app: FastAPI, ctx: WebContext) -> None:
+    @app.exception_handler(LinkProblem)
+    async def unusable_link(request: Request, error: LinkProblem) -> Response:
+        # Every page behind an emailed link reads its token with `subscriber_for_token`, which
+        # raises this for an expired, tampered, foreign or stale link: one page says why.
+        return link_problem(ctx, request, error)
+
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
         headers = error.headers

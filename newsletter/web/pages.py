@@ -15,6 +15,7 @@ from starlette.responses import HTMLResponse
 
 from newsletter.content.taxonomy import Taxonomy
 from newsletter.content.taxonomy import Term
+from newsletter.errors import LinkProblem
 
 if TYPE_CHECKING:
     from newsletter.web.app import WebContext
@@ -135,3 +136,18 @@ def render_page(
     response = HTMLResponse(html, status_code=status_code, headers=headers)
     response.headers.setdefault("Cache-Control", "no-store")
     return response
+
+
+def link_problem(
+    ctx: WebContext, request: Request, problem: LinkProblem, status_code: int = 400
+) -> HTMLResponse:
+    """The page for a link that cannot be used (`LinkProblem`: its kind says why); the app's
+    exception handler shows it for every route behind an emailed link."""
+    return render_page(
+        ctx,
+        request,
+        "link_problem.html",
+        status_code=status_code,
+        problem=str(problem),
+        kind=problem.kind,
+    )

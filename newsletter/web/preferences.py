@@ -25,7 +25,6 @@ from sqlalchemy.orm import Session
 
 from newsletter.content.choice import TopicChoice
 from newsletter.errors import FormProblem
-from newsletter.errors import LinkProblem
 from newsletter.errors import SubscriberError
 from newsletter.message.transactional import duration_text
 from newsletter.store import import_export
@@ -45,7 +44,6 @@ from newsletter.web.mail import person_of
 from newsletter.web.pages import render_page
 from newsletter.web.pages import topic_groups
 from newsletter.web.pages import topic_labels
-from newsletter.web.public import link_problem
 
 router = APIRouter()
 Ctx = Annotated[WebContext, Depends(get_ctx)]
@@ -108,10 +106,7 @@ def _load(ctx: WebContext, session: Session, token: str) -> Subscriber:
 @router.get("/preferences/{token}")
 def show(token: str, request: Request, ctx: Ctx, drop: str | None = None) -> Response:
     with transaction(ctx.engine) as session:
-        try:
-            subscriber = _load(ctx, session, token)
-        except LinkProblem as problem:
-            return link_problem(ctx, request, problem)
+        subscriber = _load(ctx, session, token)
         if drop is None:
             return page(ctx, request, subscriber, token)
         term = ctx.taxonomy.topics.find(drop[:200])
@@ -157,10 +152,7 @@ def update(
     csrf_token: Text = "",
 ) -> Response:
     with transaction(ctx.engine) as session:
-        try:
-            subscriber = _load(ctx, session, token)
-        except LinkProblem as problem:
-            return link_problem(ctx, request, problem)
+        subscriber = _load(ctx, session, token)
         if not ctx.csrf.valid(request, csrf_token):
             return _csrf_failed(ctx, request, subscriber, token)
         if action == "unsubscribe":
@@ -300,10 +292,7 @@ def _privacy_request(
 @router.get("/preferences/{token}/forget")
 def show_privacy_request(token: str, request: Request, ctx: Ctx) -> Response:
     with transaction(ctx.engine) as session:
-        try:
-            subscriber = _load(ctx, session, token)
-        except LinkProblem as problem:
-            return link_problem(ctx, request, problem)
+        subscriber = _load(ctx, session, token)
         return _privacy_request(ctx, request, subscriber, token)
 
 
@@ -311,10 +300,7 @@ def show_privacy_request(token: str, request: Request, ctx: Ctx) -> Response:
 def refuse_forget(token: str, request: Request, ctx: Ctx) -> Response:
     """Forgetting needs the emailed privacy link, not the preferences link: nothing changes."""
     with transaction(ctx.engine) as session:
-        try:
-            subscriber = _load(ctx, session, token)
-        except LinkProblem as problem:
-            return link_problem(ctx, request, problem)
+        subscriber = _load(ctx, session, token)
         return _privacy_request(ctx, request, subscriber, token, status_code=403)
 
 
@@ -329,10 +315,7 @@ def _load_privacy(ctx: WebContext, session: Session, token: str) -> Subscriber:
 @router.get("/privacy/{token}")
 def show_privacy(token: str, request: Request, ctx: Ctx) -> Response:
     with transaction(ctx.engine) as session:
-        try:
-            subscriber = _load_privacy(ctx, session, token)
-        except LinkProblem as problem:
-            return link_problem(ctx, request, problem)
+        subscriber = _load_privacy(ctx, session, token)
         return render_page(ctx, request, "privacy.html", email=subscriber.email, token=token)
 
 
@@ -340,10 +323,7 @@ def show_privacy(token: str, request: Request, ctx: Ctx) -> Response:
 def download(token: str, request: Request, ctx: Ctx) -> Response:
     """Everything we hold about the subscriber, as a JSON file."""
     with transaction(ctx.engine) as session:
-        try:
-            subscriber = _load_privacy(ctx, session, token)
-        except LinkProblem as problem:
-            return link_problem(ctx, request, problem)
+        subscriber = _load_privacy(ctx, session, token)
         record = import_export.subscriber_to_dict(subscriber)
         record["consent_ip"] = subscriber.consent_ip
         record["deliveries"] = api.subscriber_deliveries(session, subscriber.id)
@@ -361,20 +341,14 @@ def download(token: str, request: Request, ctx: Ctx) -> Response:
 @router.get("/privacy/{token}/forget")
 def show_forget(token: str, request: Request, ctx: Ctx) -> Response:
     with transaction(ctx.engine) as session:
-        try:
-            subscriber = _load_privacy(ctx, session, token)
-        except LinkProblem as problem:
-            return link_problem(ctx, request, problem)
+        subscriber = _load_privacy(ctx, session, token)
         return render_page(ctx, request, "forget.html", email=subscriber.email, token=token)
 
 
 @router.post("/privacy/{token}/forget")
 def forget(token: str, request: Request, ctx: Ctx, csrf_token: Text = "") -> Response:
     with transaction(ctx.engine) as session:
-        try:
-            subscriber = _load_privacy(ctx, session, token)
-        except LinkProblem as problem:
-            return link_problem(ctx, request, problem)
+        subscriber = _load_privacy(ctx, session, token)
         if not ctx.csrf.valid(request, csrf_token):
             return render_page(
                 ctx,

@@ -20,7 +20,6 @@ from fastapi.responses import Response
 
 from newsletter.errors import FormProblem
 from newsletter.errors import InvalidAddress
-from newsletter.errors import LinkProblem
 from newsletter.store import registrar
 from newsletter.store import subscribers as api
 from newsletter.store.engine import transaction
@@ -163,26 +162,10 @@ def subscribe(
     return render_page(ctx, request, "check_inbox.html", email=address)
 
 
-def link_problem(
-    ctx: WebContext, request: Request, problem: LinkProblem, status_code: int = 400
-) -> Response:
-    return render_page(
-        ctx,
-        request,
-        "link_problem.html",
-        status_code=status_code,
-        problem=str(problem),
-        kind=problem.kind,
-    )
-
-
 @router.get("/confirm/{token}")
 def show_confirm(token: str, request: Request, ctx: Ctx) -> Response:
     with transaction(ctx.engine) as session:
-        try:
-            subscriber, choices = registrar.read_confirmation(session, ctx.signer, token)
-        except LinkProblem as problem:
-            return link_problem(ctx, request, problem)
+        subscriber, choices = registrar.read_confirmation(session, ctx.signer, token)
         if api.is_active(subscriber):
             return confirmed_page(ctx, request, subscriber, already=True)
         # What confirming gives them: the choices the link carries, else those on record.
@@ -217,18 +200,15 @@ def confirmed_page(
 def confirm(token: str, request: Request, ctx: Ctx, background: BackgroundTasks) -> Response:
     """Activate a subscription. The signed link is the authorization (no cookie needed)."""
     with transaction(ctx.engine) as session:
-        try:
-            subscriber, activated = registrar.confirm_subscription(
-                session,
-                ctx.settings,
-                ctx.taxonomy,
-                ctx.signer,
-                token,
-                ip=client_ip(request),
-                source="web",
-            )
-        except LinkProblem as problem:
-            return link_problem(ctx, request, problem)
+        subscriber, activated = registrar.confirm_subscription(
+            session,
+            ctx.settings,
+            ctx.taxonomy,
+            ctx.signer,
+            token,
+            ip=client_ip(request),
+            source="web",
+        )
         if not activated:
             return confirmed_page(ctx, request, subscriber, already=True)
         if ctx.settings.web.welcome_latest:

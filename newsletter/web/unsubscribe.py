@@ -17,7 +17,6 @@ from fastapi import Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from newsletter.errors import LinkProblem
 from newsletter.store import subscribers as api
 from newsletter.store.engine import transaction
 from newsletter.store.models import UNSUBSCRIBED
@@ -27,7 +26,6 @@ from newsletter.tokens import UNSUBSCRIBE
 from newsletter.web.app import WebContext
 from newsletter.web.app import get_ctx
 from newsletter.web.pages import render_page
-from newsletter.web.public import link_problem
 
 router = APIRouter()
 Ctx = Annotated[WebContext, Depends(get_ctx)]
@@ -37,10 +35,7 @@ ONE_CLICK = "One-Click"
 @router.get("/u/{token}")
 def show(token: str, request: Request, ctx: Ctx) -> Response:
     with transaction(ctx.engine) as session:
-        try:
-            subscriber = subscriber_for_token(session, ctx.signer, UNSUBSCRIBE, token)
-        except LinkProblem as problem:
-            return link_problem(ctx, request, problem)
+        subscriber = subscriber_for_token(session, ctx.signer, UNSUBSCRIBE, token)
         return render_page(
             ctx,
             request,
@@ -79,10 +74,7 @@ async def one_click(token: str, request: Request, ctx: Ctx) -> Response:
 
 def _unsubscribe(token: str, request: Request, ctx: WebContext) -> Response:
     with transaction(ctx.engine) as session:
-        try:
-            subscriber = subscriber_for_token(session, ctx.signer, UNSUBSCRIBE, token)
-        except LinkProblem as problem:
-            return link_problem(ctx, request, problem)
+        subscriber = subscriber_for_token(session, ctx.signer, UNSUBSCRIBE, token)
         api.unsubscribe(session, subscriber)
         preferences = ctx.signer.make(PREFERENCES, subscriber.id, subscriber.email)
         return render_page(
