@@ -13,7 +13,6 @@ import json
 import shutil
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from browser import chromium
 from conftest import FIXTURES
 from outside_tools import require_tool
 from smtp_sink import get_free_port
+from web_server import uvicorn_in_thread
 
 from newsletter import archive
 from newsletter.archive import search
@@ -147,7 +147,6 @@ def test_filter_narrows_the_list_and_keeps_the_url(page, site_url):
 @pytest.fixture
 def web_app_url(site, tmp_path):
     """The web app under uvicorn, serving the archive under /archive/ (as `newsletter serve`)."""
-    import uvicorn
 
     port = get_free_port()
     settings = archive_settings(tmp_path, f"http://127.0.0.1:{port}")
@@ -156,20 +155,10 @@ def web_app_url(site, tmp_path):
     db.upgrade(engine)
     app = create_app(settings, engine=engine, transport_factory=MemoryTransport)
     assert app.state.ctx.archive_mounted
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}{BASE}"
+        with uvicorn_in_thread(app, port):
+            yield f"http://127.0.0.1:{port}{BASE}"
     finally:
-        server.should_exit = True
-        thread.join(10)
         engine.dispose()
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from browser import chromium
 from conftest import ADMIN_PASSWORD
 from smtp_sink import get_free_port
 from smtp_sink import running_sink
+from web_server import uvicorn_in_thread
 
 from newsletter.content.reader import load_issue
 from newsletter.content.taxonomy import default_taxonomy
@@ -45,7 +45,6 @@ def sink():
 @pytest.fixture
 def site(settings, engine, sink, monkeypatch, admin_password_hash) -> Iterator[str]:
     """The web app under uvicorn on a free port, sending mail to the SMTP sink."""
-    import uvicorn
 
     port = get_free_port()
     base = f"http://127.0.0.1:{port}"
@@ -56,20 +55,10 @@ def site(settings, engine, sink, monkeypatch, admin_password_hash) -> Iterator[s
     settings.web.login_failure_delay = 0.0
     monkeypatch.setenv("NEWSLETTER_ADMIN_PASSWORD_HASH", admin_password_hash)
     app = create_app(settings, engine=engine)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
     try:
-        yield base
+        with uvicorn_in_thread(app, port):
+            yield base
     finally:
-        server.should_exit = True
-        thread.join(10)
         app.state.ctx.engine.dispose()
 
 

@@ -13,7 +13,6 @@ import datetime as dt
 import json
 import re
 import threading
-import time
 from collections.abc import Iterator
 
 import httpx2 as httpx
@@ -23,6 +22,7 @@ from itsdangerous import TimestampSigner
 from smtp_sink import get_free_port
 from test_web_support import PASSWORD
 from test_web_support import csrf
+from web_server import uvicorn_in_thread
 
 from newsletter.passwords import hash_password
 from newsletter.store.engine import session_factory
@@ -176,32 +176,11 @@ def site_engine(request, engine):
 
 @pytest.fixture
 def site(web_settings, site_engine, outbox) -> Iterator[Site]:
-    import uvicorn
-
     app = create_app(web_settings, transport_factory=lambda: outbox, engine=site_engine)
     app.state.ctx.clock = Clock()
     port = get_free_port()
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="off",
-        proxy_headers=True,
-        forwarded_allow_ips="127.0.0.1",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
+    with uvicorn_in_thread(app, port, proxy_headers=True, forwarded_allow_ips="127.0.0.1"):
         yield Site(f"http://127.0.0.1:{port}", app)
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 @pytest.mark.parametrize("site_engine", ["sqlite", "postgresql"], indirect=True)
