@@ -55,6 +55,12 @@ PAUSED = "paused"
 DONE = "done"
 CAMPAIGN_STATUSES = (PLANNED, RUNNING, PAUSED, DONE)
 
+# How often a subscriber is mailed (migration 0007): every month's digest, or one round-up in
+# the first month of each quarter with the last three months' summaries in their topics.
+MONTHLY = "monthly"
+QUARTERLY = "quarterly"
+FREQUENCIES = (MONTHLY, QUARTERLY)
+
 
 def utcnow() -> dt.datetime:
     """Now, timezone-aware UTC."""
@@ -101,7 +107,10 @@ class Subscriber(Base):
     """A person on the mailing list. `email_key` is the lowercased address (unique)."""
 
     __tablename__ = "subscribers"
-    __table_args__ = (CheckConstraint(_in("status", SUBSCRIBER_STATUSES), name="status"),)
+    __table_args__ = (
+        CheckConstraint(_in("status", SUBSCRIBER_STATUSES), name="status"),
+        CheckConstraint(_in("frequency", FREQUENCIES), name="frequency"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     email: Mapped[str] = mapped_column(String(320))
@@ -115,6 +124,10 @@ class Subscriber(Base):
     unsubscribed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     consent_source: Mapped[str] = mapped_column(String(50), default="")
     consent_ip: Mapped[str] = mapped_column(String(64), default="")
+    # Migration 0007. A paused subscriber stays active but is left out of planning until this
+    # moment passes (no job needed to resume). `frequency` is MONTHLY or QUARTERLY.
+    paused_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    frequency: Mapped[str] = mapped_column(String(12), default=MONTHLY, server_default=MONTHLY)
 
     topics: Mapped[list[SubscriberTopic]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", lazy="selectin"
@@ -328,3 +341,19 @@ class LoginThrottle(Base):
     next_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # no attempt before this
     # An address the right password came from: the account's wait does not hold it back.
     trusted_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class AuditEvent(Base):
+    """One thing an admin (or the scheduler) did: sent, scheduled, imported, edited, forgot
+    (migration 0007, `store.audit`). `actor` is an admin name, "cli" or "scheduler"; `target`
+    names what was acted on (a month, an address's subscriber id, a file) and never holds a
+    forgotten address."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(50), index=True)
+    target: Mapped[str] = mapped_column(String(500), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
