@@ -9,6 +9,7 @@ cannot get it (and fails under CI, like every missing outside tool: tests/outsid
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
 import subprocess
@@ -240,21 +241,29 @@ def axe_script(pytestconfig, tmp_path_factory) -> Path:
     else:  # -p no:cacheprovider
         cache = tmp_path_factory.mktemp("axe-core")
     script = cache / "node_modules" / "axe-core" / "axe.min.js"
-    if not script.exists():
-        npm = shutil.which("npm")
-        require_tool(npm, "npm is not installed: cannot fetch axe-core")
-        done = subprocess.run(
-            [npm, "install", "--prefix", str(cache), "--no-audit", "--no-fund", "axe-core@4"],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        require_tool(
-            done.returncode == 0 and script.exists(),
-            f"npm could not install axe-core: {done.stderr.strip()[-300:]}",
-        )
+    # pytest-xdist runs this fixture once per worker: one npm install at a time into the cache.
+    with open(cache / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not script.exists():
+            _install_axe(cache, script)
     return script
+
+
+def _install_axe(cache: Path, script: Path) -> None:
+    """Fetch axe-core from the npm registry into `cache` (once per machine)."""
+    npm = shutil.which("npm")
+    require_tool(npm, "npm is not installed: cannot fetch axe-core")
+    done = subprocess.run(
+        [npm, "install", "--prefix", str(cache), "--no-audit", "--no-fund", "axe-core@4"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    require_tool(
+        done.returncode == 0 and script.exists(),
+        f"npm could not install axe-core: {done.stderr.strip()[-300:]}",
+    )
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
