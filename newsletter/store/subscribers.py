@@ -125,11 +125,15 @@ def ensure_lists(session: Session, settings: Settings) -> dict[str, MailingList]
     for spec in specs:
         row = existing.get(spec.slug)
         if row is None:
-            row = MailingList(slug=spec.slug, name=spec.name, public=spec.public)
+            row = MailingList(
+                slug=spec.slug, name=spec.name, public=spec.public, description=spec.description
+            )
             session.add(row)
         else:
             if row.name != spec.name:
                 row.name = spec.name
+            if row.description != spec.description:
+                row.description = spec.description
             if row.public != spec.public:
                 row.public = spec.public
         lists[spec.slug] = row
