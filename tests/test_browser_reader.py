@@ -140,6 +140,7 @@ def test_the_subscribe_button_is_near_the_top_with_all_topics(site, page_at, wid
     MEASURED[f"subscribe_page_height_{width}px"] = page.evaluate(
         "document.documentElement.scrollHeight"
     )
+    print(f"Subscribe button at {width}px: top {box['y']:.0f}px, bottom {bottom:.0f}px")  # -s
     assert bottom <= BUTTON_LIMIT, f"the Subscribe button ends {bottom:.0f}px down at {width}px"
     assert sideways(page) <= 0
     page.screenshot(path=str(site.folder / f"subscribe-all-{width}.png"), full_page=True)
