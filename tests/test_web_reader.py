@@ -262,3 +262,15 @@ def test_why_after_unsubscribing_on_the_preferences_page(client, engine, ana):
     with session_factory(engine)() as session:
         counts = feedback.unsubscribe_reason_counts(session, since=dt.date.today())
     assert counts["too_frequent"] == 1
+
+
+def test_the_editor_sees_the_counts(admin, engine):
+    with session_factory(engine)() as session:
+        feedback.record_unsubscribe_reason(session, "not_relevant")
+        feedback.record_unsubscribe_reason(session, "not_relevant")
+        session.commit()
+    page = admin.get("/admin/issues")
+    assert page.status_code == 200
+    assert "Why readers unsubscribed" in page.text
+    assert "<td>Not relevant to my work</td><td>2</td>" in page.text
+    assert "<td>Too long</td><td>0</td>" in page.text
