@@ -274,3 +274,18 @@ def test_the_editor_sees_the_counts(admin, engine):
     assert "Why readers unsubscribed" in page.text
     assert "<td>Not relevant to my work</td><td>2</td>" in page.text
     assert "<td>Too long</td><td>0</td>" in page.text
+
+
+def test_the_confirm_page_says_that_stopped_topics_stay_stopped(
+    client, engine, web_settings, outbox
+):
+    subscriber_id = add(engine, web_settings, "bo@example.com")
+    prefs = f"/preferences/{token(web_settings, PREFERENCES, subscriber_id, 'bo@example.com')}"
+    post(client, prefs, action="drop", topic="empathy")
+    post(client, prefs, action="unsubscribe")
+    subscribe(client, "bo@example.com")
+    path = link_to(outbox.outbox[-1].message, "/confirm/")
+    assert "You will receive all topics except Empathy." in client.get(path).text
+    client.post(path)
+    back = load(engine, "bo@example.com")
+    assert (back.status, back.topic_slugs, back.excluded_slugs) == (ACTIVE, None, {"empathy"})

@@ -23,6 +23,7 @@ from newsletter.errors import InvalidAddress
 from newsletter.store import registrar
 from newsletter.store import subscribers as api
 from newsletter.store.engine import transaction
+from newsletter.store.models import PENDING
 from newsletter.store.models import Subscriber
 from newsletter.tokens import PREFERENCES
 from newsletter.web.app import WebContext
@@ -190,8 +191,10 @@ def show_confirm(token: str, request: Request, ctx: Ctx) -> Response:
         subscriber, choices = registrar.read_confirmation(session, ctx.signer, token)
         if api.is_active(subscriber):
             return confirmed_page(ctx, request, subscriber, already=True)
-        # What confirming gives them: the choices the link carries, else those on record.
+        # What confirming gives them: the choices the link carries, else those on record;
+        # someone coming back with "all topics" keeps the topics they had stopped.
         topics = subscriber.topic_slugs if choices is None else choices.topics
+        keeps_stopped = topics is None and (choices is None or subscriber.status != PENDING)
         return render_page(
             ctx,
             request,
@@ -200,6 +203,9 @@ def show_confirm(token: str, request: Request, ctx: Ctx) -> Response:
             token=token,
             all_topics=topics is None,
             topic_labels=topic_labels(ctx.taxonomy, topics),
+            stopped_labels=topic_labels(ctx.taxonomy, subscriber.excluded_slugs)
+            if keeps_stopped
+            else [],
         )
 
 
