@@ -346,6 +346,8 @@ class ListSpec(_Section):
     slug: str
     name: str
     public: bool = True
+    # One sentence shown under the list in the preference center (stored in lists.description).
+    description: str = Field(default="", max_length=500)
 
 
 class Settings(_Section):

@@ -125,11 +125,15 @@ def ensure_lists(session: Session, settings: Settings) -> dict[str, MailingList]
     for spec in specs:
         row = existing.get(spec.slug)
         if row is None:
-            row = MailingList(slug=spec.slug, name=spec.name, public=spec.public)
+            row = MailingList(
+                slug=spec.slug, name=spec.name, public=spec.public, description=spec.description
+            )
             session.add(row)
         else:
             if row.name != spec.name:
                 row.name = spec.name
+            if row.description != spec.description:
+                row.description = spec.description
             if row.public != spec.public:
                 row.public = spec.public
         lists[spec.slug] = row
@@ -174,17 +178,19 @@ def add_subscriber(
     status: str = ACTIVE,
     source: str = "cli",
     ip: str = "",
+    suppressed_ok: bool = False,
 ) -> Subscriber:
     """Add one subscriber and flush (so `.id` is set).
 
     `topics` None means all topics; `lists` None means the default list. Active subscribers
     count as confirmed now; pending ones wait for `confirm`. Raises `InvalidAddress`,
     `TaxonomyError`, or `SubscriberError` for an unknown list or status, an address already
-    subscribed, or a suppressed address.
+    subscribed, or a suppressed address (unless `suppressed_ok`: a pending request of a
+    forgotten address, whose confirmation lifts the suppression).
     """
     address, key = normalize_email(email)
     _check_status(status)
-    if is_suppressed(session, key):
+    if is_suppressed(session, key) and not (suppressed_ok and status == PENDING):
         raise SubscriberConflict(f"{address} is on the suppression list and cannot be added")
     if session.scalar(select(Subscriber.id).where(Subscriber.email_key == key)) is not None:
         raise SubscriberConflict(f"{address} is already subscribed")
@@ -476,6 +482,20 @@ def suppress(session: Session, email: str, reason: str) -> Suppression:
         session.add(row)
         session.flush()
     return row
+
+
+def suppression_reason(session: Session, email: str) -> str | None:
+    """Why the address is suppressed ("forgotten", "complaint", a bounce…), or None."""
+    row = session.get(Suppression, email_hash(email))
+    return None if row is None else row.reason
+
+
+def lift_suppression(session: Session, email: str) -> None:
+    """Remove the address from the suppression list (explicit new consent, confirmed)."""
+    row = session.get(Suppression, email_hash(email))
+    if row is not None:
+        session.delete(row)
+        session.flush()
 
 
 def is_suppressed(session: Session, email: str) -> bool:

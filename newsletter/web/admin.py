@@ -28,6 +28,7 @@ from newsletter.content.model import Issue
 from newsletter.errors import FormProblem
 from newsletter.errors import NewsletterError
 from newsletter.passwords import verify_password
+from newsletter.store import feedback
 from newsletter.store.admin_auth import LoginPolicy
 from newsletter.store.admin_auth import claim_login_attempt
 from newsletter.store.admin_auth import end_all_sessions
@@ -198,7 +199,15 @@ def _issue(ctx: WebContext, month: str) -> Issue:
 
 @router.get("/admin/issues", dependencies=[Admin])
 def issues(request: Request, ctx: Ctx) -> Response:
-    return render_page(ctx, request, "admin/issues.html", items=ctx.sending.overviews())
+    with transaction(ctx.engine) as session:
+        reasons = feedback.unsubscribe_reason_counts(session)
+    return render_page(
+        ctx,
+        request,
+        "admin/issues.html",
+        items=ctx.sending.overviews(),
+        reasons=[(feedback.REASON_LABELS[key], count) for key, count in reasons.items()],
+    )
 
 
 def issue_page(

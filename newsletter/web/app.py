@@ -160,6 +160,7 @@ def create_app(
     from newsletter.web import api
     from newsletter.web import preferences
     from newsletter.web import public
+    from newsletter.web import reader
     from newsletter.web import unsubscribe
 
     engine = engine or make_engine(settings.database.url)
@@ -221,8 +222,9 @@ def create_app(
         return response
 
     _add_error_handlers(app, ctx)
-    for module in (public, preferences, unsubscribe, admin, admin_subscribers, admin_schedule):
+    for module in (public, preferences, reader, unsubscribe, admin, admin_subscribers):
         app.include_router(module.router, include_in_schema=False)
+    app.include_router(admin_schedule.router, include_in_schema=False)
     api.install(app, ctx)
 
     @app.get("/static/{name}", include_in_schema=False)
