@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from dataclasses import replace
 from pathlib import Path
 
+from newsletter.content.article import bare_doi
 from newsletter.content.drafts import next_file_name
 from newsletter.content.model import parse_month
 from newsletter.content.reader import ISSUE_FILE
@@ -200,7 +201,9 @@ def save_summary(
         old, base = summary_draft(on_disk.text, str(on_disk.path))
         if _same(old, draft, taxonomy):
             return on_disk, False
-    draft = replace(draft, topics=_labels(draft.topics, taxonomy))
+    # Topics by label and a bare DOI, as hand-written files have them.
+    doi = bare_doi(draft.doi) or draft.doi
+    draft = replace(draft, topics=_labels(draft.topics, taxonomy), doi=doi)
     text = summary_text(draft, base)
     problems = summary_problems(draft, text, str(on_disk.path), month, taxonomy)
     if problems:

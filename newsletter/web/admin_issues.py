@@ -34,6 +34,7 @@ from newsletter.web.admin import Admin
 from newsletter.web.admin import issue_page
 from newsletter.web.admin import require_csrf
 from newsletter.web.admin import see_other
+from newsletter.web.api_schema import MAX_MARKDOWN
 from newsletter.web.app import WebContext
 from newsletter.web.app import get_ctx
 from newsletter.web.pages import render_page
@@ -42,9 +43,11 @@ from newsletter.web.pages import topic_groups
 router = APIRouter()
 Ctx = Annotated[WebContext, Depends(get_ctx)]
 Line = Annotated[str, Form(max_length=2000)]
-Long = Annotated[str, Form(max_length=200_000)]
+Long = Annotated[str, Form(max_length=MAX_MARKDOWN)]
 Choices = Annotated[list[str], Form()]
 ACTOR = "admin"
+# A form's worst case: every character percent-encoded UTF-8 (up to 12 bytes).
+FORM_BODY = 12 * (2 * MAX_MARKDOWN + 4000) + 64 * 1024
 
 
 def _month(ctx: WebContext, month: str) -> str:
@@ -85,7 +88,7 @@ def create_month(request: Request, ctx: Ctx, month: Line = "", csrf_token: Line 
 # --- issue.md ------------------------------------------------------------------------------
 
 
-@router.post("/admin/issues/{month}/meta", dependencies=[Admin])
+@router.post("/admin/issues/{month}/meta", dependencies=[Admin], max_body_size=FORM_BODY)
 def save_issue(
     month: str,
     request: Request,
@@ -221,8 +224,10 @@ def _draft_from_form(form: dict[str, str], topics: list[str]) -> tuple[SummaryDr
     return draft, problem
 
 
-@router.post("/admin/issues/{month}/summaries", dependencies=[Admin])
-@router.post("/admin/issues/{month}/summaries/{slug}", dependencies=[Admin])
+@router.post("/admin/issues/{month}/summaries", dependencies=[Admin], max_body_size=FORM_BODY)
+@router.post(
+    "/admin/issues/{month}/summaries/{slug}", dependencies=[Admin], max_body_size=FORM_BODY
+)
 def save_summary(
     month: str,
     request: Request,
@@ -321,7 +326,7 @@ def move_summary(
     return see_other(f"/admin/issues/{month}")
 
 
-@router.post("/admin/markdown-preview", dependencies=[Admin])
+@router.post("/admin/markdown-preview", dependencies=[Admin], max_body_size=FORM_BODY)
 def markdown_preview(request: Request, ctx: Ctx, text: Long = "", csrf_token: Line = ""):
     """The HTML of Markdown (raw HTML off, as in the digest) for the editor's live preview."""
     require_csrf(request, ctx, csrf_token)

@@ -25,6 +25,7 @@ from newsletter.web import editing
 from newsletter.web.api import Ctx
 from newsletter.web.api import _issue_out
 from newsletter.web.api import router
+from newsletter.web.api_schema import MAX_EDIT_BODY
 from newsletter.web.api_schema import IssueIn
 from newsletter.web.api_schema import IssueOut
 from newsletter.web.api_schema import SummaryFileOut
@@ -33,7 +34,7 @@ from newsletter.web.api_schema import problems
 from newsletter.web.app import WebContext
 
 ACTOR = "api"
-Slug = Annotated[str, PathParam(pattern=desk.SLUG_RE.pattern, max_length=80)]
+Slug = Annotated[str, PathParam(pattern=f"^{desk.SLUG_RE.pattern}$", max_length=80)]
 
 
 def _month(ctx: WebContext, month: str) -> str:
@@ -56,7 +57,12 @@ def _changed(changed: desk.ChangedElsewhere) -> HTTPException:
     return HTTPException(409, {**detail, "current_version": changed.version})
 
 
-@router.put("/issues/{month}", response_model=IssueOut, responses=problems(404, 409, 413))
+@router.put(
+    "/issues/{month}",
+    response_model=IssueOut,
+    responses=problems(400, 404, 409, 413),
+    max_body_size=MAX_EDIT_BODY,
+)
 def put_issue(month: str, body: IssueIn, ctx: Ctx) -> IssueOut:
     """Write issue.md: subject, preheader, intro (Markdown), public, status (draft/ready).
 
@@ -80,8 +86,9 @@ def put_issue(month: str, body: IssueIn, ctx: Ctx) -> IssueOut:
     response_model=SummaryFileOut,
     responses={
         201: {"model": SummaryFileOut, "description": "The summary file was created."},
-        **problems(404, 409, 413),
+        **problems(400, 404, 409, 413),
     },
+    max_body_size=MAX_EDIT_BODY,
 )
 def put_summary(
     month: str, slug: Slug, body: SummaryIn, ctx: Ctx, response: Response

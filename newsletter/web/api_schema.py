@@ -108,13 +108,16 @@ class IssueOut(BaseModel):
 OneLine = Annotated[str, Field(max_length=300, pattern=r"^[^\x00-\x1f\x7f]*$")]
 SummaryTopic = Annotated[str, Field(json_schema_extra={CHOICES: "summary_topics"})]
 ResearchType = Annotated[str, Field(json_schema_extra={CHOICES: "research_types"})]
+MAX_MARKDOWN = 50_000  # characters of one Markdown field (a long summary is ~6,000)
+# A JSON body's worst case: every character escaped as a surrogate pair (12 bytes).
+MAX_EDIT_BODY = 12 * (2 * MAX_MARKDOWN + 4000) + 64 * 1024
 VERSION_NOTE = "The version read (GET); empty to create a file that does not exist yet."
 
 
 class IssueIn(BaseModel):
     subject: OneLine = Field(default="", description="Empty: the default subject.")
     preheader: OneLine = ""
-    intro: str = Field(default="", max_length=100_000, description="Markdown.")
+    intro: str = Field(default="", max_length=MAX_MARKDOWN, description="Markdown.")
     public: bool = False
     status: Literal["draft", "ready"] = "draft"
     version: str = Field(default="", max_length=64, description=VERSION_NOTE)
@@ -126,8 +129,10 @@ class SummaryIn(BaseModel):
     research_type: ResearchType
     citation: str = Field(default="", max_length=2000, pattern=r"^[^\x00-\x1f\x7f]*$")
     doi: str = Field(default="", max_length=300, pattern=r"^[^\x00-\x1f\x7f]*$")
-    summary: str = Field(max_length=100_000, description="Markdown.")
-    implications: str = Field(max_length=100_000, description="Practice Implications, Markdown.")
+    summary: str = Field(max_length=MAX_MARKDOWN, description="Markdown.")
+    implications: str = Field(
+        max_length=MAX_MARKDOWN, description="Practice Implications, Markdown."
+    )
     order: int | None = Field(default=None, ge=-100_000, le=100_000)
     version: str = Field(default="", max_length=64, description=VERSION_NOTE)
     correct: bool = Field(
