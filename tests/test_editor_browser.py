@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import pytest
 from test_browser_web import PASSWORD
-from test_browser_web import browser  # noqa: F401 (fixtures)
-from test_browser_web import page  # noqa: F401
 from test_browser_web import shoot
-from test_browser_web import sink  # noqa: F401
-from test_browser_web import site  # noqa: F401
 from test_browser_web import text_part
 from test_browser_web import wait_for_messages
 
 from newsletter.content.reader import load_issue
 from newsletter.content.taxonomy import default_taxonomy
 
+pytest_plugins = ["test_browser_web"]  # its fixtures: site (uvicorn + aiosmtpd), page
 pytestmark = [pytest.mark.browser]
 
 FIRST = {
@@ -42,8 +39,9 @@ SECOND = {
 }
 
 
-def write_summary(page, site: str, month: str, fields: dict, tmp_path, shot: str = "") -> None:
-    page.goto(f"{site}/admin/issues/{month}")
+def write_summary(page, base: str, month: str, fields: dict, tmp_path, shot: str = "") -> None:
+    """Add a summary through the editor: topic by search, preview as you type, save."""
+    page.goto(f"{base}/admin/issues/{month}")
     page.click("a:has-text('Add a summary')")
     page.wait_for_selector("h1:has-text('New summary')")
     page.fill("#title", fields["title"])
@@ -65,7 +63,7 @@ def write_summary(page, site: str, month: str, fields: dict, tmp_path, shot: str
     page.wait_for_selector("text=Saved.")
 
 
-def test_write_preview_and_test_send_a_new_issue(site, page, sink, settings, tmp_path):  # noqa: F811
+def test_write_preview_and_test_send_a_new_issue(site, page, sink, settings, tmp_path):
     page.goto(f"{site}/admin")
     page.fill("#password", PASSWORD)
     page.click("button:has-text('Log in')")
