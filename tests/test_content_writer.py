@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -146,3 +147,17 @@ def test_invalid_and_hostile_saves_write_nothing(folder: Path):
         "01-feedback-not-on-track.md",
         "02-dropout-rates.md",
     ]
+
+
+def test_a_corrected_summary_says_so_in_the_archive(folder: Path, settings, tmp_path: Path):
+    from newsletter import archive
+
+    on_disk = desk.read_summary_file(folder, "2025-02", "dropout-rates")
+    draft = replace(desk.load_draft(on_disk), corrected=dt.date(2026, 12, 3))
+    desk.save_summary(folder, "2025-02", "dropout-rates", draft, on_disk.version, TAXONOMY)
+    settings.content.dir = folder
+    archive.build_site(settings, TAXONOMY, tmp_path / "site", include_unsent=True, search=False)
+    html = (tmp_path / "site" / "2025-02" / "dropout-rates" / "index.html").read_text()
+    assert 'Corrected on <time datetime="2026-12-03">3 December 2026</time>' in html
+    other = tmp_path / "site" / "2025-02" / "feedback-not-on-track" / "index.html"
+    assert "Corrected on" not in other.read_text()
