@@ -74,7 +74,6 @@ def test_write_preview_and_test_send_a_new_issue(site, page, sink, settings, tmp
     page.wait_for_selector("h1:has-text('2025-03')")
     assert page.inner_text("#issue-state") == "draft"
     assert "No summaries yet" in page.content()
-    shoot(page, tmp_path, "editor-empty-month")
 
     write_summary(page, site, "2025-03", FIRST, tmp_path, shot="editor-summary")
     write_summary(page, site, "2025-03", SECOND, tmp_path)

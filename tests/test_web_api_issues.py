@@ -137,3 +137,25 @@ def test_the_editing_endpoints_need_the_token(client):
     assert client.put("/api/issues/2025-01", json={}).status_code == 401
     assert client.put("/api/issues/2025-01/summaries/x", content=b"{").status_code == 401
     assert client.delete("/api/issues/2025-01/summaries/x?version=").status_code == 401
+
+
+def test_put_a_summary_with_a_pasted_ris_reference(api_client, web_settings):
+    ris = (
+        "TY  - JOUR\nAU  - Elliott, Robert\nTI  - Therapist empathy and client outcome\n"
+        "T2  - Psychotherapy\nPY  - 2018\nVL  - 55\nIS  - 4\nSP  - 399\nEP  - 410\n"
+        "DO  - 10.1037/pst0000175\nER  - \n"
+    )
+    body = {**BODY, "doi": "", "reference": ris}
+    created = api_client.put("/api/issues/2025-02/summaries/empathy", json=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["doi"] == "" and created.json()["citation"] == ""
+    text = (Path(web_settings.content.dir) / "2025-02" / "03-empathy.md").read_text()
+    assert (
+        "article:\n  type: article-journal\n  title: Therapist empathy and client outcome" in text
+    )
+    issue = load_issue(Path(web_settings.content.dir), "2025-02", TAXONOMY, "Test Digest")
+    assert issue.summary("empathy").doi == "10.1037/pst0000175"  # the article's DOI
+    bad = api_client.put(
+        "/api/issues/2025-02/summaries/other", json={**body, "reference": "@misc{x,"}
+    )
+    assert bad.status_code == 422 and bad.json()["errors"][0]["loc"] == ["body", "reference"]

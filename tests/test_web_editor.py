@@ -319,3 +319,44 @@ def test_editor_pages_need_a_login(client):
         assert client.get(url).status_code == 303
     assert client.post("/admin/issues/new", data={"month": "2025-05"}).status_code == 303
     assert client.post("/admin/markdown-preview", data={"text": "x"}).status_code == 303
+
+
+BIBTEX = """@article{norcross2018,
+  author = {Norcross, John C. and Lambert, Michael J.},
+  title = {Psychotherapy relationships that work {III}},
+  journal = {Psychotherapy},
+  year = {2018},
+  volume = {55},
+  number = {4},
+  pages = {303--315},
+  doi = {10.1037/pst0000193}
+}"""
+
+
+def test_a_pasted_bibtex_entry_becomes_the_article(admin, month, web_settings):
+    response = new_summary(admin, month, citation="", doi="", reference=BIBTEX)
+    assert response.status_code == 303, response.text
+    [path] = (content(web_settings) / month).iterdir()
+    text = path.read_text()
+    assert (
+        "article:\n  type: article-journal\n  title: Psychotherapy relationships that work III"
+        in text
+    )
+    assert "citation:" not in text
+    issue = load_issue(content(web_settings), month, TAXONOMY, "Test Digest")
+    assert issue.summaries[0].doi == "10.1037/pst0000193"
+    slug = issue.summaries[0].slug
+    editor = admin.get(f"/admin/issues/{month}/summaries/{slug}").text
+    assert 'id="article-note"' in editor and "Psychotherapy relationships that work III" in editor
+
+
+def test_a_pasted_entry_that_does_not_read_is_shown_at_its_field(admin, month, web_settings):
+    response = new_summary(admin, month, reference="@article{broken, title = {x}")
+    assert response.status_code == 422 and 'id="reference-error"' in response.text
+    assert "(read as BIB)" in response.text
+    incomplete = new_summary(
+        admin, month, citation="", doi="", reference="TY  - JOUR\nTI  - Only a title\nER  - \n"
+    )
+    assert incomplete.status_code == 422 and 'id="article-error"' in incomplete.text
+    assert "article.author" in incomplete.text
+    assert list((content(web_settings) / month).iterdir()) == []

@@ -14,8 +14,10 @@ import re
 from dataclasses import dataclass
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from newsletter.content.article import bare_doi
+from newsletter.content.drafts import draft_article
 from newsletter.content.drafts import next_file_name
 from newsletter.content.model import parse_month
 from newsletter.content.reader import ISSUE_FILE
@@ -24,6 +26,7 @@ from newsletter.content.reader import probable_slug
 from newsletter.content.reader import read_issue_meta
 from newsletter.content.reader import read_summary
 from newsletter.content.reader import split_front_matter
+from newsletter.content.references import parse_reference
 from newsletter.content.taxonomy import Taxonomy
 from newsletter.content.writer import IssueDraft
 from newsletter.content.writer import SummaryDraft
@@ -166,7 +169,10 @@ def summary_problems(
     read_summary(text, source, month, taxonomy, problems)
     for error in problems:
         name = _FIELD_NAMES.get(error.field or "", error.field or "file")
-        found.setdefault(name, []).append(error.detail)
+        detail = error.detail
+        if name.startswith("article."):  # the article's own fields, under the one field
+            name, detail = "article", f"{name}: {detail}"
+        found.setdefault(name, []).append(detail)
     return found
 
 
@@ -177,13 +183,17 @@ def save_summary(
     draft: SummaryDraft,
     version: str,
     taxonomy: Taxonomy,
+    reference: str = "",
 ) -> tuple[OnDisk, bool]:
     """Write the summary `slug` of `month`: (the file as written, whether it was created).
 
     `version` is the one read ('' for a new file): `ChangedElsewhere` if the file is not
     that version now; `Invalid` if the result would not pass the checks (nothing written).
-    Saving what is already there leaves the file untouched, byte for byte.
+    Saving what is already there leaves the file untouched, byte for byte. `reference` is a
+    pasted BibTeX, RIS or CSL-JSON entry: it becomes the file's `article:` (any `reference:`
+    or free-text citation goes).
     """
+    article = pasted_article(reference) if reference.strip() else None
     folder = month_folder(content_dir, month)
     if not folder.is_dir():
         raise ContentError(folder, "no such month folder")
@@ -196,11 +206,15 @@ def save_summary(
     on_disk = read_summary_file(content_dir, month, slug)
     if on_disk.version != version:
         raise ChangedElsewhere(on_disk.path, on_disk.text)
-    base = None
+    base: dict[str, Any] | None = None
     if on_disk.text is not None:
         old, base = summary_draft(on_disk.text, str(on_disk.path))
-        if _same(old, draft, taxonomy):
+        if article is None and _same(old, draft, taxonomy):
             return on_disk, False
+    if article is not None:
+        base = {k: v for k, v in (base or {}).items() if k not in ("reference", "citation")}
+        base["article"] = article
+        draft = replace(draft, citation="")
     # Topics by label and a bare DOI, as hand-written files have them.
     doi = bare_doi(draft.doi) or draft.doi
     draft = replace(draft, topics=_labels(draft.topics, taxonomy), doi=doi)
@@ -210,6 +224,18 @@ def save_summary(
         raise Invalid(problems)
     _write(on_disk.path, text)
     return OnDisk(on_disk.path, text), on_disk.text is None
+
+
+def pasted_article(text: str) -> dict[str, Any]:
+    """The CSL item of one pasted BibTeX (`@article{…}`), RIS (`TY  - JOUR`) or CSL-JSON entry,
+    with empty placeholders for what it lacks (as `newsletter summaries new --from` writes);
+    `Invalid` (field reference) when it does not read."""
+    stripped = text.strip()
+    suffix = ".bib" if stripped.startswith("@") else ".json" if stripped[:1] in "[{" else ".ris"
+    try:
+        return draft_article(parse_reference(stripped, suffix, "reference"), "reference")
+    except ContentError as error:
+        raise Invalid({"reference": [f"{error.detail} (read as {suffix[1:].upper()})"]}) from None
 
 
 def _labels(names: tuple[str, ...], taxonomy: Taxonomy) -> tuple[str, ...]:
@@ -316,3 +342,18 @@ def _write(path: Path, text: str) -> None:
     with output_file(path) as stream:
         stream.write(text)
     path.chmod(0o644)  # content files are read by the archive build and by git, not secret
+
+
+def article_title(on_disk: OnDisk) -> str:
+    """What the file's `article:` or `reference:` names ('' when it has neither)."""
+    if on_disk.text is None:
+        return ""
+    try:
+        meta = split_front_matter(on_disk.text, str(on_disk.path))[0]
+    except ContentError:
+        return ""
+    article = meta.get("article")
+    if isinstance(article, dict):
+        return str(article.get("title") or "an article without a title")
+    reference = meta.get("reference")
+    return f"the reference file {reference}" if isinstance(reference, str) else ""

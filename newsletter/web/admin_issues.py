@@ -47,7 +47,7 @@ Long = Annotated[str, Form(max_length=MAX_MARKDOWN)]
 Choices = Annotated[list[str], Form()]
 ACTOR = "admin"
 # A form's worst case: every character percent-encoded UTF-8 (up to 12 bytes).
-FORM_BODY = 12 * (2 * MAX_MARKDOWN + 4000) + 64 * 1024
+FORM_BODY = 12 * (3 * MAX_MARKDOWN + 4000) + 64 * 1024
 
 
 def _month(ctx: WebContext, month: str) -> str:
@@ -147,8 +147,13 @@ def editor_page(
     mine: str = "",
     notice: str = "",
     error: str = "",
+    reference: str = "",
 ) -> Response:
     state = editing.state_of(ctx, month)
+    article = ""
+    if not is_new:
+        on_disk = desk.read_summary_file(ctx.settings.content.dir, month, slug)
+        article = desk.article_title(on_disk)
     chosen = set()
     for name in draft.topics:
         term = ctx.taxonomy.topics.find(name)
@@ -172,6 +177,8 @@ def editor_page(
         mine=mine,
         summary_html=markdown_to_html(draft.summary_md),
         implications_html=markdown_to_html(draft.implications_md),
+        reference=reference,
+        article=article,
         notice=notice,
         error=error,
     )
@@ -242,6 +249,7 @@ def save_summary(
     order: Line = "",
     summary: Long = "",
     implications: Long = "",
+    reference: Long = "",
     version: Line = "",
     action: Line = "save",
     csrf_token: Line = "",
@@ -265,6 +273,7 @@ def save_summary(
         _slug(slug)
 
     def again(status_code: int, **extra) -> Response:
+        extra.setdefault("reference", reference)
         return editor_page(
             ctx,
             request,
@@ -282,7 +291,10 @@ def save_summary(
     if order_problem:
         return again(422, field_errors={"order": [order_problem]})
     try:
-        editing.save_summary(ctx, month, slug, draft, version, ACTOR, correct=action == "correct")
+        correct = action == "correct"
+        editing.save_summary(
+            ctx, month, slug, draft, version, ACTOR, correct=correct, reference=reference
+        )
     except desk.Invalid as invalid:
         return again(422, field_errors=invalid.problems)
     except desk.ChangedElsewhere as changed:

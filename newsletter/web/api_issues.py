@@ -111,7 +111,14 @@ def put_summary(
     )
     try:
         written, created = editing.save_summary(
-            ctx, month, slug, draft, body.version, ACTOR, correct=body.correct
+            ctx,
+            month,
+            slug,
+            draft,
+            body.version,
+            ACTOR,
+            correct=body.correct,
+            reference=body.reference,
         )
     except desk.Invalid as invalid:
         raise _invalid(invalid) from None

@@ -110,7 +110,7 @@ SummaryTopic = Annotated[str, Field(json_schema_extra={CHOICES: "summary_topics"
 ResearchType = Annotated[str, Field(json_schema_extra={CHOICES: "research_types"})]
 MAX_MARKDOWN = 50_000  # characters of one Markdown field (a long summary is ~6,000)
 # A JSON body's worst case: every character escaped as a surrogate pair (12 bytes).
-MAX_EDIT_BODY = 12 * (2 * MAX_MARKDOWN + 4000) + 64 * 1024
+MAX_EDIT_BODY = 12 * (3 * MAX_MARKDOWN + 4000) + 64 * 1024
 VERSION_NOTE = "The version read (GET); empty to create a file that does not exist yet."
 
 
@@ -134,6 +134,11 @@ class SummaryIn(BaseModel):
         max_length=MAX_MARKDOWN, description="Practice Implications, Markdown."
     )
     order: int | None = Field(default=None, ge=-100_000, le=100_000)
+    reference: str = Field(
+        default="",
+        max_length=MAX_MARKDOWN,
+        description="A BibTeX, RIS or CSL-JSON entry: becomes the file's `article:`.",
+    )
     version: str = Field(default="", max_length=64, description=VERSION_NOTE)
     correct: bool = Field(
         default=False, description="A sent issue: correct this summary (nothing is mailed)."

@@ -112,6 +112,7 @@ def save_summary(
     actor: str,
     *,
     correct: bool = False,
+    reference: str = "",
 ) -> tuple[desk.OnDisk, bool]:
     """Write one summary: (file as written, created). A sending or sent issue is read-only;
     `correct` (sent issues only, existing summaries only) stamps `corrected:` with today."""
@@ -124,7 +125,9 @@ def save_summary(
         draft = dataclasses.replace(draft, corrected=dt.datetime.now(dt.UTC).date())
     elif state.read_only:
         raise ReadOnly(f"{month} is {state.name}: it is read-only (use Correct for a fix)")
-    written, created = desk.save_summary(_content(ctx), month, slug, draft, version, _taxonomy(ctx))
+    written, created = desk.save_summary(
+        _content(ctx), month, slug, draft, version, _taxonomy(ctx), reference
+    )
     with transaction(ctx.engine) as session:
         detail = ("correction: " if correct else "") + draft.title[:200]
         audit.record(session, actor, "edit-summary", f"{month}/{written.path.name}", detail)
