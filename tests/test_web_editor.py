@@ -360,3 +360,32 @@ def test_a_pasted_entry_that_does_not_read_is_shown_at_its_field(admin, month, w
     assert incomplete.status_code == 422 and 'id="article-error"' in incomplete.text
     assert "article.author" in incomplete.text
     assert list((content(web_settings) / month).iterdir()) == []
+
+
+def test_states_scheduled_and_sending(admin, engine, web_settings, tmp_path):
+    from newsletter.store.models import RUNNING
+    from newsletter.store.models import Campaign
+
+    web_settings._config_path = tmp_path / "config.toml"  # a queued job names the config
+    token = csrf(admin, "/admin/schedule")
+    queued = admin.post(
+        "/admin/schedule/add",
+        data={"month": "2025-01", "at": "2099-01-05T09:30", "csrf_token": token},
+    )
+    assert queued.status_code == 303
+    listing = admin.get("/admin/issues").text
+    assert "scheduled for 2099-01-05 09:30" in listing
+    api_state = admin.get(
+        "/api/issues/2025-01", headers={"Authorization": "Bearer test-api-token"}
+    ).json()
+    assert api_state["state"] == "scheduled" and api_state["scheduled_at"].startswith("2099-01-05")
+    # A campaign started and not done: sending, and read-only (a send in another process).
+    with session_factory(engine)() as session:
+        session.add(Campaign(month="2025-02", subject="x", status=RUNNING, lists="main"))
+        session.commit()
+    page = admin.get("/admin/issues/2025-02").text
+    assert 'id="issue-state">sending<' in page and "read-only" in page
+    refused = new_summary(admin, "2025-02")
+    assert refused.status_code == 409 and "2025-02 is sending" in refused.text
+    editor = admin.get("/admin/issues/2025-02/summaries/dropout-rates").text
+    assert "Save summary" not in editor and "Correct this summary" not in editor
