@@ -10,11 +10,16 @@ plus: a slug names one file of the month and nothing outside it, one-line fields
 
 from __future__ import annotations
 
+import functools
 import re
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from typing import ParamSpec
+from typing import TypeVar
 
 from newsletter.content.article import bare_doi
 from newsletter.content.drafts import draft_article
@@ -41,6 +46,23 @@ from newsletter.errors import NewsletterError
 from newsletter.paths import output_file
 
 SLUG_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,79}")
+P = ParamSpec("P")
+R = TypeVar("R")
+# A save checks the version, then writes: one at a time in this process, so that two requests
+# naming the same version cannot both pass the check (another process or a text editor can
+# still slip in between; the window is the few microseconds of one write).
+_WRITING = threading.RLock()
+
+
+def _one_at_a_time(function: Callable[P, R]) -> Callable[P, R]:
+    @functools.wraps(function)
+    def locked(*args: P.args, **kwargs: P.kwargs) -> R:
+        with _WRITING:
+            return function(*args, **kwargs)
+
+    return locked
+
+
 # The reader's names for the body's parts, as the editor's fields are called.
 _FIELD_NAMES = {"body": "summary", "Practice Implications": "implications"}
 
@@ -176,6 +198,7 @@ def summary_problems(
     return found
 
 
+@_one_at_a_time
 def save_summary(
     content_dir: Path,
     month: str,
@@ -259,6 +282,7 @@ def _same(old: SummaryDraft, new: SummaryDraft, taxonomy: Taxonomy) -> bool:
     )
 
 
+@_one_at_a_time
 def delete_summary(content_dir: Path, month: str, slug: str, version: str) -> Path:
     """Remove the summary file `slug` if it is still `version` (`ChangedElsewhere` if not)."""
     on_disk = read_summary_file(content_dir, month, slug)
@@ -270,6 +294,7 @@ def delete_summary(content_dir: Path, month: str, slug: str, version: str) -> Pa
     return on_disk.path
 
 
+@_one_at_a_time
 def reorder(content_dir: Path, month: str, slugs: list[str], taxonomy: Taxonomy) -> None:
     """Give the summaries `order: 1..n` in the order of `slugs` (files whose order is already
     right are not touched). Each file is written atomically."""
@@ -298,6 +323,7 @@ def read_issue_file(content_dir: Path, month: str) -> tuple[OnDisk, IssueDraft]:
         return on_disk, IssueDraft()
 
 
+@_one_at_a_time
 def save_issue(content_dir: Path, month: str, draft: IssueDraft, version: str) -> OnDisk:
     """Write issue.md from `draft` if it is still `version`; `Invalid` for a subject or
     preheader of more than one line, or an intro the reader refuses."""
