@@ -42,9 +42,23 @@ def version_on(page: str, action: str) -> str:
     return re.search(r'name="version" value="([^"]*)"', form).group(1)
 
 
+_TOKENS: dict[int, str] = {}
+
+
+def token(admin) -> str:
+    """The session's CSRF token (one per session: read once from the smallest admin page)."""
+    if id(admin) not in _TOKENS:
+        _TOKENS[id(admin)] = csrf(admin, "/admin/schedule")
+    return _TOKENS[id(admin)]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_tokens():
+    _TOKENS.clear()
+
+
 def new_summary(admin, month: str, **fields):
-    data = {**SUMMARY, **fields, "version": ""}
-    data["csrf_token"] = csrf(admin, f"/admin/issues/{month}/new-summary")
+    data = {**SUMMARY, **fields, "version": "", "csrf_token": token(admin)}
     return admin.post(f"/admin/issues/{month}/summaries", data=data)
 
 
@@ -156,7 +170,7 @@ def test_edit_issue_md_with_intro_and_ready_state(admin, web_settings):
         "intro": "Hello.\r\n\r\n- {summary=dropout-rates} About dropout.",
         "status": "ready",
         "version": version_on(page.text, f"{path}/meta"),
-        "csrf_token": csrf(admin, path),
+        "csrf_token": token(admin),
     }
     assert admin.post(f"{path}/meta", data=data).status_code == 303
     text = (content(web_settings) / "2025-02" / "issue.md").read_text()
@@ -189,7 +203,7 @@ def test_a_file_changed_elsewhere_is_not_overwritten(admin, web_settings):
         "title": "My title",
         "version": version,
         "action": "save",
-        "csrf_token": csrf(admin, url),
+        "csrf_token": token(admin),
     }
     refused = admin.post(url, data=data)
     assert refused.status_code == 409
@@ -217,7 +231,7 @@ def test_resaving_a_hand_written_file_keeps_it_byte_for_byte(admin, web_settings
     for name in ("summary", "implications"):
         found = re.search(rf'name="{name}"[^>]*>(.*?)</textarea>', page, re.S)
         data[name] = html.unescape(found.group(1)).replace("\n", "\r\n")
-    data.update(version=version_on(page, url), action="save", csrf_token=csrf(admin, url))
+    data.update(version=version_on(page, url), action="save", csrf_token=token(admin))
     assert admin.post(url, data=data).status_code == 303
     assert file.read_bytes() == before
 
@@ -307,7 +321,7 @@ def test_markdown_preview_endpoint(admin, month):
 
 def test_preview_button_renders_without_saving(admin, month, web_settings):
     data = {**SUMMARY, "action": "preview", "version": ""}
-    data["csrf_token"] = csrf(admin, f"/admin/issues/{month}/new-summary")
+    data["csrf_token"] = token(admin)
     response = admin.post(f"/admin/issues/{month}/summaries", data=data)
     assert response.status_code == 200 and "nothing is saved yet" in response.text
     assert "<em>not on track</em>" in response.text
