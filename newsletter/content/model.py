@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import datetime as dt
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ class Summary:
     source: str = ""
     notes: tuple[str, ...] = field(default=(), compare=False)  # warnings (raw HTML)
     article: Article | None = None  # the summarized article as structured data (CSL-JSON)
+    corrected: dt.date | None = None  # when a sent summary was corrected (the archive says so)
 
     @property
     def key(self) -> str:

@@ -23,6 +23,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from newsletter.content import desk
 from newsletter.content.model import MONTH_RE
 from newsletter.content.model import Issue
 from newsletter.errors import FormProblem
@@ -38,6 +39,7 @@ from newsletter.store.admin_auth import start_session
 from newsletter.store.engine import session_factory
 from newsletter.store.engine import transaction
 from newsletter.store.subscribers import get_subscriber
+from newsletter.web import editing
 from newsletter.web.app import WebContext
 from newsletter.web.app import get_ctx
 from newsletter.web.forms import topic_choice
@@ -199,30 +201,55 @@ def _issue(ctx: WebContext, month: str) -> Issue:
 
 @router.get("/admin/issues", dependencies=[Admin])
 def issues(request: Request, ctx: Ctx) -> Response:
+    items = ctx.sending.overviews()
+    scheduled = editing.scheduled_sends(ctx)
+    states = {item.month: editing.issue_state(ctx, item, scheduled) for item in items}
     with transaction(ctx.engine) as session:
         reasons = feedback.unsubscribe_reason_counts(session)
     return render_page(
         ctx,
         request,
         "admin/issues.html",
-        items=ctx.sending.overviews(),
+        items=items,
+        states=states,
         reasons=[(feedback.REASON_LABELS[key], count) for key, count in reasons.items()],
     )
 
 
 def issue_page(
-    ctx: WebContext, request: Request, month: str, *, notice: str = "", error: str = "", **extra
+    ctx: WebContext,
+    request: Request,
+    month: str,
+    *,
+    notice: str = "",
+    error: str = "",
+    status_code: int = 200,
+    **extra,
 ) -> Response:
+    """The issue's page: its state, its issue.md form, its summaries, preview and tests.
+    `extra` may carry the issue.md form as submitted (`form`) with its `field_errors` or
+    `conflict` (`newsletter.web.admin_issues`)."""
     if not MONTH_RE.match(month) or month not in ctx.sending.months():
         raise StarletteHTTPException(404)
     item = ctx.sending.overview(month)
-    state = ctx.sending.state(month)
+    on_disk, meta = desk.read_issue_file(ctx.settings.content.dir, month)
+    extra.setdefault("form", meta)
+    extra.setdefault("field_errors", {})
+    extra.setdefault("conflict", None)
+    extra.setdefault("mine", "")
+
+    extra.setdefault("version", on_disk.version)
+    if extra["conflict"] is not None:  # the form names what is on disk: saving again replaces it
+        extra["version"] = extra["conflict"].version
     return render_page(
         ctx,
         request,
         "admin/issue.html",
+        status_code=status_code,
         item=item,
-        state=state,
+        state=ctx.sending.state(month),
+        desk_state=editing.issue_state(ctx, item),
+        summaries=editing.ordered_summaries(ctx, month),
         groups=topic_groups(ctx.taxonomy),
         notice=notice,
         error=error,
@@ -232,7 +259,9 @@ def issue_page(
 
 @router.get("/admin/issues/{month}", dependencies=[Admin])
 def issue(month: str, request: Request, ctx: Ctx) -> Response:
-    return issue_page(ctx, request, month)
+    query = request.query_params
+    notice = "Saved." if query.get("saved") else "Deleted." if query.get("deleted") else ""
+    return issue_page(ctx, request, month, notice=notice)
 
 
 @router.get("/admin/issues/{month}/preview", dependencies=[Admin])

@@ -64,6 +64,7 @@ from newsletter.web.api_schema import problems
 from newsletter.web.api_schema import topic_choices
 from newsletter.web.app import WebContext
 from newsletter.web.app import get_ctx
+from newsletter.web.editing import editor_fields
 
 bearer = HTTPBearer(auto_error=False, description="The value of $NEWSLETTER_API_TOKEN.")
 
@@ -204,6 +205,7 @@ def _issue_out(ctx: WebContext, month: str) -> IssueOut:
         campaign_status=item.campaign_status,
         counts=item.counts,
         running=item.running,
+        **editor_fields(ctx, item),
     )
 
 

@@ -155,9 +155,11 @@ def create_app(
 ) -> FastAPI:
     """The web app for `settings`. The database must be migrated (`newsletter db upgrade`)."""
     from newsletter.web import admin
+    from newsletter.web import admin_issues
     from newsletter.web import admin_schedule
     from newsletter.web import admin_subscribers
     from newsletter.web import api
+    from newsletter.web import api_issues  # noqa: F401 (its routes join api.router)
     from newsletter.web import preferences
     from newsletter.web import public
     from newsletter.web import reader
@@ -222,9 +224,17 @@ def create_app(
         return response
 
     _add_error_handlers(app, ctx)
-    for module in (public, preferences, reader, unsubscribe, admin, admin_subscribers):
+    for module in (
+        public,
+        preferences,
+        reader,
+        unsubscribe,
+        admin,
+        admin_issues,
+        admin_subscribers,
+        admin_schedule,
+    ):
         app.include_router(module.router, include_in_schema=False)
-    app.include_router(admin_schedule.router, include_in_schema=False)
     api.install(app, ctx)
 
     @app.get("/static/{name}", include_in_schema=False)
