@@ -414,24 +414,31 @@ def count_not_from(session: Session, source: str) -> int:
     return session.scalar(query.where(Subscriber.consent_source != source)) or 0
 
 
-def query_subscribers(
-    session: Session,
+# How a selection may be sorted: a key of the admin's subscribers page -> its columns.
+SORTS = {
+    "id": (Subscriber.id,),
+    "email": (Subscriber.email_key, Subscriber.id),
+    "name": (Subscriber.name, Subscriber.id),
+    "status": (Subscriber.status, Subscriber.id),
+    "created": (Subscriber.created_at, Subscriber.id),
+}
+
+
+def subscriber_filter(
     *,
     status: str | None = None,
     list_slug: str | None = None,
     topic: str | None = None,
     search: str | None = None,
-    limit: int | None = None,
-    offset: int = 0,
-) -> list[Subscriber]:
-    """Subscribers in id order, filtered by status, list (subscribed only), topic slug
+) -> list[Any]:
+    """The WHERE conditions of a selection: status, list (subscribed only), topic slug
     (all-topics subscribers match every topic they did not stop) and a case-insensitive
     address/name search."""
-    query = select(Subscriber).order_by(Subscriber.id)
+    conditions: list[Any] = []
     if status is not None:
-        query = query.where(Subscriber.status == _check_status(status))
+        conditions.append(Subscriber.status == _check_status(status))
     if list_slug is not None:
-        query = query.where(
+        conditions.append(
             exists()
             .where(Subscription.subscriber_id == Subscriber.id)
             .where(Subscription.status == SUBSCRIBED)
@@ -442,7 +449,7 @@ def query_subscribers(
         stopped = exists().where(
             ExcludedTopic.subscriber_id == Subscriber.id, ExcludedTopic.topic == topic
         )
-        query = query.where(
+        conditions.append(
             or_(
                 and_(Subscriber.all_topics.is_(True), ~stopped),
                 exists()
@@ -451,17 +458,55 @@ def query_subscribers(
             )
         )
     if search:
-        query = query.where(
+        conditions.append(
             or_(
                 Subscriber.email.icontains(search, autoescape=True),
                 Subscriber.name.icontains(search, autoescape=True),
             )
         )
+    return conditions
+
+
+def query_subscribers(
+    session: Session,
+    *,
+    status: str | None = None,
+    list_slug: str | None = None,
+    topic: str | None = None,
+    search: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+    sort: str = "id",
+    descending: bool = False,
+) -> list[Subscriber]:
+    """Subscribers filtered as `subscriber_filter` says, ordered by a key of `SORTS`
+    (id order by default)."""
+    columns = SORTS.get(sort)
+    if columns is None:
+        raise SubscriberError(f"unknown sort {sort[:40]!r}; known: {', '.join(SORTS)}")
+    order = [c.desc() for c in columns] if descending else list(columns)
+    query = select(Subscriber).order_by(*order)
+    query = query.where(
+        *subscriber_filter(status=status, list_slug=list_slug, topic=topic, search=search)
+    )
     if offset:
         query = query.offset(offset)
     if limit is not None:
         query = query.limit(limit)
     return list(session.scalars(query))
+
+
+def count_matching(
+    session: Session,
+    *,
+    status: str | None = None,
+    list_slug: str | None = None,
+    topic: str | None = None,
+    search: str | None = None,
+) -> int:
+    """How many subscribers `query_subscribers` would return with these filters and no limit."""
+    conditions = subscriber_filter(status=status, list_slug=list_slug, topic=topic, search=search)
+    return session.scalar(select(func.count()).select_from(Subscriber).where(*conditions)) or 0
 
 
 # --- suppression -------------------------------------------------------------------------
