@@ -218,3 +218,23 @@ def test_the_audit_log_pages(team, client) -> None:
     assert client.get("/admin/audit?page=abc").status_code == 200  # page 1
     client.cookies.clear()
     assert client.get("/admin/audit").status_code == 303  # admins only
+
+
+def test_api_actions_are_logged_as_the_api(client, engine) -> None:
+    headers = {"Authorization": "Bearer test-api-token"}
+    added = client.post("/api/subscribers", json={"email": "api@example.com"}, headers=headers)
+    assert added.status_code == 201, added.text
+    sid = added.json()["id"]
+    changed = client.patch(f"/api/subscribers/{sid}", json={"name": "Api"}, headers=headers)
+    assert changed.status_code == 200
+    tested = client.post(
+        "/api/issues/2025-01/test", json={"to": ["qa@example.org"]}, headers=headers
+    )
+    assert tested.status_code == 200, tested.text
+    with session_factory(engine)() as session:
+        entries, _ = audit.recent(session)
+    assert [(e.actor, e.action, e.target, e.detail) for e in entries] == [
+        ("api", "test-send", "2025-01", "qa@example.org"),
+        ("api", "edit-subscriber", f"subscriber {sid}", "set name"),
+        ("api", "add-subscriber", f"subscriber {sid}", ""),
+    ]
