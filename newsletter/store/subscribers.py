@@ -29,8 +29,6 @@ from typing import Any
 
 from email_validator import EmailNotValidError
 from email_validator import validate_email
-from sqlalchemy import and_
-from sqlalchemy import exists
 from sqlalchemy import func
 from sqlalchemy import or_
 from sqlalchemy import select
@@ -47,15 +45,17 @@ from newsletter.store.models import BOUNCED
 from newsletter.store.models import COMPLAINED
 from newsletter.store.models import PENDING
 from newsletter.store.models import SUBSCRIBED
-from newsletter.store.models import SUBSCRIBER_STATUSES
 from newsletter.store.models import UNSUBSCRIBED
-from newsletter.store.models import ExcludedTopic
 from newsletter.store.models import MailingList
 from newsletter.store.models import Subscriber
-from newsletter.store.models import SubscriberTopic
 from newsletter.store.models import Subscription
 from newsletter.store.models import Suppression
 from newsletter.store.models import utcnow
+from newsletter.store.selection import SORTS as SORTS
+from newsletter.store.selection import check_status as _check_status
+from newsletter.store.selection import count_matching as count_matching
+from newsletter.store.selection import query_subscribers as query_subscribers
+from newsletter.store.selection import subscriber_filter as subscriber_filter
 from newsletter.store.topics import ALL_TOPICS as ALL_TOPICS
 from newsletter.store.topics import apply_topics as apply_topics
 from newsletter.store.topics import parse_topics as parse_topics
@@ -149,14 +149,6 @@ def require_list(session: Session, settings: Settings, slug: str) -> str:
     if slug not in known:
         raise SubscriberError(known_lists_message(slug, known))
     return slug
-
-
-def _check_status(status: str) -> str:
-    if status not in SUBSCRIBER_STATUSES:
-        raise SubscriberError(
-            f"unknown status {status!r}; expected one of {', '.join(SUBSCRIBER_STATUSES)}"
-        )
-    return status
 
 
 # --- one subscriber ----------------------------------------------------------------------
@@ -414,101 +406,6 @@ def count_not_from(session: Session, source: str) -> int:
     return session.scalar(query.where(Subscriber.consent_source != source)) or 0
 
 
-# How a selection may be sorted: a key of the admin's subscribers page -> its columns.
-SORTS = {
-    "id": (Subscriber.id,),
-    "email": (Subscriber.email_key, Subscriber.id),
-    "name": (Subscriber.name, Subscriber.id),
-    "status": (Subscriber.status, Subscriber.id),
-    "created": (Subscriber.created_at, Subscriber.id),
-}
-
-
-def subscriber_filter(
-    *,
-    status: str | None = None,
-    list_slug: str | None = None,
-    topic: str | None = None,
-    search: str | None = None,
-) -> list[Any]:
-    """The WHERE conditions of a selection: status, list (subscribed only), topic slug
-    (all-topics subscribers match every topic they did not stop) and a case-insensitive
-    address/name search."""
-    conditions: list[Any] = []
-    if status is not None:
-        conditions.append(Subscriber.status == _check_status(status))
-    if list_slug is not None:
-        conditions.append(
-            exists()
-            .where(Subscription.subscriber_id == Subscriber.id)
-            .where(Subscription.status == SUBSCRIBED)
-            .where(Subscription.list_id == MailingList.id)
-            .where(MailingList.slug == list_slug)
-        )
-    if topic is not None:
-        stopped = exists().where(
-            ExcludedTopic.subscriber_id == Subscriber.id, ExcludedTopic.topic == topic
-        )
-        conditions.append(
-            or_(
-                and_(Subscriber.all_topics.is_(True), ~stopped),
-                exists()
-                .where(SubscriberTopic.subscriber_id == Subscriber.id)
-                .where(SubscriberTopic.topic == topic),
-            )
-        )
-    if search:
-        conditions.append(
-            or_(
-                Subscriber.email.icontains(search, autoescape=True),
-                Subscriber.name.icontains(search, autoescape=True),
-            )
-        )
-    return conditions
-
-
-def query_subscribers(
-    session: Session,
-    *,
-    status: str | None = None,
-    list_slug: str | None = None,
-    topic: str | None = None,
-    search: str | None = None,
-    limit: int | None = None,
-    offset: int = 0,
-    sort: str = "id",
-    descending: bool = False,
-) -> list[Subscriber]:
-    """Subscribers filtered as `subscriber_filter` says, ordered by a key of `SORTS`
-    (id order by default)."""
-    columns = SORTS.get(sort)
-    if columns is None:
-        raise SubscriberError(f"unknown sort {sort[:40]!r}; known: {', '.join(SORTS)}")
-    order = [c.desc() for c in columns] if descending else list(columns)
-    query = select(Subscriber).order_by(*order)
-    query = query.where(
-        *subscriber_filter(status=status, list_slug=list_slug, topic=topic, search=search)
-    )
-    if offset:
-        query = query.offset(offset)
-    if limit is not None:
-        query = query.limit(limit)
-    return list(session.scalars(query))
-
-
-def count_matching(
-    session: Session,
-    *,
-    status: str | None = None,
-    list_slug: str | None = None,
-    topic: str | None = None,
-    search: str | None = None,
-) -> int:
-    """How many subscribers `query_subscribers` would return with these filters and no limit."""
-    conditions = subscriber_filter(status=status, list_slug=list_slug, topic=topic, search=search)
-    return session.scalar(select(func.count()).select_from(Subscriber).where(*conditions)) or 0
-
-
 # --- suppression -------------------------------------------------------------------------
 
 
@@ -574,7 +471,6 @@ def forget_subscriber(session: Session, subscriber: Subscriber, reason: str = "f
     """Forget me: delete the subscriber and the address from their ledger rows and bounce
     records, keeping only a suppression hash so the address is never mailed again by accident."""
     from sqlalchemy import delete
-    from sqlalchemy import or_
     from sqlalchemy import update
 
     from newsletter.store.models import Bounce
