@@ -271,15 +271,25 @@ BULK_LABELS = {
 
 
 @router.post("/admin/subscribers/bulk")
-async def bulk(request: Request, ctx: Ctx) -> Response:
+def bulk(
+    request: Request,
+    ctx: Ctx,
+    q: Text = "",
+    status: Text = "",
+    topic: Text = "",
+    list_slug: Annotated[str, Form(alias="list", max_length=200)] = "",
+    action: Text = "",
+    value: Text = "",
+    confirm: Text = "",
+    csrf_token: Text = "",
+) -> Response:
     """A change to every subscriber of the selection: first a page saying how many it would
     change (`confirm` is that count), then the change, unless the selection has changed size
     since (then the count is shown again)."""
-    form = await request.form()
-    require_csrf(request, ctx, str(form.get("csrf_token", "")))
-    selection, problems = read_selection(ctx, form)
-    action = str(form.get("action", ""))[:40]
-    value = str(form.get("value", ""))[:80]
+    require_csrf(request, ctx, csrf_token)
+    fields = {"q": q, "status": status, "topic": topic, "list": list_slug}
+    selection, problems = read_selection(ctx, fields)
+    action, value = action[:40], value[:80]
     if action not in BULK_LABELS:
         problems.append("choose what to change")
     elif action == "status" and value not in SUBSCRIBER_STATUSES:
@@ -292,7 +302,7 @@ async def bulk(request: Request, ctx: Ctx) -> Response:
         )
     with session_factory(ctx.engine)() as session:
         count = api.count_matching(session, **selection.where())
-    expected = str(form.get("confirm", ""))
+    expected = confirm[:20]
     if expected != str(count):
         return render_page(
             ctx,
