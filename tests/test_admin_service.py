@@ -10,8 +10,8 @@ import pytest
 from newsletter.config import ListSpec
 from newsletter.content.taxonomy import default_taxonomy
 from newsletter.errors import SubscriberError
+from newsletter.store import admin_edits
 from newsletter.store import admins
-from newsletter.store import registrar
 from newsletter.store import subscribers as api
 from newsletter.store.admin_auth import session_owner
 from newsletter.store.admin_auth import start_session
@@ -58,12 +58,12 @@ def test_admin_edit_and_bulk_change(any_engine, settings) -> None:
         ana = api.add_subscriber(session, settings, TAXONOMY, "ana@example.com", name="Ana")
         left = api.add_subscriber(session, settings, TAXONOMY, "lo@example.com")
         api.change_status(session, left, UNSUBSCRIBED)
-        changed = registrar.admin_edit(
+        changed = admin_edits.admin_edit(
             session, settings, ana, name=" Ana L ", topics=frozenset({"empathy"}), lists=["events"]
         )
         assert changed == ["name", "topics", "lists"]
         assert (
-            registrar.admin_edit(
+            admin_edits.admin_edit(
                 session,
                 settings,
                 ana,
@@ -74,16 +74,16 @@ def test_admin_edit_and_bulk_change(any_engine, settings) -> None:
             == []
         )
         with pytest.raises(SubscriberError, match="cannot put them on a list"):
-            registrar.admin_edit(session, settings, left, name="", topics=None, lists=["digest"])
+            admin_edits.admin_edit(session, settings, left, name="", topics=None, lists=["digest"])
     with transaction(any_engine) as session:
         everyone = api.query_subscribers(session)
-        assert registrar.bulk_change(session, settings, everyone, "add-list", "digest") == (1, 1)
+        assert admin_edits.bulk_change(session, settings, everyone, "add-list", "digest") == (1, 1)
         assert api.subscribed_lists(api.get_subscriber(session, "lo@example.com")) == []
         everyone = api.query_subscribers(session)
-        assert registrar.bulk_change(session, settings, everyone, "status", BOUNCED) == (2, 0)
+        assert admin_edits.bulk_change(session, settings, everyone, "status", BOUNCED) == (2, 0)
         for action, value in (("status", "royal"), ("add-list", "nope"), ("drop", "x")):
             with pytest.raises(SubscriberError):
-                registrar.bulk_change(session, settings, everyone, action, value)
+                admin_edits.bulk_change(session, settings, everyone, action, value)
     with transaction(any_engine) as session:
         assert api.count_subscribers(session, BOUNCED) == 2
 

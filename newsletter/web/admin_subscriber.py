@@ -23,8 +23,8 @@ from newsletter.errors import FormProblem
 from newsletter.errors import NewsletterError
 from newsletter.errors import SubscriberError
 from newsletter.errors import TransportError
+from newsletter.store import admin_edits
 from newsletter.store import audit
-from newsletter.store import registrar
 from newsletter.store import subscribers as api
 from newsletter.store.engine import session_factory
 from newsletter.store.engine import transaction
@@ -149,7 +149,7 @@ def edit(
                 chosen = subscriber.topic_choice
             else:
                 chosen = topic_choice(ctx.taxonomy, topic_mode, topics)
-            changed = registrar.admin_edit(
+            changed = admin_edits.admin_edit(
                 session, ctx.settings, subscriber, name=name, topics=chosen, lists=lists
             )
             if changed:

@@ -28,9 +28,9 @@ from newsletter.errors import ImportFileError
 from newsletter.errors import NewsletterError
 from newsletter.errors import RowsRejected
 from newsletter.errors import TransportError
+from newsletter.store import admin_edits
 from newsletter.store import audit
 from newsletter.store import import_export
-from newsletter.store import registrar
 from newsletter.store import subscribers as api
 from newsletter.store.engine import session_factory
 from newsletter.store.engine import transaction
@@ -318,7 +318,7 @@ def bulk(
         )
     with transaction(ctx.engine) as session:
         found = api.query_subscribers(session, **selection.where())
-        changed, unchanged = registrar.bulk_change(session, ctx.settings, found, action, value)
+        changed, unchanged = admin_edits.bulk_change(session, ctx.settings, found, action, value)
         audit.record(
             session,
             actor(request),
