@@ -1,7 +1,7 @@
 """list descriptions and unsubscribe reasons
 
 Revision ID: 0010
-Revises: 0007
+Revises: 0009
 Create Date: 2026-12-16 09:00:00
 
 `lists.description`: one sentence the preference center shows under each list (from
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0007"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

@@ -69,6 +69,9 @@ TOO_LONG = "too_long"
 OTHER = "other"
 UNSUBSCRIBE_REASONS = (TOO_FREQUENT, NOT_RELEVANT, TOO_LONG, OTHER)
 
+# The admin whose password is `[web] admin_password_hash` (the single admin before 0009).
+LEGACY_ADMIN = "admin"
+
 
 def utcnow() -> dt.datetime:
     """Now, timezone-aware UTC."""
@@ -337,6 +340,22 @@ class AdminSession(Base):
     password_tag: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # Whose session this is (migration 0009): removing that admin ends it.
+    admin_name: Mapped[str] = mapped_column(
+        String(64), default=LEGACY_ADMIN, server_default=LEGACY_ADMIN
+    )
+
+
+class Admin(Base):
+    """One admin of the web app with their own password (migration 0009, `store.admins`)."""
+
+    __tablename__ = "admins"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class LoginThrottle(Base):

@@ -31,6 +31,7 @@ from newsletter.content.writer import summary_text
 from newsletter.errors import ContentError
 from newsletter.web import editing
 from newsletter.web.admin import Admin
+from newsletter.web.admin import actor
 from newsletter.web.admin import issue_page
 from newsletter.web.admin import require_csrf
 from newsletter.web.admin import see_other
@@ -45,7 +46,6 @@ Ctx = Annotated[WebContext, Depends(get_ctx)]
 Line = Annotated[str, Form(max_length=2000)]
 Long = Annotated[str, Form(max_length=MAX_MARKDOWN)]
 Choices = Annotated[list[str], Form()]
-ACTOR = "admin"
 # A form's worst case: every character percent-encoded UTF-8 (up to 12 bytes).
 FORM_BODY = 12 * (3 * MAX_MARKDOWN + 4000) + 64 * 1024
 
@@ -105,7 +105,7 @@ def save_issue(
     _month(ctx, month)
     draft = IssueDraft(subject, preheader, intro, public == "yes", status)
     try:
-        editing.save_issue(ctx, month, draft, version, ACTOR)
+        editing.save_issue(ctx, month, draft, version, actor(request))
     except desk.Invalid as invalid:
         return issue_page(
             ctx, request, month, status_code=422, form=draft, field_errors=invalid.problems
@@ -293,7 +293,7 @@ def save_summary(
     try:
         correct = action == "correct"
         editing.save_summary(
-            ctx, month, slug, draft, version, ACTOR, correct=correct, reference=reference
+            ctx, month, slug, draft, version, actor(request), correct=correct, reference=reference
         )
     except desk.Invalid as invalid:
         return again(422, field_errors=invalid.problems)
@@ -314,7 +314,7 @@ def delete_summary(
     require_csrf(request, ctx, csrf_token)
     _month(ctx, month)
     try:
-        editing.delete_summary(ctx, month, _slug(slug), version, ACTOR)
+        editing.delete_summary(ctx, month, _slug(slug), version, actor(request))
     except desk.ChangedElsewhere:
         message = f"{slug} changed elsewhere since you opened the page: not deleted. Look again."
         return issue_page(ctx, request, month, status_code=409, error=message)
@@ -332,7 +332,7 @@ def move_summary(
     if step not in ("up", "down"):
         raise StarletteHTTPException(400, "step must be up or down")
     try:
-        editing.move_summary(ctx, month, _slug(slug), -1 if step == "up" else 1, ACTOR)
+        editing.move_summary(ctx, month, _slug(slug), -1 if step == "up" else 1, actor(request))
     except (editing.ReadOnly, desk.Invalid) as refused:
         return issue_page(ctx, request, month, status_code=409, error=str(refused))
     return see_other(f"/admin/issues/{month}")

@@ -155,8 +155,10 @@ def create_app(
 ) -> FastAPI:
     """The web app for `settings`. The database must be migrated (`newsletter db upgrade`)."""
     from newsletter.web import admin
+    from newsletter.web import admin_audit
     from newsletter.web import admin_issues
     from newsletter.web import admin_schedule
+    from newsletter.web import admin_subscriber
     from newsletter.web import admin_subscribers
     from newsletter.web import api
     from newsletter.web import api_issues  # noqa: F401 (its routes join api.router)
@@ -224,16 +226,10 @@ def create_app(
         return response
 
     _add_error_handlers(app, ctx)
-    for module in (
-        public,
-        preferences,
-        reader,
-        unsubscribe,
-        admin,
-        admin_issues,
-        admin_subscribers,
-        admin_schedule,
-    ):
+    # admin_subscribers before admin_subscriber: its fixed paths (export.csv, bulk) must win
+    # over /admin/subscribers/{subscriber_id}.
+    routers = (public, preferences, reader, unsubscribe, admin, admin_issues)
+    for module in (*routers, admin_subscribers, admin_subscriber, admin_schedule, admin_audit):
         app.include_router(module.router, include_in_schema=False)
     api.install(app, ctx)
 
