@@ -40,6 +40,7 @@ class Summary:
     source: str = ""
     notes: tuple[str, ...] = field(default=(), compare=False)  # warnings (raw HTML)
     article: Article | None = None  # the summarized article as structured data (CSL-JSON)
+    author: str = ""  # `author:` of the front matter; '' = `[content] default_author`
 
     @property
     def key(self) -> str:

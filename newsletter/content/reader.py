@@ -46,7 +46,9 @@ SUMMARY_KEYS = {
     "doi",
     "order",
     "slug",
+    "author",
 }
+AUTHOR_MAX = 200  # a byline, not a paragraph
 ISSUE_KEYS = {"subject", "public", "preheader"}
 ISSUE_FILE = "issue.md"
 
@@ -199,6 +201,9 @@ def read_summary(
             found.append(error)
     slug = _summary_slug(meta, source, found)
     citation = _text_field(meta, "citation", source, found)
+    author = _text_field(meta, "author", source, found)  # one line; shown as a byline
+    if len(author) > AUTHOR_MAX:
+        found.append(ContentError(source, f"at most {AUTHOR_MAX} characters", field="author"))
     csl = article_from_front_matter(
         meta, source, found, lambda name: _read_reference(source, name, found)
     )
@@ -234,6 +239,7 @@ def read_summary(
         source=source,
         notes=tuple(raw_html_notes(body, source, body_line)),
         article=article,
+        author=author,
     )
 
 
