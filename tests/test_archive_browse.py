@@ -131,8 +131,8 @@ def test_the_month_year_index_lists_every_published_issue(site):
     _, groups = panel_of(soup(site, "index.html"))
     years = groups["Issues by month"].select(".panel-years > li")
     assert [y.find(class_="panel-year").get_text() for y in years] == ["2026"]
-    months = [(a.get_text(" ", strip=True), a["href"]) for a in years[0].find_all("a")]
-    assert months == [
+    months = [(a.get_text(), a["href"]) for a in years[0].find_all("a")]
+    assert months == [  # the year is there for screen readers, which read links out of context
         ("July 2026", "/archive/2026-07/"),
         ("June 2026", "/archive/2026-06/"),
         ("May 2026", "/archive/2026-05/"),

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from collections.abc import Iterable
@@ -121,6 +122,7 @@ def write_site(site: Site, out: Path, templates_dir: Path | None, *, search: boo
     if site.panel is not None:  # rendered once: the same lists on every page
         try:
             panel = env.get_template("_panel.html").render(panel=site.panel, site=info)
+            panel = re.sub(r"\n\s*", "\n", panel)  # on every page: no indentation (bytes)
         except jinja2.TemplateError as error:
             where = where_it_failed(error)
             raise ArchiveError(f"template _panel.html failed: {where}{error}") from error
