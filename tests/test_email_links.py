@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from newsletter.content.reader import load_issue
+from newsletter.errors import ContentError
 from newsletter.render.email import Renderer
 
 LINKED = """---
@@ -197,3 +198,21 @@ def test_a_byline_is_one_line_of_text(settings, taxonomy, renderer) -> None:
     assert "By &lt;b&gt;Tom&lt;/b&gt; &amp; Co" in html
     with pytest.raises(ValueError, match="line breaks"):
         settings.content.default_author = "Two\nlines"
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("author: [Ada, Bob]", "author: must be text, not a list or mapping"),
+        ("author: " + "x" * 201, "author: at most 200 characters"),
+    ],
+)
+def test_a_bad_byline_is_an_error_naming_the_file_and_field(settings, taxonomy, line, message):
+    month = Path(settings.content.dir) / "2030-03"
+    month.mkdir(parents=True)
+    (month / "01-x.md").write_text(
+        PLAIN.replace("research_type: Review", f"research_type: Review\n{line}"), encoding="utf-8"
+    )
+    with pytest.raises(ContentError) as problems:
+        load_issue(settings.content.dir, "2030-03", taxonomy, "Test Digest")
+    assert f"01-x.md: {message}" in str(problems.value)
