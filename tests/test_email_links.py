@@ -169,7 +169,7 @@ def test_without_an_intro_the_digest_says_how_many_summaries(issue, renderer) ->
     assert "brings you 3 summaries." in several.text
     assert "brings you 3 summaries." in several.html
     one = renderer.render(bare, bare.summaries[:1], personal=False)
-    assert "brings you one summary." in one.text
+    assert f"brings you 1 summary:\n  * {bare.summaries[0].title}\n" in one.text
 
 
 def test_byline_from_front_matter_or_the_configured_default(
