@@ -3,6 +3,7 @@ the side panel on every page, the search filters' markup, bylines, and the feeds
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -178,6 +179,9 @@ def test_byline_from_front_matter_or_the_default_author(site):
         "Dr. Ada Example",
         "The Editors",
     ]
+    data = json.loads(own.find("script", type="application/ld+json").string)
+    assert data["author"] == {"@type": "Person", "name": "Dr. Ada Example"}
+    assert data["publisher"]["name"] == "Test & Digest"
     feed = feedparser.parse((site / "feeds/atom.xml").read_bytes())
     authors = {entry.title: entry.author for entry in feed.entries}
     assert authors["CBT Gains for Depression Last Two Years"] == "Dr. Ada Example"

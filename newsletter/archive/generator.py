@@ -395,7 +395,10 @@ def generate(issues: Sequence[Issue], taxonomy: Taxonomy, info: SiteInfo) -> Sit
 def _entry(summary: Summary, issue_link: Link, info: SiteInfo) -> Entry:
     summary_html = markdown_to_html(summary.summary_md)
     path = _summary_path(summary)
-    facts = scholar.PageFacts(info.name, info.absolute(path), info.language, info.absolute())
+    author = summary.author or info.default_author
+    facts = scholar.PageFacts(
+        info.name, info.absolute(path), info.language, info.absolute(), author
+    )
     return Entry(
         summary=summary,
         path=path,
@@ -416,7 +419,7 @@ def _entry(summary: Summary, issue_link: Link, info: SiteInfo) -> Entry:
         json_ld=scholar.json_ld(summary, facts),
         downloads=references.download_links(scholar.article_of(summary), info.url(path)),
         cite_summary=scholar.summary_citation(summary, facts),
-        author=summary.author or info.default_author,
+        author=author,
     )
 
 
