@@ -42,6 +42,7 @@ class Summary:
     notes: tuple[str, ...] = field(default=(), compare=False)  # warnings (raw HTML)
     article: Article | None = None  # the summarized article as structured data (CSL-JSON)
     corrected: dt.date | None = None  # when a sent summary was corrected (the archive says so)
+    author: str = ""  # `author:` of the front matter; '' = `[content] default_author`
 
     @property
     def key(self) -> str:

@@ -48,7 +48,9 @@ SUMMARY_KEYS = {
     "order",
     "slug",
     "corrected",
+    "author",
 }
+AUTHOR_MAX = 200  # a byline, not a paragraph
 ISSUE_KEYS = {"subject", "public", "preheader", "status"}
 ISSUE_STATUSES = ("draft", "ready")
 ISSUE_FILE = "issue.md"
@@ -206,6 +208,9 @@ def read_summary(
     if corrected is not None and not isinstance(corrected, dt.date):
         found.append(ContentError(source, "must be a date (YYYY-MM-DD)", field="corrected"))
     citation = _text_field(meta, "citation", source, found)
+    author = _text_field(meta, "author", source, found)  # one line; shown as a byline
+    if len(author) > AUTHOR_MAX:
+        found.append(ContentError(source, f"at most {AUTHOR_MAX} characters", field="author"))
     csl = article_from_front_matter(
         meta, source, found, lambda name: _read_reference(source, name, found)
     )
@@ -242,6 +247,7 @@ def read_summary(
         notes=tuple(raw_html_notes(body, source, body_line)),
         article=article,
         corrected=corrected if isinstance(corrected, dt.date) else None,
+        author=author,
     )
 
 

@@ -239,9 +239,14 @@ def create_app(
             for folder in (settings.templates.dir, default_templates_dir()):
                 if folder is None:
                     continue
-                path = Path(folder) / "web" / "static" / name
-                if path.is_file():
-                    return FileResponse(path, headers={"Cache-Control": "public, max-age=3600"})
+                # web/static/, then the look shared with the archive (shared/static/)
+                for path in (
+                    Path(folder) / "web" / "static" / name,
+                    Path(folder) / "shared" / "static" / name,
+                ):
+                    if path.is_file():
+                        headers = {"Cache-Control": "public, max-age=3600"}
+                        return FileResponse(path, headers=headers)
         raise StarletteHTTPException(404)
 
     archive_dir = getattr(getattr(settings, "archive", None), "dir", None)
