@@ -183,6 +183,9 @@ class ArchiveSection(_Section):
     templates_dir: Path | None = None
     page_size: int = Field(default=12, ge=1, le=1000)
     site_url: str = ""  # absolute URL of the site for feeds/sitemap; default base_url + base_path
+    # Rebuild the site after every completed send (CLI, web, scheduler, worker); a failing
+    # rebuild is logged and reported, and never marks the send failed.
+    rebuild_after_send: bool = True
 
 
 class WebSection(_Section):

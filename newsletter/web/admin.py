@@ -107,7 +107,7 @@ def see_other(path: str) -> RedirectResponse:
 
 @router.get("/admin")
 def admin_home(request: Request) -> Response:
-    return see_other("/admin/issues" if logged_in(request) else "/admin/login")
+    return see_other("/admin/dashboard" if logged_in(request) else "/admin/login")
 
 
 def login_page(ctx: WebContext, request: Request, status_code: int = 200, error: str = ""):

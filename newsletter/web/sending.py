@@ -84,6 +84,7 @@ class SendState:
     thread: threading.Thread
     error: str = ""
     finished: bool = False
+    archive: str = ""  # the archive rebuild after a completed send, in one line
 
 
 class Sending:
@@ -217,10 +218,12 @@ class Sending:
                 lists=lists,
                 transport_factory=factory,
                 stop=self.stopping,
+                actor="admin",
             )
             assert result.report is not None
             report = result.report
             log.info("sent %s: %s sent, %s failed", issue.month, report.sent, report.failed)
+            state.archive = result.archive.summary() if result.archive else ""
         except NewsletterError as error:
             state.error = str(error)
         except Exception as error:  # keep the message for the page; the traceback in the log
