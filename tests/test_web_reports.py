@@ -1,0 +1,242 @@
+"""The dashboard, the issue report (page, CSV, API), and publishing from the web and the API."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from sqlalchemy import select
+from test_web_support import csrf
+
+from newsletter.errors import PermanentFailure
+from newsletter.store import audit
+from newsletter.store import engine as db
+from newsletter.store.models import Delivery
+from newsletter.store.subscribers import add_subscriber
+
+pytest_plugins = ["test_web_support"]
+AUTH = {"Authorization": "Bearer test-api-token"}
+
+
+@pytest.fixture
+def readers(engine, web_settings, taxonomy):
+    with db.transaction(engine) as session:
+        add_subscriber(session, web_settings, taxonomy, "ana@example.net")
+        add_subscriber(session, web_settings, taxonomy, "=cmd@example.net")  # a CSV formula
+        add_subscriber(session, web_settings, taxonomy, "gone@example.net")
+
+
+@pytest.fixture
+def sent(admin, app, readers, outbox):
+    """2025-01 sent from the admin's send button (gone@ refused by the server)."""
+    outbox.fail = lambda to: (
+        PermanentFailure("550 no such user", code=550) if to == "gone@example.net" else None
+    )
+    token = csrf(admin, "/admin/issues/2025-01/send")
+    response = admin.post("/admin/issues/2025-01/send", data={"csrf_token": token})
+    assert response.status_code == 303
+    app.state.ctx.sending.wait("2025-01", timeout=30)
+    state = app.state.ctx.sending.state("2025-01")
+    assert state is not None and not state.error, state and state.error
+    return state
+
+
+def audit_actions(engine) -> list[tuple[str, str, str]]:
+    with db.session_factory(engine)() as session:
+        entries, _ = audit.recent(session)
+    return [(e.actor, e.action, e.target) for e in entries]
+
+
+# --- publishing ----------------------------------------------------------------------------
+
+
+def test_a_send_from_the_web_rebuilds_the_archive_it_serves(sent, admin, web_settings, engine):
+    assert sent.archive.startswith("archive rebuilt"), sent.archive
+    assert (web_settings.archive.dir / "2025-01" / "index.html").is_file()
+    # The archive did not exist when the app started; it is served now, and linked.
+    page = admin.get("/archive/2025-01/")
+    assert page.status_code == 200 and "Fixture issue" in page.text
+    report = admin.get("/admin/issues/2025-01/report")
+    assert 'href="/archive/2025-01/"' in report.text
+    actions = audit_actions(engine)
+    assert ("admin", "send", "2025-01") in actions
+    assert ("admin", "archive-rebuild", "archive") in actions
+
+
+def test_the_archive_is_a_404_until_it_is_built(client):
+    assert client.get("/archive/").status_code == 404
+
+
+def test_the_rebuild_button(admin, web_settings, engine):
+    token = csrf(admin, "/admin/dashboard")
+    response = admin.post("/admin/archive/rebuild", data={"csrf_token": token})
+    assert response.status_code == 200
+    assert "Archive rebuilt" in response.text
+    assert (web_settings.archive.dir / "index.html").is_file()
+    assert audit_actions(engine)[0] == ("admin", "archive-rebuild", "archive")
+
+
+def test_the_rebuild_button_needs_the_form_token_and_the_session(admin, client, web_settings):
+    assert admin.post("/admin/archive/rebuild", data={"csrf_token": "x"}).status_code == 403
+    assert not web_settings.archive.dir.exists()
+    admin.cookies.clear()
+    response = client.post("/admin/archive/rebuild", data={"csrf_token": "x"})
+    assert response.status_code == 303 and response.headers["location"].endswith("/admin/login")
+
+
+def test_a_failing_rebuild_is_reported_and_the_old_site_kept(admin, web_settings, engine):
+    web_settings.archive.dir.mkdir()
+    (web_settings.archive.dir / "mine.txt").write_text("not a site we built")
+    token = csrf(admin, "/admin/dashboard")
+    response = admin.post("/admin/archive/rebuild", data={"csrf_token": token})
+    assert response.status_code == 500
+    assert "Archive not rebuilt" in response.text and "refusing to replace" in response.text
+    assert (web_settings.archive.dir / "mine.txt").read_text() == "not a site we built"
+    with db.session_factory(engine)() as session:
+        entries, _ = audit.recent(session, action="archive-rebuild")
+    assert entries[0].detail.startswith("failed:")
+
+
+def test_the_api_rebuilds_the_archive(client, web_settings, engine):
+    response = client.post("/api/archive/rebuild", headers=AUTH)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["pages"] > 0 and body["months"] == []  # nothing sent, nothing public yet
+    assert (web_settings.archive.dir / "index.html").is_file()
+    assert audit_actions(engine)[0] == ("api", "archive-rebuild", "archive")
+    assert client.post("/api/archive/rebuild").status_code == 401
+    assert (
+        client.post("/api/archive/rebuild", headers={"Authorization": "Bearer no"}).status_code
+        == 401
+    )
+
+
+def test_the_api_says_why_a_rebuild_failed(client, web_settings):
+    web_settings.archive.dir.mkdir()
+    (web_settings.archive.dir / "mine.txt").write_text("x")
+    response = client.post("/api/archive/rebuild", headers=AUTH)
+    assert response.status_code == 409
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "refusing to replace" in response.json()["detail"]
+
+
+# --- the issue report ----------------------------------------------------------------------
+
+
+def test_the_report_page(sent, admin):
+    page = admin.get("/admin/issues/2025-01/report")
+    assert page.status_code == 200
+    text = page.text
+    assert "How 2025-01 did" in text
+    assert "550 no such user" in text  # the failure, with its reason
+    assert "1 hard, 0 soft" in text
+    assert "ana@example.net" in text and "gone@example.net" in text
+    failed = admin.get("/admin/issues/2025-01/report", params={"status": "failed"})
+    assert "gone@example.net" in failed.text and "ana@example.net" not in failed.text
+    searched = admin.get("/admin/issues/2025-01/report", params={"q": "ana"})
+    assert "1 match" in searched.text
+
+
+def test_the_report_as_csv(sent, admin):
+    response = admin.get("/admin/issues/2025-01/report.csv")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    assert "recipients-2025-01.csv" in response.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert {row["email"] for row in rows} == {
+        "ana@example.net",
+        "'=cmd@example.net",  # never a formula in a spreadsheet
+        "gone@example.net",
+    }
+    failed = admin.get("/admin/issues/2025-01/report.csv", params={"status": "failed"})
+    assert [row["reason"] for row in csv.DictReader(io.StringIO(failed.text))] == [
+        "550 no such user"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/admin/issues/2025-02/report", 404),  # never sent
+        ("/admin/issues/2099-01/report", 404),
+        ("/admin/issues/2025-1/report", 404),
+        ("/admin/issues/2025-01/report?status=lost", 400),
+        ("/admin/issues/2025-01/report?page=x", 400),
+        ("/admin/issues/2025-02/report.csv", 404),
+        ("/admin/issues/2025-01/report.csv?status=lost", 400),
+    ],
+)
+def test_report_pages_refuse_what_they_cannot_show(sent, admin, path, status):
+    response = admin.get(path)
+    assert response.status_code == status
+
+
+def test_report_pages_need_the_session(client):
+    for path in (
+        "/admin/issues/2025-01/report",
+        "/admin/issues/2025-01/report.csv",
+        "/admin/dashboard",
+    ):
+        response = client.get(path)
+        assert response.status_code == 303, path
+        assert response.headers["location"].endswith("/admin/login")
+
+
+def test_the_report_api(sent, client, engine):
+    response = client.get("/api/issues/2025-01/report", headers=AUTH)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["audience"], body["sent"], body["failed"], body["skipped"]) == (3, 2, 1, 0)
+    assert body["failed_reasons"] == [{"reason": "550 no such user", "count": 1}]
+    assert body["bounced_hard"] == 1 and body["recipients_total"] == 3
+    page = client.get(
+        "/api/issues/2025-01/report", headers=AUTH, params={"status": "sent", "limit": 1}
+    ).json()
+    assert page["recipients_total"] == 2 and len(page["recipients"]) == 1
+    with db.session_factory(engine)() as session:
+        first = session.scalar(
+            select(Delivery.email).where(Delivery.status == "sent").order_by(Delivery.id)
+        )
+    assert page["recipients"][0]["email"] == first
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/api/issues/2025-02/report", 404),
+        ("/api/issues/nope/report", 404),
+        ("/api/issues/2025-01/report?status=lost", 422),
+        ("/api/issues/2025-01/report?limit=0", 422),
+        ("/api/issues/2025-01/report?limit=501", 422),
+    ],
+)
+def test_the_report_api_refuses(sent, client, path, status):
+    response = client.get(path, headers=AUTH)
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+    assert client.get(path).status_code == 401
+
+
+# --- the dashboard -------------------------------------------------------------------------
+
+
+def test_the_admin_home_is_the_dashboard(sent, admin):
+    assert admin.get("/admin").headers["location"].endswith("/admin/dashboard")
+    page = admin.get("/admin/dashboard")
+    assert page.status_code == 200
+    text = page.text
+    assert text.count('<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img"') == 2
+    assert "Subscribers by month" in text and "Readers who receive each topic" in text
+    assert "Alliance and Therapeutic Relationship: 2 readers" in text  # ana@ and =cmd@
+    assert 'href="/admin/issues/2025-01/report"' in text  # the last issue
+    assert "Next issue" in text
+    assert "under 0.30 %" in text  # the Gmail/Yahoo spam-rate threshold
+    assert "style=" not in text  # the CSP forbids inline styles
+    assert 'action="/admin/archive/rebuild"' in text
+
+
+def test_the_dashboard_with_nothing_sent(admin):
+    page = admin.get("/admin/dashboard")
+    assert page.status_code == 200
+    assert "none sent yet" in page.text
