@@ -188,6 +188,12 @@ class ArchiveSection(_Section):
     rebuild_after_send: bool = True
 
 
+class TrackingSection(_Section):
+    """Aggregate click counts (docs/privacy.md): off unless asked for; never per reader."""
+
+    clicks: bool = False
+
+
 class WebSection(_Section):
     """The web app (`newsletter serve`). Secrets come from the environment variables named here."""
 
@@ -368,6 +374,7 @@ class Settings(_Section):
     schedule: ScheduleSection = Field(default_factory=ScheduleSection)
     dkim: DkimSection = Field(default_factory=DkimSection)
     bounces: BouncesSection = Field(default_factory=BouncesSection)
+    tracking: TrackingSection = Field(default_factory=TrackingSection)
     lists: list[ListSpec] = Field(default_factory=list)
     # The folder holding the config file, and the file (not keys of the file itself).
     _base_dir: Path = PrivateAttr(default=Path("."))

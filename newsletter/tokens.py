@@ -13,10 +13,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from itsdangerous import BadSignature
 from itsdangerous import SignatureExpired
+from itsdangerous import URLSafeSerializer
 from itsdangerous import URLSafeTimedSerializer
 
 from newsletter.errors import TokenError
@@ -95,3 +97,53 @@ class Signer:
         ):
             raise TokenError("this link is not valid")
         return value[0], value[1], (value[2] if len(value) == 3 else None)
+
+
+CLICK_SALT = "newsletter.click"
+MAX_TRACKED_URL = 2000  # longer links are left as they are (the redirect URL would be longer)
+
+
+@dataclass(frozen=True)
+class ClickTarget:
+    """What a click-redirect token names: an issue, a variant, a summary ('' for none), a link.
+    Never a reader: every reader of a variant gets the same token."""
+
+    month: str
+    variant: str
+    summary: str
+    url: str
+
+
+def trackable(url: str) -> bool:
+    """Whether a link can go through the click redirect (http(s), not too long)."""
+    return url.startswith(("https://", "http://")) and len(url) <= MAX_TRACKED_URL
+
+
+class LinkSigner:
+    """Signs the targets of the click redirect (`/r/{token}`). Without a timestamp, so one
+    link of one variant has one token, whoever it is sent to (rendered once per variant), and
+    a link in an old digest keeps working."""
+
+    def __init__(self, secret_key: str) -> None:
+        self._serializer = URLSafeSerializer(secret_key, salt=CLICK_SALT)
+
+    def make(self, target: ClickTarget) -> str:
+        """The token for `target`; ValueError for a link that cannot be tracked."""
+        if not trackable(target.url):
+            raise ValueError(f"not a trackable link: {target.url[:80]!r}")
+        return self._serializer.dumps([target.month, target.variant, target.summary, target.url])
+
+    def read(self, token: str) -> ClickTarget:
+        """The target a token names; TokenError if it was not made by us (or was altered)."""
+        try:
+            value = self._serializer.loads(token)
+        except BadSignature:
+            raise TokenError("this link is not valid (it may have been cut or altered)") from None
+        if (
+            not isinstance(value, list)
+            or len(value) != 4
+            or not all(isinstance(part, str) for part in value)
+            or not trackable(value[3])
+        ):
+            raise TokenError("this link is not valid")
+        return ClickTarget(value[0], value[1], value[2], value[3])

@@ -357,3 +357,25 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(50), index=True)
     target: Mapped[str] = mapped_column(String(500), default="")
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class LinkClick(Base):
+    """Clicks on one link of one variant of one campaign, counted by the signed redirect
+    (`/r/{token}`, `[tracking] clicks`; migration 0008). Never a reader, address, IP or user
+    agent: the token names the issue, variant and link only. `link_key` is a sha256 of
+    (variant, summary, url), which keeps the unique key short."""
+
+    __tablename__ = "link_clicks"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "link_key", name="uq_link_clicks_campaign_link"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    link_key: Mapped[str] = mapped_column(String(64))
+    variant: Mapped[str] = mapped_column(String(1000))
+    summary: Mapped[str] = mapped_column(String(200))  # "" for a link outside any summary
+    url: Mapped[str] = mapped_column(Text)
+    clicks: Mapped[int] = mapped_column(Integer, default=0)
+    first_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -28,6 +28,7 @@ from newsletter.scheduling import service
 from newsletter.scheduling.slots import MonthlySlot
 from newsletter.scheduling.slots import month_for_run
 from newsletter.scheduling.slots import next_monthly_runs
+from newsletter.store import clicks
 from newsletter.store import reports
 from newsletter.store.engine import session_factory
 from newsletter.store.models import DELIVERY_STATUSES
@@ -183,6 +184,7 @@ def issue_report(
         rows, total = reports.recipients(
             session, month, status=chosen, search=q, limit=PAGE, offset=(page - 1) * PAGE
         )
+        links = clicks.clicks_for(session, month)
     return render_page(
         ctx,
         request,
@@ -196,7 +198,20 @@ def issue_report(
         q=q[:320],
         statuses=DELIVERY_STATUSES,
         limits={"spam": reports.SPAM_RATE_LIMIT, "bounce": reports.BOUNCE_RATE_LIMIT},
+        tracking=ctx.settings.tracking.clicks,
+        links=links,
+        per_summary=clicks.clicks_per_summary(links),
+        titles=summary_titles(ctx, month),
     )
+
+
+def summary_titles(ctx: WebContext, month: str) -> dict[str, str]:
+    """slug -> title of the month's summaries ({} when its content no longer reads)."""
+    try:
+        issue = ctx.sending.load(month)
+    except NewsletterError:
+        return {}
+    return {s.slug: s.title for s in issue.summaries}
 
 
 def _cell(value: object) -> str:

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from newsletter.archive.publish import rebuild
 from newsletter.content.model import MONTH_RE
 from newsletter.errors import NewsletterError
+from newsletter.store import clicks
 from newsletter.store import reports
 from newsletter.store.engine import session_factory
 from newsletter.web.api import TokenFirst
@@ -47,6 +48,12 @@ class RecipientOut(BaseModel):
     subscriber_status: str
 
 
+class LinkOut(BaseModel):
+    summary: str  # the summary's slug; "" for a link outside any summary
+    url: str
+    clicks: int
+
+
 class ReportOut(BaseModel):
     month: str
     subject: str
@@ -67,6 +74,8 @@ class ReportOut(BaseModel):
     window_days: int
     recipients_total: int
     recipients: list[RecipientOut]
+    clicks_per_summary: dict[str, int]  # empty unless [tracking] clicks was on
+    clicks_per_link: list[LinkOut]
 
 
 class RebuildOut(BaseModel):
@@ -93,8 +102,9 @@ def issue_report(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> ReportOut:
     """How the month's issue did: audience, sent, failed and skipped with their reasons,
-    bounces, unsubscribes and complaints within 30 days, and one page of its recipients
-    (filtered by delivery status and an address substring)."""
+    bounces, unsubscribes and complaints within 30 days, clicks per summary and per link (with
+    `[tracking] clicks`), and one page of its recipients (filtered by delivery status and an
+    address substring)."""
     if not MONTH_RE.match(month):
         raise HTTPException(404, "no such month")
     with session_factory(ctx.engine)() as session:
@@ -104,6 +114,7 @@ def issue_report(
         rows, total = reports.recipients(
             session, month, status=status, search=search, limit=limit, offset=offset
         )
+        links = clicks.clicks_for(session, month)
     return ReportOut(
         month=month,
         subject=report.subject,
@@ -124,6 +135,8 @@ def issue_report(
         window_days=report.window_days,
         recipients_total=total,
         recipients=[RecipientOut(**vars(row)) for row in rows],
+        clicks_per_summary=clicks.clicks_per_summary(links),
+        clicks_per_link=[LinkOut(summary=k.summary, url=k.url, clicks=k.clicks) for k in links],
     )
 
 

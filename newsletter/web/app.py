@@ -173,6 +173,7 @@ def create_app(
     from newsletter.web import admin_subscribers
     from newsletter.web import api
     from newsletter.web import api_reports
+    from newsletter.web import clicks
     from newsletter.web import preferences
     from newsletter.web import public
     from newsletter.web import unsubscribe
@@ -237,7 +238,7 @@ def create_app(
 
     _add_error_handlers(app, ctx)
     pages = (public, preferences, unsubscribe, admin, admin_subscribers, admin_schedule)
-    for module in (*pages, admin_reports):
+    for module in (*pages, admin_reports, clicks):
         app.include_router(module.router, include_in_schema=False)
     api.install(app, ctx)
     api_reports.install(app)
