@@ -5,13 +5,16 @@ reused for another subscriber even if an id is ever recycled. Unsubscribe and pr
 links never expire (old emails must keep working, as RFC 8058 expects); confirmation links do,
 and so do privacy links (download my data, forget me), which are short-lived and emailed on
 request. A confirmation token may also carry the choices of the request it answers (a small
-JSON object), applied only when the link is used.
+JSON object), applied only when the link is used; the unsubscribe and preference links of a
+digest carry its month (`{"c": "2025-01"}`), so an unsubscribe or a dropped topic is counted
+for the issue it came from (tokens without it, made before, keep working).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +36,9 @@ CONFIRM_MAX_AGE = 7 * 24 * 3600
 PRIVACY_MAX_AGE = 3600  # when the caller gives none ([web] privacy_link_max_age is the setting)
 _MAX_AGES = {CONFIRM: CONFIRM_MAX_AGE, PRIVACY: PRIVACY_MAX_AGE}
 ADDRESS_HASH_LENGTH = 10  # hex digits of the address hash in a token
+# The `extra` key naming the digest (YYYY-MM) an unsubscribe or preferences link was sent in.
+CAMPAIGN = "c"
+_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 
 
 def address_hash(email: str, length: int = ADDRESS_HASH_LENGTH) -> str:
@@ -75,6 +81,17 @@ class Signer:
         too old (confirmation and privacy tokens expire; `max_age` overrides the default)."""
         subscriber_id, digest, _ = self.read_with_extra(purpose, token, max_age)
         return subscriber_id, digest
+
+    def campaign(self, purpose: str, token: str) -> str:
+        """The month of the digest an unsubscribe or preferences link came in ("" when the
+        token names none: links made before campaigns were named, or outside a digest).
+        Only for attributing what a reader does to an issue; never checked for access."""
+        try:
+            _, _, extra = self.read_with_extra(purpose, token)
+        except TokenError:
+            return ""
+        month = extra.get(CAMPAIGN) if extra else None
+        return month if isinstance(month, str) and _MONTH.fullmatch(month) else ""
 
     def read_with_extra(
         self, purpose: str, token: str, max_age: int | None = None

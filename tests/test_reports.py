@@ -17,9 +17,12 @@ from newsletter.render import charts
 from newsletter.sending.campaign import send_month
 from newsletter.store import engine as db
 from newsletter.store import reports
+from newsletter.store import responses
 from newsletter.store.bounces import record_bounce
 from newsletter.store.models import COMPLAINED
+from newsletter.store.models import Campaign
 from newsletter.store.models import Delivery
+from newsletter.store.models import IssueResponse
 from newsletter.store.models import Subscriber
 from newsletter.store.subscribers import add_subscriber
 from newsletter.store.subscribers import require_subscriber
@@ -75,6 +78,18 @@ def sent(store, settings, taxonomy):
         later.unsubscribed_at = sent_at + dt.timedelta(days=40)
         angry = require_subscriber(session, "angry@example.net")
         angry.status = COMPLAINED
+        # Through the issue's links (the web pages record these: see test_web_reports.py).
+        assert responses.record(session, "2025-01", responses.UNSUBSCRIBED)
+        assert responses.record(session, "2025-01", responses.DROPPED_TOPIC, ANXIETY)
+        assert responses.record(session, "2025-01", responses.DROPPED_TOPIC, ANXIETY)
+        assert responses.record(session, "2025-01", responses.DROPPED_TOPIC, ALLIANCE)
+        assert not responses.record(session, "1999-01", responses.UNSUBSCRIBED)  # never sent
+        late = IssueResponse(
+            campaign_id=session.scalar(select(Campaign.id).where(Campaign.month == "2025-01")),
+            kind=responses.UNSUBSCRIBED,
+            at=sent_at + dt.timedelta(days=40),
+        )
+        session.add(late)  # 40 days after: past the window
         record_bounce(
             session,
             email_address="alliance@example.net",
@@ -103,13 +118,14 @@ def test_the_report_counts_what_happened_to_the_issue(sent) -> None:
     assert len(report.skipped_reasons) == 1 and report.skipped_reasons[0][1] == 1
     # One hard bounce at send time (the 550), one soft one from a DSN; the other month's not.
     assert (report.bounced_hard, report.bounced_soft) == (1, 1)
-    assert report.unsubscribed == 1  # 3 days after; the one 40 days after is not counted
+    assert report.unsubscribed == 1  # the one 40 days after is not counted
+    assert report.topics_dropped == [(ANXIETY, 2), (ALLIANCE, 1)]
     assert report.complained == 1
     assert report.complaint_rate == pytest.approx(1 / 5)
     assert report.bounce_rate == pytest.approx(2 / 5)
 
 
-def test_an_unsubscribe_goes_to_the_last_issue_the_reader_got(sent, settings, taxonomy) -> None:
+def test_a_complaint_goes_to_the_last_issue_the_reader_got(sent, settings, taxonomy) -> None:
     issue = load_issue(settings.content.dir, "2025-02", taxonomy, settings.newsletter.name)
     send_month(sent, settings, issue, MemoryTransport())  # all@ gets every issue
     with db.transaction(sent) as session:
@@ -119,20 +135,25 @@ def test_an_unsubscribe_goes_to_the_last_issue_the_reader_got(sent, settings, ta
             .order_by(Delivery.id)
         )
         assert first is not None
-        session.execute(  # February reached them a day after January, and they left a day later
+        session.execute(  # February reached them a day after January, and they complained
             update(Delivery)
             .where(Delivery.email == "all@example.net", Delivery.sent_at > first)
             .values(sent_at=first + dt.timedelta(days=1))
         )
         reader = require_subscriber(session, "all@example.net")
-        unsubscribe(session, reader)
-        reader.unsubscribed_at = first + dt.timedelta(days=2)
+        reader.status = COMPLAINED
+        reader.updated_at = first + dt.timedelta(days=2)
     with db.session_factory(sent)() as session:
         january = reports.issue_report(session, "2025-01")
         february = reports.issue_report(session, "2025-02")
     assert january is not None and february is not None
-    assert january.unsubscribed == 1  # anxious@ only
-    assert february.unsubscribed == 1  # all@
+    assert january.complained == 1  # angry@ only
+    assert february.complained == 1  # all@
+
+
+def test_an_unknown_response_is_refused(session) -> None:
+    with pytest.raises(ValueError, match="unknown response"):
+        responses.record(session, "2025-01", "opened")
 
 
 def test_the_recipients_list_filters_searches_and_pages(sent) -> None:

@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import pytest
 from sqlalchemy import select
+from test_web_support import BASE
 from test_web_support import csrf
+from test_web_support import link_to
+from test_web_support import text_of
 
+from newsletter.content.taxonomy import default_taxonomy
 from newsletter.errors import PermanentFailure
 from newsletter.store import audit
 from newsletter.store import engine as db
 from newsletter.store.models import Delivery
 from newsletter.store.subscribers import add_subscriber
+from newsletter.tokens import UNSUBSCRIBE
+from newsletter.tokens import Signer
 
 pytest_plugins = ["test_web_support"]
 AUTH = {"Authorization": "Bearer test-api-token"}
+TAXONOMY = default_taxonomy()
 
 
 @pytest.fixture
@@ -240,3 +248,31 @@ def test_the_dashboard_with_nothing_sent(admin):
     page = admin.get("/admin/dashboard")
     assert page.status_code == 200
     assert "none sent yet" in page.text
+
+
+# --- unsubscribes and dropped topics, counted through the issue's own links -----------------
+
+DROP = re.compile(re.escape(BASE) + r"(/preferences/[^\s\"]+)\?drop=([a-z-]+)")
+
+
+def test_unsubscribes_and_dropped_topics_count_for_the_issue_they_came_from(
+    sent, client, outbox, web_settings, engine
+):
+    by_reader = {m.recipient: m.message for m in outbox.outbox}
+    unsubscribe = link_to(by_reader["ana@example.net"], "/u/")
+    data = {"List-Unsubscribe": "One-Click"}
+    assert client.post(unsubscribe, data=data).status_code == 200
+    assert client.post(unsubscribe, data=data).status_code == 200  # twice: counted once
+    prefs, topic = DROP.search(text_of(by_reader["=cmd@example.net"])).groups()
+    done = client.post(
+        prefs, data={"csrf_token": csrf(client, prefs), "action": "drop", "topic": topic}
+    )
+    assert "no longer receive" in done.text
+    # A link made outside any digest (or before links named their issue) counts for none.
+    with db.transaction(engine) as session:
+        other = add_subscriber(session, web_settings, TAXONOMY, "old@example.net")
+        old = Signer(web_settings.secret_key()).make(UNSUBSCRIBE, other.id, other.email)
+    assert client.post(f"/u/{old}", data=data).status_code == 200
+    report = client.get("/api/issues/2025-01/report", headers=AUTH).json()
+    assert report["unsubscribed"] == 1
+    assert report["topics_dropped"] == [{"topic": topic, "count": 1}]

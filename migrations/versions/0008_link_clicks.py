@@ -1,4 +1,4 @@
-"""aggregate link clicks
+"""aggregate link clicks and issue responses
 
 Revision ID: 0008
 Revises: 0007
@@ -8,7 +8,9 @@ Create Date: 2026-12-16 09:00:00
 counting the clicks through the signed redirect `/r/{token}`. No reader, address, IP address or
 user agent is stored: the redirect's token names the issue, variant and link only.
 `link_key` is a sha256 of (variant, summary, url), so the unique key stays short.
-Downgrading drops the counts.
+`issue_responses`: one row per unsubscribe or dropped topic that came through a digest's
+links (the digest's month is in the link's token), naming no reader.
+Downgrading drops both tables.
 """
 
 from __future__ import annotations
@@ -44,6 +46,28 @@ def upgrade() -> None:
         sa.UniqueConstraint("campaign_id", "link_key", name="uq_link_clicks_campaign_link"),
     )
 
+    op.create_table(
+        "issue_responses",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("campaign_id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=20), nullable=False),
+        sa.Column("topic", sa.String(length=120), nullable=False),
+        sa.Column("at", sa.DateTime(), nullable=False),
+        sa.CheckConstraint(
+            "kind IN ('unsubscribe', 'drop-topic')", name=op.f("ck_issue_responses_kind")
+        ),
+        sa.ForeignKeyConstraint(
+            ["campaign_id"],
+            ["campaigns.id"],
+            name=op.f("fk_issue_responses_campaign_id_campaigns"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_issue_responses")),
+    )
+    op.create_index(op.f("ix_issue_responses_campaign_id"), "issue_responses", ["campaign_id"])
+
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_issue_responses_campaign_id"), table_name="issue_responses")
+    op.drop_table("issue_responses")
     op.drop_table("link_clicks")

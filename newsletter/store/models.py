@@ -379,3 +379,23 @@ class LinkClick(Base):
     clicks: Mapped[int] = mapped_column(Integer, default=0)
     first_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# What a reader did with a digest's links (migration 0008), counted for that issue.
+RESPONSE_KINDS = ("unsubscribe", "drop-topic")
+
+
+class IssueResponse(Base):
+    """One unsubscribe or dropped topic that came through the links of one campaign's digest
+    (the month is in the link's token; migration 0008). Names no reader: only what and when."""
+
+    __tablename__ = "issue_responses"
+    __table_args__ = (CheckConstraint(_in("kind", RESPONSE_KINDS), name="kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(20))
+    topic: Mapped[str] = mapped_column(String(120), default="")  # for a dropped topic
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -2,9 +2,11 @@
 
 Everything is counted from what the store already keeps: the delivery ledger (sent, failed,
 skipped and why), the bounces (attributed to an issue through the Message-ID they answer, which
-names the month: `<YYYY-MM.id.hash@domain>`), and the subscribers' own dates. An unsubscribe is
-attributed to the last issue the reader was sent before it, if that was at most
-`WINDOW_DAYS` earlier. Nothing here stores anything about a reader.
+names the month: `<YYYY-MM.id.hash@domain>`), the unsubscribes and dropped topics that came
+through the issue's own links (their tokens carry its month: `store.responses`), and the
+subscribers' own dates. A complaint has no link to come through: it is attributed to the last
+issue the reader was sent before it, if that was at most `WINDOW_DAYS` earlier. Nothing here
+stores anything about a reader.
 """
 
 from __future__ import annotations
@@ -34,9 +36,12 @@ from newsletter.store.models import Bounce
 from newsletter.store.models import Campaign
 from newsletter.store.models import Delivery
 from newsletter.store.models import ExcludedTopic
+from newsletter.store.models import IssueResponse
 from newsletter.store.models import Subscriber
 from newsletter.store.models import SubscriberTopic
 from newsletter.store.models import utcnow
+from newsletter.store.responses import DROPPED_TOPIC as DROP_TOPIC
+from newsletter.store.responses import UNSUBSCRIBED as UNSUBSCRIBE
 
 WINDOW_DAYS = 30
 MAX_PAGE = 500
@@ -64,6 +69,7 @@ class IssueReport:
     bounced_soft: int
     unsubscribed: int
     complained: int
+    topics_dropped: list[tuple[str, int]] = dataclasses.field(default_factory=list)
     window_days: int = WINDOW_DAYS
 
     @property
@@ -125,7 +131,25 @@ def _grouped_reasons(session: Session, campaign_id: int, status: str) -> list[tu
     return [(str(text), int(count)) for text, count in rows]
 
 
-def _attributed_unsubscribes(
+def _responses(
+    session: Session, campaign: Campaign, window: dt.timedelta
+) -> dict[tuple[str, str], int]:
+    """(kind, topic) -> count of the responses through the issue's links within `window` of
+    its start (the window is compared here: date arithmetic differs between databases)."""
+    start = campaign.started_at or campaign.created_at
+    counts: dict[tuple[str, str], int] = {}
+    rows = session.execute(
+        select(IssueResponse.kind, IssueResponse.topic, IssueResponse.at).where(
+            IssueResponse.campaign_id == campaign.id
+        )
+    )
+    for kind, topic, at in rows:
+        if start is None or at - start <= window:
+            counts[(kind, topic)] = counts.get((kind, topic), 0) + 1
+    return counts
+
+
+def _attributed_changes(
     session: Session, campaign_id: int, status: str, window: dt.timedelta
 ) -> int:
     """Readers sent this campaign, now `status` (unsubscribed/complained), whose change came
@@ -176,6 +200,7 @@ def issue_report(
         ).all()
     )
     window = dt.timedelta(days=window_days)
+    responses = _responses(session, campaign, window)
     return IssueReport(
         month=month,
         subject=campaign.subject,
@@ -188,8 +213,12 @@ def issue_report(
         skipped_reasons=_grouped_reasons(session, campaign.id, SKIPPED),
         bounced_hard=int(kinds.get("hard", 0)),
         bounced_soft=int(kinds.get("soft", 0)),
-        unsubscribed=_attributed_unsubscribes(session, campaign.id, UNSUBSCRIBED, window),
-        complained=_attributed_unsubscribes(session, campaign.id, COMPLAINED, window),
+        unsubscribed=sum(n for (kind, _), n in responses.items() if kind == UNSUBSCRIBE),
+        complained=_attributed_changes(session, campaign.id, COMPLAINED, window),
+        topics_dropped=sorted(
+            ((topic, n) for (kind, topic), n in responses.items() if kind == DROP_TOPIC),
+            key=lambda item: (-item[1], item[0]),
+        ),
         window_days=window_days,
     )
 

@@ -202,6 +202,7 @@ def issue_report(
         links=links,
         per_summary=clicks.clicks_per_summary(links),
         titles=summary_titles(ctx, month),
+        topic_labels={t.slug: t.label for t in ctx.taxonomy.topics},
     )
 
 

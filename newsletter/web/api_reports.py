@@ -48,6 +48,11 @@ class RecipientOut(BaseModel):
     subscriber_status: str
 
 
+class TopicCount(BaseModel):
+    topic: str  # slug
+    count: int
+
+
 class LinkOut(BaseModel):
     summary: str  # the summary's slug; "" for a link outside any summary
     url: str
@@ -70,6 +75,7 @@ class ReportOut(BaseModel):
     bounced_hard: int
     bounced_soft: int
     unsubscribed: int
+    topics_dropped: list[TopicCount]
     complained: int
     window_days: int
     recipients_total: int
@@ -102,7 +108,8 @@ def issue_report(
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> ReportOut:
     """How the month's issue did: audience, sent, failed and skipped with their reasons,
-    bounces, unsubscribes and complaints within 30 days, clicks per summary and per link (with
+    bounces, unsubscribes and topics dropped through its links and complaints within 30
+    days, clicks per summary and per link (with
     `[tracking] clicks`), and one page of its recipients (filtered by delivery status and an
     address substring)."""
     if not MONTH_RE.match(month):
@@ -131,6 +138,7 @@ def issue_report(
         bounced_hard=report.bounced_hard,
         bounced_soft=report.bounced_soft,
         unsubscribed=report.unsubscribed,
+        topics_dropped=[TopicCount(topic=t, count=n) for t, n in report.topics_dropped],
         complained=report.complained,
         window_days=report.window_days,
         recipients_total=total,
