@@ -276,3 +276,10 @@ def test_unsubscribes_and_dropped_topics_count_for_the_issue_they_came_from(
     report = client.get("/api/issues/2025-01/report", headers=AUTH).json()
     assert report["unsubscribed"] == 1
     assert report["topics_dropped"] == [{"topic": topic, "count": 1}]
+
+
+def test_the_issue_page_links_to_its_report_and_archive_page(sent, admin):
+    page = admin.get("/admin/issues/2025-01").text
+    assert 'href="/admin/issues/2025-01/report"' in page
+    assert 'href="/archive/2025-01/"' in page
+    assert "archive rebuilt" in page  # what the send's rebuild did
