@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
+import shutil
+import uuid
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import TEST_SECRET
+from conftest import make_config
+from outside_tools import require_tool
 from outside_tools import update_golden
+from sqlalchemy import Engine
+from sqlalchemy import create_engine
 from sqlalchemy import select
+from sqlalchemy import text
 from sqlalchemy import update
 
+from newsletter.config import settings_from_dict
 from newsletter.content.reader import load_issue
+from newsletter.content.taxonomy import default_taxonomy
 from newsletter.errors import PermanentFailure
 from newsletter.render import charts
 from newsletter.sending.campaign import send_month
@@ -44,15 +57,48 @@ PEOPLE = {
 }
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, engine):
-    """The test's database: its SQLite file, or a fresh PostgreSQL schema."""
-    return engine if request.param == "sqlite" else request.getfixturevalue("pg_engine")
+@contextlib.contextmanager
+def pg_schema(url: str) -> Iterator[Engine]:
+    """A migrated engine on a fresh PostgreSQL schema, dropped afterwards (as `pg_engine`, for
+    a module-scoped fixture)."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(url)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in url else "?"
+    engine = db.make_engine(f"{url}{separator}options=-csearch_path%3D{schema}")
+    try:
+        db.upgrade(engine)
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
 
 
-@pytest.fixture
-def sent(store, settings, taxonomy):
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def sent(request, tmp_path_factory, migrated_sqlite):
+    """One database per backend for the whole module, holding `scenario` (read-only tests)."""
+    tmp = tmp_path_factory.mktemp("reports")
+    with pytest.MonkeyPatch.context() as patch, contextlib.ExitStack() as stack:
+        patch.setenv("NEWSLETTER_SECRET_KEY", TEST_SECRET)
+        settings = settings_from_dict(make_config(tmp), tmp)
+        if request.param == "sqlite":
+            shutil.copyfile(migrated_sqlite, tmp / "subscribers.db")
+            engine = db.make_engine(settings.database.url)
+            stack.callback(engine.dispose)
+        else:
+            url = os.environ.get("NEWSLETTER_TEST_DATABASE_URL")
+            require_tool(url, "NEWSLETTER_TEST_DATABASE_URL is not set (PostgreSQL tests need it)")
+            engine = stack.enter_context(pg_schema(url))
+        scenario(engine, settings, default_taxonomy())
+        yield engine
+
+
+def scenario(store, settings, taxonomy):
     """2025-01 sent to PEOPLE: one failed, one skipped, then bounces, unsubscribes, complaints."""
+    settings.archive.rebuild_after_send = False  # tested in test_publish.py
     with db.transaction(store) as session:
         for address, topics in PEOPLE.items():
             add_subscriber(session, settings, taxonomy, address, topics=topics)
@@ -125,7 +171,8 @@ def test_the_report_counts_what_happened_to_the_issue(sent) -> None:
     assert report.bounce_rate == pytest.approx(2 / 5)
 
 
-def test_a_complaint_goes_to_the_last_issue_the_reader_got(sent, settings, taxonomy) -> None:
+def test_a_complaint_goes_to_the_last_issue_the_reader_got(engine, settings, taxonomy) -> None:
+    sent = scenario(engine, settings, taxonomy)
     issue = load_issue(settings.content.dir, "2025-02", taxonomy, settings.newsletter.name)
     send_month(sent, settings, issue, MemoryTransport())  # all@ gets every issue
     with db.transaction(sent) as session:
@@ -179,8 +226,8 @@ def test_the_recipients_list_filters_searches_and_pages(sent) -> None:
     assert statuses["anxious@example.net"] == "unsubscribed"
 
 
-def test_no_report_for_a_month_never_sent(store) -> None:
-    with db.session_factory(store)() as session:
+def test_no_report_for_a_month_never_sent(engine) -> None:
+    with db.session_factory(engine)() as session:
         assert reports.issue_report(session, "2025-01") is None
 
 

@@ -1,18 +1,31 @@
-"""The dashboard, the issue report (page, CSV, API), and publishing from the web and the API."""
+"""The dashboard, the issue report (page, CSV, API), and publishing from the web and the API.
+
+Most tests read one site shared by the module (`site`: one app, one admin session, 2025-01
+sent from the send button); the ones that change things have their own app (`admin`).
+"""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import re
+import shutil
 
 import pytest
+from conftest import TEST_SECRET
+from conftest import make_config
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 from sqlalchemy import select
 from test_web_support import BASE
+from test_web_support import PASSWORD
 from test_web_support import csrf
 from test_web_support import link_to
 from test_web_support import text_of
 
+from newsletter.config import Settings
+from newsletter.config import settings_from_dict
 from newsletter.content.taxonomy import default_taxonomy
 from newsletter.errors import PermanentFailure
 from newsletter.store import audit
@@ -21,33 +34,62 @@ from newsletter.store.models import Delivery
 from newsletter.store.subscribers import add_subscriber
 from newsletter.tokens import UNSUBSCRIBE
 from newsletter.tokens import Signer
+from newsletter.transport.memory import MemoryTransport
+from newsletter.web import create_app
+from newsletter.web.sending import SendState
 
 pytest_plugins = ["test_web_support"]
 AUTH = {"Authorization": "Bearer test-api-token"}
 TAXONOMY = default_taxonomy()
+READERS = {
+    "ana@example.net": None,
+    "=cmd@example.net": None,  # a CSV formula
+    "gone@example.net": None,  # refused by the server
+    "leaver@example.net": "anxiety-disorders",  # unsubscribes (its own test)
+    "dropper@example.net": "anxiety-disorders;therapist-factors",  # drops a topic (its own test)
+}
 
 
-@pytest.fixture
-def readers(engine, web_settings, taxonomy):
-    with db.transaction(engine) as session:
-        add_subscriber(session, web_settings, taxonomy, "ana@example.net")
-        add_subscriber(session, web_settings, taxonomy, "=cmd@example.net")  # a CSV formula
-        add_subscriber(session, web_settings, taxonomy, "gone@example.net")
+@dataclasses.dataclass
+class Site:
+    client: TestClient  # logged in as admin
+    engine: Engine
+    settings: Settings
+    outbox: MemoryTransport
+    state: SendState
 
 
-@pytest.fixture
-def sent(admin, app, readers, outbox):
-    """2025-01 sent from the admin's send button (gone@ refused by the server)."""
-    outbox.fail = lambda to: (
-        PermanentFailure("550 no such user", code=550) if to == "gone@example.net" else None
-    )
-    token = csrf(admin, "/admin/issues/2025-01/send")
-    response = admin.post("/admin/issues/2025-01/send", data={"csrf_token": token})
-    assert response.status_code == 303
-    app.state.ctx.sending.wait("2025-01", timeout=30)
-    state = app.state.ctx.sending.state("2025-01")
-    assert state is not None and not state.error, state and state.error
-    return state
+def refuse_gone(to: str):
+    return PermanentFailure("550 no such user", code=550) if to == "gone@example.net" else None
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, migrated_sqlite, admin_password_hash):
+    """One app for the module, 2025-01 sent to READERS from the admin's send button."""
+    tmp = tmp_path_factory.mktemp("web-reports")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NEWSLETTER_SECRET_KEY", TEST_SECRET)
+        patch.setenv("NEWSLETTER_ADMIN_PASSWORD_HASH", admin_password_hash)
+        patch.setenv("NEWSLETTER_API_TOKEN", "test-api-token")
+        settings = settings_from_dict(make_config(tmp), tmp)
+        shutil.copyfile(migrated_sqlite, tmp / "subscribers.db")
+        engine = db.make_engine(settings.database.url)
+        with db.transaction(engine) as session:
+            for address, topics in READERS.items():
+                add_subscriber(session, settings, TAXONOMY, address, topics=topics)
+        outbox = MemoryTransport(refuse_gone)
+        app = create_app(settings, transport_factory=lambda: outbox, engine=engine)
+        with TestClient(app, base_url="https://testserver", follow_redirects=False) as client:
+            login = {"password": PASSWORD, "csrf_token": csrf(client, "/admin/login")}
+            assert client.post("/admin/login", data=login).status_code == 303
+            token = csrf(client, "/admin/issues/2025-01/send")
+            response = client.post("/admin/issues/2025-01/send", data={"csrf_token": token})
+            assert response.status_code == 303
+            app.state.ctx.sending.wait("2025-01", timeout=30)
+            state = app.state.ctx.sending.state("2025-01")
+            assert state is not None and not state.error, state and state.error
+            yield Site(client, engine, settings, outbox, state)
+        engine.dispose()
 
 
 def audit_actions(engine) -> list[tuple[str, str, str]]:
@@ -59,15 +101,15 @@ def audit_actions(engine) -> list[tuple[str, str, str]]:
 # --- publishing ----------------------------------------------------------------------------
 
 
-def test_a_send_from_the_web_rebuilds_the_archive_it_serves(sent, admin, web_settings, engine):
-    assert sent.archive.startswith("archive rebuilt"), sent.archive
-    assert (web_settings.archive.dir / "2025-01" / "index.html").is_file()
+def test_a_send_from_the_web_rebuilds_the_archive_it_serves(site):
+    assert site.state.archive.startswith("archive rebuilt"), site.state.archive
+    assert (site.settings.archive.dir / "2025-01" / "index.html").is_file()
     # The archive did not exist when the app started; it is served now, and linked.
-    page = admin.get("/archive/2025-01/")
+    page = site.client.get("/archive/2025-01/")
     assert page.status_code == 200 and "Fixture issue" in page.text
-    report = admin.get("/admin/issues/2025-01/report")
+    report = site.client.get("/admin/issues/2025-01/report")
     assert 'href="/archive/2025-01/"' in report.text
-    actions = audit_actions(engine)
+    actions = audit_actions(site.engine)
     assert ("admin", "send", "2025-01") in actions
     assert ("admin", "archive-rebuild", "archive") in actions
 
@@ -132,7 +174,8 @@ def test_the_api_says_why_a_rebuild_failed(client, web_settings):
 # --- the issue report ----------------------------------------------------------------------
 
 
-def test_the_report_page(sent, admin):
+def test_the_report_page(site):
+    admin = site.client
     page = admin.get("/admin/issues/2025-01/report")
     assert page.status_code == 200
     text = page.text
@@ -146,7 +189,8 @@ def test_the_report_page(sent, admin):
     assert "1 match" in searched.text
 
 
-def test_the_report_as_csv(sent, admin):
+def test_the_report_as_csv(site):
+    admin = site.client
     response = admin.get("/admin/issues/2025-01/report.csv")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
@@ -156,6 +200,8 @@ def test_the_report_as_csv(sent, admin):
         "ana@example.net",
         "'=cmd@example.net",  # never a formula in a spreadsheet
         "gone@example.net",
+        "leaver@example.net",
+        "dropper@example.net",
     }
     failed = admin.get("/admin/issues/2025-01/report.csv", params={"status": "failed"})
     assert [row["reason"] for row in csv.DictReader(io.StringIO(failed.text))] == [
@@ -175,8 +221,8 @@ def test_the_report_as_csv(sent, admin):
         ("/admin/issues/2025-01/report.csv?status=lost", 400),
     ],
 )
-def test_report_pages_refuse_what_they_cannot_show(sent, admin, path, status):
-    response = admin.get(path)
+def test_report_pages_refuse_what_they_cannot_show(site, path, status):
+    response = site.client.get(path)
     assert response.status_code == status
 
 
@@ -191,18 +237,19 @@ def test_report_pages_need_the_session(client):
         assert response.headers["location"].endswith("/admin/login")
 
 
-def test_the_report_api(sent, client, engine):
+def test_the_report_api(site):
+    client = site.client
     response = client.get("/api/issues/2025-01/report", headers=AUTH)
     assert response.status_code == 200, response.text
     body = response.json()
-    assert (body["audience"], body["sent"], body["failed"], body["skipped"]) == (3, 2, 1, 0)
+    assert (body["audience"], body["sent"], body["failed"], body["skipped"]) == (5, 4, 1, 0)
     assert body["failed_reasons"] == [{"reason": "550 no such user", "count": 1}]
-    assert body["bounced_hard"] == 1 and body["recipients_total"] == 3
+    assert body["bounced_hard"] == 1 and body["recipients_total"] == 5
     page = client.get(
         "/api/issues/2025-01/report", headers=AUTH, params={"status": "sent", "limit": 1}
     ).json()
-    assert page["recipients_total"] == 2 and len(page["recipients"]) == 1
-    with db.session_factory(engine)() as session:
+    assert page["recipients_total"] == 4 and len(page["recipients"]) == 1
+    with db.session_factory(site.engine)() as session:
         first = session.scalar(
             select(Delivery.email).where(Delivery.status == "sent").order_by(Delivery.id)
         )
@@ -219,7 +266,8 @@ def test_the_report_api(sent, client, engine):
         ("/api/issues/2025-01/report?limit=501", 422),
     ],
 )
-def test_the_report_api_refuses(sent, client, path, status):
+def test_the_report_api_refuses(site, path, status):
+    client = site.client
     response = client.get(path, headers=AUTH)
     assert response.status_code == status
     assert response.headers["content-type"] == "application/problem+json"
@@ -229,7 +277,8 @@ def test_the_report_api_refuses(sent, client, path, status):
 # --- the dashboard -------------------------------------------------------------------------
 
 
-def test_the_admin_home_is_the_dashboard(sent, admin):
+def test_the_admin_home_is_the_dashboard(site):
+    admin = site.client
     assert admin.get("/admin").headers["location"].endswith("/admin/dashboard")
     page = admin.get("/admin/dashboard")
     assert page.status_code == 200
@@ -255,15 +304,22 @@ def test_the_dashboard_with_nothing_sent(admin):
 DROP = re.compile(re.escape(BASE) + r"(/preferences/[^\s\"]+)\?drop=([a-z-]+)")
 
 
-def test_unsubscribes_and_dropped_topics_count_for_the_issue_they_came_from(
-    sent, client, outbox, web_settings, engine
-):
-    by_reader = {m.recipient: m.message for m in outbox.outbox}
-    unsubscribe = link_to(by_reader["ana@example.net"], "/u/")
+def test_the_issue_page_links_to_its_report_and_archive_page(site):
+    page = site.client.get("/admin/issues/2025-01").text
+    assert 'href="/admin/issues/2025-01/report"' in page
+    assert 'href="/archive/2025-01/"' in page
+    assert "archive rebuilt" in page  # what the send's rebuild did
+
+
+def test_unsubscribes_and_dropped_topics_count_for_the_issue_they_came_from(site):
+    # Last in the module: it changes two readers of the shared site (theirs alone).
+    client, engine, web_settings = site.client, site.engine, site.settings
+    by_reader = {m.recipient: m.message for m in site.outbox.outbox}
+    unsubscribe = link_to(by_reader["leaver@example.net"], "/u/")
     data = {"List-Unsubscribe": "One-Click"}
     assert client.post(unsubscribe, data=data).status_code == 200
     assert client.post(unsubscribe, data=data).status_code == 200  # twice: counted once
-    prefs, topic = DROP.search(text_of(by_reader["=cmd@example.net"])).groups()
+    prefs, topic = DROP.search(text_of(by_reader["dropper@example.net"])).groups()
     done = client.post(
         prefs, data={"csrf_token": csrf(client, prefs), "action": "drop", "topic": topic}
     )
@@ -276,10 +332,3 @@ def test_unsubscribes_and_dropped_topics_count_for_the_issue_they_came_from(
     report = client.get("/api/issues/2025-01/report", headers=AUTH).json()
     assert report["unsubscribed"] == 1
     assert report["topics_dropped"] == [{"topic": topic, "count": 1}]
-
-
-def test_the_issue_page_links_to_its_report_and_archive_page(sent, admin):
-    page = admin.get("/admin/issues/2025-01").text
-    assert 'href="/admin/issues/2025-01/report"' in page
-    assert 'href="/archive/2025-01/"' in page
-    assert "archive rebuilt" in page  # what the send's rebuild did
