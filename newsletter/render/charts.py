@@ -17,9 +17,11 @@ FONT = "system-ui, -apple-system, Segoe UI, Roboto, sans-serif"
 
 
 def _open(width: int, height: int, ident: str, title: str, desc: str) -> list[str]:
+    # Drawn at its own size (the page scrolls it inside its box when narrower), so its text
+    # stays readable on a phone instead of shrinking with the width.
     return [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
-        f'viewBox="0 0 {width} {height}" width="100%" '
+        f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
         f'aria-labelledby="{ident}-title {ident}-desc" font-family="{FONT}" font-size="13">',
         f'<title id="{ident}-title">{escape(title)}</title>',
         f'<desc id="{ident}-desc">{escape(desc)}</desc>',
@@ -44,30 +46,27 @@ def horizontal_bars(
     items: Sequence[tuple[str, int]],
     *,
     unit: str = "",
-    width: int = 640,
+    width: int = 320,  # inside a card at 375 px
 ) -> str:
-    """One bar per (label, value), longest label on the left, each value written at its bar."""
-    row, top, label_width = 22, 8, min(300, width // 2)
+    """One bar per (label, value): the label on its own line above its bar, the value after
+    the bar, so a long label never squeezes the bars and the chart fits a phone's width."""
+    row, top, left = 36, 6, 2
     height = top * 2 + row * max(len(items), 1)
     desc = "; ".join(f"{label}: {value}{unit}" for label, value in items) or "no data"
     parts = _open(width, height, ident, title, desc)
-    scale = _ceiling(max((value for _, value in items), default=0))
-    room = width - label_width - 60
+    scale = max((value for _, value in items), default=0) or 1  # no axis: the longest fills
+    room = width - left - 44
+    limit = width // 8  # characters that fit on the label's line at 13 px
     for index, (label, value) in enumerate(items):
         y = top + index * row
         length = round(room * value / scale) if value > 0 else 0
-        shown = label if len(label) <= 42 else label[:41] + "…"
+        shown = label if len(label) <= limit else label[: limit - 1] + "…"
+        parts.append(f'<text x="{left}" y="{y + 12}" fill="#222">{escape(shown)}</text>')
         parts.append(
-            f'<text x="{label_width - 6}" y="{y + 15}" text-anchor="end" fill="#222">'
-            f"{escape(shown)}</text>"
+            f'<rect x="{left}" y="{y + 17}" width="{length}" height="14" fill="{PALETTE[0]}">'
+            f"<title>{escape(label)}: {value}{escape(unit)}</title></rect>"
         )
-        parts.append(
-            f'<rect x="{label_width}" y="{y + 3}" width="{length}" height="{row - 6}" '
-            f'fill="{PALETTE[0]}"><title>{escape(label)}: {value}{escape(unit)}</title></rect>'
-        )
-        parts.append(
-            f'<text x="{label_width + length + 4}" y="{y + 15}" fill="#222">{value}</text>'
-        )
+        parts.append(f'<text x="{left + length + 4}" y="{y + 29}" fill="#222">{value}</text>')
     if not items:
         parts.append(f'<text x="{width // 2}" y="{top + 15}" text-anchor="middle">no data</text>')
     parts.append("</svg>")
@@ -120,7 +119,7 @@ def grouped_columns(
                 f'<rect x="{x:.1f}" y="{base - h}" width="{column - 1:.1f}" height="{h}" '
                 f'fill="{colour}"><title>{escape(category)}, {escape(name)}: {value}</title></rect>'
             )
-            if value:
+            if value and column >= 16:  # narrower: the value is in the title, desc and table
                 parts.append(
                     f'<text x="{x + (column - 1) / 2:.1f}" y="{base - h - 2}" '
                     f'text-anchor="middle" font-size="10" fill="#222">{value}</text>'
