@@ -189,6 +189,15 @@ class ArchiveSection(_Section):
     templates_dir: Path | None = None
     page_size: int = Field(default=12, ge=1, le=1000)
     site_url: str = ""  # absolute URL of the site for feeds/sitemap; default base_url + base_path
+    # Rebuild the site after every completed send (CLI, web, scheduler, worker); a failing
+    # rebuild is logged and reported, and never marks the send failed.
+    rebuild_after_send: bool = True
+
+
+class TrackingSection(_Section):
+    """Aggregate click counts (docs/privacy.md): off unless asked for; never per reader."""
+
+    clicks: bool = False
 
 
 class WebSection(_Section):
@@ -373,6 +382,7 @@ class Settings(_Section):
     schedule: ScheduleSection = Field(default_factory=ScheduleSection)
     dkim: DkimSection = Field(default_factory=DkimSection)
     bounces: BouncesSection = Field(default_factory=BouncesSection)
+    tracking: TrackingSection = Field(default_factory=TrackingSection)
     lists: list[ListSpec] = Field(default_factory=list)
     # The folder holding the config file, and the file (not keys of the file itself).
     _base_dir: Path = PrivateAttr(default=Path("."))

@@ -33,10 +33,16 @@ too. Callers decide on the class, never on the message text.
     ├── OutputFileError (OSError)  a file we were asked to write could not be written
     ├── CannotListen              a server cannot listen on the host and port it was given
     ├── LinkProblem               a link in an email that cannot be used (kind says why)
-    └── FormProblem (ValueError)  a form value to fix
+    ├── FormProblem (ValueError)  a form value to fix
+    ├── ChangedElsewhere          the issue editor's file changed on disk: nothing saved
+    ├── InvalidEdit               an edit in the issue editor fails the checks (per field)
+    ├── ReadOnlyIssue             the issue is being sent or was sent
+    └── AdminError (ValueError)   a bad admin name or password, an unknown or existing admin
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 
 class NewsletterError(Exception):
@@ -206,3 +212,34 @@ class OutputFileError(NewsletterError, OSError):
 
 class CannotListen(NewsletterError):
     """`serve` or `archive serve` cannot listen on the host and port given (busy, not ours)."""
+
+
+class ChangedElsewhere(NewsletterError):
+    """A content file changed on disk since the editor read it: nothing was saved. `current`
+    is its text now (None: deleted), `version` that text's version."""
+
+    def __init__(self, path: Path, current: str | None, version: str) -> None:
+        self.path = path
+        self.current = current
+        self.version = version
+        what = "was deleted" if current is None else "changed"
+        super().__init__(f"{path.name} {what} elsewhere since you opened it; nothing was saved")
+
+
+class InvalidEdit(NewsletterError):
+    """An edit in the issue editor does not pass the checks: `problems` maps each field to its
+    messages."""
+
+    def __init__(self, problems: dict[str, list[str]]) -> None:
+        self.problems = problems
+        listed = "; ".join(f"{k}: {' '.join(v)}" for k, v in problems.items())
+        super().__init__(f"not saved: {listed}")
+
+
+class ReadOnlyIssue(NewsletterError):
+    """The issue is being sent or was sent: it cannot be edited (a sent summary can be
+    corrected)."""
+
+
+class AdminError(NewsletterError, ValueError):
+    """A bad admin name or password, or an admin that does not exist (or already does)."""

@@ -6,18 +6,23 @@ links never expire (old emails must keep working, as RFC 8058 expects); confirma
 and so do privacy links (download my data, forget me), which are short-lived and emailed on
 request, and address-change links (mailed to the new address, carrying it). A confirmation
 token may also carry the choices of the request it answers (a small JSON object), applied
-only when the link is used.
+only when the link is used; the unsubscribe and preference links of a digest carry its month
+(`{"c": "2025-01"}`), so an unsubscribe or a dropped topic is counted for the issue it came
+from (tokens without it, made before, keep working).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from itsdangerous import BadSignature
 from itsdangerous import SignatureExpired
+from itsdangerous import URLSafeSerializer
 from itsdangerous import URLSafeTimedSerializer
 
 from newsletter.errors import TokenError
@@ -33,6 +38,9 @@ CONFIRM_MAX_AGE = 7 * 24 * 3600
 PRIVACY_MAX_AGE = 3600  # when the caller gives none ([web] privacy_link_max_age is the setting)
 _MAX_AGES = {CONFIRM: CONFIRM_MAX_AGE, PRIVACY: PRIVACY_MAX_AGE, ADDRESS: CONFIRM_MAX_AGE}
 ADDRESS_HASH_LENGTH = 10  # hex digits of the address hash in a token
+# The `extra` key naming the digest (YYYY-MM) an unsubscribe or preferences link was sent in.
+CAMPAIGN = "c"
+_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 
 
 def address_hash(email: str, length: int = ADDRESS_HASH_LENGTH) -> str:
@@ -76,6 +84,17 @@ class Signer:
         subscriber_id, digest, _ = self.read_with_extra(purpose, token, max_age)
         return subscriber_id, digest
 
+    def campaign(self, purpose: str, token: str) -> str:
+        """The month of the digest an unsubscribe or preferences link came in ("" when the
+        token names none: links made before campaigns were named, or outside a digest).
+        Only for attributing what a reader does to an issue; never checked for access."""
+        try:
+            _, _, extra = self.read_with_extra(purpose, token)
+        except TokenError:
+            return ""
+        month = extra.get(CAMPAIGN) if extra else None
+        return month if isinstance(month, str) and _MONTH.fullmatch(month) else ""
+
     def read_with_extra(
         self, purpose: str, token: str, max_age: int | None = None
     ) -> tuple[int, str, dict[str, Any] | None]:
@@ -97,3 +116,53 @@ class Signer:
         ):
             raise TokenError("this link is not valid")
         return value[0], value[1], (value[2] if len(value) == 3 else None)
+
+
+CLICK_SALT = "newsletter.click"
+MAX_TRACKED_URL = 2000  # longer links are left as they are (the redirect URL would be longer)
+
+
+@dataclass(frozen=True)
+class ClickTarget:
+    """What a click-redirect token names: an issue, a variant, a summary ('' for none), a link.
+    Never a reader: every reader of a variant gets the same token."""
+
+    month: str
+    variant: str
+    summary: str
+    url: str
+
+
+def trackable(url: str) -> bool:
+    """Whether a link can go through the click redirect (http(s), not too long)."""
+    return url.startswith(("https://", "http://")) and len(url) <= MAX_TRACKED_URL
+
+
+class LinkSigner:
+    """Signs the targets of the click redirect (`/r/{token}`). Without a timestamp, so one
+    link of one variant has one token, whoever it is sent to (rendered once per variant), and
+    a link in an old digest keeps working."""
+
+    def __init__(self, secret_key: str) -> None:
+        self._serializer = URLSafeSerializer(secret_key, salt=CLICK_SALT)
+
+    def make(self, target: ClickTarget) -> str:
+        """The token for `target`; ValueError for a link that cannot be tracked."""
+        if not trackable(target.url):
+            raise ValueError(f"not a trackable link: {target.url[:80]!r}")
+        return self._serializer.dumps([target.month, target.variant, target.summary, target.url])
+
+    def read(self, token: str) -> ClickTarget:
+        """The target a token names; TokenError if it was not made by us (or was altered)."""
+        try:
+            value = self._serializer.loads(token)
+        except BadSignature:
+            raise TokenError("this link is not valid (it may have been cut or altered)") from None
+        if (
+            not isinstance(value, list)
+            or len(value) != 4
+            or not all(isinstance(part, str) for part in value)
+            or not trackable(value[3])
+        ):
+            raise TokenError("this link is not valid")
+        return ClickTarget(value[0], value[1], value[2], value[3])

@@ -23,6 +23,7 @@ from newsletter.content.writer import issue_text
 from newsletter.content.writer import summary_draft
 from newsletter.content.writer import summary_text
 from newsletter.content.writer import version_of
+from newsletter.errors import InvalidEdit
 
 TAXONOMY = default_taxonomy()
 ALL_FILES = sorted((REPO / "content").glob("*/*.md")) + sorted(FIXTURES.glob("content/*/*.md"))
@@ -136,10 +137,10 @@ def test_save_creates_numbered_files_and_no_temporary_is_left(folder: Path):
 
 def test_invalid_and_hostile_saves_write_nothing(folder: Path):
     draft = SummaryDraft("T\nBcc: x", ("empathy",), "Meta-analysis", summary_md="a")
-    with pytest.raises(desk.Invalid) as invalid:
+    with pytest.raises(InvalidEdit) as invalid:
         desk.save_summary(folder, "2025-02", "../../etc", draft, "", TAXONOMY)
     assert set(invalid.value.problems) == {"slug", "title", "implications"}
-    with pytest.raises(desk.Invalid):
+    with pytest.raises(InvalidEdit):
         desk.delete_summary(folder, "2025-02", "../2025-01/issue", "")
     with pytest.raises(Exception, match="YYYY-MM"):
         desk.create_month(folder, "../2025-09")

@@ -71,5 +71,5 @@ def test_the_admin_keeps_its_own_links_in_the_shared_header(admin):
     page = bs4.BeautifulSoup(admin.get("/admin/issues").text, "html.parser")
     nav = page.find("header", class_="site-header").find("nav", class_="site-nav")
     labels = [a.get_text() for a in nav.find_all("a")]
-    assert labels == ["Issues", "Subscribers", "Import", "Schedule", "Audit log"]
+    assert labels == ["Dashboard", "Issues", "Subscribers", "Import", "Schedule", "Audit log"]
     assert nav.find("button", string="Log out admin")  # the logged-in admin by name

@@ -218,7 +218,15 @@ def test_real_send_confirms_then_runs_in_the_background(admin, app, engine, web_
     page = admin.get("/admin/issues/2025-01")
     assert "2 sent" in page.text and "1 skipped" in page.text
     assert "done" in page.text
-    assert logged(engine) == [("admin", "send", "2025-01", "lists: digest")]
+    # Newest first: the archive rebuilt after the send completed, the completion, the start.
+    events = logged(engine)
+    assert [event[:3] for event in events] == [
+        ("admin", "archive-rebuild", "archive"),
+        ("admin", "send", "2025-01"),
+        ("admin", "send", "2025-01"),
+    ]
+    assert events[1][3].startswith("completed: 2 sent, 0 failed")
+    assert events[2][3] == "lists: digest"
 
 
 def test_send_refuses_a_second_run_while_one_runs(app, web_settings):

@@ -307,6 +307,9 @@ def test_a_sent_issue_is_read_only_but_takes_a_correction(admin, app, engine, we
     assert len(outbox.outbox) == mailed  # nothing mailed
     issue = load_issue(content(web_settings), "2025-02", TAXONOMY, "Test Digest")
     assert issue.summary("dropout-rates").corrected is not None
+    # The archive is republished at once: the summary's page says it was corrected.
+    pages = list(web_settings.archive.dir.glob("2025-02/*dropout*/index.html"))
+    assert pages and "Corrected on" in pages[0].read_text()
 
 
 def test_markdown_preview_endpoint(admin, month):

@@ -1,7 +1,7 @@
 """several admins, each with their own password; sessions tied to one admin
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 Create Date: 2026-12-16 09:00:00
 
 `admins`: one row per admin (`newsletter admin add NAME`): a unique name, the password's scrypt
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

@@ -215,6 +215,9 @@ def send(
         console.print("nothing to send")
         return
     print_report(console, result.report)
+    if result.archive is not None:
+        color = "green" if result.archive.ok else "yellow"
+        console.print(f"[{color}]{escape(result.archive.summary())}[/{color}]", soft_wrap=True)
     if result.report.paused:
         raise click.exceptions.Exit(1)
 

@@ -41,8 +41,9 @@ from newsletter.content.writer import one_line_problem
 from newsletter.content.writer import summary_draft
 from newsletter.content.writer import summary_text
 from newsletter.content.writer import version_of
+from newsletter.errors import ChangedElsewhere as ChangedElsewhere
 from newsletter.errors import ContentError
-from newsletter.errors import NewsletterError
+from newsletter.errors import InvalidEdit
 from newsletter.paths import output_file
 
 SLUG_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,79}")
@@ -65,26 +66,6 @@ def _one_at_a_time(function: Callable[P, R]) -> Callable[P, R]:
 
 # The reader's names for the body's parts, as the editor's fields are called.
 _FIELD_NAMES = {"body": "summary", "Practice Implications": "implications"}
-
-
-class ChangedElsewhere(NewsletterError):
-    """The file changed on disk since it was read: `current` is its text now (None: gone)."""
-
-    def __init__(self, path: Path, current: str | None) -> None:
-        self.path = path
-        self.current = current
-        self.version = version_of(current)
-        what = "was deleted" if current is None else "changed"
-        super().__init__(f"{path.name} {what} elsewhere since you opened it; nothing was saved")
-
-
-class Invalid(NewsletterError):
-    """The edit does not pass the checks: `problems` maps each field to its messages."""
-
-    def __init__(self, problems: dict[str, list[str]]) -> None:
-        self.problems = problems
-        listed = "; ".join(f"{k}: {' '.join(v)}" for k, v in problems.items())
-        super().__init__(f"not saved: {listed}")
 
 
 @dataclass(frozen=True)
@@ -125,10 +106,10 @@ def check_slug_problems(slug: str) -> dict[str, list[str]]:
 
 
 def check_slug(slug: str) -> str:
-    """The slug, if it can name a file of the month; `Invalid` (field slug) otherwise."""
+    """The slug, if it can name a file of the month; `InvalidEdit` (field slug) otherwise."""
     problems = check_slug_problems(slug)
     if problems:
-        raise Invalid(problems)
+        raise InvalidEdit(problems)
     return slug
 
 
@@ -211,7 +192,7 @@ def save_summary(
     """Write the summary `slug` of `month`: (the file as written, whether it was created).
 
     `version` is the one read ('' for a new file): `ChangedElsewhere` if the file is not
-    that version now; `Invalid` if the result would not pass the checks (nothing written).
+    that version now; `InvalidEdit` if the result would not pass the checks (nothing written).
     Saving what is already there leaves the file untouched, byte for byte. `reference` is a
     pasted BibTeX, RIS or CSL-JSON entry: it becomes the file's `article:` (any `reference:`
     or free-text citation goes).
@@ -225,10 +206,10 @@ def save_summary(
         source = str(folder / "new.md")
         found = summary_problems(draft, summary_text(draft), source, month, taxonomy)
         found.pop("slug", None)
-        raise Invalid({**check_slug_problems(slug), **found})
+        raise InvalidEdit({**check_slug_problems(slug), **found})
     on_disk = read_summary_file(content_dir, month, slug)
     if on_disk.version != version:
-        raise ChangedElsewhere(on_disk.path, on_disk.text)
+        raise ChangedElsewhere(on_disk.path, on_disk.text, on_disk.version)
     base: dict[str, Any] | None = None
     if on_disk.text is not None:
         old, base = summary_draft(on_disk.text, str(on_disk.path))
@@ -244,7 +225,7 @@ def save_summary(
     text = summary_text(draft, base)
     problems = summary_problems(draft, text, str(on_disk.path), month, taxonomy)
     if problems:
-        raise Invalid(problems)
+        raise InvalidEdit(problems)
     _write(on_disk.path, text)
     return OnDisk(on_disk.path, text), on_disk.text is None
 
@@ -252,13 +233,15 @@ def save_summary(
 def pasted_article(text: str) -> dict[str, Any]:
     """The CSL item of one pasted BibTeX (`@article{…}`), RIS (`TY  - JOUR`) or CSL-JSON entry,
     with empty placeholders for what it lacks (as `newsletter summaries new --from` writes);
-    `Invalid` (field reference) when it does not read."""
+    `InvalidEdit` (field reference) when it does not read."""
     stripped = text.strip()
     suffix = ".bib" if stripped.startswith("@") else ".json" if stripped[:1] in "[{" else ".ris"
     try:
         return draft_article(parse_reference(stripped, suffix, "reference"), "reference")
     except ContentError as error:
-        raise Invalid({"reference": [f"{error.detail} (read as {suffix[1:].upper()})"]}) from None
+        raise InvalidEdit(
+            {"reference": [f"{error.detail} (read as {suffix[1:].upper()})"]}
+        ) from None
 
 
 def _labels(names: tuple[str, ...], taxonomy: Taxonomy) -> tuple[str, ...]:
@@ -289,7 +272,7 @@ def delete_summary(content_dir: Path, month: str, slug: str, version: str) -> Pa
     if on_disk.text is None:
         raise ContentError(month_folder(content_dir, month), f"no summary {slug!r}", field="slug")
     if on_disk.version != version:
-        raise ChangedElsewhere(on_disk.path, on_disk.text)
+        raise ChangedElsewhere(on_disk.path, on_disk.text, on_disk.version)
     on_disk.path.unlink()
     return on_disk.path
 
@@ -325,14 +308,14 @@ def read_issue_file(content_dir: Path, month: str) -> tuple[OnDisk, IssueDraft]:
 
 @_one_at_a_time
 def save_issue(content_dir: Path, month: str, draft: IssueDraft, version: str) -> OnDisk:
-    """Write issue.md from `draft` if it is still `version`; `Invalid` for a subject or
+    """Write issue.md from `draft` if it is still `version`; `InvalidEdit` for a subject or
     preheader of more than one line, or an intro the reader refuses."""
     folder = month_folder(content_dir, month)
     if not folder.is_dir():
         raise ContentError(folder, "no such month folder")
     on_disk, old = read_issue_file(content_dir, month)
     if on_disk.version != version:
-        raise ChangedElsewhere(on_disk.path, on_disk.text)
+        raise ChangedElsewhere(on_disk.path, on_disk.text, on_disk.version)
     extra = {}
     if on_disk.text is not None:
         try:
@@ -355,7 +338,7 @@ def save_issue(content_dir: Path, month: str, draft: IssueDraft, version: str) -
     for error in problems:
         found.setdefault(error.field or "intro", []).append(error.detail)
     if found:
-        raise Invalid(found)
+        raise InvalidEdit(found)
     _write(on_disk.path, text)
     return OnDisk(on_disk.path, text)
 

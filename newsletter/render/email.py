@@ -8,11 +8,14 @@ who gets the same variant.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import jinja2
 import premailer
+from markupsafe import Markup
+from markupsafe import escape
 from mjml import mjml2html
 
 from newsletter.config import Settings
@@ -26,6 +29,9 @@ from newsletter.render.environment import make_environment
 from newsletter.render.environment import where_it_failed
 from newsletter.render.text import markdown_to_text
 from newsletter.render.text import tidy_text
+
+# (url, summary slug or "") -> the address the link goes through (the click redirect).
+LinkTracker = Callable[[str, str], str]
 
 
 @dataclass(frozen=True)
@@ -61,11 +67,24 @@ class Renderer:
         self.env = make_environment(settings.templates.dir)
 
     def context(
-        self, issue: Issue, summaries: tuple[Summary, ...], personal: bool, lead_in_md: str = ""
+        self,
+        issue: Issue,
+        summaries: tuple[Summary, ...],
+        personal: bool,
+        lead_in_md: str = "",
+        track: LinkTracker | None = None,
     ) -> dict[str, Any]:
-        """The template context of one variant; `lead_in_md` stands in place of the intro."""
+        """The template context of one variant; `lead_in_md` stands in place of the intro.
+
+        `track(url, summary_slug)` gives the address a link of the variant goes through (the
+        click redirect, `[tracking] clicks`): the DOI and "read on the web" links.
+        """
         settings = self.settings
         archive_url = settings.archive_url().rstrip("/")
+
+        def link(url: str, slug: str = "") -> str:
+            return track(url, slug) if track is not None and url else url
+
         items = [
             {
                 "title": s.title,
@@ -73,18 +92,22 @@ class Renderer:
                 "author": s.author or settings.content.default_author,
                 # The APA reference of a structured `article:` ('' for a free-text citation,
                 # which `citation` holds; for an article it holds the APA text, for overrides).
-                "apa_html": apa_html(s.article) if s.article is not None else "",
+                "apa_html": _tracked_href(apa_html(s.article), s.doi_url, link(s.doi_url, s.slug))
+                if s.article is not None
+                else "",
                 "apa_text": apa_text(s.article) if s.article is not None else "",
                 "citation": apa_text(s.article) if s.article is not None else s.citation,
                 "doi": s.doi,
-                "doi_url": s.doi_url,
+                "doi_url": link(s.doi_url, s.slug),
                 "research_type": s.research_type,
                 "topics": s.topics,
                 "summary_html": jinja2.utils.markupsafe.Markup(s.summary_html),
                 "implications_html": jinja2.utils.markupsafe.Markup(s.implications_html),
                 "summary_md": s.summary_md,
                 "implications_md": s.implications_md,
-                "web_url": f"{archive_url}/{s.month}/{s.slug}/" if archive_url else "",
+                "web_url": link(f"{archive_url}/{s.month}/{s.slug}/", s.slug)
+                if archive_url
+                else "",
             }
             for s in summaries
         ]
@@ -99,7 +122,7 @@ class Renderer:
             "issue_label": issue.label,
             "month": issue.month,
             "base_url": settings.newsletter.base_url,
-            "web_url": f"{archive_url}/{issue.month}/" if archive_url else "",
+            "web_url": link(f"{archive_url}/{issue.month}/") if archive_url else "",
             "postal_address": settings.newsletter.postal_address,
             "intro_html": jinja2.utils.markupsafe.Markup(markdown_to_html(intro_md)),
             "intro_text": markdown_to_text(intro_md) if intro_md else "",
@@ -115,12 +138,14 @@ class Renderer:
         personal: bool,
         key: str = "",
         lead_in_md: str = "",
+        track: LinkTracker | None = None,
     ) -> RenderedVariant:
         """HTML and text for the given summaries of `issue`.
 
         `lead_in_md` (Markdown) replaces the issue's intro: the welcome email's own opening.
+        `track` sends the variant's links through the click redirect (see `context`).
         """
-        context = self.context(issue, summaries, personal, lead_in_md)
+        context = self.context(issue, summaries, personal, lead_in_md, track)
         try:
             mjml_source = self.env.get_template("email/digest.mjml.j2").render(context)
             text = self.env.get_template("email/digest.txt.j2").render(context)
@@ -135,6 +160,16 @@ class Renderer:
             text=tidy_text(text),
             summary_slugs=tuple(s.slug for s in summaries),
         )
+
+
+def _tracked_href(html: str, url: str, tracked: str) -> str:
+    """`html` with its links to `url` pointing at `tracked` instead (the APA reference's DOI
+    link; its text still shows the DOI)."""
+    if not url or tracked == url:
+        return html
+    # On plain strings: Markup.replace would escape its arguments, quotes included.
+    replaced = str(html).replace(f'href="{escape(url)}"', f'href="{escape(tracked)}"')
+    return Markup(replaced)  # the reference's own HTML, one escaped URL swapped
 
 
 def mjml_to_html(source: str) -> str:

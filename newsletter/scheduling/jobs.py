@@ -112,7 +112,15 @@ def run_send(
             return _content_problem(settings, month, errors, alert_transport)
         plan_only = settings.schedule.mode == "plan"
         with _SEND_LOCK:
-            result = send_month(engine, settings, issue, transport, send=not plan_only, stop=stop)
+            result = send_month(
+                engine,
+                settings,
+                issue,
+                transport,
+                send=not plan_only,
+                stop=stop,
+                actor="scheduler",
+            )
         plan = result.plan
         assert plan is not None
         log.info("%s: planned %d new deliveries (%d to send)", month, plan.new_rows, plan.to_send)

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from newsletter.archive.publish import Rebuild
+from newsletter.archive.publish import rebuild_quietly
 from newsletter.config import Settings
 from newsletter.content.model import Issue
 from newsletter.errors import ConfigError
@@ -30,8 +32,11 @@ from newsletter.sending.plan import plan_campaign
 from newsletter.sending.report import ProgressCallback
 from newsletter.sending.report import SendReport
 from newsletter.sending.runner import CampaignRunner
+from newsletter.store import audit
 from newsletter.store import ledger
 from newsletter.store.engine import session_factory
+from newsletter.store.engine import transaction
+from newsletter.store.models import DONE
 from newsletter.store.models import PAUSED
 from newsletter.store.models import PLANNED
 from newsletter.store.subscribers import ensure_lists
@@ -41,12 +46,14 @@ from newsletter.transport.base import Transport
 @dataclass
 class CampaignResult:
     """What `send_month` did: the plan (None when it did not plan) and the run (None when it
-    did not send), and whether it cleared a pause first."""
+    did not send), whether it cleared a pause first, and the archive rebuild that followed a
+    completed send (None when the send did not complete or `rebuild_after_send` is off)."""
 
     month: str
     plan: PlanReport | None = None
     report: SendReport | None = None
     resumed: bool = False
+    archive: Rebuild | None = None
 
 
 def resume_campaign(engine: Engine, month: str) -> bool:
@@ -148,6 +155,7 @@ def send_month(
     include_late_joiners: bool = False,
     take_over: bool = False,
     on_wait: Callable[[str], None] | None = None,
+    actor: str = "cli",
 ) -> CampaignResult:
     """Plan (idempotently) and send `issue`; safe to call again: it resumes.
 
@@ -161,6 +169,10 @@ def send_month(
     `include_late_joiners` (see `sending.plan`). `wait_for_retries=False` ends after the first
     pass, leaving retries queued (`--no-wait`); `take_over` reclaims at once the rows of a
     sender known to have stopped; `on_wait` is told in words what the run waits for.
+
+    When the run completes the campaign, the audit log records a "send" by `actor` (an admin,
+    "cli", "scheduler", "worker") and, with `[archive] rebuild_after_send`, the archive is
+    rebuilt (`result.archive`; a failing rebuild is logged, and the send still stands).
     """
     result = CampaignResult(issue.month)
     if send and transport is None and transport_factory is None:
@@ -179,6 +191,7 @@ def send_month(
     elif resume:
         result.resumed = resume_campaign(engine, issue.month)
     if send:
+        was_done = _is_done(engine, issue.month)
         runner = CampaignRunner(
             engine,
             settings,
@@ -192,4 +205,25 @@ def send_month(
             on_wait=on_wait,
         )
         result.report = runner.run()
+        if result.report.finished and not was_done:  # this run completed it
+            _after_completed_send(engine, settings, result, actor)
     return result
+
+
+def _is_done(engine: Engine, month: str) -> bool:
+    with session_factory(engine)() as session:
+        campaign = ledger.find_campaign(session, month)
+        return campaign is not None and campaign.status == DONE
+
+
+def _after_completed_send(
+    engine: Engine, settings: Settings, result: CampaignResult, actor: str
+) -> None:
+    """Record the completed send, then publish it (the failure of either never fails it)."""
+    report = result.report
+    assert report is not None
+    detail = f"completed: {report.sent} sent, {report.failed} failed, {report.skipped} skipped"
+    with transaction(engine) as session:
+        audit.record(session, actor, "send", result.month, detail)
+    if settings.archive.rebuild_after_send:
+        result.archive = rebuild_quietly(engine, settings, actor=actor, month=result.month)

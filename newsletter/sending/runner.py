@@ -56,6 +56,7 @@ from newsletter.store.models import SENT
 from newsletter.store.models import SKIPPED
 from newsletter.store.models import Campaign
 from newsletter.store.models import utcnow
+from newsletter.tokens import CAMPAIGN
 from newsletter.tokens import PREFERENCES
 from newsletter.tokens import UNSUBSCRIBE
 from newsletter.tokens import Signer
@@ -122,6 +123,7 @@ class CampaignRunner:
         self._stop_requested = stop
         self.commit_every = commit_every
         self.signer = Signer(settings.secret_key())
+        self._campaign = {CAMPAIGN: issue.month}
         self.sender = Sender.from_settings(settings)
         self.variants = VariantCache(settings, issue, self.sender, utcnow())
         self.sessions = session_factory(engine)
@@ -473,8 +475,14 @@ class CampaignRunner:
             email=row.email,
             name=row.name,
             topics=row.topics,
-            unsubscribe_token=self.signer.make(UNSUBSCRIBE, row.subscriber_id, row.email),
-            preferences_token=self.signer.make(PREFERENCES, row.subscriber_id, row.email),
+            # The month rides along, so what the reader does with these links is counted
+            # for this issue (`store.reports`); it is one short value, the same for everyone.
+            unsubscribe_token=self.signer.make(
+                UNSUBSCRIBE, row.subscriber_id, row.email, self._campaign
+            ),
+            preferences_token=self.signer.make(
+                PREFERENCES, row.subscriber_id, row.email, self._campaign
+            ),
         )
         try:
             message, mid = skeleton.build(recipient, self.issue.month, row.subscriber_id, summaries)

@@ -102,7 +102,13 @@ def run_worker(
                         settings.content.dir, month, taxonomy, settings.newsletter.name
                     )
                     result = send_month(
-                        engine, settings, issue, plan=False, stop=stop, wait_for_retries=False
+                        engine,
+                        settings,
+                        issue,
+                        plan=False,
+                        stop=stop,
+                        wait_for_retries=False,
+                        actor="worker",
                     )
                     assert result.report is not None
                     report = result.report

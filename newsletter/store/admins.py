@@ -16,7 +16,7 @@ import re
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from newsletter.errors import NewsletterError
+from newsletter.errors import AdminError as AdminError
 from newsletter.passwords import hash_password
 from newsletter.store.admin_auth import end_sessions_of
 from newsletter.store.models import LEGACY_ADMIN
@@ -26,10 +26,6 @@ from newsletter.store.models import utcnow
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1000
-
-
-class AdminError(NewsletterError, ValueError):
-    """A bad admin name or password, or an admin that does not exist (or already does)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -399,3 +399,45 @@ class UnsubscribeReason(Base):
     reason: Mapped[str] = mapped_column(String(20))
     campaign_month: Mapped[str] = mapped_column(String(7), default="")
     on_date: Mapped[dt.date] = mapped_column(Date, index=True)
+
+
+class LinkClick(Base):
+    """Clicks on one link of one variant of one campaign, counted by the signed redirect
+    (`/r/{token}`, `[tracking] clicks`; migration 0008). Never a reader, address, IP or user
+    agent: the token names the issue, variant and link only. `link_key` is a sha256 of
+    (variant, summary, url), which keeps the unique key short."""
+
+    __tablename__ = "link_clicks"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "link_key", name="uq_link_clicks_campaign_link"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    link_key: Mapped[str] = mapped_column(String(64))
+    variant: Mapped[str] = mapped_column(String(1000))
+    summary: Mapped[str] = mapped_column(String(200))  # "" for a link outside any summary
+    url: Mapped[str] = mapped_column(Text)
+    clicks: Mapped[int] = mapped_column(Integer, default=0)
+    first_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# What a reader did with a digest's links (migration 0008), counted for that issue.
+RESPONSE_KINDS = ("unsubscribe", "drop-topic")
+
+
+class IssueResponse(Base):
+    """One unsubscribe or dropped topic that came through the links of one campaign's digest
+    (the month is in the link's token; migration 0008). Names no reader: only what and when."""
+
+    __tablename__ = "issue_responses"
+    __table_args__ = (CheckConstraint(_in("kind", RESPONSE_KINDS), name="kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(20))
+    topic: Mapped[str] = mapped_column(String(120), default="")  # for a dropped topic
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -137,7 +137,7 @@ def see_other(path: str) -> RedirectResponse:
 
 @router.get("/admin")
 def admin_home(request: Request) -> Response:
-    return see_other("/admin/issues" if logged_in(request) else "/admin/login")
+    return see_other("/admin/dashboard" if logged_in(request) else "/admin/login")
 
 
 def _enabled(ctx: WebContext) -> bool:
@@ -408,7 +408,7 @@ def start_send(
     require_csrf(request, ctx, csrf_token)
     issue_ = _issue(ctx, month)
     try:
-        ctx.sending.start(issue_, lists or None)
+        ctx.sending.start(issue_, lists or None, actor=actor(request))
     except NewsletterError as error:
         return issue_page(ctx, request, month, error=str(error))
     with transaction(ctx.engine) as session:

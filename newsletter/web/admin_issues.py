@@ -29,6 +29,8 @@ from newsletter.content.writer import SummaryDraft
 from newsletter.content.writer import issue_text
 from newsletter.content.writer import summary_text
 from newsletter.errors import ContentError
+from newsletter.errors import InvalidEdit
+from newsletter.errors import ReadOnlyIssue
 from newsletter.web import editing
 from newsletter.web.admin import Admin
 from newsletter.web.admin import actor
@@ -106,7 +108,7 @@ def save_issue(
     draft = IssueDraft(subject, preheader, intro, public == "yes", status)
     try:
         editing.save_issue(ctx, month, draft, version, actor(request))
-    except desk.Invalid as invalid:
+    except InvalidEdit as invalid:
         return issue_page(
             ctx, request, month, status_code=422, form=draft, field_errors=invalid.problems
         )
@@ -120,7 +122,7 @@ def save_issue(
             conflict=changed,
             mine=_issue_preview(draft),
         )
-    except editing.ReadOnly as refused:
+    except ReadOnlyIssue as refused:
         return issue_page(ctx, request, month, status_code=409, error=str(refused))
     return see_other(f"/admin/issues/{month}?saved=1")
 
@@ -295,12 +297,12 @@ def save_summary(
         editing.save_summary(
             ctx, month, slug, draft, version, actor(request), correct=correct, reference=reference
         )
-    except desk.Invalid as invalid:
+    except InvalidEdit as invalid:
         return again(422, field_errors=invalid.problems)
     except desk.ChangedElsewhere as changed:
         mine = summary_text(draft)
         return again(409, conflict=changed, mine=mine)
-    except editing.ReadOnly as refused:
+    except ReadOnlyIssue as refused:
         return again(409, error=str(refused))
     except ContentError as error:
         return again(422, error=str(error))
@@ -318,7 +320,7 @@ def delete_summary(
     except desk.ChangedElsewhere:
         message = f"{slug} changed elsewhere since you opened the page: not deleted. Look again."
         return issue_page(ctx, request, month, status_code=409, error=message)
-    except (editing.ReadOnly, ContentError) as refused:
+    except (ReadOnlyIssue, ContentError) as refused:
         return issue_page(ctx, request, month, status_code=409, error=str(refused))
     return see_other(f"/admin/issues/{month}?deleted=1")
 
@@ -333,7 +335,7 @@ def move_summary(
         raise StarletteHTTPException(400, "step must be up or down")
     try:
         editing.move_summary(ctx, month, _slug(slug), -1 if step == "up" else 1, actor(request))
-    except (editing.ReadOnly, desk.Invalid) as refused:
+    except (ReadOnlyIssue, InvalidEdit) as refused:
         return issue_page(ctx, request, month, status_code=409, error=str(refused))
     return see_other(f"/admin/issues/{month}")
 

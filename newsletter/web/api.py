@@ -322,7 +322,7 @@ def send(month: str, body: SendIn, ctx: Ctx) -> ProgressOut:
     issue = _issue(ctx, month)
     lists = _lists(ctx, body.lists)
     try:
-        ctx.sending.start(issue, lists)
+        ctx.sending.start(issue, lists, actor=API_ACTOR)
     except NewsletterError as error:
         raise HTTPException(409, str(error)) from None
     _audit(ctx, "send", month, "lists: " + ", ".join(lists or [ctx.settings.delivery.default_list]))

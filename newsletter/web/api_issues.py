@@ -21,6 +21,8 @@ from newsletter.content.model import MONTH_RE
 from newsletter.content.writer import IssueDraft
 from newsletter.content.writer import SummaryDraft
 from newsletter.errors import ContentError
+from newsletter.errors import InvalidEdit
+from newsletter.errors import ReadOnlyIssue
 from newsletter.web import editing
 from newsletter.web.api import Ctx
 from newsletter.web.api import _issue_out
@@ -43,7 +45,7 @@ def _month(ctx: WebContext, month: str) -> str:
     return month
 
 
-def _invalid(invalid: desk.Invalid) -> HTTPException:
+def _invalid(invalid: InvalidEdit) -> HTTPException:
     errors = [
         {"loc": ["body", field], "msg": message, "type": "content"}
         for field, messages in invalid.problems.items()
@@ -72,11 +74,11 @@ def put_issue(month: str, body: IssueIn, ctx: Ctx) -> IssueOut:
     draft = IssueDraft(body.subject, body.preheader, body.intro, body.public, body.status)
     try:
         editing.save_issue(ctx, month, draft, body.version, ACTOR)
-    except desk.Invalid as invalid:
+    except InvalidEdit as invalid:
         raise _invalid(invalid) from None
     except desk.ChangedElsewhere as changed:
         raise _changed(changed) from None
-    except editing.ReadOnly as refused:
+    except ReadOnlyIssue as refused:
         raise HTTPException(409, str(refused)) from None
     return _issue_out(ctx, month)
 
@@ -120,11 +122,11 @@ def put_summary(
             correct=body.correct,
             reference=body.reference,
         )
-    except desk.Invalid as invalid:
+    except InvalidEdit as invalid:
         raise _invalid(invalid) from None
     except desk.ChangedElsewhere as changed:
         raise _changed(changed) from None
-    except (editing.ReadOnly, ContentError) as refused:
+    except (ReadOnlyIssue, ContentError) as refused:
         raise HTTPException(409, str(refused)) from None
     response.status_code = 201 if created else 200
     return _file_out(written, slug)
@@ -169,6 +171,6 @@ def delete_summary(
         editing.delete_summary(ctx, month, slug, version, ACTOR)
     except desk.ChangedElsewhere as changed:
         raise _changed(changed) from None
-    except (editing.ReadOnly, ContentError) as refused:
+    except (ReadOnlyIssue, ContentError) as refused:
         raise HTTPException(409, str(refused)) from None
     return Response(status_code=204)

@@ -83,6 +83,14 @@ ARCHIVE_CSP = _allow_wasm(CSP)
 _STATIC_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*\.(css|js|png|svg|ico)$")
 
 
+class ArchiveFiles(StaticFiles):
+    """The archive's folder, which may not be built yet: 404s until it is (not a 500)."""
+
+    async def check_config(self) -> None:
+        if self.directory is not None and Path(self.directory).exists():
+            await super().check_config()
+
+
 @dataclasses.dataclass
 class Limits:
     """The app's in-memory rate limits (per process: see `security`). Login attempts are
@@ -118,6 +126,11 @@ class WebContext:
     def admin_password_hash(self) -> str:
         web = self.settings.web
         return os.environ.get(web.admin_password_hash_env, "") or web.admin_password_hash
+
+    def archive_url(self) -> str:
+        """'/archive/' once the mounted archive has been built, else ''."""
+        built = self.archive_mounted and Path(self.settings.archive.dir).is_dir()
+        return "/archive/" if built else ""
 
     def api_token(self) -> str:
         return os.environ.get(self.settings.web.api_token_env, "")
@@ -157,11 +170,14 @@ def create_app(
     from newsletter.web import admin
     from newsletter.web import admin_audit
     from newsletter.web import admin_issues
+    from newsletter.web import admin_reports
     from newsletter.web import admin_schedule
     from newsletter.web import admin_subscriber
     from newsletter.web import admin_subscribers
     from newsletter.web import api
     from newsletter.web import api_issues  # noqa: F401 (its routes join api.router)
+    from newsletter.web import api_reports
+    from newsletter.web import clicks
     from newsletter.web import preferences
     from newsletter.web import public
     from newsletter.web import reader
@@ -228,10 +244,18 @@ def create_app(
     _add_error_handlers(app, ctx)
     # admin_subscribers before admin_subscriber: its fixed paths (export.csv, bulk) must win
     # over /admin/subscribers/{subscriber_id}.
-    routers = (public, preferences, reader, unsubscribe, admin, admin_issues)
-    for module in (*routers, admin_subscribers, admin_subscriber, admin_schedule, admin_audit):
+    routers = (public, preferences, reader, unsubscribe, admin, admin_issues, admin_reports)
+    for module in (
+        *routers,
+        admin_subscribers,
+        admin_subscriber,
+        admin_schedule,
+        admin_audit,
+        clicks,
+    ):
         app.include_router(module.router, include_in_schema=False)
     api.install(app, ctx)
+    api_reports.install(app)
 
     @app.get("/static/{name}", include_in_schema=False)
     def static(name: str) -> Response:
@@ -250,8 +274,12 @@ def create_app(
         raise StarletteHTTPException(404)
 
     archive_dir = getattr(getattr(settings, "archive", None), "dir", None)
-    if archive_dir is not None and Path(archive_dir).is_dir():
-        app.mount("/archive", StaticFiles(directory=archive_dir, html=True), name="archive")
+    if archive_dir is not None:
+        # Mounted even before the first build: a completed send (or "Rebuild archive") builds
+        # it while the app runs, and every request looks the folder up afresh, so a swapped-in
+        # build is served at once. Links to it show once it exists (`WebContext.archive_url`).
+        directory = ArchiveFiles(directory=archive_dir, html=True, check_dir=False)
+        app.mount("/archive", directory, name="archive")
         ctx.archive_mounted = True
     return app
 

@@ -14,11 +14,14 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+from newsletter.archive import publish
 from newsletter.content import desk
 from newsletter.content.taxonomy import Taxonomy
 from newsletter.content.writer import IssueDraft
 from newsletter.content.writer import SummaryDraft
+from newsletter.errors import InvalidEdit
 from newsletter.errors import NewsletterError
+from newsletter.errors import ReadOnlyIssue
 from newsletter.scheduling import service
 from newsletter.store import audit
 from newsletter.store.engine import transaction
@@ -27,11 +30,6 @@ from newsletter.web.app import WebContext
 from newsletter.web.sending import IssueOverview
 
 STATES = ("draft", "ready", "scheduled", "sending", "sent")
-
-
-class ReadOnly(NewsletterError):
-    """The issue is being sent or was sent: it cannot be edited (a sent summary can be
-    corrected)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,7 +89,7 @@ def _content(ctx: WebContext) -> Path:
 def _writable(ctx: WebContext, month: str) -> None:
     state = state_of(ctx, month)
     if state.read_only:
-        raise ReadOnly(f"{month} is {state.name}: it is read-only")
+        raise ReadOnlyIssue(f"{month} is {state.name}: it is read-only")
 
 
 def save_issue(ctx: WebContext, month: str, draft: IssueDraft, version: str, actor: str):
@@ -119,18 +117,20 @@ def save_summary(
     state = state_of(ctx, month)
     if correct:
         if state.name != "sent":
-            raise ReadOnly(f"{month} is {state.name}: only a sent issue takes corrections")
+            raise ReadOnlyIssue(f"{month} is {state.name}: only a sent issue takes corrections")
         if desk.read_summary_file(_content(ctx), month, slug).text is None:
-            raise ReadOnly(f"{month} is sent: a correction cannot add a summary")
+            raise ReadOnlyIssue(f"{month} is sent: a correction cannot add a summary")
         draft = dataclasses.replace(draft, corrected=dt.datetime.now(dt.UTC).date())
     elif state.read_only:
-        raise ReadOnly(f"{month} is {state.name}: it is read-only (use Correct for a fix)")
+        raise ReadOnlyIssue(f"{month} is {state.name}: it is read-only (use Correct for a fix)")
     written, created = desk.save_summary(
         _content(ctx), month, slug, draft, version, _taxonomy(ctx), reference
     )
     with transaction(ctx.engine) as session:
         detail = ("correction: " if correct else "") + draft.title[:200]
         audit.record(session, actor, "edit-summary", f"{month}/{written.path.name}", detail)
+    if correct:  # republish the sent issue's page at once ("Corrected on …"); mail nothing
+        publish.rebuild_quietly(ctx.engine, ctx.settings, actor=actor, month=month)
     return written, created
 
 
@@ -147,7 +147,7 @@ def move_summary(ctx: WebContext, month: str, slug: str, step: int, actor: str) 
     _writable(ctx, month)
     slugs = [s.slug for s in ordered_summaries(ctx, month)]
     if slug not in slugs:
-        raise desk.Invalid({"slug": [f"no summary {slug!r} in {month}"]})
+        raise InvalidEdit({"slug": [f"no summary {slug!r} in {month}"]})
     at = slugs.index(slug)
     to = max(0, min(len(slugs) - 1, at + step))
     slugs.insert(to, slugs.pop(at))

@@ -55,7 +55,7 @@ def render_page(
         "lang": settings.newsletter.language,
         "csrf_field": csrf_field,
         "is_admin": bool(request.session.get("admin")) if "session" in request.scope else False,
-        "archive_url": "/archive/" if ctx.archive_mounted else "",
+        "archive_url": ctx.archive_url(),
         "notice": "",
         "error": "",
     }

@@ -29,6 +29,7 @@ from newsletter.errors import SubscriberError
 from newsletter.message.transactional import duration_text
 from newsletter.store import import_export
 from newsletter.store import registrar
+from newsletter.store import responses
 from newsletter.store import subscribers as api
 from newsletter.store.engine import transaction
 from newsletter.store.feedback import REASON_LABELS
@@ -165,7 +166,9 @@ def update(
         if not ctx.csrf.valid(request, csrf_token):
             return _csrf_failed(ctx, request, subscriber, token)
         if action == "unsubscribe":
-            api.unsubscribe(session, subscriber)
+            if api.unsubscribe(session, subscriber):  # counted for the issue the link came in
+                campaign = ctx.signer.campaign(PREFERENCES, token)
+                responses.record(session, campaign, responses.UNSUBSCRIBED)
             return render_page(
                 ctx,
                 request,
@@ -272,6 +275,9 @@ def _drop(
             error="Unknown topic: nothing changed.",
         )
     outcome = registrar.drop_topic(session, ctx.taxonomy, subscriber, term.slug)
+    if outcome == registrar.DROPPED:  # counted for the issue whose link it was
+        campaign = ctx.signer.campaign(PREFERENCES, token)
+        responses.record(session, campaign, responses.DROPPED_TOPIC, term.slug)
     if outcome == registrar.NOT_FOLLOWED:
         notice = f"You already do not receive summaries about {term.label}."
         return page(ctx, request, subscriber, token, notice=notice)

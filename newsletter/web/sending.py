@@ -84,6 +84,7 @@ class SendState:
     thread: threading.Thread
     error: str = ""
     finished: bool = False
+    archive: str = ""  # the archive rebuild after a completed send, in one line
 
 
 class Sending:
@@ -189,8 +190,11 @@ class Sending:
         with self._lock:
             return self._sends.get(month)
 
-    def start(self, issue: Issue, lists: Sequence[str] | None = None) -> SendState:
-        """Plan and send `issue` in a background thread; SendError if one is already running."""
+    def start(
+        self, issue: Issue, lists: Sequence[str] | None = None, actor: str = "admin"
+    ) -> SendState:
+        """Plan and send `issue` in a background thread; SendError if one is already running.
+        `actor` is who the audit log says completed it (the admin's name, or "api")."""
         lists = default_lists(self.settings, lists)
         with self._lock:
             current = self._sends.get(issue.month)
@@ -199,7 +203,7 @@ class Sending:
             state = SendState(issue.month, threading.Thread())
             state.thread = threading.Thread(
                 target=self._run,
-                args=(issue, list(lists or []) or None, state),
+                args=(issue, list(lists or []) or None, state, actor),
                 name=f"send-{issue.month}",
                 daemon=True,
             )
@@ -207,7 +211,7 @@ class Sending:
             state.thread.start()
         return state
 
-    def _run(self, issue: Issue, lists: list[str] | None, state: SendState) -> None:
+    def _run(self, issue: Issue, lists: list[str] | None, state: SendState, actor: str) -> None:
         try:
             factory = self.transport_factory if self.custom_transport else None
             result = send_month(
@@ -217,10 +221,12 @@ class Sending:
                 lists=lists,
                 transport_factory=factory,
                 stop=self.stopping,
+                actor=actor,
             )
             assert result.report is not None
             report = result.report
             log.info("sent %s: %s sent, %s failed", issue.month, report.sent, report.failed)
+            state.archive = result.archive.summary() if result.archive else ""
         except NewsletterError as error:
             state.error = str(error)
         except Exception as error:  # keep the message for the page; the traceback in the log

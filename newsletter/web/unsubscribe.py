@@ -17,11 +17,13 @@ from fastapi import Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from newsletter.store import responses
 from newsletter.store import subscribers as api
 from newsletter.store.engine import transaction
 from newsletter.store.feedback import REASON_LABELS
 from newsletter.store.models import UNSUBSCRIBED
 from newsletter.store.registrar import subscriber_for_token
+from newsletter.store.responses import UNSUBSCRIBED as UNSUBSCRIBED_KIND
 from newsletter.tokens import PREFERENCES
 from newsletter.tokens import UNSUBSCRIBE
 from newsletter.web.app import WebContext
@@ -76,7 +78,8 @@ async def one_click(token: str, request: Request, ctx: Ctx) -> Response:
 def _unsubscribe(token: str, request: Request, ctx: WebContext) -> Response:
     with transaction(ctx.engine) as session:
         subscriber = subscriber_for_token(session, ctx.signer, UNSUBSCRIBE, token)
-        api.unsubscribe(session, subscriber)
+        if api.unsubscribe(session, subscriber):  # counted for the issue the link came in
+            responses.record(session, ctx.signer.campaign(UNSUBSCRIBE, token), UNSUBSCRIBED_KIND)
         preferences = ctx.signer.make(PREFERENCES, subscriber.id, subscriber.email)
         return render_page(
             ctx,
