@@ -1,0 +1,95 @@
+"""Start-up: how long `newsletter --help` and `newsletter issues list` take, process to exit.
+
+    python bench/startup.py [--runs 11] [--vs /path/to/other/checkout/.venv/bin/newsletter]
+
+Runs each command `--runs` times in a fresh process (after one warm-up run that fills the
+bytecode cache) against a temp project with the repo's content and a migrated SQLite database,
+and prints the median wall time and the median CPU time (user + system, the kernel's figure for
+the finished child, which a busy machine moves less). With `--vs`, the other executable (for
+example main's checkout) runs in turn with ours, A B A B ..., and the ratios are printed too.
+Target: each command ≤ 0.3 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+OURS = Path(sys.executable).parent / "newsletter"
+COMMANDS = (["--help"], ["issues", "list"])
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_once(executable: Path, args: list[str], folder: Path) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one run of `executable args` in `folder`."""
+    cpu = _children_cpu()
+    started = time.perf_counter()
+    done = subprocess.run(
+        [str(executable), "--config", "config.toml", *args],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "100"},
+        check=False,
+    )
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{executable} {' '.join(args)} failed: {done.stderr.decode()[-500:]}")
+    return wall, _children_cpu() - cpu
+
+
+def project(folder: Path, executable: Path) -> None:
+    """A project with the repo's content and config and a migrated database."""
+    shutil.copytree(REPO / "content", folder / "content")
+    shutil.copytree(REPO / "templates", folder / "templates")
+    shutil.copy(REPO / "config.toml", folder / "config.toml")
+    subprocess.run(
+        [str(executable), "--config", "config.toml", "db", "upgrade"],
+        cwd=folder,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=11)
+    parser.add_argument("--vs", type=Path, help="another `newsletter` executable to compare")
+    options = parser.parse_args()
+    contenders = {"ours": OURS} | ({"vs": options.vs} if options.vs else {})
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        project(folder, OURS)
+        for args in COMMANDS:
+            times: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
+            for executable in contenders.values():
+                run_once(executable, args, folder)  # warm-up: bytecode cache, page cache
+            for _ in range(options.runs):
+                for name, executable in contenders.items():
+                    times[name].append(run_once(executable, args, folder))
+            line = f"newsletter {' '.join(args):<12}"
+            for name, samples in times.items():
+                wall = statistics.median(w for w, _ in samples)
+                cpu = statistics.median(c for _, c in samples)
+                line += f"  {name}: wall {wall:.3f} s, cpu {cpu:.3f} s"
+            if "vs" in times:
+                ratios = [a[1] / b[1] for a, b in zip(times["ours"], times["vs"], strict=True)]
+                line += f"  cpu ours/vs {statistics.median(ratios):.2f}"
+            print(line + "   (target ≤ 0.3 s)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
