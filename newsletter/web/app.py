@@ -131,12 +131,13 @@ def get_ctx(request: Request) -> WebContext:
     return request.app.state.ctx
 
 
-def _limits(settings: Settings) -> Limits:
-    web = settings.web
+def _limits(settings: Settings, workers: int = 1) -> Limits:
+    # Under `serve --workers N` each process counts alone: it enforces its share.
+    per_ip, per_address = settings.web.limits_per_process(workers)
     return Limits(
-        subscribe_ip=SlidingWindow(web.subscribe_per_ip_per_hour, HOUR),
-        subscribe_address=SlidingWindow(web.subscribe_per_address_per_hour, HOUR),
-        link_ip=SlidingWindow(web.subscribe_per_ip_per_hour, HOUR),
+        subscribe_ip=SlidingWindow(per_ip, HOUR),
+        subscribe_address=SlidingWindow(per_address, HOUR),
+        link_ip=SlidingWindow(per_ip, HOUR),
     )
 
 
@@ -152,8 +153,12 @@ def create_app(
     *,
     transport_factory: Callable[[], Transport] | None = None,
     engine: Engine | None = None,
+    workers: int = 1,
 ) -> FastAPI:
-    """The web app for `settings`. The database must be migrated (`newsletter db upgrade`)."""
+    """The web app for `settings`. The database must be migrated (`newsletter db upgrade`).
+
+    `workers`: how many processes serve the app (`newsletter serve --workers`); each enforces
+    its share of the in-memory rate limits."""
     from newsletter.web import admin
     from newsletter.web import admin_schedule
     from newsletter.web import admin_subscribers
@@ -180,7 +185,7 @@ def create_app(
         sending=Sending(
             settings, taxonomy, engine, factory, custom_transport=transport_factory is not None
         ),
-        limits=_limits(settings),
+        limits=_limits(settings, workers),
         transport_factory=factory,
     )
     app = FastAPI(
