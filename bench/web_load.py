@@ -179,6 +179,53 @@ async def offer_load(
     return results
 
 
+def page_cost(config: Path, signer: Signer, people: list[tuple[int, str]]) -> str:
+    """The app's own cost of each kind of request, in this process, one at a time (no network,
+    no load): the median over a few hundred, after a warm-up."""
+    from newsletter.web import create_app
+
+    app = create_app(load_settings(config))
+    transport = httpx.ASGITransport(app=app)
+    timings: dict[str, list[float]] = {"preferences": [], "unsubscribe": []}
+
+    async def run() -> None:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            sample = people[:400]
+            for n, (i, email) in enumerate(sample):
+                kind = "preferences" if n % 4 else "unsubscribe"
+                started = time.perf_counter()
+                if kind == "preferences":
+                    answer = await client.get(f"/preferences/{signer.make(PREFERENCES, i, email)}")
+                else:
+                    answer = await client.post(
+                        f"/u/{signer.make(UNSUBSCRIBE, i, email)}",
+                        data={"List-Unsubscribe": "One-Click"},
+                    )
+                assert answer.status_code == 200, answer.text[:300]
+                if n >= len(sample) // 10:  # the first ones warm caches up
+                    timings[kind].append(time.perf_counter() - started)
+
+    asyncio.run(run())
+    app.state.ctx.engine.dispose()
+    return ", ".join(
+        f"{kind} {statistics.median(values) * 1000:.2f} ms" for kind, values in timings.items()
+    )
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of process `pid` and its live children (the workers of
+    `serve --workers N`), from /proc (Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / tick
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return total
+    return total + sum(process_cpu(int(child)) for child in children)
+
+
 def wait_until_up(base: str, server: subprocess.Popen, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -235,6 +282,8 @@ def main() -> None:
         shutil.copy(folder / "alone.db", folder / "loaded.db")
         people = [(i, f"reader{i}@example.net") for i in range(1, options.subscribers + 1)]
 
+        print(f"one request in-process, no load (median): {page_cost(alone, signer, people)}")
+        shutil.copy(folder / "loaded.db", folder / "alone.db")  # undo its unsubscribes
         if options.no_send:
             sent_alone, seconds_alone = 0, 1.0
         else:
@@ -263,6 +312,7 @@ def main() -> None:
                     offer_load(base, options.rate, options.seconds, signer, people)
                 )
                 with_load["start"] = time.perf_counter()
+                with_load["cpu_before"] = process_cpu(server.pid)
                 if options.no_send:
                     with_load["sent"], with_load["seconds"] = 0, 1.0
                 else:
@@ -270,7 +320,9 @@ def main() -> None:
                         send, loaded, folder
                     )
                 with_load["end"] = time.perf_counter()
-                return await load
+                finished = await load
+                with_load["cpu"] = process_cpu(server.pid) - with_load["cpu_before"]
+                return finished
 
             results = asyncio.run(both())
         finally:
@@ -294,6 +346,11 @@ def main() -> None:
             describe(f"whole run ({options.rate}/s for {options.seconds:.0f} s)", results.latencies)
         )
         offered = int(options.rate * options.seconds)
+        answered = len(results.latencies)
+        print(
+            f"server CPU: {with_load['cpu']:.1f} s for {answered} answers = "
+            f"{with_load['cpu'] / max(answered, 1) * 1000:.2f} ms per request"
+        )
         print(
             f"errors: {len(results.errors)} of {offered} requests; "
             f"'database is locked' in the server log: {locked}   (target 0)"
