@@ -56,6 +56,7 @@ def run_once(executable: Path, args: list[str], folder: Path) -> tuple[float, fl
 
 def project(folder: Path, executable: Path) -> None:
     """A project with the repo's content and config and a migrated database."""
+    folder.mkdir()
     shutil.copytree(REPO / "content", folder / "content")
     shutil.copytree(REPO / "templates", folder / "templates")
     shutil.copy(REPO / "config.toml", folder / "config.toml")
@@ -74,15 +75,17 @@ def main() -> None:
     options = parser.parse_args()
     contenders = {"ours": OURS} | ({"vs": options.vs} if options.vs else {})
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        project(folder, OURS)
+        # A project for each: each executable migrates its own database to its own head.
+        folders = {name: Path(tmp) / name for name in contenders}
+        for name, executable in contenders.items():
+            project(folders[name], executable)
         for args in COMMANDS:
             times: dict[str, list[tuple[float, float]]] = {name: [] for name in contenders}
-            for executable in contenders.values():
-                run_once(executable, args, folder)  # warm-up: bytecode cache, page cache
+            for name, executable in contenders.items():
+                run_once(executable, args, folders[name])  # warm-up: bytecode, page cache
             for _ in range(options.runs):
                 for name, executable in contenders.items():
-                    times[name].append(run_once(executable, args, folder))
+                    times[name].append(run_once(executable, args, folders[name]))
             line = f"newsletter {' '.join(args):<12}"
             for name, samples in times.items():
                 wall = statistics.median(w for w, _ in samples)
