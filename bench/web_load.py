@@ -132,7 +132,9 @@ async def offer_load(
 ) -> Results:
     """`rate` requests a second for `seconds`, on a fixed schedule, over a pool of clients."""
     results = Results()
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    # Idle connections are dropped before uvicorn drops them (its keep-alive is 5 s): a request
+    # sent on a connection the server is closing would fail through no fault of the app.
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200, keepalive_expiry=3.0)
     plain = httpx.AsyncClient(base_url=base, timeout=30, limits=limits)
     form_client, csrf = await csrf_client(base)
     preference_tokens = [signer.make(PREFERENCES, i, email) for i, email in people]
