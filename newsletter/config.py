@@ -219,6 +219,24 @@ class WebSection(_Section):
     # Download my data / forget me need a fresh emailed link, working this many seconds.
     privacy_link_max_age: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
 
+    def limits_per_process(self, workers: int) -> tuple[int, int]:
+        """(per IP, per address) subscribe limits each of `workers` serve processes enforces.
+
+        The counters live in each process's memory, so each process gets its share of the
+        configured limit, rounded down: together they never allow more than configured.
+        `ConfigError` naming the setting when a limit is below `workers` (no share left).
+        """
+        shares = []
+        for name in ("subscribe_per_ip_per_hour", "subscribe_per_address_per_hour"):
+            limit = getattr(self, name)
+            if limit < workers:
+                raise ConfigError(
+                    f"[web] {name} = {limit} cannot be shared out among {workers} processes "
+                    f"(each keeps its own count): use --workers {limit} or fewer, or raise it"
+                )
+            shares.append(limit // workers)
+        return shares[0], shares[1]
+
 
 class DkimKeySection(_Section):
     """One signing key of `[[dkim.keys]]`: the selector it is published under and its file."""

@@ -14,6 +14,7 @@ from conftest import REPO
     [
         ["send_throughput.py", "--subscribers", "40", "--connections", "2"],
         ["memory.py", "--subscribers", "40", "--connections", "2"],
+        ["startup.py", "--runs", "1"],
     ],
 )
 def test_benchmark_runs(command: list[str]) -> None:

@@ -171,7 +171,10 @@ TYPICAL: dict[str, list[str] | None] = {
 
 def leaf_commands(group: click.Group = main, prefix: str = "") -> Iterator[str]:
     """Every runnable command, as the words one types after `newsletter`."""
-    for name, command in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):  # the root group imports its commands on demand
+        command = group.get_command(ctx, name)
+        assert command is not None, name
         path = f"{prefix}{name}"
         if isinstance(command, click.Group):
             yield from leaf_commands(command, f"{path} ")

@@ -17,7 +17,10 @@ DOCS = README + "".join(p.read_text(encoding="utf-8") for p in (REPO / "docs").g
 
 def command_paths(group: click.Group, prefix: str = "newsletter") -> list[str]:
     paths = []
-    for name, command in group.commands.items():
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):  # the root group imports its commands on demand
+        command = group.get_command(ctx, name)
+        assert command is not None, name
         path = f"{prefix} {name}"
         if isinstance(command, click.Group):
             paths += command_paths(command, path)

@@ -1,4 +1,4 @@
-"""`newsletter admin add|list|remove|set-password`: the admins of the web app (`store.admins`).
+"""`newsletter admin hash-password|add|list|remove|set-password`: the web app's admins.
 
 Passwords come from a hidden prompt (typed twice) or, with `--password-stdin`, from the first
 line of standard input: never from the command line, where `ps` and shell history would keep
@@ -13,9 +13,9 @@ import sys
 import click
 
 from newsletter.cli.app import App
+from newsletter.cli.app import main
 from newsletter.cli.app import pass_app
 from newsletter.cli.app import print_table
-from newsletter.cli.web_commands import admin_group
 from newsletter.store import admins
 from newsletter.store import audit
 from newsletter.store.engine import session_factory
@@ -26,6 +26,24 @@ password_stdin = click.option(
     is_flag=True,
     help="Read the password from the first line of standard input (for scripts).",
 )
+
+
+@main.group("admin")
+def admin_group() -> None:
+    """Web admin helpers."""
+
+
+@admin_group.command("hash-password")
+@click.password_option(
+    "--password", prompt="Admin password", help="The password (prompted when not given)."
+)
+def hash_password(password: str) -> None:
+    """Print a hash for NEWSLETTER_ADMIN_PASSWORD_HASH (scrypt, salted)."""
+    from newsletter.passwords import hash_password as make_hash
+
+    if len(password) < 10:
+        raise click.BadParameter("use at least 10 characters", param_hint="password")
+    click.echo(make_hash(password))
 
 
 def _legacy_hash(app: App) -> str:

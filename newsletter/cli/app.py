@@ -2,6 +2,10 @@
 
 Commands are thin: they load settings, call one function of the library, and print. Library
 errors (`NewsletterError`) become clean messages with a non-zero exit.
+
+Start-up is kept short (`newsletter --help` in a few tens of milliseconds): the root group
+imports a command's module only when that command runs (`COMMANDS` below), and this module
+imports settings, SQLAlchemy and rich only when a command asks for them.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import functools
+import importlib
 import json
 import os
 import re
@@ -25,18 +30,15 @@ from typing import Any
 from typing import TypeVar
 
 import click
-from sqlalchemy import Engine
 
-from newsletter.config import Settings
-from newsletter.config import load_settings
-from newsletter.content.taxonomy import Taxonomy
-from newsletter.content.taxonomy import taxonomy_from_settings
 from newsletter.errors import NewsletterError
-from newsletter.store.engine import make_engine
-from newsletter.store.engine import require_schema
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from sqlalchemy import Engine
+
+    from newsletter.config import Settings
+    from newsletter.content.taxonomy import Taxonomy
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -52,6 +54,8 @@ class App:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
+            from newsletter.config import load_settings
+
             self._settings = load_settings(self.config_path)
         return self._settings
 
@@ -59,16 +63,22 @@ class App:
     def engine(self) -> Engine:
         """The engine, without checking the schema (for `db upgrade`)."""
         if self._engine is None:
+            from newsletter.store.engine import make_engine
+
             self._engine = make_engine(self.settings.database.url)
         return self._engine
 
     def db(self) -> Engine:
         """The engine of a database migrated to the newest schema."""
+        from newsletter.store.engine import require_schema
+
         require_schema(self.engine)
         return self.engine
 
     @functools.cached_property
     def taxonomy(self) -> Taxonomy:
+        from newsletter.content.taxonomy import taxonomy_from_settings
+
         return taxonomy_from_settings(self.settings)
 
     def close(self) -> None:
@@ -107,6 +117,97 @@ class NewsletterGroup(click.Group):
             ) from None
 
 
+# Every top-level command: the module that defines it (imported when the command runs) and its
+# one-line help for `newsletter --help` (tests/test_startup.py checks both against the modules).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "admin": ("admin_commands", "Web admin helpers."),
+    "archive": ("archive_commands", "Build the static web archive of every published issue."),
+    "bounces": ("bounce_commands", "Bounce reports: record them and apply the bounce policy."),
+    "db": ("db_commands", "Create or migrate the database schema."),
+    "deliveries": (
+        "send_commands",
+        "Counts by status for MONTH and who did not get it, and why.",
+    ),
+    "demo": (
+        "demo_command",
+        "Migrate, load demo subscribers, send the newest month, and say where to look.",
+    ),
+    "dkim": ("dkim_commands", "DKIM: publish the signing key in DNS."),
+    "import": ("import_commands", "Bring content in from elsewhere (a blog's old posts)."),
+    "inbound": ("bounce_commands", "Mail received at the List-Unsubscribe mailto address."),
+    "issues": ("issue_commands", "List the months in content/ and check one before sending."),
+    "plan": (
+        "send_commands",
+        "Plan MONTH for `newsletter worker` without sending: the ledger rows `send` would write.",
+    ),
+    "preview": (
+        "issue_commands",
+        "Render MONTH as one reader would get it (default: the full issue).",
+    ),
+    "schedule": ("schedule_commands", "Show the monthly send times and manage one-off sends."),
+    "scheduler": (
+        "schedule_commands",
+        "Run the scheduler in the foreground (logs to stdout; SIGTERM stops it cleanly).",
+    ),
+    "send": ("send_commands", "Send MONTH to every subscriber, cut to their topics."),
+    "serve": (
+        "web_commands",
+        "Run the web app: subscribe, preferences, unsubscribe, admin and API.",
+    ),
+    "subscribers": (
+        "subscriber_commands",
+        "Add, remove, change, unsubscribe, forget, list, import and export subscribers.",
+    ),
+    "summaries": ("summary_commands", "Start summary files."),
+    "worker": (
+        "worker_commands",
+        "Send planned campaigns; run any number of these against PostgreSQL.",
+    ),
+}
+
+
+class LazyGroup(NewsletterGroup):
+    """The root group: a command's module is imported when that command is looked up.
+
+    Each module registers its commands on `main` with the usual decorators when imported, so
+    a command is written as before; only `COMMANDS` must name it. `--help` lists every
+    command from the table without importing any of them.
+    """
+
+    def __init__(self, *args: Any, lazy_commands: dict[str, tuple[str, str]], **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = lazy_commands
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(self.lazy_commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy_commands:
+            module, _help = self.lazy_commands[cmd_name]
+            importlib.import_module(f"{__package__}.{module}")  # registers it on `main`
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """click's own listing, its help text from the table for commands not imported."""
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            command = self.commands.get(name)
+            if command is not None:
+                if command.hidden:
+                    continue
+                rows.append((name, command.get_short_help_str(limit)))
+            else:
+                # A stand-in command shortens the text exactly as the real one would.
+                stand_in = click.Command(name, help=self.lazy_commands[name][1])
+                rows.append((name, stand_in.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
 def relative_paths(message: str) -> str:
     """`message` with paths under the working directory shown relative to it, as typed.
 
@@ -120,7 +221,11 @@ def relative_paths(message: str) -> str:
     return re.sub(rf"(?<![\w/.]){re.escape(here)}{re.escape(os.sep)}", "", message)
 
 
-@click.group(cls=NewsletterGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup,
+    lazy_commands=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option(
     "--config",
     "config_path",

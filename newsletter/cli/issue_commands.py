@@ -19,16 +19,10 @@ from newsletter.content.reader import load_issue
 from newsletter.content.reader import misnamed_months
 from newsletter.errors import ContentError
 from newsletter.errors import ContentProblems
-from newsletter.message.preview import preview_parts
 from newsletter.paths import output_file
-from newsletter.personalize import make_recipient
-from newsletter.render import checks
-from newsletter.render.environment import plural
-from newsletter.sending.plan import variant_label
-from newsletter.store import ledger
-from newsletter.store.engine import session_factory
-from newsletter.store.subscribers import parse_topics
-from newsletter.store.subscribers import require_subscriber
+
+# Rendering, checks and the subscriber service are imported by the commands that use them:
+# `issues list` runs on every shell prompt of an editor and should start in a blink.
 
 
 class MonthArgument(click.ParamType):
@@ -67,6 +61,9 @@ def issues_group() -> None:
 @pass_app
 def list_issues(app: App) -> None:
     """Months, summary counts and sent state."""
+    from newsletter.store import ledger
+    from newsletter.store.engine import session_factory
+
     settings = app.settings
     for name, meant in misnamed_months(settings.content.dir):
         folder = Path(settings.content.dir) / name
@@ -102,6 +99,9 @@ def list_issues(app: App) -> None:
 @pass_app
 def check(app: App, month: str) -> None:
     """Content errors and the encoded HTML size against Gmail's clip (exit 1 on errors)."""
+    from newsletter.render import checks
+    from newsletter.render.environment import plural
+
     _issue, findings = checks.check_issue(app.settings, app.taxonomy, month)
     marks = {checks.OK: "ok     ", checks.WARNING: "warning", checks.ERROR: "error  "}
     for finding in findings:
@@ -142,6 +142,13 @@ def preview(
     app: App, month: str, topics: str | None, email: str | None, fmt: str, out: Path | None
 ) -> None:
     """Render MONTH as one reader would get it (default: the full issue)."""
+    from newsletter.message.preview import preview_parts
+    from newsletter.personalize import make_recipient
+    from newsletter.sending.plan import variant_label
+    from newsletter.store.engine import session_factory
+    from newsletter.store.subscribers import parse_topics
+    from newsletter.store.subscribers import require_subscriber
+
     if topics and email:
         raise click.UsageError("use --topics or --subscriber, not both")
     settings = app.settings

@@ -1,4 +1,4 @@
-"""`newsletter serve` (the web app under uvicorn) and `newsletter admin hash-password`."""
+"""`newsletter serve`: the web app under uvicorn."""
 
 from __future__ import annotations
 
@@ -11,6 +11,10 @@ from newsletter.cli.app import main
 from newsletter.cli.app import pass_app
 from newsletter.listen import bind_listener
 
+# The variable the app factory reads (newsletter.web.WORKERS_ENV; the CLI never imports the web
+# app, so it is named twice and tests/test_serve_command.py checks that they agree).
+WORKERS_ENV = "NEWSLETTER_SERVE_WORKERS"
+
 
 @main.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
@@ -21,13 +25,25 @@ from newsletter.listen import bind_listener
     show_default=True,
     help="Reverse proxies whose X-Forwarded-For/-Proto headers are trusted.",
 )
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Processes answering requests (one per core); the subscribe rate limits are shared "
+    "out among them.",
+)
 @pass_app
-def serve(app: App, host: str, port: int, forwarded_allow_ips: str) -> None:
+def serve(app: App, host: str, port: int, forwarded_allow_ips: str, workers: int) -> None:
     """Run the web app: subscribe, preferences, unsubscribe, admin and API."""
     import uvicorn
 
     app.settings.require_secret_key()  # no public key: sessions and links could be forged
     app.db()  # refuse to start on a database that is not migrated, with the usual message
+    # Sessions, login throttling and send progress live in the database; the subscribe rate
+    # limits in each process's memory: every process enforces its share (refused if none).
+    app.settings.web.limits_per_process(workers)
+    os.environ[WORKERS_ENV] = str(workers)
     # The app is built by its own factory from the same configuration file: the CLI and the
     # web app are two shells over the same core and never import each other.
     if app.settings.config_path is not None:
@@ -43,24 +59,13 @@ def serve(app: App, host: str, port: int, forwarded_allow_ips: str) -> None:
         proxy_headers=True,
         forwarded_allow_ips=forwarded_allow_ips,
         log_level="info",
+        workers=workers,
     )
     with listener:
-        uvicorn.Server(config).run(sockets=[listener])
+        if workers == 1:
+            uvicorn.Server(config).run(sockets=[listener])
+        else:
+            from uvicorn.supervisors import Multiprocess
 
-
-@main.group("admin")
-def admin_group() -> None:
-    """Web admin helpers."""
-
-
-@admin_group.command("hash-password")
-@click.password_option(
-    "--password", prompt="Admin password", help="The password (prompted when not given)."
-)
-def hash_password(password: str) -> None:
-    """Print a hash for NEWSLETTER_ADMIN_PASSWORD_HASH (scrypt, salted)."""
-    from newsletter.passwords import hash_password as make_hash
-
-    if len(password) < 10:
-        raise click.BadParameter("use at least 10 characters", param_hint="password")
-    click.echo(make_hash(password))
+            click.echo(f"{workers} worker processes")
+            Multiprocess(config, sockets=[listener]).run()

@@ -15,17 +15,17 @@ import logging
 import re
 from collections.abc import Callable
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from typing import Any
-
-import bibtexparser
-import rispy
-from bibtexparser.middlewares import LatexDecodingMiddleware
-from bibtexparser.middlewares import SeparateCoAuthors
-from bibtexparser.middlewares import SplitNameParts
-from bibtexparser.model import Entry
 
 from newsletter.content.article import bare_doi
 from newsletter.errors import ContentError
+
+if TYPE_CHECKING:
+    from bibtexparser.model import Entry
+
+# bibtexparser (with pylatexenc) and rispy are imported when a reference file is read: most
+# summaries have none, and every command that reads content would otherwise pay for them.
 
 # bibtexparser logs each block it cannot parse; that failure is reported here, as one problem
 # naming the file, so its log line would only repeat it (on stderr, through logging's last
@@ -311,6 +311,11 @@ def parse_reference(text: str, suffix: str, source: str) -> dict[str, Any]:
 
 
 def _bibtex_entries(text: str, source: str) -> list[dict[str, Any]]:
+    import bibtexparser
+    from bibtexparser.middlewares import LatexDecodingMiddleware
+    from bibtexparser.middlewares import SeparateCoAuthors
+    from bibtexparser.middlewares import SplitNameParts
+
     # LaTeX is decoded before the names are split, keeping {braced groups} so that a braced
     # organization name stays one name; the braces are dropped afterwards.
     library = bibtexparser.parse_string(
@@ -435,6 +440,8 @@ _RIS_TYPES = {
 
 
 def _ris_entries(text: str, source: str) -> list[dict[str, Any]]:
+    import rispy
+
     try:
         records = rispy.loads(text)
     except (OSError, ValueError) as error:  # rispy raises IOError for a tag out of place

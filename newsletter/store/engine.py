@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import functools
 from collections.abc import Iterator
+from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy import create_engine
 from sqlalchemy import event
 from sqlalchemy import inspect
+from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker
@@ -138,10 +142,48 @@ def head_revision(engine: Engine) -> str:
     return head
 
 
+@functools.cache
+def _declared_head(folder: Path) -> str | None:
+    """The head revision as the migration files declare it, read without importing Alembic
+    (whose import costs more than a short command's whole run): the one `revision` that no
+    file names as its `down_revision`. None when that is not one plain answer (two heads, a
+    computed value): the caller then asks Alembic."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in folder.glob("*.py"):
+        values: dict[str, object] = {}
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Assign | ast.AnnAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for target in targets:
+                    if isinstance(target, ast.Name) and isinstance(node.value, ast.Constant):
+                        values[target.id] = node.value.value
+        revision, parent = values.get("revision"), values.get("down_revision", ...)
+        if not isinstance(revision, str) or not (parent is None or isinstance(parent, str)):
+            return None
+        revisions.add(revision)
+        if parent is not None:
+            parents.add(parent)
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _at_declared_head(engine: Engine) -> bool:
+    """Whether the database's `alembic_version` is the declared head (one cheap query)."""
+    head = _declared_head(data_path("migrations") / "versions")
+    if head is None or not inspect(engine).has_table("alembic_version"):
+        return False
+    with engine.connect() as connection:
+        versions = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+    return [row[0] for row in versions] == [head]
+
+
 def require_schema(engine: Engine) -> None:
     """ConfigError unless the database is migrated to head (tells the user what to run)."""
     with reaching(engine):
         migrated = inspect(engine).has_table("subscribers")
+        if migrated and _at_declared_head(engine):
+            return  # the common case, answered without importing Alembic
     if not migrated or current_revision(engine) != head_revision(engine):
         raise ConfigError(
             f"the database at {engine.url.render_as_string()} is not up to date: "

@@ -26,6 +26,7 @@ from typing import Any
 from typing import NamedTuple
 
 from sqlalchemy.orm import Session
+from sqlalchemy.orm import joinedload
 
 from newsletter.config import Settings
 from newsletter.content.choice import TopicChoice
@@ -74,6 +75,16 @@ _MAX_ID = 2**31 - 1
 # --- signed links and envelope addresses → subscribers -----------------------------------
 
 
+# Every page behind a link shows or changes the reader's topics and lists: one query with
+# their few rows joined costs half of the four that the relationships' own `selectin` loading
+# makes (the preference page's largest cost; bench/web_load.py).
+_WHOLE_SUBSCRIBER = (
+    joinedload(Subscriber.topics),
+    joinedload(Subscriber.excluded_topics),
+    joinedload(Subscriber.subscriptions),
+)
+
+
 def subscriber_by_reference(
     session: Session, subscriber_id: int, digest: str, *, hash_length: int = ADDRESS_HASH_LENGTH
 ) -> Subscriber:
@@ -88,7 +99,11 @@ def subscriber_by_reference(
         raise LinkProblem(
             "test", "This link comes from a test message, so there is nothing to change."
         )
-    subscriber = session.get(Subscriber, subscriber_id) if 0 < subscriber_id <= _MAX_ID else None
+    subscriber = (
+        session.get(Subscriber, subscriber_id, options=_WHOLE_SUBSCRIBER)
+        if 0 < subscriber_id <= _MAX_ID
+        else None
+    )
     if subscriber is None and 0 < subscriber_id <= _MAX_ID:
         # The token is ours (signed), so the record it named existed and was deleted: say so.
         raise LinkProblem("deleted", DELETED)

@@ -29,11 +29,17 @@ from fastapi.responses import FileResponse
 from fastapi.responses import JSONResponse
 from fastapi.responses import Response
 from sqlalchemy import Engine
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import Match
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
+from starlette.types import Message
+from starlette.types import Receive
+from starlette.types import Scope
+from starlette.types import Send
 
 from newsletter.config import Settings
 from newsletter.content.taxonomy import Taxonomy
@@ -144,12 +150,13 @@ def get_ctx(request: Request) -> WebContext:
     return request.app.state.ctx
 
 
-def _limits(settings: Settings) -> Limits:
-    web = settings.web
+def _limits(settings: Settings, workers: int = 1) -> Limits:
+    # Under `serve --workers N` each process counts alone: it enforces its share.
+    per_ip, per_address = settings.web.limits_per_process(workers)
     return Limits(
-        subscribe_ip=SlidingWindow(web.subscribe_per_ip_per_hour, HOUR),
-        subscribe_address=SlidingWindow(web.subscribe_per_address_per_hour, HOUR),
-        link_ip=SlidingWindow(web.subscribe_per_ip_per_hour, HOUR),
+        subscribe_ip=SlidingWindow(per_ip, HOUR),
+        subscribe_address=SlidingWindow(per_address, HOUR),
+        link_ip=SlidingWindow(per_ip, HOUR),
     )
 
 
@@ -165,8 +172,12 @@ def create_app(
     *,
     transport_factory: Callable[[], Transport] | None = None,
     engine: Engine | None = None,
+    workers: int = 1,
 ) -> FastAPI:
-    """The web app for `settings`. The database must be migrated (`newsletter db upgrade`)."""
+    """The web app for `settings`. The database must be migrated (`newsletter db upgrade`).
+
+    `workers`: how many processes serve the app (`newsletter serve --workers`); each enforces
+    its share of the in-memory rate limits."""
     from newsletter.web import admin
     from newsletter.web import admin_audit
     from newsletter.web import admin_issues
@@ -201,7 +212,7 @@ def create_app(
         sending=Sending(
             settings, taxonomy, engine, factory, custom_transport=transport_factory is not None
         ),
-        limits=_limits(settings),
+        limits=_limits(settings, workers),
         transport_factory=factory,
     )
     app = FastAPI(
@@ -228,18 +239,7 @@ def create_app(
         https_only=ctx.https,
     )
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next):
-        response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if request.url.path.startswith("/archive/"):
-            response.headers["Content-Security-Policy"] = ARCHIVE_CSP
-        if "location" in response.headers:
-            response.headers["location"] = absolute_location(
-                settings.newsletter.base_url, response.headers["location"], request
-            )
-        return response
+    app.add_middleware(SecurityHeaders, base_url=settings.newsletter.base_url)
 
     _add_error_handlers(app, ctx)
     # admin_subscribers before admin_subscriber: its fixed paths (export.csv, bulk) must win
@@ -282,6 +282,41 @@ def create_app(
         app.mount("/archive", directory, name="archive")
         ctx.archive_mounted = True
     return app
+
+
+class SecurityHeaders:
+    """The security headers on every response, the archive's CSP under /archive/, and every
+    redirect kept on `base_url` (`absolute_location`).
+
+    A plain ASGI middleware that edits the response's first message: Starlette's
+    `BaseHTTPMiddleware` (`@app.middleware("http")`) runs each request through an extra task
+    and a response stream, which cost more than rendering the preference page itself.
+    """
+
+    def __init__(self, app: ASGIApp, base_url: str) -> None:
+        self.app = app
+        self.base_url = base_url
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
+                request = Request(scope)
+                if request.url.path.startswith("/archive/"):
+                    headers["Content-Security-Policy"] = ARCHIVE_CSP
+                if "location" in headers:
+                    headers["location"] = absolute_location(
+                        self.base_url, headers["location"], request
+                    )
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 _STATUS_TITLES = {

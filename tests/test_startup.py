@@ -1,0 +1,170 @@
+"""Start-up: the root command imports a command's module only when that command runs.
+
+A contract, not a timing (the figures are in bench/startup.py): `newsletter --help` must not
+import the web stack, the email renderer, SQLAlchemy or the settings, and the table the help
+is printed from must say what the modules themselves say.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+import subprocess
+import sys
+
+import click
+from click.testing import CliRunner
+from conftest import REPO
+from sqlalchemy import text
+
+import newsletter.cli
+from newsletter.cli.app import COMMANDS
+from newsletter.cli.app import main
+from newsletter.errors import ConfigError
+from newsletter.paths import data_path
+from newsletter.store import engine as db
+
+# Imported by any of these, `--help` is back to a second (the web stack, rendering, the ORM,
+# pydantic settings, the scheduler, citations).
+HEAVY = (
+    "fastapi",
+    "starlette",
+    "premailer",
+    "mjml",
+    "sqlalchemy",
+    "alembic",
+    "pydantic",
+    "apscheduler",
+    "citeproc",
+    "jinja2",
+    "newsletter.config",
+)
+
+_PROBE = """
+import json, sys
+from newsletter.cli import main
+try:
+    main(sys.argv[1:], prog_name="newsletter")
+except SystemExit:
+    pass
+print(json.dumps(sorted(sys.modules)), file=sys.stderr)
+"""
+
+
+def _modules_after(*args: str) -> set[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        check=False,
+    )
+    last = done.stderr.strip().splitlines()[-1]
+    return set(json.loads(last))
+
+
+def _heavy(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY))
+
+
+def test_help_imports_no_heavy_module() -> None:
+    modules = _modules_after("--help")
+    assert "click" in modules  # the probe did run the command
+    assert _heavy(modules) == []
+    assert not [m for m in modules if m.startswith("newsletter.cli.") and m != "newsletter.cli.app"]
+
+
+def test_a_group_help_imports_its_module_only() -> None:
+    modules = _modules_after("issues", "--help")
+    assert "newsletter.cli.issue_commands" in modules
+    assert "newsletter.cli.send_commands" not in modules
+    assert "fastapi" not in modules and "premailer" not in modules
+
+
+def test_help_lists_every_command_with_its_own_help() -> None:
+    ctx = click.Context(main)
+    for name, (module, help_text) in COMMANDS.items():
+        importlib.import_module(f"newsletter.cli.{module}")
+        command = main.commands.get(name)
+        assert command is not None, f"{name}: not defined in newsletter.cli.{module}"
+        assert command.callback is None or command.callback.__module__.endswith(module), name
+        assert help_text == command.get_short_help_str(limit=1000), f"{name}: help text differs"
+    # Every command of every module of newsletter.cli is in the table (a new command, or a new
+    # module of commands, must be added to it, or `newsletter` would not know it).
+    for module in pkgutil.iter_modules(newsletter.cli.__path__):
+        importlib.import_module(f"newsletter.cli.{module.name}")
+    assert set(main.commands) == set(COMMANDS)
+    assert main.list_commands(ctx) == sorted(COMMANDS)
+
+
+def test_help_text_is_the_same_lazy_or_loaded() -> None:
+    probe = "from newsletter.cli import main; main(['--help'], prog_name='newsletter')"
+    lazy = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, check=False
+    )
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import importlib; from newsletter.cli.app import COMMANDS\n"
+            "for module, _ in COMMANDS.values():\n"
+            "    importlib.import_module('newsletter.cli.' + module)\n" + probe,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    )
+    assert lazy.returncode == loaded.returncode == 0, lazy.stderr + loaded.stderr
+    assert "worker " in lazy.stdout and "subscribers " in lazy.stdout
+    assert lazy.stdout == loaded.stdout
+
+
+def test_an_unknown_command_is_a_usage_error() -> None:
+    result = CliRunner().invoke(main, ["no-such-command"])
+    assert result.exit_code == 2
+    assert "No such command 'no-such-command'" in result.output
+
+
+# --- the schema check without Alembic (it alone cost more than `issues list`'s whole run) ------
+
+
+def test_declared_head_is_alembics_head(tmp_path) -> None:
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    assert db._declared_head(data_path("migrations") / "versions") == db.head_revision(engine)
+
+
+def test_declared_head_is_none_for_two_heads(tmp_path) -> None:
+    for name, revision, parent in (("a", "1", None), ("b", "2", "1"), ("c", "3", "1")):
+        (tmp_path / f"{name}.py").write_text(
+            f"revision = {revision!r}\ndown_revision = {parent!r}\n", encoding="utf-8"
+        )
+    assert db._declared_head(tmp_path) is None
+    (tmp_path / "c.py").write_text('revision = "3"\ndown_revision = "2"\n', encoding="utf-8")
+    db._declared_head.cache_clear()
+    assert db._declared_head(tmp_path) == "3"
+
+
+def test_require_schema_still_refuses_an_older_revision(tmp_path) -> None:
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    db.upgrade(engine)
+    db.require_schema(engine)  # at head: passes
+    db.downgrade(engine, "0006")
+    try:
+        db.require_schema(engine)
+    except ConfigError as error:
+        assert "run `newsletter db upgrade`" in str(error)
+    else:
+        raise AssertionError("a database at 0006 passed require_schema")
+    db.upgrade(engine)
+    with engine.begin() as connection:  # a revision this code does not know
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    try:
+        db.require_schema(engine)
+    except ConfigError as error:
+        assert "not up to date" in str(error)
+    else:
+        raise AssertionError("an unknown revision passed require_schema")
+    engine.dispose()
