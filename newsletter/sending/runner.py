@@ -2,8 +2,9 @@
 
 Rendering costs O(variants): each variant is rendered and pre-serialized once per run; per
 subscriber only links, tokens and names are filled in (see `mime.MessageSkeleton`). SMTP sends
-run on `[smtp] connections` threads, one connection each; the main thread alone talks to the
-database, claiming rows before they are sent and writing results in small batches.
+run on `[smtp] connections` threads, one connection each; the main thread claims rows before
+they are sent and writes results in small batches, except each `sent` result, which the
+recorder (`sending.durable`) commits before that connection sends its next message.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from newsletter.message.dkim import DkimSigner
 from newsletter.message.envelope import envelope_sender
 from newsletter.message.skeleton import Sender
 from newsletter.personalize import Recipient
+from newsletter.sending.durable import AcceptanceRecorder
 from newsletter.sending.pools import Pool
 from newsletter.sending.pools import make_pools
 from newsletter.sending.ratelimit import RateLimiter
@@ -98,6 +100,7 @@ class CampaignRunner:
         commit_every: int = 50,
         limiter: RateLimiter | None = None,
         dkim=None,
+        durable: bool = True,
     ) -> None:
         self.engine = engine
         self.settings = settings
@@ -121,6 +124,9 @@ class CampaignRunner:
         self._stop = threading.Event()
         self._stop_requested = stop
         self.commit_every = commit_every
+        # Each accepted message committed before its connection sends the next (see
+        # `sending.durable`); off only to measure what that costs (bench/durability.py).
+        self.durable = durable
         self.signer = Signer(settings.secret_key())
         self.sender = Sender.from_settings(settings)
         self.variants = VariantCache(settings, issue, self.sender, utcnow())
@@ -191,6 +197,9 @@ class CampaignRunner:
         # building a message.
         self._work: queue.SimpleQueue = queue.SimpleQueue()
         self._results: queue.SimpleQueue = queue.SimpleQueue()
+        self._recorder = AcceptanceRecorder(self.engine, self.worker_id) if self.durable else None
+        if self._recorder is not None:
+            self._recorder.start()
         threads = [
             threading.Thread(
                 target=self._sending_thread, args=(pool,), name=f"{pool.name}-{n}", daemon=True
@@ -217,6 +226,8 @@ class CampaignRunner:
                 self._work.put(None)
             for thread in threads:
                 thread.join()
+            if self._recorder is not None:
+                self._recorder.stop()
             self._close_transports()
             self._finish(campaign_id, report)
         return report
@@ -231,7 +242,18 @@ class CampaignRunner:
                     result = self._send_one(row)
             except Exception as error:  # never lose a row: report it to the main thread
                 result = internal_error(row, error, self.settings.delivery)
-            self._results.put((row, result, pool))
+            self._results.put((row, result, pool, self._make_durable(result)))
+
+    def _make_durable(self, result: ledger.Result | None) -> bool:
+        """Commit a `sent` result before this connection takes its next message; True when
+        done (the main thread's batch then leaves it out), False to leave it to the batch."""
+        if self._recorder is None or result is None or result.status != SENT:
+            return False
+        try:
+            self._recorder.record(result)
+        except Exception:  # the database said no: the main thread's batch tries again
+            return False
+        return True
 
     def _preflight(self) -> None:
         """Open one connection per pool before any row is claimed.
@@ -354,15 +376,16 @@ class CampaignRunner:
                     outstanding += 1
                 if not outstanding:
                     break
-                row, result, pool = self._results.get()
+                row, result, pool, durable = self._results.get()
                 outstanding -= 1
                 if result is None:
                     unsent.append(row.delivery_id)
                     continue
-                results.append(result)
+                if not durable:
+                    results.append(result)
                 self._account(report, result, pool)
-                # Small, frequent commits bound what a crash can repeat: only rows sent but
-                # not yet recorded (at most `commit_every`, or a quarter second's worth).
+                # Sent rows were committed one by one (a crash repeats at most one per
+                # connection); the rest (retries, failures, skips) go in small batches.
                 if len(results) >= self.commit_every or time.monotonic() - last >= 0.25:
                     self._record(results)
                     results = []
@@ -371,11 +394,11 @@ class CampaignRunner:
             # Also on Ctrl-C: wait for the messages in flight, record what was sent, and give
             # rows never attempted back to the queue at once instead of after their lease.
             while outstanding:
-                row, result, _pool = self._results.get()
+                row, result, _pool, durable = self._results.get()
                 outstanding -= 1
                 if result is None:
                     unsent.append(row.delivery_id)
-                else:
+                elif not durable:
                     results.append(result)
             self._record(results)
             unsent += [row.delivery_id for row in pending]
