@@ -27,6 +27,7 @@ from newsletter.render.checks import check_loaded_issue
 from newsletter.sending.plan import PlanReport
 from newsletter.sending.plan import default_lists
 from newsletter.sending.plan import plan_campaign
+from newsletter.sending.processes import run_processes
 from newsletter.sending.report import ProgressCallback
 from newsletter.sending.report import SendReport
 from newsletter.sending.runner import CampaignRunner
@@ -148,6 +149,7 @@ def send_month(
     include_late_joiners: bool = False,
     take_over: bool = False,
     on_wait: Callable[[str], None] | None = None,
+    processes: int = 1,
 ) -> CampaignResult:
     """Plan (idempotently) and send `issue`; safe to call again: it resumes.
 
@@ -161,6 +163,8 @@ def send_month(
     `include_late_joiners` (see `sending.plan`). `wait_for_retries=False` ends after the first
     pass, leaving retries queued (`--no-wait`); `take_over` reclaims at once the rows of a
     sender known to have stopped; `on_wait` is told in words what the run waits for.
+    `processes` > 1 sends with that many forked processes (`sending.processes`; over the
+    configured SMTP servers only, so not with a given `transport`).
     """
     result = CampaignResult(issue.month)
     if send and transport is None and transport_factory is None:
@@ -179,17 +183,28 @@ def send_month(
     elif resume:
         result.resumed = resume_campaign(engine, issue.month)
     if send:
-        runner = CampaignRunner(
-            engine,
-            settings,
-            issue,
-            transport,
-            transport_factory=transport_factory,
-            stop=stop,
-            on_progress=on_progress,
-            wait_for_retries=wait_for_retries,
-            take_over=take_over,
-            on_wait=on_wait,
-        )
-        result.report = runner.run()
+
+        def make_runner(
+            progress: ProgressCallback | None, siblings: frozenset[str] = frozenset()
+        ) -> CampaignRunner:
+            return CampaignRunner(
+                engine,
+                settings,
+                issue,
+                transport,
+                transport_factory=transport_factory,
+                stop=stop,
+                on_progress=progress,
+                wait_for_retries=wait_for_retries,
+                take_over=take_over,
+                on_wait=on_wait,
+                siblings=siblings,
+            )
+
+        if processes > 1 and transport is None and transport_factory is None:
+            result.report = run_processes(
+                engine, issue.month, processes, make_runner, stop=stop, on_progress=on_progress
+            )
+        else:
+            result.report = make_runner(on_progress).run()
     return result

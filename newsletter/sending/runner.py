@@ -101,6 +101,7 @@ class CampaignRunner:
         limiter: RateLimiter | None = None,
         dkim=None,
         durable: bool = True,
+        siblings: frozenset[str] = frozenset(),
     ) -> None:
         self.engine = engine
         self.settings = settings
@@ -127,6 +128,7 @@ class CampaignRunner:
         # Each accepted message committed before its connection sends the next (see
         # `sending.durable`); off only to measure what that costs (bench/durability.py).
         self.durable = durable
+        self.siblings = siblings  # worker ids of the other processes of this send
         self.signer = Signer(settings.secret_key())
         self.sender = Sender.from_settings(settings)
         self.variants = VariantCache(settings, issue, self.sender, utcnow())
@@ -346,6 +348,8 @@ class CampaignRunner:
             rows, taken = self.waits.look(session, campaign_id)
         if taken:
             return True  # claim them now
+        if self.siblings and not rows.retries and {h.worker_id for h in rows.held} <= self.siblings:
+            return False  # what is left is held by another process of this send: it ends it
         if not self.wait_for_retries:
             return False
         self.waits.announce(rows)
