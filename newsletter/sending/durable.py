@@ -18,11 +18,11 @@ from __future__ import annotations
 import queue
 import threading
 
+from sqlalchemy import Connection
 from sqlalchemy import Engine
 from sqlalchemy import text
 
 from newsletter.store import ledger
-from newsletter.store.engine import session_factory
 
 
 class _Pending:
@@ -42,11 +42,11 @@ class AcceptanceRecorder:
     def __init__(self, engine: Engine, worker_id: str) -> None:
         self.engine = engine
         self.worker_id = worker_id
-        self.sessions = session_factory(engine)
         self.commits = 0  # transactions committed, for the bench's figures
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
         self._postgresql = engine.dialect.name == "postgresql"
+        self._connection: Connection | None = None
 
     def start(self) -> None:
         """Start the recorder thread."""
@@ -57,6 +57,9 @@ class AcceptanceRecorder:
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
     def record(self, result: ledger.Result) -> None:
         """Commit `result` (with whatever else is waiting); return once it is durable.
@@ -95,9 +98,18 @@ class AcceptanceRecorder:
                 pending.done.set()
 
     def _commit(self, results: list[ledger.Result]) -> None:
-        with self.sessions() as session:
+        # One Core connection for the recorder's life: a Session and a pool checkout per
+        # commit cost more than the UPDATE.
+        if self._connection is None:
+            self._connection = self.engine.connect()
             if self._postgresql:
-                session.execute(text("SET LOCAL synchronous_commit = off"))
-            ledger.record_results(session, self.worker_id, results)
-            session.commit()
+                self._connection.execute(text("SET synchronous_commit = off"))
+                self._connection.commit()
+        try:
+            ledger.record_results_on(self._connection, self.worker_id, results)
+            self._connection.commit()
+        except BaseException:
+            connection, self._connection = self._connection, None
+            connection.close()  # rolls back; the next group gets a fresh connection
+            raise
         self.commits += 1

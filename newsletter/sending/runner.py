@@ -129,6 +129,7 @@ class CampaignRunner:
         # `sending.durable`); off only to measure what that costs (bench/durability.py).
         self.durable = durable
         self.siblings = siblings  # worker ids of the other processes of this send
+        self.recorder_commits = 0  # after `run`: the recorder's transactions (for benches)
         self.signer = Signer(settings.secret_key())
         self.sender = Sender.from_settings(settings)
         self.variants = VariantCache(settings, issue, self.sender, utcnow())
@@ -230,6 +231,7 @@ class CampaignRunner:
                 thread.join()
             if self._recorder is not None:
                 self._recorder.stop()
+                self.recorder_commits = self._recorder.commits
             self._close_transports()
             self._finish(campaign_id, report)
         return report
