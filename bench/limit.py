@@ -62,11 +62,13 @@ def postfix_tool(name: str) -> str:
 class Sink:
     """Postfix's smtp-sink on a free loopback port, for the whole run."""
 
-    def __init__(self) -> None:
+    def __init__(self, pipelining: bool = True) -> None:
         self.port = free_port()
         command = [postfix_tool("smtp-sink")]
         if os.geteuid() == 0:
             command += ["-u", "nobody"]  # smtp-sink refuses to keep root privileges
+        if not pipelining:
+            command.append("-p")  # do not announce PIPELINING
         command += [f"127.0.0.1:{self.port}", "256"]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
@@ -236,12 +238,20 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=4, help="in all, over every process")
     parser.add_argument("--processes", type=int, default=1, help="[smtp] processes for ours")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument(
+        "--compare-pipelining",
+        action="store_true",
+        help="also time ours against a second smtp-sink that does not offer PIPELINING (-p)",
+    )
     args = parser.parse_args()
     if args.connections % args.processes:
         sys.exit("--connections must be a multiple of --processes")
     per_process = args.connections // args.processes
     rates: dict[str, list[float]] = {"smtp-source": [], "smtplib": [], "ours": []}
+    if args.compare_pipelining:
+        rates["ours, no PIPELINING"] = []
     sink = Sink()
+    plain_sink = Sink(pipelining=False) if args.compare_pipelining else None
     try:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
@@ -260,6 +270,16 @@ def main() -> None:
                 rates["smtplib"].append(sent / base)
                 source = smtp_source(sink.port, message_file, sent, args.connections)
                 rates["smtp-source"].append(sent / source)
+                if plain_sink is not None:
+                    plain = folder / "config-no-pipelining.toml"
+                    plain.write_text(
+                        config.read_text().replace(
+                            f"port = {sink.port}\n", f"port = {plain_sink.port}\n"
+                        )
+                    )
+                    reset(settings)
+                    elapsed_plain, sent_plain = ours(plain, settings)
+                    rates["ours, no PIPELINING"].append(sent_plain / elapsed_plain)
                 print(
                     f"round {round_ + 1}: ours {sent / elapsed:,.0f}/s, smtplib {sent / base:,.0f}"
                     f"/s, smtp-source {sent / source:,.0f}/s",
@@ -267,19 +287,25 @@ def main() -> None:
                 )
     finally:
         sink.stop()
+        if plain_sink is not None:
+            plain_sink.stop()
     median = {name: statistics.median(values) for name, values in rates.items()}
     print(
         f"subscribers: {args.subscribers:,}; messages: {sent:,} of {len(message):,} bytes; "
         f"connections: {args.connections} ({args.processes} process(es) for ours); "
         f"rounds: {args.rounds}"
     )
-    for name in ("smtp-source", "smtplib", "ours"):
-        print(f"{name + ':':13} {median[name]:8,.0f} messages/s")
+    for name in rates:
+        print(f"{name + ':':21} {median[name]:8,.0f} messages/s")
     print(
         f"ours / smtp-source: {median['ours'] / median['smtp-source']:.2f}  (target ≥ 0.8)\n"
         f"ours / smtplib:     {median['ours'] / median['smtplib']:.2f}\n"
         f"smtplib / smtp-source: {median['smtplib'] / median['smtp-source']:.2f}"
     )
+    if args.compare_pipelining:
+        print(
+            f"ours with / without PIPELINING: {median['ours'] / median['ours, no PIPELINING']:.2f}"
+        )
 
 
 if __name__ == "__main__":

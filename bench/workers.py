@@ -20,17 +20,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
+from common import scratch_schema
 from limit import SECRET
 from limit import Sink
 from limit import seed
 from limit import write_project
-from sqlalchemy import create_engine
 from sqlalchemy import func
 from sqlalchemy import select
-from sqlalchemy import text
 from sqlalchemy import update
 
 from newsletter.content.reader import load_issue
@@ -70,16 +68,10 @@ def main() -> None:
     )
     args = parser.parse_args()
     os.environ["NEWSLETTER_SECRET_KEY"] = SECRET
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(args.database_url)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in args.database_url else "?"
-    url = f"{args.database_url}{separator}options=-csearch_path%3D{schema}"
     sink = Sink()
     rates: dict[int, list[float]] = {1: [], 2: []}
     try:
-        with tempfile.TemporaryDirectory() as tmp:
+        with scratch_schema(args.database_url) as url, tempfile.TemporaryDirectory() as tmp:
             config, settings = write_project(Path(tmp), sink.port, args.connections, 1)
             config.write_text(
                 config.read_text().replace('url = "sqlite:///bench.db"', f'url = "{url}"')
@@ -115,9 +107,6 @@ def main() -> None:
             engine.dispose()
     finally:
         sink.stop()
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
     one, two = statistics.median(rates[1]), statistics.median(rates[2])
     print(
         f"PostgreSQL; messages: {messages:,}; connections per worker: {args.connections}; "

@@ -1,7 +1,8 @@
 """Each accepted message recorded durably before its connection sends the next one.
 
-A sending thread hands the `sent` result of a message to `AcceptanceRecorder.record` and waits
-until it is committed; only then does that connection start its next transaction. So a killed
+A sending thread hands the `sent` result of a message to `AcceptanceRecorder.submit`, builds its
+next message meanwhile, and waits for the commit before that message goes out: a connection
+starts its next transaction only once the last acceptance is committed. So a killed
 process repeats at most one message per open connection: the one whose acceptance was on the
 wire. One recorder thread commits whatever the sending threads handed in meanwhile in one
 transaction (a group commit), so four connections cost about one commit per round, not four.
@@ -23,6 +24,7 @@ from sqlalchemy import Engine
 from sqlalchemy import text
 
 from newsletter.store import ledger
+from newsletter.store.models import SENT
 
 
 class _Pending:
@@ -34,6 +36,12 @@ class _Pending:
         self.result = result
         self.done = threading.Event()
         self.error: BaseException | None = None
+
+    def wait(self) -> bool:
+        """Wait for the commit: True once durable, False if it failed (the database said no:
+        the caller's batch records the result instead)."""
+        self.done.wait()
+        return self.error is None
 
 
 class AcceptanceRecorder:
@@ -61,16 +69,14 @@ class AcceptanceRecorder:
             self._connection.close()
             self._connection = None
 
-    def record(self, result: ledger.Result) -> None:
-        """Commit `result` (with whatever else is waiting); return once it is durable.
-
-        Raises the database's error if the commit failed: the caller's batch then records it.
-        """
+    def submit(self, result: ledger.Result | None) -> _Pending | None:
+        """Start committing a `sent` result (None for any other: the caller's batch records
+        those); `wait()` on the ticket before the connection sends its next message."""
+        if result is None or result.status != SENT:
+            return None
         pending = _Pending(result)
         self._queue.put(pending)
-        pending.done.wait()
-        if pending.error is not None:
-            raise pending.error
+        return pending
 
     def _run(self) -> None:
         stopping = False

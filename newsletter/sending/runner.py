@@ -238,26 +238,39 @@ class CampaignRunner:
 
     def _sending_thread(self, pool: Pool) -> None:
         # Every thread takes the next row from one shared queue: a faster server gets more.
+        # A sent row's commit runs while the next message is built; `_settle` waits for it
+        # before that message goes out, and before this thread waits for work.
         self._local.pool = pool
-        while (row := self._work.get()) is not None:
+        self._local.committing = None
+        while True:
+            try:
+                row = self._work.get_nowait()
+            except queue.Empty:
+                self._settle()
+                row = self._work.get()
+            if row is None:
+                break
             result = None  # None: not attempted (stopping, paused, or waiting on a quota)
             try:
                 if not self.stopping and not self._pause_reason and self._take_slot(pool):
                     result = self._send_one(row)
             except Exception as error:  # never lose a row: report it to the main thread
                 result = internal_error(row, error, self.settings.delivery)
-            self._results.put((row, result, pool, self._make_durable(result)))
+            ticket = self._recorder.submit(result) if self._recorder is not None else None
+            if ticket is None:
+                self._results.put((row, result, pool, False))
+            else:
+                self._settle()
+                self._local.committing = (row, result, pool, ticket)
+        self._settle()
 
-    def _make_durable(self, result: ledger.Result | None) -> bool:
-        """Commit a `sent` result before this connection takes its next message; True when
-        done (the main thread's batch then leaves it out), False to leave it to the batch."""
-        if self._recorder is None or result is None or result.status != SENT:
-            return False
-        try:
-            self._recorder.record(result)
-        except Exception:  # the database said no: the main thread's batch tries again
-            return False
-        return True
+    def _settle(self) -> None:
+        """Wait for this thread's sent row to be committed, then hand it to the main thread
+        (marked durable, or not if the commit failed: the main thread's batch records it)."""
+        committing, self._local.committing = self._local.committing, None
+        if committing is not None:
+            row, result, pool, ticket = committing
+            self._results.put((row, result, pool, ticket.wait()))
 
     def _preflight(self) -> None:
         """Open one connection per pool before any row is claimed.
@@ -519,6 +532,7 @@ class CampaignRunner:
             self._cannot_connect(error)
             return None
         self._connect_failures[self._local.pool.name] = 0
+        self._settle()  # the previous acceptance is durable before this message goes out
         try:
             reply = transport.send(envelope_from, row.email, message)
         except PermanentFailure as error:
