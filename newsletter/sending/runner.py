@@ -27,11 +27,9 @@ from newsletter.errors import PermanentFailure
 from newsletter.errors import SendError
 from newsletter.errors import TemporaryFailure
 from newsletter.errors import TransportUnavailable
-from newsletter.errors import UnsafeHeader
 from newsletter.message.dkim import DkimSigner
-from newsletter.message.envelope import envelope_sender
 from newsletter.message.skeleton import Sender
-from newsletter.personalize import Recipient
+from newsletter.sending.build import build_message
 from newsletter.sending.durable import AcceptanceRecorder
 from newsletter.sending.pools import Pool
 from newsletter.sending.pools import make_pools
@@ -48,7 +46,6 @@ from newsletter.sending.waits import Waits
 from newsletter.store import ledger
 from newsletter.store.bounces import record_send_bounce
 from newsletter.store.engine import session_factory
-from newsletter.store.models import ACTIVE
 from newsletter.store.models import FAILED
 from newsletter.store.models import PAUSED
 from newsletter.store.models import PLANNED
@@ -58,8 +55,6 @@ from newsletter.store.models import SENT
 from newsletter.store.models import SKIPPED
 from newsletter.store.models import Campaign
 from newsletter.store.models import utcnow
-from newsletter.tokens import PREFERENCES
-from newsletter.tokens import UNSUBSCRIBE
 from newsletter.tokens import Signer
 from newsletter.transport.base import Transport
 
@@ -497,35 +492,11 @@ class CampaignRunner:
 
     def _send_one(self, row: ledger.Claimed) -> ledger.Result | None:
         """The row's result; None when it was not attempted (no connection could be opened)."""
-        if row.status != ACTIVE or not row.on_list:
-            if row.status is None:
-                why = "subscriber was deleted"
-            elif row.status != ACTIVE:
-                why = f"subscriber is {row.status}"
-            else:
-                why = "subscriber left the list"
-            return ledger.Result(row.delivery_id, SKIPPED, error=why)
-        try:
-            skeleton, summaries = self.variants.get(row.variant)
-        except KeyError:
-            error = f"variant {row.variant!r} no longer matches the content of {self.issue.month}"
-            return ledger.Result(row.delivery_id, FAILED, error=error)
-        assert row.subscriber_id is not None
-        recipient = Recipient(
-            email=row.email,
-            name=row.name,
-            topics=row.topics,
-            unsubscribe_token=self.signer.make(UNSUBSCRIBE, row.subscriber_id, row.email),
-            preferences_token=self.signer.make(PREFERENCES, row.subscriber_id, row.email),
+        built = build_message(
+            row, self.issue.month, self.settings, self.variants, self.signer, self.dkim
         )
-        try:
-            message, mid = skeleton.build(recipient, self.issue.month, row.subscriber_id, summaries)
-        except UnsafeHeader as error:
-            # The same row would fail the same way on every try: fail it now, saying why.
-            return ledger.Result(row.delivery_id, FAILED, error=f"message not built: {error}")
-        if self.dkim is not None:
-            message = self.dkim.sign(message)
-        envelope_from = envelope_sender(self.settings, row.subscriber_id, row.email)
+        if isinstance(built, ledger.Result):
+            return built
         try:
             transport = self._transport()
         except NewsletterError as error:
@@ -534,11 +505,14 @@ class CampaignRunner:
         self._connect_failures[self._local.pool.name] = 0
         self._settle()  # the previous acceptance is durable before this message goes out
         try:
-            reply = transport.send(envelope_from, row.email, message)
+            reply = transport.send(built.envelope_from, row.email, built.message)
         except PermanentFailure as error:
             bounce = None
             if is_hard_bounce(error):
-                bounce = ledger.Bounce(row.subscriber_id, row.email, mid, reply_text(error))
+                assert row.subscriber_id is not None
+                bounce = ledger.Bounce(
+                    row.subscriber_id, row.email, built.message_id, reply_text(error)
+                )
             return ledger.Result(
                 row.delivery_id, FAILED, reply=reply_text(error), error=str(error), bounce=bounce
             )
