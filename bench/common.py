@@ -122,3 +122,25 @@ def load_bench_issue(settings: Settings, month: str = "2026-10"):
     from newsletter.content.reader import load_issue
 
     return load_issue(settings.content.dir, month, default_taxonomy(), settings.newsletter.name)
+
+
+@contextlib.contextmanager
+def scratch_schema(url: str) -> Iterator[str]:
+    """A PostgreSQL schema of its own in the database at `url`, dropped afterwards; yields the
+    URL that selects it (subprocesses given that URL use it too)."""
+    import uuid
+
+    from sqlalchemy import create_engine
+    from sqlalchemy import text
+
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(url)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    separator = "&" if "?" in url else "?"
+    try:
+        yield f"{url}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()

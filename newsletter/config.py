@@ -161,6 +161,9 @@ class SmtpSection(_Section):
     username: str = ""
     password_env: str = "NEWSLETTER_SMTP_PASSWORD"
     connections: int = Field(default=2, ge=1, le=64)
+    # Sending processes of `newsletter send`, each with `connections` connections of its own
+    # (one process cannot use a second core: see sending/processes.py).
+    processes: int = Field(default=1, ge=1, le=16)
     timeout: float = Field(default=30.0, gt=0)
     ca_file: Path | None = None
     local_hostname: str = ""
@@ -172,6 +175,13 @@ class SmtpServer(SmtpSection):
     rate_per_second: float = Field(default=0.0, ge=0)
     rate_per_hour: int = Field(default=0, ge=0)
     rate_per_day: int = Field(default=0, ge=0)
+
+    @field_validator("processes")
+    @classmethod
+    def _one_process_setting(cls, value: int) -> int:
+        if value != 1:
+            raise ValueError("set processes in [smtp]: it counts the processes of the whole send")
+        return value
 
 
 class SecretsSection(_Section):
@@ -405,6 +415,24 @@ class Settings(_Section):
     # The folder holding the config file, and the file (not keys of the file itself).
     _base_dir: Path = PrivateAttr(default=Path("."))
     _config_path: Path | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _processes_without_rate_limits(self) -> Settings:
+        # Each process would allow the whole rate: the limits are kept per process.
+        delivery = self.delivery
+        limited = delivery.rate_per_second or delivery.rate_per_hour or delivery.rate_per_day
+        if self.smtp.processes > 1 and (
+            limited
+            or any(
+                s.rate_per_second or s.rate_per_hour or s.rate_per_day for s in self.smtp_servers
+            )
+        ):
+            raise ValueError(
+                "smtp.processes: more than one sending process cannot keep rate limits "
+                "(each would allow the whole rate); set processes = 1 or remove the rate_per_* "
+                "settings"
+            )
+        return self
 
     @property
     def config_path(self) -> Path | None:

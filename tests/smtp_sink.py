@@ -3,7 +3,8 @@
 `running_sink(...)` starts one and yields a `SmtpSink` with `.host`, `.port`, `.messages`,
 `.connections` and `.ca_file`. Options: TLS (`"starttls"` or implicit `"ssl"`) with a test CA
 made at run time, AUTH with fixed credentials, and a `fault` hook that answers a command with
-an error reply instead of accepting it.
+an error reply instead of accepting it. The server offers PIPELINING (RFC 2920) unless
+`pipelining=False`; `sink.handler.pipelined` counts the transactions a client pipelined.
 """
 
 from __future__ import annotations
@@ -155,12 +156,27 @@ class RecordingHandler:
         self,
         fault: Fault | None = None,
         credentials: tuple[str, str] | None = None,
+        pipelining: bool = True,
     ) -> None:
         self.fault = fault
         self.credentials = credentials
+        self.pipelining = pipelining
         self._lock = threading.Lock()
         self._messages: list[ReceivedMessage] = []
         self._connections = 0
+        # MAIL commands that arrived with their RCPT already behind them in the same read:
+        # the client pipelined (it cannot have seen the MAIL reply yet).
+        self.pipelined = 0
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        # aiosmtpd accepts pipelined commands but does not say so; offer PIPELINING (RFC 2920)
+        # as Postfix does, unless told not to.
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
 
     @property
     def messages(self) -> list[ReceivedMessage]:
@@ -196,6 +212,10 @@ class RecordingHandler:
         # ignores implicit TLS.
         if self.credentials and not session.authenticated:
             return "530 5.7.0 Authentication required"
+        buffered = getattr(server, "_reader", None)
+        if buffered is not None and b"RCPT" in bytes(getattr(buffered, "_buffer", b"")):
+            with self._lock:
+                self.pipelined += 1
         reply = await self._fault(server, envelope, "MAIL", address)
         if reply:
             return reply
@@ -373,6 +393,7 @@ def running_sink(
     credentials: tuple[str, str] | None = None,
     fault: Fault | None = None,
     certificates: Certificates | None = None,
+    pipelining: bool = True,
 ) -> Iterator[SmtpSink]:
     """Run a recording SMTP server for the duration of the block.
 
@@ -382,7 +403,7 @@ def running_sink(
     with tempfile.TemporaryDirectory(prefix="smtp-sink-") as tmp:
         if tls != "none" and certificates is None:
             certificates = make_certificates(Path(tmp))
-        sink = SmtpSink(RecordingHandler(fault, credentials), tls, certificates)
+        sink = SmtpSink(RecordingHandler(fault, credentials, pipelining), tls, certificates)
         sink.start()
         try:
             yield sink

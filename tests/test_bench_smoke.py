@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
 import pytest
 from conftest import REPO
+from outside_tools import require_tool
+
+POSTFIX = "/usr/sbin:/usr/lib/postfix/sbin"
 
 
 @pytest.mark.parametrize(
@@ -18,6 +22,22 @@ from conftest import REPO
     ],
 )
 def test_benchmark_runs(command: list[str]) -> None:
+    run(command)
+
+
+def test_send_limit_benchmarks_run(postgres_url: str) -> None:
+    # bench/limit.py, durability.py and workers.py use Postfix's smtp-sink and smtp-source.
+    found = all(shutil.which(tool, path=POSTFIX) for tool in ("smtp-sink", "smtp-source"))
+    require_tool(found, "Postfix's smtp-sink and smtp-source (apt-get install postfix)")
+    limit = run(["limit.py", "--subscribers", "60", "--processes", "2", "--compare-pipelining"])
+    assert "ours / smtp-source:" in limit
+    assert "ours with / without PIPELINING:" in limit
+    assert "ratio:" in run(["durability.py", "--subscribers", "60", "--rounds", "1"])
+    workers = ["workers.py", "--subscribers", "60", "--rounds", "1", "--database-url"]
+    assert "ratio:" in run([*workers, postgres_url])
+
+
+def run(command: list[str]) -> str:
     done = subprocess.run(
         [sys.executable, str(REPO / "bench" / command[0]), *command[1:]],
         cwd=REPO / "bench",
@@ -27,3 +47,4 @@ def test_benchmark_runs(command: list[str]) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip()
+    return done.stdout

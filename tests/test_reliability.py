@@ -26,6 +26,7 @@ from sqlalchemy import select
 from newsletter.cli import main
 from newsletter.config import load_settings
 from newsletter.content.reader import load_issue
+from newsletter.errors import ConfigError
 from newsletter.errors import PermanentFailure
 from newsletter.errors import SendError
 from newsletter.errors import TemporaryFailure
@@ -220,20 +221,34 @@ def test_sigterm_drains_and_exits_cleanly(tmp_path, taxonomy) -> None:
         engine.dispose()
 
 
-def test_sigkill_at_random_points_loses_nothing(tmp_path, taxonomy) -> None:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def crash_database(request, tmp_path) -> dict:
+    """The [database] section for a crash test: the default SQLite file, or PostgreSQL."""
+    if request.param == "sqlite":
+        return {}
+    engine = request.getfixturevalue("pg_engine")
+    return {"url": engine.url.render_as_string(hide_password=False)}
+
+
+def test_sigkill_repeats_at_most_one_message_per_connection(
+    tmp_path, taxonomy, crash_database
+) -> None:
+    # Each accepted message is committed before its connection sends the next, so a kill can
+    # repeat only the message whose acceptance was on the wire: one per open connection.
     chance = random.Random(99)
+    connections, kills = 3, 3
     with running_sink(fault=slow_data) as sink:
         config = write_config(
             tmp_path,
+            database=crash_database,
             delivery={"transport": "smtp", "lease_seconds": 0.5},
-            smtp={"host": sink.host, "port": sink.port, "connections": 2},
+            smtp={"host": sink.host, "port": sink.port, "connections": connections},
         )
         settings = load_settings(config)
         engine = db.make_engine(settings.database.url)
         db.upgrade(engine)
         addresses = add_people(engine, settings, taxonomy, 200)
-        in_flight: set[str] = set()
-        for _ in range(3):
+        for _ in range(kills):
             process = start_send(config)
             target = len(sink.messages) + chance.randint(5, 40)
 
@@ -244,17 +259,20 @@ def test_sigkill_at_random_points_loses_nothing(tmp_path, taxonomy) -> None:
             process.kill()
             process.communicate(timeout=30)
             with db.session_factory(engine)() as session:
-                in_flight |= set(
+                unrecorded = set(
                     session.scalars(select(Delivery.email).where(Delivery.status == "sending"))
                 )
+            received = Counter(m.recipients[0] for m in sink.messages)
+            accepted_not_recorded = [a for a in unrecorded if received[a]]
+            assert len(accepted_not_recorded) <= connections
             time.sleep(0.6)  # let the leases of the killed run expire
         final = start_send(config)
         output, _ = final.communicate(timeout=120)
         assert final.returncode == 0, output.decode()
         received = Counter(m.recipients[0] for m in sink.messages)
         assert set(received) == set(addresses)  # no address missing
-        duplicates = {address for address, count in received.items() if count > 1}
-        assert duplicates <= in_flight  # only messages in flight at a kill were repeated
+        repeats = sum(count - 1 for count in received.values())
+        assert repeats <= kills * connections  # at most one per connection per kill
         assert statuses(engine) == Counter({"sent": 200})
         engine.dispose()
 
@@ -577,3 +595,51 @@ def test_take_over_never_takes_the_rows_of_a_sender_still_running(
     finally:
         alive.kill()
         alive.wait()
+
+
+# --- [smtp] processes ----------------------------------------------------------------------
+
+
+def test_two_sending_processes_share_one_send_without_duplicates(tmp_path, taxonomy) -> None:
+    with running_sink(fault=slow_data) as sink:
+        config = write_config(
+            tmp_path,
+            delivery={"transport": "smtp", "batch_size": 10},
+            smtp={"host": sink.host, "port": sink.port, "connections": 2, "processes": 2},
+        )
+        settings = load_settings(config)
+        engine = db.make_engine(settings.database.url)
+        db.upgrade(engine)
+        addresses = add_people(engine, settings, taxonomy, 120)
+        output, _ = start_send(config).communicate(timeout=120)
+        received = Counter(m.recipients[0] for m in sink.messages)
+    text = output.decode()
+    assert "sent 120, failed 0" in text, text
+    assert "campaign 2025-01: complete" in text, text
+    assert set(received) == set(addresses) and max(received.values()) == 1
+    assert sink.connections == 4  # two per process
+    with db.session_factory(engine)() as session:
+        per_worker = Counter(session.scalars(select(Delivery.worker_id)))
+    assert len(per_worker) == 2 and min(per_worker.values()) > 0  # both processes sent
+    assert statuses(engine) == Counter({"sent": 120})
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("sections", "message"),
+    [
+        ({"delivery": {"rate_per_hour": 100}}, "smtp.processes: more than one sending process"),
+        (
+            {"smtp_servers": [{"host": "127.0.0.1", "processes": 2}]},
+            "set processes in [smtp]",
+        ),
+    ],
+)
+def test_processes_that_cannot_work_are_refused_naming_the_setting(
+    tmp_path, sections, message
+) -> None:
+    from newsletter.config import settings_from_dict
+
+    data = {"smtp": {"processes": 2}, **sections}
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        settings_from_dict(data, tmp_path)

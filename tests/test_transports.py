@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import mailbox
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,9 +66,10 @@ def answer(reply: str, phase: str, address: str | None = None) -> Fault:
     return fault
 
 
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    with running_sink() as server:
+@pytest.fixture(params=[True, False], ids=["pipelining", "no-pipelining"])
+def sink(request: pytest.FixtureRequest) -> Iterator[SmtpSink]:
+    """Every SMTP test against a server that offers PIPELINING and one that does not."""
+    with running_sink(pipelining=request.param) as server:
         yield server
 
 
@@ -354,3 +356,65 @@ def test_smtp_silent_server_times_out_as_temporary() -> None:
         with pytest.raises(TemporaryFailure, match="timed out"):
             transport.send(SENDER, "a@example.org", ASCII_MESSAGE)
         transport.close()
+
+
+# --- SMTP: PIPELINING (RFC 2920) ----------------------------------------------------------
+
+
+def test_smtp_pipelines_only_where_the_server_offers_it(sink: SmtpSink) -> None:
+    recipients = [f"reader{n}@example.org" for n in range(3)]
+    with smtp_to(sink) as transport:
+        receipts = [transport.send(SENDER, r, MESSAGE) for r in recipients]
+    assert receipts == [f"250 2.0.0 Ok: queued as SINK000{n}" for n in (1, 2, 3)]
+    assert [m.recipients[0] for m in sink.messages] == recipients
+    assert all(m.content == crlf(MESSAGE) for m in sink.messages)
+    # MAIL, RCPT and DATA in one write where offered; one command at a time where not.
+    assert sink.handler.pipelined == (3 if sink.handler.pipelining else 0)
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "no-pipelining"])
+def test_smtp_refusals_in_one_pipelined_group_leave_the_connection_usable(
+    pipelining: bool,
+) -> None:
+    # Refused sender, refused recipient, refused DATA: every reply of the group is read, the
+    # failure names the right command, and the next message goes out on the same connection.
+    faults = {
+        "bad-sender@example.org": ("MAIL", "553 5.1.8 sender refused"),
+        "gone@example.org": ("RCPT", "550 5.1.1 no such user"),
+        "busy@example.org": ("DATA", "451 4.3.0 try later"),
+    }
+
+    def fault(envelope: Envelope, phase: str, address: str) -> str | None:
+        who = address if phase != "DATA" else ",".join(envelope.rcpt_tos)
+        found = faults.get(who)
+        return found[1] if found and found[0] == phase else None
+
+    with running_sink(fault=fault, pipelining=pipelining) as sink, smtp_to(sink) as transport:
+        with pytest.raises(
+            PermanentFailure, match=re.escape("sender <bad-sender@example.org> refused")
+        ):
+            transport.send("bad-sender@example.org", "reader@example.org", ASCII_MESSAGE)
+        with pytest.raises(
+            PermanentFailure, match=re.escape("recipient <gone@example.org> refused")
+        ) as gone:
+            transport.send(SENDER, "gone@example.org", ASCII_MESSAGE)
+        assert gone.value.code == 550
+        with pytest.raises(TemporaryFailure, match="451") as busy:
+            transport.send(SENDER, "busy@example.org", ASCII_MESSAGE)
+        assert busy.value.code == 451
+        assert transport.send(SENDER, "reader@example.org", ASCII_MESSAGE).startswith("250")
+        assert [m.recipients for m in sink.messages] == [("reader@example.org",)]
+        assert sink.connections == 1
+
+
+def test_smtp_address_with_a_line_break_is_refused_before_any_command(sink: SmtpSink) -> None:
+    with smtp_to(sink) as transport, pytest.raises(PermanentFailure, match="line break"):
+        transport.send(SENDER, "reader@example.org\r\nRCPT TO:<x@example.net>", MESSAGE)
+    assert sink.messages == []
+
+
+def test_wire_data_stuffs_dots_and_ends_with_crlf_dot() -> None:
+    from newsletter.transport.smtp import wire_data
+
+    assert wire_data(b".top\nmid\n.\n..x") == b"..top\r\nmid\r\n..\r\n...x\r\n.\r\n"
+    assert wire_data(b"a\r\nb\r\n") == b"a\r\nb\r\n.\r\n"  # CRLF input is not doubled

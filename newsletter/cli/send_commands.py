@@ -207,6 +207,7 @@ def send(
             take_over=take_over,
             wait_for_retries=not no_wait,
             on_wait=lambda line: console.print(escape(line), soft_wrap=True, highlight=False),
+            processes=settings.smtp.processes if settings.delivery.transport == "smtp" else 1,
         )
     if result.resumed:
         console.print(f"{month}: pause cleared, resumed")

@@ -29,6 +29,7 @@ from newsletter.render.checks import check_loaded_issue
 from newsletter.sending.plan import PlanReport
 from newsletter.sending.plan import default_lists
 from newsletter.sending.plan import plan_campaign
+from newsletter.sending.processes import run_processes
 from newsletter.sending.report import ProgressCallback
 from newsletter.sending.report import SendReport
 from newsletter.sending.runner import CampaignRunner
@@ -156,6 +157,7 @@ def send_month(
     take_over: bool = False,
     on_wait: Callable[[str], None] | None = None,
     actor: str = "cli",
+    processes: int = 1,
 ) -> CampaignResult:
     """Plan (idempotently) and send `issue`; safe to call again: it resumes.
 
@@ -169,6 +171,8 @@ def send_month(
     `include_late_joiners` (see `sending.plan`). `wait_for_retries=False` ends after the first
     pass, leaving retries queued (`--no-wait`); `take_over` reclaims at once the rows of a
     sender known to have stopped; `on_wait` is told in words what the run waits for.
+    `processes` > 1 sends with that many forked processes (`sending.processes`; over the
+    configured SMTP servers only, so not with a given `transport`).
 
     When the run completes the campaign, the audit log records a "send" by `actor` (an admin,
     "cli", "scheduler", "worker") and, with `[archive] rebuild_after_send`, the archive is
@@ -192,19 +196,30 @@ def send_month(
         result.resumed = resume_campaign(engine, issue.month)
     if send:
         was_done = _is_done(engine, issue.month)
-        runner = CampaignRunner(
-            engine,
-            settings,
-            issue,
-            transport,
-            transport_factory=transport_factory,
-            stop=stop,
-            on_progress=on_progress,
-            wait_for_retries=wait_for_retries,
-            take_over=take_over,
-            on_wait=on_wait,
-        )
-        result.report = runner.run()
+
+        def make_runner(
+            progress: ProgressCallback | None, siblings: frozenset[str] = frozenset()
+        ) -> CampaignRunner:
+            return CampaignRunner(
+                engine,
+                settings,
+                issue,
+                transport,
+                transport_factory=transport_factory,
+                stop=stop,
+                on_progress=progress,
+                wait_for_retries=wait_for_retries,
+                take_over=take_over,
+                on_wait=on_wait,
+                siblings=siblings,
+            )
+
+        if processes > 1 and transport is None and transport_factory is None:
+            result.report = run_processes(
+                engine, issue.month, processes, make_runner, stop=stop, on_progress=on_progress
+            )
+        else:
+            result.report = make_runner(on_progress).run()
         if result.report.finished and not was_done:  # this run completed it
             _after_completed_send(engine, settings, result, actor)
     return result

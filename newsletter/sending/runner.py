@@ -2,8 +2,9 @@
 
 Rendering costs O(variants): each variant is rendered and pre-serialized once per run; per
 subscriber only links, tokens and names are filled in (see `mime.MessageSkeleton`). SMTP sends
-run on `[smtp] connections` threads, one connection each; the main thread alone talks to the
-database, claiming rows before they are sent and writing results in small batches.
+run on `[smtp] connections` threads, one connection each; the main thread claims rows before
+they are sent and writes results in small batches, except each `sent` result, which the
+recorder (`sending.durable`) commits before that connection sends its next message.
 """
 
 from __future__ import annotations
@@ -26,11 +27,10 @@ from newsletter.errors import PermanentFailure
 from newsletter.errors import SendError
 from newsletter.errors import TemporaryFailure
 from newsletter.errors import TransportUnavailable
-from newsletter.errors import UnsafeHeader
 from newsletter.message.dkim import DkimSigner
-from newsletter.message.envelope import envelope_sender
 from newsletter.message.skeleton import Sender
-from newsletter.personalize import Recipient
+from newsletter.sending.build import build_message
+from newsletter.sending.durable import AcceptanceRecorder
 from newsletter.sending.pools import Pool
 from newsletter.sending.pools import make_pools
 from newsletter.sending.ratelimit import RateLimiter
@@ -46,7 +46,6 @@ from newsletter.sending.waits import Waits
 from newsletter.store import ledger
 from newsletter.store.bounces import record_send_bounce
 from newsletter.store.engine import session_factory
-from newsletter.store.models import ACTIVE
 from newsletter.store.models import FAILED
 from newsletter.store.models import PAUSED
 from newsletter.store.models import PLANNED
@@ -56,9 +55,6 @@ from newsletter.store.models import SENT
 from newsletter.store.models import SKIPPED
 from newsletter.store.models import Campaign
 from newsletter.store.models import utcnow
-from newsletter.tokens import CAMPAIGN
-from newsletter.tokens import PREFERENCES
-from newsletter.tokens import UNSUBSCRIBE
 from newsletter.tokens import Signer
 from newsletter.transport.base import Transport
 
@@ -99,6 +95,8 @@ class CampaignRunner:
         commit_every: int = 50,
         limiter: RateLimiter | None = None,
         dkim=None,
+        durable: bool = True,
+        siblings: frozenset[str] = frozenset(),
     ) -> None:
         self.engine = engine
         self.settings = settings
@@ -122,8 +120,12 @@ class CampaignRunner:
         self._stop = threading.Event()
         self._stop_requested = stop
         self.commit_every = commit_every
+        # Each accepted message committed before its connection sends the next (see
+        # `sending.durable`); off only to measure what that costs (bench/durability.py).
+        self.durable = durable
+        self.siblings = siblings  # worker ids of the other processes of this send
+        self.recorder_commits = 0  # after `run`: the recorder's transactions (for benches)
         self.signer = Signer(settings.secret_key())
-        self._campaign = {CAMPAIGN: issue.month}
         self.sender = Sender.from_settings(settings)
         self.variants = VariantCache(settings, issue, self.sender, utcnow())
         self.sessions = session_factory(engine)
@@ -193,6 +195,9 @@ class CampaignRunner:
         # building a message.
         self._work: queue.SimpleQueue = queue.SimpleQueue()
         self._results: queue.SimpleQueue = queue.SimpleQueue()
+        self._recorder = AcceptanceRecorder(self.engine, self.worker_id) if self.durable else None
+        if self._recorder is not None:
+            self._recorder.start()
         threads = [
             threading.Thread(
                 target=self._sending_thread, args=(pool,), name=f"{pool.name}-{n}", daemon=True
@@ -219,21 +224,48 @@ class CampaignRunner:
                 self._work.put(None)
             for thread in threads:
                 thread.join()
+            if self._recorder is not None:
+                self._recorder.stop()
+                self.recorder_commits = self._recorder.commits
             self._close_transports()
             self._finish(campaign_id, report)
         return report
 
     def _sending_thread(self, pool: Pool) -> None:
         # Every thread takes the next row from one shared queue: a faster server gets more.
+        # A sent row's commit runs while the next message is built; `_settle` waits for it
+        # before that message goes out, and before this thread waits for work.
         self._local.pool = pool
-        while (row := self._work.get()) is not None:
+        self._local.committing = None
+        while True:
+            try:
+                row = self._work.get_nowait()
+            except queue.Empty:
+                self._settle()
+                row = self._work.get()
+            if row is None:
+                break
             result = None  # None: not attempted (stopping, paused, or waiting on a quota)
             try:
                 if not self.stopping and not self._pause_reason and self._take_slot(pool):
                     result = self._send_one(row)
             except Exception as error:  # never lose a row: report it to the main thread
                 result = internal_error(row, error, self.settings.delivery)
-            self._results.put((row, result, pool))
+            ticket = self._recorder.submit(result) if self._recorder is not None else None
+            if ticket is None:
+                self._results.put((row, result, pool, False))
+            else:
+                self._settle()
+                self._local.committing = (row, result, pool, ticket)
+        self._settle()
+
+    def _settle(self) -> None:
+        """Wait for this thread's sent row to be committed, then hand it to the main thread
+        (marked durable, or not if the commit failed: the main thread's batch records it)."""
+        committing, self._local.committing = self._local.committing, None
+        if committing is not None:
+            row, result, pool, ticket = committing
+            self._results.put((row, result, pool, ticket.wait()))
 
     def _preflight(self) -> None:
         """Open one connection per pool before any row is claimed.
@@ -326,6 +358,8 @@ class CampaignRunner:
             rows, taken = self.waits.look(session, campaign_id)
         if taken:
             return True  # claim them now
+        if self.siblings and not rows.retries and {h.worker_id for h in rows.held} <= self.siblings:
+            return False  # what is left is held by another process of this send: it ends it
         if not self.wait_for_retries:
             return False
         self.waits.announce(rows)
@@ -356,15 +390,16 @@ class CampaignRunner:
                     outstanding += 1
                 if not outstanding:
                     break
-                row, result, pool = self._results.get()
+                row, result, pool, durable = self._results.get()
                 outstanding -= 1
                 if result is None:
                     unsent.append(row.delivery_id)
                     continue
-                results.append(result)
+                if not durable:
+                    results.append(result)
                 self._account(report, result, pool)
-                # Small, frequent commits bound what a crash can repeat: only rows sent but
-                # not yet recorded (at most `commit_every`, or a quarter second's worth).
+                # Sent rows were committed one by one (a crash repeats at most one per
+                # connection); the rest (retries, failures, skips) go in small batches.
                 if len(results) >= self.commit_every or time.monotonic() - last >= 0.25:
                     self._record(results)
                     results = []
@@ -373,11 +408,11 @@ class CampaignRunner:
             # Also on Ctrl-C: wait for the messages in flight, record what was sent, and give
             # rows never attempted back to the queue at once instead of after their lease.
             while outstanding:
-                row, result, _pool = self._results.get()
+                row, result, _pool, durable = self._results.get()
                 outstanding -= 1
                 if result is None:
                     unsent.append(row.delivery_id)
-                else:
+                elif not durable:
                     results.append(result)
             self._record(results)
             unsent += [row.delivery_id for row in pending]
@@ -457,53 +492,27 @@ class CampaignRunner:
 
     def _send_one(self, row: ledger.Claimed) -> ledger.Result | None:
         """The row's result; None when it was not attempted (no connection could be opened)."""
-        if row.status != ACTIVE or not row.on_list:
-            if row.status is None:
-                why = "subscriber was deleted"
-            elif row.status != ACTIVE:
-                why = f"subscriber is {row.status}"
-            else:
-                why = "subscriber left the list"
-            return ledger.Result(row.delivery_id, SKIPPED, error=why)
-        try:
-            skeleton, summaries = self.variants.get(row.variant)
-        except KeyError:
-            error = f"variant {row.variant!r} no longer matches the content of {self.issue.month}"
-            return ledger.Result(row.delivery_id, FAILED, error=error)
-        assert row.subscriber_id is not None
-        recipient = Recipient(
-            email=row.email,
-            name=row.name,
-            topics=row.topics,
-            # The month rides along, so what the reader does with these links is counted
-            # for this issue (`store.reports`); it is one short value, the same for everyone.
-            unsubscribe_token=self.signer.make(
-                UNSUBSCRIBE, row.subscriber_id, row.email, self._campaign
-            ),
-            preferences_token=self.signer.make(
-                PREFERENCES, row.subscriber_id, row.email, self._campaign
-            ),
+        built = build_message(
+            row, self.issue.month, self.settings, self.variants, self.signer, self.dkim
         )
-        try:
-            message, mid = skeleton.build(recipient, self.issue.month, row.subscriber_id, summaries)
-        except UnsafeHeader as error:
-            # The same row would fail the same way on every try: fail it now, saying why.
-            return ledger.Result(row.delivery_id, FAILED, error=f"message not built: {error}")
-        if self.dkim is not None:
-            message = self.dkim.sign(message)
-        envelope_from = envelope_sender(self.settings, row.subscriber_id, row.email)
+        if isinstance(built, ledger.Result):
+            return built
         try:
             transport = self._transport()
         except NewsletterError as error:
             self._cannot_connect(error)
             return None
         self._connect_failures[self._local.pool.name] = 0
+        self._settle()  # the previous acceptance is durable before this message goes out
         try:
-            reply = transport.send(envelope_from, row.email, message)
+            reply = transport.send(built.envelope_from, row.email, built.message)
         except PermanentFailure as error:
             bounce = None
             if is_hard_bounce(error):
-                bounce = ledger.Bounce(row.subscriber_id, row.email, mid, reply_text(error))
+                assert row.subscriber_id is not None
+                bounce = ledger.Bounce(
+                    row.subscriber_id, row.email, built.message_id, reply_text(error)
+                )
             return ledger.Result(
                 row.delivery_id, FAILED, reply=reply_text(error), error=str(error), bounce=bounce
             )

@@ -323,8 +323,27 @@ def claim_batch(
     ]
 
 
+# Built once: the recorder runs it once per group of accepted messages (sending.durable),
+# where building and caching a new statement each time cost more than the UPDATE itself.
+_RECORD = (
+    update(Delivery)
+    .where(
+        Delivery.id == bindparam("b_id"),
+        Delivery.worker_id == bindparam("b_worker"),
+        Delivery.status == SENDING,
+    )
+    .values(attempts=Delivery.attempts - bindparam("refund"))
+    .execution_options(synchronize_session=False)
+)
+
+
 def record_results(session: Session, worker_id: str, results: Iterable[Result]) -> int:
     """Write results with one executemany; only rows this worker still holds are changed."""
+    return record_results_on(session.connection(), worker_id, results)
+
+
+def record_results_on(connection: Connection, worker_id: str, results: Iterable[Result]) -> int:
+    """`record_results` on a Core connection (the caller commits)."""
     params = [
         {
             "b_id": r.delivery_id,
@@ -342,17 +361,10 @@ def record_results(session: Session, worker_id: str, results: Iterable[Result]) 
     ]
     if not params:
         return 0
-    statement = (
-        update(Delivery)
-        .where(
-            Delivery.id == bindparam("b_id"),
-            Delivery.worker_id == bindparam("b_worker"),
-            Delivery.status == SENDING,
-        )
-        .values(attempts=Delivery.attempts - bindparam("refund"))
-        .execution_options(synchronize_session=False)
-    )
-    session.connection().execute(statement, params)
+    if len(params) == 1:
+        connection.execute(_RECORD, params[0])  # executemany of one costs more in SQLAlchemy
+    else:
+        connection.execute(_RECORD, params)
     return len(params)
 
 
