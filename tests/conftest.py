@@ -175,3 +175,13 @@ def pg_engine(postgres_url: str):
         with admin.begin() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def axe_script(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """axe-core's script for the accessibility checks (tests/browser.py `axe_core`)."""
+    from browser import axe_core
+
+    if getattr(pytestconfig, "cache", None) is not None:
+        return axe_core(pytestconfig.cache.mkdir("axe-core"))
+    return axe_core(tmp_path_factory.mktemp("axe-core"))  # -p no:cacheprovider

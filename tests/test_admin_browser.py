@@ -7,18 +7,17 @@ One server, one browser and one logged-in state for the whole module: the pages 
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from browser import chromium
+from browser import serious_violations
 from conftest import ADMIN_PASSWORD
 from conftest import TEST_SECRET
 from conftest import make_config
 from smtp_sink import get_free_port
-from test_archive_browser import axe_script  # noqa: F401 (the fixture: axe-core from npm)
 from web_server import uvicorn_in_thread
 
 from newsletter.config import settings_from_dict
@@ -116,22 +115,14 @@ def _overflow(page) -> int:
 
 def _serious(page, axe: Path, label: str) -> list[str]:
     page.add_script_tag(path=str(axe))
-    # Only violations are wanted: skipping the passes and incomplete results halves the time.
-    violations = page.evaluate(
-        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
-    )
-    return [
-        f"{label}: {v['id']}: {json.dumps([n['target'] for n in v['nodes']][:3])}"
-        for v in violations
-        if v["impact"] in ("serious", "critical")
-    ]
+    return serious_violations(page, label)
 
 
 def test_the_subscriber_list_and_a_bulk_change_fit_a_phone(
     browser,
     site,
     logged_in,
-    axe_script,  # noqa: F811
+    axe_script,
     tmp_path,
 ) -> None:
     context = browser.new_context(
@@ -165,7 +156,7 @@ def test_the_subscriber_list_and_a_bulk_change_fit_a_phone(
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_admin_pages_at_375_and_1280_px(browser, site, logged_in, axe_script, scheme) -> None:  # noqa: F811
+def test_admin_pages_at_375_and_1280_px(browser, site, logged_in, axe_script, scheme) -> None:
     problems: list[str] = []
     for width in (375, 1280):
         context = browser.new_context(

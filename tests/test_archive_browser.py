@@ -9,16 +9,13 @@ cannot get it (and fails under CI, like every missing outside tool: tests/outsid
 
 from __future__ import annotations
 
-import fcntl
-import json
-import shutil
-import subprocess
 import threading
 from pathlib import Path
 
 import pytest
 from archive_articles import with_articles
 from browser import chromium
+from browser import serious_violations
 from conftest import FIXTURES
 from outside_tools import require_tool
 from smtp_sink import get_free_port
@@ -243,38 +240,6 @@ def test_cite_the_article_downloads_and_cite_this_summary_copies(browser, site_u
         context.close()
 
 
-@pytest.fixture(scope="session")
-def axe_script(pytestconfig, tmp_path_factory) -> Path:
-    if getattr(pytestconfig, "cache", None) is not None:
-        cache = pytestconfig.cache.mkdir("axe-core")
-    else:  # -p no:cacheprovider
-        cache = tmp_path_factory.mktemp("axe-core")
-    script = cache / "node_modules" / "axe-core" / "axe.min.js"
-    # pytest-xdist runs this fixture once per worker: one npm install at a time into the cache.
-    with open(cache / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not script.exists():
-            _install_axe(cache, script)
-    return script
-
-
-def _install_axe(cache: Path, script: Path) -> None:
-    """Fetch axe-core from the npm registry into `cache` (once per machine)."""
-    npm = shutil.which("npm")
-    require_tool(npm, "npm is not installed: cannot fetch axe-core")
-    done = subprocess.run(
-        [npm, "install", "--prefix", str(cache), "--no-audit", "--no-fund", "axe-core@4"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    require_tool(
-        done.returncode == 0 and script.exists(),
-        f"npm could not install axe-core: {done.stderr.strip()[-300:]}",
-    )
-
-
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_axe_finds_no_serious_or_critical_issues(browser, site_url, axe_script, scheme):
     context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme=scheme)
@@ -284,11 +249,7 @@ def test_axe_finds_no_serious_or_critical_issues(browser, site_url, axe_script, 
         for path in PAGES:
             page.goto(site_url + path)
             page.add_script_tag(path=str(axe_script))
-            violations = page.evaluate("async () => (await axe.run(document)).violations")
-            for violation in violations:
-                if violation["impact"] in ("serious", "critical"):
-                    targets = [node["target"] for node in violation["nodes"]][:3]
-                    problems.append(f"/{path}: {violation['id']}: {json.dumps(targets)}")
+            problems += serious_violations(page, f"/{path}")
     finally:
         context.close()
     assert problems == []

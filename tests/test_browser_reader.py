@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from browser import chromium
+from browser import serious_violations
 from conftest import TEST_SECRET
 from conftest import make_config
-from outside_tools import require_tool
 from smtp_sink import get_free_port
 from web_server import uvicorn_in_thread
 
@@ -268,30 +267,6 @@ def test_the_preferences_page_at_both_widths(site, page_at):
 # --- axe-core ---------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def axe_script(pytestconfig, tmp_path_factory) -> Path:
-    if getattr(pytestconfig, "cache", None) is not None:
-        cache = pytestconfig.cache.mkdir("axe-core")
-    else:  # -p no:cacheprovider
-        cache = tmp_path_factory.mktemp("axe-core")
-    script = cache / "node_modules" / "axe-core" / "axe.min.js"
-    if not script.exists():
-        npm = shutil.which("npm")
-        require_tool(npm, "npm is not installed: cannot fetch axe-core")
-        done = subprocess.run(
-            [npm, "install", "--prefix", str(cache), "--no-audit", "--no-fund", "axe-core@4"],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        require_tool(
-            done.returncode == 0 and script.exists(),
-            f"npm could not install axe-core: {done.stderr.strip()[-300:]}",
-        )
-    return script
-
-
 def subscriber_pages(site: Site) -> list[tuple[str, str, dict | None]]:
     """(name, path, form to post first or None): every subscriber page."""
     tokens = site.tokens
@@ -309,15 +284,7 @@ def subscriber_pages(site: Site) -> list[tuple[str, str, dict | None]]:
 
 
 def axe_problems(page, name: str) -> list[str]:
-    # Only violations are collected (passes and incomplete results cost most of the time).
-    violations = page.evaluate(
-        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
-    )
-    return [
-        f"{name}: {v['id']}: {json.dumps([n['target'] for n in v['nodes']][:3])}"
-        for v in violations
-        if v["impact"] in ("serious", "critical")
-    ]
+    return serious_violations(page, name)
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
