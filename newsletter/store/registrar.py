@@ -1,6 +1,6 @@
 """The subscriber service, part two: signed links → subscribers, and the workflows of the person
 themselves (the registrar, as Mailman 3 calls it): subscribe, confirm, a fresh link, come back,
-save preferences, drop a topic.
+save preferences, pause, choose a frequency, drop a topic.
 
 A request from someone who has not shown the mailbox is theirs changes no record: the choices
 of a subscribe request for an address on record travel in the signed confirmation link
@@ -17,7 +17,9 @@ Like the rest of the store, functions take a `Session` and never commit.
 
 from __future__ import annotations
 
+import calendar
 import dataclasses
+import datetime as dt
 from collections.abc import Iterable
 from collections.abc import Mapping
 from typing import Any
@@ -28,11 +30,13 @@ from sqlalchemy.orm import Session
 from newsletter.config import Settings
 from newsletter.content.choice import TopicChoice
 from newsletter.content.taxonomy import Taxonomy
+from newsletter.errors import InvalidPreference
 from newsletter.errors import LinkProblem
 from newsletter.errors import SubscriberError
 from newsletter.errors import TokenError
 from newsletter.errors import TokenExpired
 from newsletter.store.models import ACTIVE
+from newsletter.store.models import FREQUENCIES
 from newsletter.store.models import PENDING
 from newsletter.store.models import Subscriber
 from newsletter.store.models import utcnow
@@ -378,6 +382,79 @@ def update_preferences(
     set_topics(session, subscriber, topics)
     if is_subscribed(subscriber) or subscribed_lists(subscriber):
         set_lists(session, settings, subscriber, lists)
+
+
+# --- pause and frequency --------------------------------------------------------------------
+
+MAX_PAUSE_MONTHS = 6
+
+
+def add_months(moment: dt.datetime, months: int) -> dt.datetime:
+    """`moment` plus whole calendar months, the day cut to the target month's length
+    (31 January + 1 month = 28 or 29 February)."""
+    index = moment.month - 1 + months
+    year, month = moment.year + index // 12, index % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+def pause(
+    session: Session, subscriber: Subscriber, months: int, now: dt.datetime | None = None
+) -> dt.datetime:
+    """Pause the digest (and round-ups) for 1 to `MAX_PAUSE_MONTHS` months from `now`; returns
+    when it resumes by itself. `InvalidPreference` naming `months` outside that range.
+
+    Planning leaves a paused subscriber out; a campaign planned before the pause still sends
+    them its message (the ledger row was fixed at planning, see docs/architecture.md)."""
+    if isinstance(months, bool) or not isinstance(months, int):
+        raise InvalidPreference("months", f"a whole number from 1 to {MAX_PAUSE_MONTHS}")
+    if not 1 <= months <= MAX_PAUSE_MONTHS:
+        raise InvalidPreference(
+            "months", f"{months} is out of range: pause for 1 to {MAX_PAUSE_MONTHS} months"
+        )
+    now = now or utcnow()
+    if subscriber.status != ACTIVE:
+        raise SubscriberError(
+            f"{subscriber.email} is {subscriber.status}: only an active subscriber can pause"
+        )
+    subscriber.paused_until = add_months(now, months)
+    session.flush()
+    return subscriber.paused_until
+
+
+def resume(session: Session, subscriber: Subscriber, now: dt.datetime | None = None) -> bool:
+    """End a pause now; False if they were not paused. The end stays recorded (as `now`), so
+    a round-up knows they were paused, not quarterly, when a month was planned."""
+    now = now or utcnow()
+    if not is_paused(subscriber, now):
+        return False
+    subscriber.paused_until = now
+    session.flush()
+    return True
+
+
+def is_paused(subscriber: Subscriber, now: dt.datetime | None = None) -> bool:
+    """Whether a pause holds at `now` (a pause that ran out has ended by itself)."""
+    until = subscriber.paused_until
+    return until is not None and until > (now or utcnow())
+
+
+def set_frequency(session: Session, subscriber: Subscriber, frequency: str) -> bool:
+    """Every month (`MONTHLY`) or a quarterly round-up (`QUARTERLY`); True if it changed.
+    `InvalidPreference` naming `frequency` for any other value.
+
+    Switching mid-quarter loses and repeats nothing: the round-up leaves out every summary
+    their month rows already hold, and gives a reader monthly again the months they missed
+    while quarterly (`store.planning`)."""
+    if frequency not in FREQUENCIES:
+        raise InvalidPreference(
+            "frequency", f"{frequency!r} is not one of {', '.join(FREQUENCIES)}"
+        )
+    if subscriber.frequency == frequency:
+        return False
+    subscriber.frequency = frequency
+    session.flush()
+    return True
 
 
 # What `drop_topic` did.
