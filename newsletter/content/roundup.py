@@ -28,17 +28,17 @@ from newsletter.content.reader import load_issue
 from newsletter.content.taxonomy import Taxonomy
 from newsletter.errors import ContentError
 
-QUARTER_RE = re.compile(r"^(\d{4})-Q([1-4])$")
+QUARTER_RE = re.compile(r"(\d{4})-Q([1-4])")
 
 
 def is_quarter(key: str) -> bool:
     """Whether a campaign key names a quarter's round-up ("2026-Q4") rather than a month."""
-    return bool(QUARTER_RE.match(key))
+    return bool(QUARTER_RE.fullmatch(key))
 
 
 def parse_quarter(quarter: str) -> tuple[int, int]:
     """'2026-Q4' -> (2026, 4); ContentError unless YYYY-Qn with n in 1..4."""
-    match = QUARTER_RE.match(quarter)
+    match = QUARTER_RE.fullmatch(quarter)
     if not match:
         raise ContentError(quarter, "a round-up is named YYYY-Qn, e.g. 2026-Q4 (n from 1 to 4)")
     return int(match.group(1)), int(match.group(2))
