@@ -196,6 +196,23 @@ def test_a_summary_still_queued_in_its_month_is_not_repeated(
     assert slugs == (*JAN, *MAR)
 
 
+def test_late_joiners_of_a_round_up_are_the_quarterly_ones(
+    any_engine, settings, taxonomy, march
+) -> None:
+    add(any_engine, settings, taxonomy, "q@example.net", TopicChoice.every(), QUARTERLY)
+    round_up = load_round_up(settings.content.dir, "2025-Q1", taxonomy, settings.newsletter.name)
+    assert plan_campaign(any_engine, settings, round_up).new_rows == 1
+    add(any_engine, settings, taxonomy, "late-m@example.net", TopicChoice.every())
+    add(any_engine, settings, taxonomy, "late-q@example.net", TopicChoice.every(), QUARTERLY)
+    again = plan_campaign(any_engine, settings, round_up)
+    assert (again.new_rows, again.late_joiners) == (0, 1)
+    included = plan_campaign(any_engine, settings, round_up, include_late_joiners=True)
+    assert included.new_rows == 1 and set(rows_of(any_engine, "2025-Q1")) == {
+        "q@example.net",
+        "late-q@example.net",
+    }
+
+
 def test_the_scheduler_sends_the_round_up_on_the_quarters_first_slot(tmp_path, march) -> None:
     from test_scheduler_jobs import make_settings
 

@@ -339,9 +339,12 @@ def count_late_joiners(
     cutoff: dt.datetime,
     now: dt.datetime | None = None,
 ) -> int:
-    """Subscribers planning would consider but for the late-joiner cut-off."""
+    """Subscribers planning would consider but for the late-joiner cut-off (for a round-up,
+    the quarterly readers among them: a monthly late joiner missed nothing)."""
     query = select(func.count()).where(
         audience_filter(lists, rules, now or utcnow(), campaign_id, None),
         ~_joined_by(lists, cutoff),
     )
+    if rules.round_up:
+        query = query.where(Subscriber.frequency == QUARTERLY)
     return int(connection.scalar(query) or 0)
