@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -96,7 +97,10 @@ def run(label: str, url: str | None, folder: Path, count: int, old: bool) -> Non
     db.upgrade(engine)
     started = time.perf_counter()
     add_subscribers(engine, settings, count)
-    print(f"{label}: inserted {count:,} subscribers in {time.perf_counter() - started:.0f} s")
+    print(
+        f"{label}: inserted {count:,} subscribers in {time.perf_counter() - started:.0f} s",
+        flush=True,
+    )
     issue = load_bench_issue(settings)
     started = time.perf_counter()
     report = plan_campaign(engine, settings, issue)
@@ -133,6 +137,8 @@ def main() -> None:
     parser.add_argument("--postgres-url", default=os.environ.get("NEWSLETTER_TEST_DATABASE_URL"))
     parser.add_argument("--no-old", action="store_true", help="Skip the row-by-row reference.")
     args = parser.parse_args()
+    # A stopped run (Ctrl-C, `timeout`) still drops its PostgreSQL schema (the finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped"))
     os.environ.setdefault("NEWSLETTER_SECRET_KEY", "bench-secret")
     for name in args.databases:
         with tempfile.TemporaryDirectory() as folder:
