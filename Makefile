@@ -49,8 +49,12 @@ test: $(STAMP_TEST)
 typecheck: $(STAMP_TEST)
 	$(BIN)/mypy
 
+# The suite spreads over the cores (pytest-xdist): every test has its own temp folder, SQLite
+# file and PostgreSQL schema, and binds port 0. PYTEST_WORKERS=0 runs it in one process.
+PYTEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
+
 suite: $(STAMP_TEST)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS)
 
 lint: $(STAMP_TEST)
 	$(BIN)/ruff check --fix .

@@ -111,6 +111,12 @@ class NewsletterSection(_Section):
 
 class ContentSection(_Section):
     dir: Path = Path("content")
+    default_author: str = ""  # the byline of a summary without `author:`; '' = no byline
+
+    @field_validator("default_author")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        return _header_text(value)
 
 
 class TemplatesSection(_Section):
@@ -346,6 +352,8 @@ class ListSpec(_Section):
     slug: str
     name: str
     public: bool = True
+    # One sentence shown under the list in the preference center (stored in lists.description).
+    description: str = Field(default="", max_length=500)
 
 
 class Settings(_Section):

@@ -4,8 +4,9 @@ A token carries the subscriber id and a short hash of their address, so a token 
 reused for another subscriber even if an id is ever recycled. Unsubscribe and preference
 links never expire (old emails must keep working, as RFC 8058 expects); confirmation links do,
 and so do privacy links (download my data, forget me), which are short-lived and emailed on
-request. A confirmation token may also carry the choices of the request it answers (a small
-JSON object), applied only when the link is used.
+request, and address-change links (mailed to the new address, carrying it). A confirmation
+token may also carry the choices of the request it answers (a small JSON object), applied
+only when the link is used.
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ UNSUBSCRIBE = "unsubscribe"
 PREFERENCES = "preferences"
 CONFIRM = "confirm"
 PRIVACY = "privacy"
-PURPOSES = (UNSUBSCRIBE, PREFERENCES, CONFIRM, PRIVACY)
+ADDRESS = "address"  # confirms a change of address: carries the new one, mailed to it
+PURPOSES = (UNSUBSCRIBE, PREFERENCES, CONFIRM, PRIVACY, ADDRESS)
 CONFIRM_MAX_AGE = 7 * 24 * 3600
 PRIVACY_MAX_AGE = 3600  # when the caller gives none ([web] privacy_link_max_age is the setting)
-_MAX_AGES = {CONFIRM: CONFIRM_MAX_AGE, PRIVACY: PRIVACY_MAX_AGE}
+_MAX_AGES = {CONFIRM: CONFIRM_MAX_AGE, PRIVACY: PRIVACY_MAX_AGE, ADDRESS: CONFIRM_MAX_AGE}
 ADDRESS_HASH_LENGTH = 10  # hex digits of the address hash in a token
 
 

@@ -384,9 +384,10 @@ def test_hostile_values_stay_text_in_the_page(hostile_site):
     assert ("citation_author", "Johnson and Johnson </script>") in tags
     assert ("citation_journal_title", "A & B {Journal") in tags
     assert ("citation_doi", "10.5555/x<1>") in tags
-    # No value became markup: the only scripts are the JSON-LD block and cite.js.
+    # No value became markup: the only scripts are the JSON-LD block, panel.js and cite.js.
     assert [s.get("type") or s.get("src") for s in soup.find_all("script")] == [
         "application/ld+json",
+        "/static/panel.js",
         "/static/cite.js",
     ]
     assert soup.find("b") is None

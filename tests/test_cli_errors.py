@@ -118,6 +118,10 @@ BAD_ARGUMENTS: dict[str, list[tuple[list[str], str]]] = {
         (["--port", "{busy}"], "{busy}"),
     ],
     "admin hash-password": [(["--password", "short"], "password")],
+    "admin add": [(["Bad Name!"], "Bad Name!"), (["ana", "--password-stdin"], "standard input")],
+    "admin list": [(["extra"], "extra")],
+    "admin remove": [(["nobody", "--yes"], "nobody")],
+    "admin set-password": [(["nobody"], "nobody")],
     "worker": [(["--poll", "-1"], "--poll"), (["--month", "nope"], "nope")],
 }
 
@@ -157,6 +161,10 @@ TYPICAL: dict[str, list[str] | None] = {
     "summaries new": None,  # writes a content file; never opens the database
     "serve": ["--port", "{free}"],
     "admin hash-password": None,
+    "admin add": ["ana", "--password-stdin"],
+    "admin list": [],
+    "admin remove": ["ana", "--yes"],
+    "admin set-password": ["ana", "--password-stdin"],
     "worker": ["--once"],
 }
 

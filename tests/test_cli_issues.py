@@ -127,7 +127,7 @@ def test_issues_check_reports_every_problem_of_every_file(cli: Invoke, content: 
     month = content / "2025-01"
     (month / "04-bad.md").write_text(
         "---\ntitle: T\ntopics: [Empathy, Depresion, Anxeity]\nresearch_type: Reviw\n"
-        "author: me\n---\nText.\n",
+        "writer: me\n---\nText.\n",
         encoding="utf-8",
     )
     (month / "05-bad.md").write_text("---\ntitle: [a\n---\nText.\n", encoding="utf-8")
@@ -140,7 +140,7 @@ def test_issues_check_reports_every_problem_of_every_file(cli: Invoke, content: 
     errors = [line for line in result.stdout.splitlines() if line.startswith("error")]
     bad, yaml_bad, issue_md = (str(month / name) for name in ("04-bad.md", "05-bad.md", "issue.md"))
     expected = [
-        f"{bad}: author: unknown field",
+        f"{bad}: writer: unknown field",
         f"{bad}: topics: unknown topic 'Depresion'",
         f"{bad}: topics: unknown topic 'Anxeity'",
         f"{bad}: research_type: unknown research type 'Reviw'",

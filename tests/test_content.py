@@ -227,8 +227,8 @@ def test_doi_url_escapes_unsafe_characters(taxonomy: Taxonomy) -> None:
             "unknown research type 'Case study'",
         ),
         (
-            FRONT + "author: Someone\n",
-            "author",
+            FRONT + "authors: Someone\n",  # `author:` is the byline; the article's go under it
+            "authors",
             "unknown field; the article's own fields go under `article:` (allowed: article, ",
         ),
         (FRONT + "order: first\n", "order", "must be a whole number"),

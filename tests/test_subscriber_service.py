@@ -113,7 +113,7 @@ def test_refused_tokens_say_why(monkeypatch, signer, session, settings, taxonomy
         "gone"
     )
     api.remove_subscriber(session, ana.email)
-    assert kind_of(session, signer, PREFERENCES, good) == "gone"
+    assert kind_of(session, signer, PREFERENCES, good) == "deleted"
 
 
 def test_reference_checks_the_hash_length_it_is_given(session, settings, taxonomy):
@@ -368,7 +368,7 @@ def test_only_a_pending_address_gets_a_confirmation_on_request(session, settings
 
 
 def test_a_suppressed_address_gets_nothing_and_nothing_is_stored(session, settings, taxonomy):
-    api.suppress(session, "gone@example.com", "forgotten")
+    api.suppress(session, "gone@example.com", "complaint")
     assert ask(session, settings, taxonomy, "gone@example.com", lists=None) is None
     assert api.get_subscriber(session, "gone@example.com") is None
     # Suppressed while still on record (e.g. a complaint): the record is not touched either.

@@ -228,9 +228,10 @@ def test_same_answer_for_known_and_unknown_addresses(client, engine, web_setting
     add(engine, web_settings, "left@example.com", status=UNSUBSCRIBED)
     with session_factory(engine)() as session:
         api.suppress(session, "gone@example.com", "forgotten")
+        api.suppress(session, "spam@example.com", "complaint")
         session.commit()
     pages = {}
-    for address in ("new", "active", "pending", "left", "gone"):
+    for address in ("new", "active", "pending", "left", "gone", "spam"):
         response = subscribe(client, f"{address}@example.com")
         assert response.status_code == 200
         assert response.headers.get("set-cookie") is None
@@ -242,10 +243,13 @@ def test_same_answer_for_known_and_unknown_addresses(client, engine, web_setting
         "active@example.com": "You are already subscribed to Test Digest",
         "pending@example.com": "Please confirm your subscription to Test Digest",
         "left@example.com": "Please confirm your subscription to Test Digest",
+        # Forgotten at their request: subscribing again is new consent, confirmed by mail.
+        "gone@example.com": "Please confirm your subscription to Test Digest",
     }
     # Asking does not change anyone's status: only the emailed link does.
     assert load(engine, "left@example.com").status == UNSUBSCRIBED
-    assert load(engine, "gone@example.com") is None
+    assert load(engine, "gone@example.com").status == PENDING  # until they confirm
+    assert load(engine, "spam@example.com") is None
 
 
 def test_already_subscribed_email_links_to_preferences(client, engine, web_settings, outbox):
@@ -620,11 +624,18 @@ def test_forget_me_deletes_and_suppresses(client, engine, web_settings, ana, out
         emails = set(session.scalars(select(Delivery.email)))
         assert session.scalar(select(func.count()).select_from(Bounce)) == 0
     assert "ana@example.com" not in emails
-    # The old link now leads to the "does not work" page, and subscribing again sends nothing.
-    assert client.get(f"/preferences/{ana}").status_code == 400
+    # The old link says plainly that the data was deleted; subscribing again is new consent:
+    # a normal confirmation, which lifts the suppression once used.
+    old = client.get(f"/preferences/{ana}")
+    assert old.status_code == 400 and "Your data was deleted" in old.text
     before = len(outbox.outbox)
     subscribe(client, "ana@example.com")
-    assert len(outbox.outbox) == before
+    [sent] = outbox.outbox[before:]
+    assert parse(sent.message)["Subject"] == "Please confirm your subscription to Test Digest"
+    confirm_via_email(client, sent.message)
+    with session_factory(engine)() as session:
+        assert not api.is_suppressed(session, "ana@example.com")
+    assert load(engine, "ana@example.com").status == ACTIVE
 
 
 # --- one-click unsubscribe -----------------------------------------------------------------

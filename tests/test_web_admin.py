@@ -31,6 +31,15 @@ def add(engine, settings, address: str, **options) -> int:
         return subscriber.id
 
 
+def logged(engine) -> list[tuple[str, str, str, str]]:
+    """The audit log, newest first: (actor, action, target, detail)."""
+    from newsletter.store import audit
+
+    with session_factory(engine)() as session:
+        entries, _ = audit.recent(session)
+    return [(e.actor, e.action, e.target, e.detail) for e in entries]
+
+
 def login(client: TestClient, password: str):
     return client.post(
         "/admin/login",
@@ -138,7 +147,7 @@ def test_preview_for_topics(admin):
     assert "srcdoc=" in page.text
     assert "Gmail clips at 102 KB" in page.text
     assert "CBT" in page.text or "Anxiety" in page.text
-    text_part = re.search(r'<pre class="text-part">(.*?)</pre>', page.text, re.S).group(1)
+    text_part = re.search(r'<pre class="text-part"[^>]*>(.*?)</pre>', page.text, re.S).group(1)
     assert "PRACTICE IMPLICATIONS" in text_part
 
 
@@ -209,6 +218,7 @@ def test_real_send_confirms_then_runs_in_the_background(admin, app, engine, web_
     page = admin.get("/admin/issues/2025-01")
     assert "2 sent" in page.text and "1 skipped" in page.text
     assert "done" in page.text
+    assert logged(engine) == [("admin", "send", "2025-01", "lists: digest")]
 
 
 def test_send_refuses_a_second_run_while_one_runs(app, web_settings):
@@ -311,12 +321,17 @@ def test_import_csv_with_the_cli_report(admin, engine):
     )
     assert latin1.status_code == 400 and "not UTF-8" in latin1.text
     assert admin.post("/admin/import", data={"csrf_token": "x"}).status_code == 403
+    # The imports that happened are logged; the refused ones are not.
+    assert logged(engine) == [
+        ("admin", "import", "bad.csv", "1 added, 0 updated, 1 rejected"),
+        ("admin", "import", "people.csv", "2 added, 0 updated, 0 rejected"),
+    ]
 
 
 # --- schedule ------------------------------------------------------------------------------
 
 
-def test_schedule_page_queues_and_removes_one_off_sends(admin, web_settings, tmp_path):
+def test_schedule_page_queues_and_removes_one_off_sends(admin, web_settings, tmp_path, engine):
     web_settings._config_path = tmp_path / "config.toml"  # jobs name the config file
     web_settings.schedule.timezone = "America/Toronto"
     page = admin.get("/admin/schedule")
@@ -346,6 +361,11 @@ def test_schedule_page_queues_and_removes_one_off_sends(admin, web_settings, tmp
     assert "None queued." in admin.get("/admin/schedule").text
     unknown = admin.post("/admin/schedule/remove", data={"job_id": "nope", "csrf_token": token})
     assert unknown.status_code == 400 and "no queued send" in unknown.text
+    # Only what was done is logged: not the refused, past or unknown ones.
+    assert [event[1:3] for event in logged(engine)] == [
+        ("unschedule", "send-2025-01"),
+        ("schedule", "2025-01"),
+    ]
 
 
 def test_schedule_page_needs_a_login(client):

@@ -22,9 +22,12 @@ def test_a_huge_subscriber_id_is_not_found(admin):
         f"/admin/subscribers/{HUGE}/status", data={"status": "active", "csrf_token": token}
     )
     assert changed.status_code == 404
-    # No POST route at this path: 405, and it says which method there is.
+    # POST edits the subscriber: no such subscriber either.
     posted = admin.post(f"/admin/subscribers/{HUGE}", data={"csrf_token": token})
-    assert posted.status_code == 405 and posted.headers["allow"] == "GET"
+    assert posted.status_code == 404
+    # No PUT route at this path: 405, and it says which methods there are.
+    put = admin.put(f"/admin/subscribers/{HUGE}", data={"csrf_token": token})
+    assert put.status_code == 405 and put.headers["allow"] == "GET, POST"
 
 
 @pytest.mark.parametrize(

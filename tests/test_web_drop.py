@@ -74,7 +74,7 @@ def test_the_preference_center_shows_and_keeps_all_but_the_stopped(
     _id, prefs = add(engine, web_settings, "bo@example.com")
     post(client, prefs, action="drop", topic="empathy")
     page = client.get(f"/preferences/{prefs}").text
-    assert "You receive every summary except those only about Empathy." in page
+    assert "every summary except those only about Empathy, and topics we add later." in page
     assert re.search(r'name="topic_mode" value="except" checked', page)
     assert "All topics except Empathy" in page
     assert not re.search(r'name="topic_mode" value="all" checked', page)

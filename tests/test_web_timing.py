@@ -1,7 +1,7 @@
 """Timing must not tell what we know about an address (issue 11, item 5).
 
 `POST /subscribe` and `POST /link` answer the same page for every address; they must also take
-the same time, whether the address is unknown, subscribed, pending, unsubscribed or forgotten.
+the same time, whether the address is unknown, subscribed, pending, unsubscribed or suppressed.
 This is a security property, not a speed goal. The test runs the real app under uvicorn in its
 own process (so the test's own threads cannot disturb the server) and sends many requests of
 every kind in one shuffled sequence over one keep-alive connection (so whatever the request
@@ -96,7 +96,9 @@ def server(tmp_path: Path, engine, settings) -> Iterator[int]:
             ("left@example.com", UNSUBSCRIBED),
         ):
             api.add_subscriber(session, settings, taxonomy, address, status=status)
-        api.suppress(session, "gone@example.com", "forgotten")
+        # Suppressed after a complaint: nothing is ever sent. (A forgotten address gets a
+        # normal confirmation now, like an unknown one: new consent lifts the suppression.)
+        api.suppress(session, "gone@example.com", "complaint")
         session.commit()
     engine.dispose()
     mailbox.Maildir(tmp_path / "outbox", create=True)  # made once, not by racing requests
@@ -213,14 +215,14 @@ def test_subscribe_takes_the_same_time_for_every_kind_of_address(server, tmp_pat
         "active": known("active@example.com"),
         "pending": known("pending@example.com"),
         "unsubscribed": known("left@example.com"),
-        "forgotten": known("gone@example.com"),
+        "suppressed": known("gone@example.com"),
     }
     client = Client(server)
     try:
         same_time(client, "/subscribe", kinds)
     finally:
         client.close()
-    # The work was really done (in the background), for every kind but the forgotten one.
+    # The work was really done (in the background), for every kind but the suppressed one.
     recipients = wait_for_mail(tmp_path, 4 + 4 * SAMPLES)
     for address in ("active@example.com", "pending@example.com", "left@example.com"):
         assert address in recipients
@@ -232,7 +234,7 @@ def test_link_takes_the_same_time_for_every_kind_of_address(server, tmp_path):
         "unknown": fresh(),
         "active": known("active@example.com"),
         "pending": known("pending@example.com"),
-        "forgotten": known("gone@example.com"),
+        "suppressed": known("gone@example.com"),
     }
     client = Client(server)
     try:

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from collections.abc import Iterable
@@ -18,6 +19,7 @@ from dataclasses import field
 from pathlib import Path
 
 import jinja2
+from markupsafe import Markup
 
 from newsletter.archive import search as search_module
 from newsletter.archive.generator import Site
@@ -116,7 +118,21 @@ def write_site(site: Site, out: Path, templates_dir: Path | None, *, search: boo
     env = theme_environment(templates_dir)
     info = site.info
     nav = [{"key": key, "label": label, "url": info.url(path)} for key, label, path in NAV]
-    env.globals.update(site=info, nav=nav)
+    panel = ""
+    if site.panel is not None:  # rendered once: the same lists on every page
+        try:
+            panel = env.get_template("_panel.html").render(panel=site.panel, site=info)
+            panel = re.sub(r"\n\s*", "\n", panel)  # on every page: no indentation (bytes)
+        except jinja2.TemplateError as error:
+            where = where_it_failed(error)
+            raise ArchiveError(f"template _panel.html failed: {where}{error}") from error
+
+    def side_panel(url: str) -> Markup:
+        """The panel with the current page's own link marked (`aria-current`)."""
+        needle = f'href="{url}"'
+        return Markup(panel.replace(needle, needle + ' aria-current="page"', 1))
+
+    env.globals.update(site=info, nav=nav, side_panel=side_panel)
     before_swap: Callable[[Path], None] | None = None
     if search and search_module.available():
         search_state = "indexed"

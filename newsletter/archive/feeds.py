@@ -1,15 +1,22 @@
-"""Atom feeds (feedgen): every summary, plus one feed per topic. Pure: returns bytes."""
+"""Atom feeds (feedgen): every summary, plus one feed per topic and per type of research.
+Pure: returns bytes. Each feed names an XSLT stylesheet (`static/feed.xsl`), so a browser that
+opens it shows a readable page with the address to paste into a feed reader, not raw XML."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
 from typing import Any
+from xml.sax.saxutils import escape
 
 from feedgen.ext.base import BaseEntryExtension
 from feedgen.ext.base import BaseExtension
 from feedgen.feed import FeedGenerator
 
+from newsletter.archive.browse import topic_feed_path
+from newsletter.archive.browse import topic_path
+from newsletter.archive.browse import type_feed_path
+from newsletter.archive.browse import type_path
 from newsletter.archive.generator import Entry
 from newsletter.archive.generator import File
 from newsletter.archive.generator import SiteInfo
@@ -41,19 +48,23 @@ def _link(item: Any, href: str, **attributes: str) -> None:
     item.links.attributes[href] = attributes
 
 
-def topic_feed_path(term: Term) -> str:
-    return f"feeds/topics/{term.slug}.xml"
-
-
 def build_feeds(
-    entries: Sequence[Entry], by_topic: Sequence[tuple[Term, Sequence[Entry]]], info: SiteInfo
+    entries: Sequence[Entry],
+    by_topic: Sequence[tuple[Term, Sequence[Entry]]],
+    by_type: Sequence[tuple[Term, Sequence[Entry]]],
+    info: SiteInfo,
 ) -> list[File]:
-    """The main feed and one per topic that has summaries (entries newest first)."""
+    """The main feed, one per topic and one per type of research (entries newest first). A
+    term without summaries gets an empty feed: a reader can follow it before its first one."""
     files = [File(FEED_PATH, atom_feed(entries, info, FEED_PATH, info.name, ""))]
     for term, items in by_topic:
         path = topic_feed_path(term)
         title = f"{info.name}: {term.label}"
-        files.append(File(path, atom_feed(items, info, path, title, f"topics/{term.slug}/")))
+        files.append(File(path, atom_feed(items, info, path, title, topic_path(term))))
+    for term, items in by_type:
+        path = type_feed_path(term)
+        title = f"{info.name}: {term.label}"
+        files.append(File(path, atom_feed(items, info, path, title, type_path(term))))
     return files
 
 
@@ -81,11 +92,26 @@ def atom_feed(
             _link(item, entry.doi_url, rel="related", title=f"doi:{entry.doi}")
         item.published(entry.date)
         item.updated(entry.date)
+        if entry.author:
+            item.author({"name": entry.author})
         item.summary(entry.teaser)
         item.content(_content_html(entry), type="html")
         for topic in entry.topics:
             item.category(term=topic.slug, label=topic.label)
-    return feed.atom_str(pretty=True)
+    return with_stylesheet(feed.atom_str(pretty=True), info.url(STYLESHEET))
+
+
+STYLESHEET = "feeds/feed.xsl"  # a page of the theme (feed.xsl): it knows base_path
+
+
+def with_stylesheet(document: bytes, href: str) -> bytes:
+    """The feed with an `<?xml-stylesheet?>` instruction right after its XML declaration;
+    feed readers ignore it, browsers that still run XSLT show the page it describes."""
+    declaration, newline, rest = document.partition(b"\n")
+    if not declaration.startswith(b"<?xml"):
+        raise ValueError("feedgen wrote no XML declaration")
+    instruction = f'<?xml-stylesheet type="text/xsl" href="{escape(href, {chr(34): "&quot;"})}"?>'
+    return declaration + newline + instruction.encode() + b"\n" + rest
 
 
 def _content_html(entry: Entry) -> str:

@@ -22,8 +22,10 @@ from xml.sax.saxutils import escape
 
 from markupsafe import Markup
 
+from newsletter.archive import browse
 from newsletter.archive import references
 from newsletter.archive import scholar
+from newsletter.archive.browse import Link
 from newsletter.config import Settings
 from newsletter.config import normalize_base_path
 from newsletter.content.model import Issue
@@ -31,7 +33,6 @@ from newsletter.content.model import Summary
 from newsletter.content.model import markdown_to_html
 from newsletter.content.model import parse_month
 from newsletter.content.taxonomy import Taxonomy
-from newsletter.content.taxonomy import Term
 from newsletter.render.citation import citation_html
 
 TEASER_CHARS = 220
@@ -47,6 +48,7 @@ class SiteInfo:
     site_url: str  # absolute, ends with "/"
     subscribe_url: str
     page_size: int = 12
+    default_author: str = ""  # the byline of summaries without `author:`
 
     def url(self, path: str = "") -> str:
         """A rooted URL for a path relative to the site root ('' is the home page)."""
@@ -70,17 +72,8 @@ def site_info(settings: Settings) -> SiteInfo:
         site_url=site_url,
         subscribe_url=base_url + "/subscribe",
         page_size=archive.page_size,
+        default_author=settings.content.default_author,
     )
-
-
-@dataclass(frozen=True)
-class Link:
-    """Something to link to: a label, a rooted URL, and a count where it helps."""
-
-    label: str
-    url: str
-    count: int = 0
-    slug: str = ""
 
 
 @dataclass
@@ -103,6 +96,7 @@ class Entry:
     json_ld: dict[str, Any] = field(default_factory=dict)  # schema.org, for `tojson`
     downloads: list[references.Download] = field(default_factory=list)  # "Cite the article"
     cite_summary: scholar.Citation | None = None  # "Cite this summary"
+    author: str = ""  # the byline ('' = none)
 
     @property
     def title(self) -> str:
@@ -201,6 +195,7 @@ class Site:
     entries: list[Entry]
     topics: list[Link]
     research_types: list[Link]
+    panel: browse.SidePanel | None = None
 
 
 def month_date(month: str) -> dt.datetime:
@@ -222,12 +217,8 @@ def teaser(summary_html: str, limit: int = TEASER_CHARS) -> str:
     return cut + "…"
 
 
-def _topic_path(term: Term) -> str:
-    return f"topics/{term.slug}/"
-
-
-def _type_path(term: Term) -> str:
-    return f"types/{term.slug}/"
+_topic_path = browse.topic_path
+_type_path = browse.type_path
 
 
 def _issue_path(month: str) -> str:
@@ -251,8 +242,11 @@ def generate(issues: Sequence[Issue], taxonomy: Taxonomy, info: SiteInfo) -> Sit
     # Newest month first; within a month, reading order.
     entries = [entry for view in views for entry in view.entries]
 
-    by_topic = _group(entries, taxonomy.topics, lambda e: [t.slug for t in e.topics])
-    by_type = _group(entries, taxonomy.research_types, lambda e: [e.research_type.slug])
+    # Every term gets a page (and a feed), with or without summaries: no 404 for a topic.
+    by_topic = browse.group_entries(entries, taxonomy.topics, lambda e: [t.slug for t in e.topics])
+    by_type = browse.group_entries(
+        entries, taxonomy.research_types, lambda e: [e.research_type.slug]
+    )
     topic_links = [
         Link(term.label, info.url(_topic_path(term)), len(items), term.slug)
         for term, items in by_topic
@@ -261,6 +255,7 @@ def generate(issues: Sequence[Issue], taxonomy: Taxonomy, info: SiteInfo) -> Sit
         Link(term.label, info.url(_type_path(term)), len(items), term.slug)
         for term, items in by_type
     ]
+    every_topic = Link("All topics", info.url("filter/"), len(entries), "")  # no filter
 
     pages: list[Page] = []
     pages += _home_pages(views, info)
@@ -291,8 +286,13 @@ def generate(issues: Sequence[Issue], taxonomy: Taxonomy, info: SiteInfo) -> Sit
             "topics/",
             "topics.html",
             "Topics",
-            {"topics": topic_links, "research_types": type_links, "total": len(entries)},
-            description=f"Every topic covered by {info.name}, with the number of summaries.",
+            {
+                "topics": topic_links,
+                "groups": browse.topic_index(taxonomy, topic_links, every_topic),
+                "research_types": type_links,
+                "total": len(entries),
+            },
+            description=f"Every topic of {info.name}, with the number of summaries.",
             section="topics",
         )
     )
@@ -302,7 +302,12 @@ def generate(issues: Sequence[Issue], taxonomy: Taxonomy, info: SiteInfo) -> Sit
                 _topic_path(term),
                 "topic.html",
                 term.label,
-                {"term": link, "entries": items, "feed_url": info.url(_topic_feed(term))},
+                {
+                    "term": link,
+                    "entries": items,
+                    "feed_url": info.url(browse.topic_feed_path(term)),
+                    "subscribe_url": f"{info.subscribe_url}?topic_mode=some&topics={term.slug}",
+                },
                 description=f"Summaries on {term.label}, newest first.",
                 section="topics",
             )
@@ -323,7 +328,11 @@ def generate(issues: Sequence[Issue], taxonomy: Taxonomy, info: SiteInfo) -> Sit
                 _type_path(term),
                 "research_type.html",
                 term.label,
-                {"term": link, "entries": items},
+                {
+                    "term": link,
+                    "entries": items,
+                    "feed_url": info.url(browse.type_feed_path(term)),
+                },
                 description=f"Summaries of {term.label.lower()} research, newest first.",
                 section="types",
             )
@@ -333,7 +342,11 @@ def generate(issues: Sequence[Issue], taxonomy: Taxonomy, info: SiteInfo) -> Sit
             "filter/",
             "filter.html",
             "Filter summaries",
-            {"entries": entries, "topics": topic_links, "research_types": type_links},
+            {  # only the terms that some summary has: ticking the others shows nothing
+                "entries": entries,
+                "topics": [link for link in topic_links if link.count],
+                "research_types": [link for link in type_links if link.count],
+            },
             description="Choose several topics and types of research at once.",
             section="filter",
         )
@@ -343,7 +356,10 @@ def generate(issues: Sequence[Issue], taxonomy: Taxonomy, info: SiteInfo) -> Sit
             "search/",
             "search.html",
             "Search",
-            {},
+            {  # the filters: only terms that some summary has
+                "topics": [link for link in topic_links if link.count],
+                "research_types": [link for link in type_links if link.count],
+            },
             description=f"Search every summary in {info.name}.",
             section="search",
         )
@@ -360,10 +376,11 @@ def generate(issues: Sequence[Issue], taxonomy: Taxonomy, info: SiteInfo) -> Sit
         )
     )
     pages.append(Page("404.html", "404.html", "Page not found", {}, in_sitemap=False))
+    pages.append(Page("feeds/feed.xsl", "feed.xsl", "Feed", {}, in_sitemap=False))
 
     from newsletter.archive.feeds import build_feeds
 
-    files = build_feeds(entries, by_topic, info)
+    files = build_feeds(entries, by_topic, by_type, info)
     files += [
         File(entry.path + name, data)
         for entry in entries
@@ -371,17 +388,17 @@ def generate(issues: Sequence[Issue], taxonomy: Taxonomy, info: SiteInfo) -> Sit
     ]
     files.append(File("sitemap.xml", sitemap(pages, info)))
     files.append(File("robots.txt", robots(info)))
-    return Site(info, pages, files, views, entries, topic_links, type_links)
-
-
-def _topic_feed(term: Term) -> str:
-    return f"feeds/topics/{term.slug}.xml"
+    panel = browse.side_panel(every_topic, topic_links, type_links, views)
+    return Site(info, pages, files, views, entries, topic_links, type_links, panel)
 
 
 def _entry(summary: Summary, issue_link: Link, info: SiteInfo) -> Entry:
     summary_html = markdown_to_html(summary.summary_md)
     path = _summary_path(summary)
-    facts = scholar.PageFacts(info.name, info.absolute(path), info.language, info.absolute())
+    author = summary.author or info.default_author
+    facts = scholar.PageFacts(
+        info.name, info.absolute(path), info.language, info.absolute(), author
+    )
     return Entry(
         summary=summary,
         path=path,
@@ -402,6 +419,7 @@ def _entry(summary: Summary, issue_link: Link, info: SiteInfo) -> Entry:
         json_ld=scholar.json_ld(summary, facts),
         downloads=references.download_links(scholar.article_of(summary), info.url(path)),
         cite_summary=scholar.summary_citation(summary, facts),
+        author=author,
     )
 
 
@@ -415,15 +433,6 @@ def _link_neighbours(views: list[IssueView]) -> None:
     for older_entry, newer_entry in itertools.pairwise(sequence):
         newer_entry.previous = Link(older_entry.title, older_entry.url)
         older_entry.next = Link(newer_entry.title, newer_entry.url)
-
-
-def _group(entries: list[Entry], vocabulary, slugs_of) -> list[tuple[Term, list[Entry]]]:
-    """(term, entries newest first) for every term with at least one entry, in taxonomy order."""
-    groups: dict[str, list[Entry]] = {}
-    for entry in entries:
-        for slug in slugs_of(entry):
-            groups.setdefault(slug, []).append(entry)
-    return [(term, groups[term.slug]) for term in vocabulary if term.slug in groups]
 
 
 def _home_pages(views: list[IssueView], info: SiteInfo) -> list[Page]:

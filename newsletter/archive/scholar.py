@@ -182,6 +182,7 @@ class PageFacts:
     url: str  # absolute
     language: str
     site_url: str  # absolute, the archive's home
+    author: str = ""  # the summary's byline: its author, instead of the network
 
 
 def json_ld(summary: Summary, facts: PageFacts) -> dict[str, Any]:
@@ -198,7 +199,7 @@ def json_ld(summary: Summary, facts: PageFacts) -> dict[str, Any]:
         "url": facts.url,
         "datePublished": f"{year:04d}-{month:02d}",
         "inLanguage": facts.language,
-        "author": network,
+        "author": {"@type": "Person", "name": facts.author} if facts.author else network,
         "publisher": network,
     }
     if summary.topics:

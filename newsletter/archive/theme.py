@@ -7,7 +7,9 @@ folder (`[archive] templates_dir`) first, then the built-in theme, also reachabl
     {% extends "default/summary.html" %}
     {% block implications %}{{ super() }}<p>Discuss at the case conference.</p>{% endblock %}
 
-Static files (CSS, JS) live in `static/` inside either folder; the override's win.
+Static files (CSS, JS) live in `static/` inside either folder; the override's win. The look
+shared with the web app (`templates/shared/`: the header partial, `look.css`, the favicon) comes
+first: `{% include "shared/_header.html" %}`, and its static files sit beside the theme's.
 """
 
 from __future__ import annotations
@@ -25,9 +27,18 @@ def builtin_theme_dir() -> Path:
     return default_templates_dir() / "archive"
 
 
+def shared_dir() -> Path:
+    """The parts the archive shares with the web app's pages: `templates/shared/`."""
+    return default_templates_dir() / "shared"
+
+
 def theme_environment(override: Path | None = None) -> jinja2.Environment:
-    """The environment the archive pages are rendered with."""
-    return make_environment(override, builtin_theme_dir())
+    """The environment the archive pages are rendered with; `shared/…` names the shared
+    partials (an override folder may replace them too: `theme/shared/_header.html`)."""
+    env = make_environment(override, builtin_theme_dir())
+    shared = jinja2.PrefixLoader({"shared": jinja2.FileSystemLoader(str(shared_dir()))})
+    env.loader = jinja2.ChoiceLoader([env.loader, shared]) if env.loader else shared
+    return env
 
 
 def theme_dirs(override: Path | None) -> list[Path]:
@@ -41,7 +52,7 @@ def theme_dirs(override: Path | None) -> list[Path]:
 def static_files(override: Path | None) -> dict[str, Path]:
     """Relative path under `static/` -> source file, override winning over the built-in theme."""
     found: dict[str, Path] = {}
-    for folder in reversed(theme_dirs(override)):
+    for folder in [shared_dir(), *reversed(theme_dirs(override))]:
         root = folder / "static"
         if root.is_dir():
             for path in sorted(root.rglob("*")):

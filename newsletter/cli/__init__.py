@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from newsletter.cli import admin_commands as _admin_commands  # noqa: F401
 from newsletter.cli import archive_commands as _archive_commands  # noqa: F401
 from newsletter.cli import bounce_commands as _bounce_commands  # noqa: F401
 from newsletter.cli import db_commands as _db_commands  # noqa: F401  (registers commands)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import datetime as dt
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ class Summary:
     source: str = ""
     notes: tuple[str, ...] = field(default=(), compare=False)  # warnings (raw HTML)
     article: Article | None = None  # the summarized article as structured data (CSL-JSON)
+    corrected: dt.date | None = None  # when a sent summary was corrected (the archive says so)
+    author: str = ""  # `author:` of the front matter; '' = `[content] default_author`
 
     @property
     def key(self) -> str:

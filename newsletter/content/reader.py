@@ -7,6 +7,7 @@ where it can, the field or line.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,8 +47,12 @@ SUMMARY_KEYS = {
     "doi",
     "order",
     "slug",
+    "corrected",
+    "author",
 }
-ISSUE_KEYS = {"subject", "public", "preheader"}
+AUTHOR_MAX = 200  # a byline, not a paragraph
+ISSUE_KEYS = {"subject", "public", "preheader", "status"}
+ISSUE_STATUSES = ("draft", "ready")
 ISSUE_FILE = "issue.md"
 
 
@@ -56,8 +61,9 @@ ISSUE_FILE = "issue.md"
 _FRONT_MATTER = frontmatter.YAMLHandler()
 
 
-def _split_front_matter(text: str, source: str) -> tuple[dict[str, Any], str, int]:
-    """(front matter, body stripped, the file line the stripped body starts on)."""
+def split_front_matter(text: str, source: str) -> tuple[dict[str, Any], str, int]:
+    """(front matter, body stripped, the file line the stripped body starts on);
+    `ContentError` when there is no front matter or its YAML does not read."""
     # CRLF to LF as python-frontmatter does; drop a byte-order mark, which would hide the fence.
     text = text.lstrip("\ufeff").replace("\r\n", "\n")
     fence = _FRONT_MATTER.FM_BOUNDARY.match(text)
@@ -169,7 +175,7 @@ def read_summary(
     """`parse_summary` that adds every problem of the file to `problems` and returns None
     when there is one, instead of stopping at the first. Raw HTML is noted in `notes`."""
     try:
-        meta, body, body_line = _split_front_matter(text, source)
+        meta, body, body_line = split_front_matter(text, source)
     except ContentError as error:
         problems.append(error)  # without its fields, nothing more can be checked
         return None
@@ -198,7 +204,13 @@ def read_summary(
         except ContentError as error:
             found.append(error)
     slug = _summary_slug(meta, source, found)
+    corrected = meta.get("corrected")
+    if corrected is not None and not isinstance(corrected, dt.date):
+        found.append(ContentError(source, "must be a date (YYYY-MM-DD)", field="corrected"))
     citation = _text_field(meta, "citation", source, found)
+    author = _text_field(meta, "author", source, found)  # one line; shown as a byline
+    if len(author) > AUTHOR_MAX:
+        found.append(ContentError(source, f"at most {AUTHOR_MAX} characters", field="author"))
     csl = article_from_front_matter(
         meta, source, found, lambda name: _read_reference(source, name, found)
     )
@@ -234,6 +246,8 @@ def read_summary(
         source=source,
         notes=tuple(raw_html_notes(body, source, body_line)),
         article=article,
+        corrected=corrected if isinstance(corrected, dt.date) else None,
+        author=author,
     )
 
 
@@ -275,7 +289,7 @@ def read_issue_meta(
 ) -> tuple[dict[str, Any], Intro]:
     """`parse_issue_meta` that adds every problem to `problems` instead of stopping."""
     try:
-        meta, body, first_line = _split_front_matter(text, source)
+        meta, body, first_line = split_front_matter(text, source)
     except ContentError as error:
         problems.append(error)
         return {}, Intro(path=source)
@@ -284,6 +298,9 @@ def read_issue_meta(
         problems.append(ContentError(source, f"unknown field (allowed: {allowed})", field=key))
     if "public" in meta and not isinstance(meta["public"], bool):
         problems.append(ContentError(source, "must be true or false", field="public"))
+    if "status" in meta and meta["status"] not in ISSUE_STATUSES:
+        message = f"must be one of: {', '.join(ISSUE_STATUSES)}"
+        problems.append(ContentError(source, message, field="status"))
     return meta, read_intro(body, source, first_line, problems)
 
 
@@ -333,7 +350,7 @@ def _assemble(
     preheader = _text_field(meta, "preheader", issue_path, problems)
     intro = intro or Intro()
     known = [summary.slug for summary in ordered] + [s for s in unread if s not in seen]
-    _check_intro_slugs(intro, known, intro.path or issue_path, problems)
+    check_intro_slugs(intro, known, intro.path or issue_path, problems)
     if len(problems) > before or not ordered:
         return None
     return Issue(
@@ -357,7 +374,7 @@ def _in_order(summaries: list[Summary]) -> list[Summary]:
     return sorted(summaries, key=lambda s: (s.order is None, s.order or 0, Path(s.source).name))
 
 
-def _check_intro_slugs(
+def check_intro_slugs(
     intro: Intro, known: list[str], path: str, problems: list[ContentError]
 ) -> None:
     """A problem naming the file, line and slug of each part for no summary of the month."""
@@ -417,7 +434,7 @@ def read_month(
         text = _read_text(path, problems)
         summary = None if text is None else read_summary(text, str(path), month, taxonomy, problems)
         if summary is None:
-            unread.append(_probable_slug(text or "", str(path)))
+            unread.append(probable_slug(text or "", str(path)))
         else:
             summaries.append(summary)
     meta: dict[str, Any] = {}
@@ -440,11 +457,11 @@ def read_month(
     )
 
 
-def _probable_slug(text: str, source: str) -> str:
+def probable_slug(text: str, source: str) -> str:
     """The slug a file that could not be read would have: its `slug:` field if that much of
     it reads, else the one from its name (so that the intro's parts for it are not refused)."""
     try:
-        meta = _split_front_matter(text, source)[0]
+        meta = split_front_matter(text, source)[0]
     except ContentError:
         meta = {}
     slug = meta.get("slug")
@@ -470,7 +487,7 @@ def is_public(content_dir: Path, month: str) -> bool:
     text = _read_text(issue_file, problems)
     raise_content_problems(issue_file, problems)
     assert text is not None
-    meta = _split_front_matter(text, str(issue_file))[0]
+    meta = split_front_matter(text, str(issue_file))[0]
     return meta.get("public") is True
 
 

@@ -172,3 +172,80 @@ def taxonomy_from_settings(settings: Settings) -> Taxonomy:
         Vocabulary("topic", topics, DEFAULT_ALIASES),
         Vocabulary("research type", settings.taxonomy.research_types),
     )
+
+
+# The default taxonomy in a few groups, so the picker is not one long list of 36 boxes; the
+# subscribe page and the archive's topics index share them.
+# Topics added in config.toml that are not named here appear under "More topics".
+TOPIC_GROUPS: dict[str, tuple[str, ...]] = {
+    "Conditions": (
+        "anxiety-disorders",
+        "depression-and-depressive-symptoms",
+        "personality-disorders",
+        "trauma-and-or-ptsd",
+        "suicide-and-crisis-intervention",
+        "illness-and-medical-comorbidities",
+    ),
+    "Treatments": (
+        "cognitive-therapy-ct-and-cognitive-behavioural-therapy-cbt",
+        "interpersonal-psychotherapy-ipt",
+        "psychodynamic-therapy-pdt",
+        "group-psychotherapy",
+        "combination-therapy",
+        "medications-pharmacotherapy",
+        "efficacy-of-treatments",
+        "treatment-length-and-frequency",
+        "cost-effectiveness",
+        "placebo-effect",
+    ),
+    "The therapeutic relationship": (
+        "alliance-and-therapeutic-relationship",
+        "empathy",
+        "attachment",
+        "transference-and-countertransference",
+        "resistance-and-reactance",
+        "common-factors",
+        "termination",
+    ),
+    "Clients and therapists": (
+        "client-factors",
+        "client-preferences",
+        "therapist-factors",
+        "self-reflection-and-awareness",
+        "training",
+        "adherence",
+        "attendance-attrition-and-drop-out",
+    ),
+    "Outcomes and research": (
+        "outcomes-and-deterioration",
+        "long-term-outcomes",
+        "feedback-and-progress-monitoring",
+        "practice-based-research-and-practice-research-networks",
+        "neuroscience-and-brain",
+        "miscellaneous",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class TopicGroup:
+    """A labelled group of topics (the picker's fieldsets, the archive's topics index)."""
+
+    label: str
+    terms: tuple[Term, ...]
+
+
+def topic_groups(taxonomy: Taxonomy) -> list[TopicGroup]:
+    """The taxonomy's topics in groups, in taxonomy order within each group."""
+    by_slug = {term.slug: term for term in taxonomy.topics}
+    groups: list[TopicGroup] = []
+    placed: set[str] = set()
+    for label, slugs in TOPIC_GROUPS.items():
+        terms = tuple(by_slug[s] for s in slugs if s in by_slug)
+        if terms:
+            groups.append(TopicGroup(label, tuple(sorted(terms, key=lambda t: t.label))))
+            placed.update(t.slug for t in terms)
+    rest = tuple(t for t in taxonomy.topics if t.slug not in placed)
+    if rest:
+        groups.append(TopicGroup("More topics" if groups else "Topics", rest))
+    return groups

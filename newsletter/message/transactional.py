@@ -1,5 +1,6 @@
 """Composing the transactional emails (pure): confirmation, "already subscribed", a fresh
-preferences link, a privacy link (download my data, forget me) and the welcome.
+preferences link, a privacy link (download my data, forget me), the link confirming a change
+of address (sent to the new one) and the welcome.
 
 They are rendered like the digest (Jinja2 → MJML → mjml-python → premailer, plus a text part,
 templates `templates/email/<kind>.{mjml,txt}.j2`, overridable in the user's templates folder)
@@ -31,6 +32,7 @@ from newsletter.personalize import greeting
 from newsletter.personalize import make_recipient
 from newsletter.render.email import mjml_to_html
 from newsletter.render.environment import make_environment
+from newsletter.tokens import ADDRESS
 from newsletter.tokens import CONFIRM
 from newsletter.tokens import CONFIRM_MAX_AGE
 from newsletter.tokens import PREFERENCES
@@ -42,7 +44,8 @@ ALREADY_SUBSCRIBED = "already_subscribed"
 NEW_LINK = "new_link"
 PRIVACY_LINK = "privacy_link"
 WELCOME = "welcome"
-KINDS = (CONFIRMATION, ALREADY_SUBSCRIBED, NEW_LINK, PRIVACY_LINK, WELCOME)
+ADDRESS_CHANGE = "address_change"
+KINDS = (CONFIRMATION, ALREADY_SUBSCRIBED, NEW_LINK, PRIVACY_LINK, WELCOME, ADDRESS_CHANGE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,6 +153,18 @@ class Composer:
             f"Your link to download or delete your data at {self.settings.newsletter.name}",
             privacy_url=self._url(f"/privacy/{token}"),
             expires=duration_text(seconds),
+        )
+
+    def address_change(self, person: Person, old_email: str) -> bytes:
+        """To the new address (`person.email`): a link, signed for `old_email` and carrying the
+        new address, that changes the subscription's address when used."""
+        token = self.signer.make(ADDRESS, person.id, old_email, {"email": person.email})
+        return self.build(
+            "address_change",
+            person,
+            f"Confirm your new address for {self.settings.newsletter.name}",
+            address_url=self._url(f"/address/{token}"),
+            expires_days=CONFIRM_MAX_AGE // 86400,
         )
 
     def welcome(self, person: Person, latest: Issue | None = None) -> bytes:

@@ -70,6 +70,7 @@ class Renderer:
             {
                 "title": s.title,
                 "slug": s.slug,
+                "author": s.author or settings.content.default_author,
                 # The APA reference of a structured `article:` ('' for a free-text citation,
                 # which `citation` holds; for an article it holds the APA text, for overrides).
                 "apa_html": apa_html(s.article) if s.article is not None else "",

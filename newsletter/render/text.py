@@ -6,6 +6,13 @@ from __future__ import annotations
 
 import re
 import textwrap
+from typing import Any
+
+from markdown_it import MarkdownIt
+
+# The same CommonMark as the HTML part (content.model), so a link's address in the text part
+# is the very `href` of the HTML part: percent-encoded, balanced parentheses, no title.
+_markdown = MarkdownIt("commonmark", {"html": False, "typographer": False})
 
 TEXT_WIDTH = 72
 
@@ -18,15 +25,20 @@ def wrap_text(text: str, width: int = TEXT_WIDTH) -> str:
     )
 
 
+_DEFINITION = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*\S")
 _LIST_ITEM = re.compile(r"^(\s*)([-*+]|\d+[.)])\s+")
 
 
 def markdown_to_text(markdown: str, width: int = TEXT_WIDTH) -> str:
     """Markdown is already readable as text: unwrap, drop emphasis markers, re-wrap paragraphs."""
+    env: dict[str, Any] = {}
+    _markdown.parse(markdown, env)  # collects reference definitions: [label][1] … [1]: url
     blocks = re.split(r"\n\s*\n", markdown.strip())
     out = []
     for block in blocks:
         lines = block.splitlines()
+        if all(_DEFINITION.match(line) for line in lines):
+            continue  # `[1]: url`: its links already show their address where they are used
         if any(_LIST_ITEM.match(line) for line in lines):
             items: list[str] = []
             for line in lines:
@@ -35,11 +47,11 @@ def markdown_to_text(markdown: str, width: int = TEXT_WIDTH) -> str:
                     items.append(line.strip())
                 else:
                     items[-1] += " " + line.strip()
-            out.append("\n".join(_wrap_item(_plain(item), width) for item in items))
+            out.append("\n".join(_wrap_item(_plain_item(item, env), width) for item in items))
         elif block.lstrip().startswith("#"):
-            out.append(_plain(block.lstrip("# ").strip()).upper())
+            out.append(_plain(block.lstrip("# ").strip(), env).upper())
         else:
-            out.append(wrap_text(_plain(block), width))
+            out.append(wrap_text(_plain(block, env), width))
     return "\n\n".join(out)
 
 
@@ -54,14 +66,43 @@ def _wrap_item(item: str, width: int) -> str:
         initial_indent=bullet,
         subsequent_indent=" " * len(bullet),
         break_on_hyphens=False,
+        break_long_words=False,  # a broken link cannot be clicked
     )
 
 
-def _plain(text: str) -> str:
-    text = re.sub(r"\[([^\]]+)\]\(([^)]+)\)", r"\1 <\2>", text)  # [label](url) -> label <url>
-    text = re.sub(r"(\*\*|__)(.+?)\1", r"\2", text)
-    text = re.sub(r"(?<![\w*])([*_])(?!\s)(.+?)(?<!\s)\1(?![\w*])", r"\2", text)
-    return text.replace("`", "")
+def _plain_item(item: str, env: dict[str, Any]) -> str:
+    """A list item's text as plain text, its bullet or number kept."""
+    match = _LIST_ITEM.match(item)
+    if not match:
+        return _plain(item, env)
+    return item[: match.end()] + _plain(item[match.end() :], env)
+
+
+def _plain(text: str, env: dict[str, Any] | None = None) -> str:
+    """Inline Markdown as text: emphasis and code markers dropped, `[label](url)` as
+    `label <url>` with the URL exactly as the HTML part's `href`, an autolink as `<url>`."""
+    tokens = _markdown.parseInline(" ".join(text.split()), env if env is not None else {})
+    out: list[str] = []
+    href = ""
+    children = (tokens[0].children or []) if tokens else []
+    for token in children:
+        if token.type == "link_open":
+            href = str(token.attrs.get("href", ""))
+            if token.markup == "autolink":
+                out.append(f"<{href}>")
+                href = ""
+        elif token.type == "link_close":
+            if href:
+                out.append(f" <{href}>")
+            href = ""
+        elif token.type == "text" and token.markup != "autolink":
+            if not (token.content and out and out[-1] == f"<{token.content}>"):
+                out.append(token.content)
+        elif token.type in ("code_inline", "image"):
+            out.append(token.content)
+        elif token.type in ("softbreak", "hardbreak"):
+            out.append(" ")
+    return "".join(out)
 
 
 def tidy_text(text: str) -> str:

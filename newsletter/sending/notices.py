@@ -10,6 +10,7 @@ send the same confirmation through `send_confirmation`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from collections.abc import Iterable
@@ -23,12 +24,14 @@ from newsletter.content.reader import list_months
 from newsletter.content.reader import load_issue
 from newsletter.content.taxonomy import Taxonomy
 from newsletter.errors import NewsletterError
+from newsletter.message.transactional import ADDRESS_CHANGE
 from newsletter.message.transactional import CONFIRMATION
 from newsletter.message.transactional import PRIVACY_LINK
 from newsletter.message.transactional import WELCOME
 from newsletter.message.transactional import Composer
 from newsletter.message.transactional import Person
 from newsletter.sending.single import send_single
+from newsletter.store import address_change
 from newsletter.store import ledger
 from newsletter.store import registrar
 from newsletter.store.engine import session_factory
@@ -164,6 +167,25 @@ class Notices(Composer):
         """The short-lived link to download or delete their data (asked for on the
         preferences page); errors are logged."""
         return self.send(PRIVACY_LINK, person)
+
+    def answer_address_change(self, subscriber_id: int, new_email: str) -> bool:
+        """A change of address asked on the preferences page, after the page was answered:
+        email the new address a link to confirm it, unless the subscriber service says the
+        address is not free (then nothing goes out: the page said the same). Errors logged."""
+        try:
+            with transaction(self.engine) as session:
+                subscriber = session.get(Subscriber, subscriber_id)
+                if subscriber is None:
+                    return False
+                address = address_change.request_address_change(session, subscriber, new_email)
+                if address is None:
+                    return False
+                old_email = subscriber.email
+                person = dataclasses.replace(person_of(subscriber), email=address)
+        except Exception:
+            log.exception("could not handle the change of address of subscriber %s", subscriber_id)
+            return False
+        return self.send(ADDRESS_CHANGE, person, old_email=old_email)
 
     def send_welcome(self, person: Person) -> bool:
         return self.send(WELCOME, person)

@@ -4,9 +4,10 @@ Both must hold across every `newsletter serve` process and a restart, which proc
 cannot: a session ended in one process must be refused by all, and an attempt counted in one
 must count in all.
 
-Sessions: the browser's signed cookie carries a random id; the row holds its sha256, the tag of
-the admin password it was opened with, and its end. A request is an admin's only while its row
-exists, has not expired and names the current password.
+Sessions: the browser's signed cookie carries a random id; the row holds its sha256, the admin
+it belongs to, the tag of that admin's password it was opened with, and its end. A request is
+that admin's only while its row exists, has not expired and names the admin's current password
+(a removed admin has none).
 
 Login throttling: every attempt is counted *before* its password is checked, in one
 transaction with the row locked (a conditional UPDATE: PostgreSQL re-checks the condition after
@@ -22,8 +23,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import hmac
 import math
 import secrets
+from collections.abc import Callable
 
 from sqlalchemy import Connection
 from sqlalchemy import Engine
@@ -37,6 +40,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from newsletter.store.engine import rows_affected
+from newsletter.store.models import LEGACY_ADMIN
 from newsletter.store.models import AdminSession
 from newsletter.store.models import LoginThrottle
 
@@ -53,15 +57,21 @@ def _hash(token: str) -> str:
 
 
 def start_session(
-    session: Session, password_tag: str, lifetime: dt.timedelta, now: dt.datetime
+    session: Session,
+    password_tag: str,
+    lifetime: dt.timedelta,
+    now: dt.datetime,
+    admin_name: str = LEGACY_ADMIN,
 ) -> str:
-    """A new admin session; returns the random id for the cookie (the row keeps its hash).
-
-    Expired sessions and those of another password are deleted on the way.
-    """
+    """A new session of `admin_name`; returns the random id for the cookie (the row keeps its
+    hash). Expired sessions, and this admin's sessions of another password, are deleted."""
     session.execute(
         delete(AdminSession).where(
-            or_(AdminSession.expires_at <= now, AdminSession.password_tag != password_tag)
+            or_(
+                AdminSession.expires_at <= now,
+                (AdminSession.admin_name == admin_name)
+                & (AdminSession.password_tag != password_tag),
+            )
         )
     )
     token = secrets.token_urlsafe(32)
@@ -71,27 +81,41 @@ def start_session(
             password_tag=password_tag,
             created_at=now,
             expires_at=now + lifetime,
+            admin_name=admin_name,
         )
     )
     return token
 
 
-def session_is_valid(session: Session, token: str, password_tag: str, now: dt.datetime) -> bool:
-    """Whether the cookie's session id names a live session of the current password.
+def session_owner(
+    session: Session, token: str, tag_of: Callable[[str], str], now: dt.datetime
+) -> str | None:
+    """The name of the admin whose live session the cookie's id names, or None.
 
-    A session of another password means the password changed: all of those end now.
+    `tag_of(name)` is the tag of that admin's current password ("" when there is no such admin
+    any more): a session of another password means the password changed or the admin was
+    removed, and all of that admin's other-password sessions end now.
     """
     row = session.get(AdminSession, _hash(token))
     if row is None or row.expires_at <= now:
-        return False
-    if row.password_tag != password_tag:
-        session.execute(delete(AdminSession).where(AdminSession.password_tag != password_tag))
-        return False
-    return True
+        return None
+    current = tag_of(row.admin_name)
+    if not current or not hmac.compare_digest(row.password_tag, current):
+        end_sessions_of(session, row.admin_name, keep_tag=current)
+        return None
+    return row.admin_name
+
+
+def end_sessions_of(session: Session, admin_name: str, keep_tag: str = "") -> int:
+    """End the sessions of one admin (logout, removal), except those of `keep_tag`."""
+    query = delete(AdminSession).where(AdminSession.admin_name == admin_name)
+    if keep_tag:
+        query = query.where(AdminSession.password_tag != keep_tag)
+    return rows_affected(session.execute(query))
 
 
 def end_all_sessions(session: Session) -> int:
-    """End every admin session (logout): copies of old cookies no longer work anywhere."""
+    """End every admin session of every admin."""
     return rows_affected(session.execute(delete(AdminSession)))
 
 

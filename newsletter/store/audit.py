@@ -32,6 +32,10 @@ ACTIONS = (
     "forget",
     "admin-add",
     "admin-remove",
+    "admin-password",
+    "add-subscriber",
+    "export",
+    "resend-confirmation",
     "archive-rebuild",
 )
 

@@ -11,6 +11,7 @@ import datetime as dt
 from sqlalchemy import BigInteger
 from sqlalchemy import Boolean
 from sqlalchemy import CheckConstraint
+from sqlalchemy import Date
 from sqlalchemy import DateTime
 from sqlalchemy import ForeignKey
 from sqlalchemy import Index
@@ -60,6 +61,16 @@ CAMPAIGN_STATUSES = (PLANNED, RUNNING, PAUSED, DONE)
 MONTHLY = "monthly"
 QUARTERLY = "quarterly"
 FREQUENCIES = (MONTHLY, QUARTERLY)
+
+# Why a reader unsubscribed (migration 0010: the optional one-question "why").
+TOO_FREQUENT = "too_frequent"
+NOT_RELEVANT = "not_relevant"
+TOO_LONG = "too_long"
+OTHER = "other"
+UNSUBSCRIBE_REASONS = (TOO_FREQUENT, NOT_RELEVANT, TOO_LONG, OTHER)
+
+# The admin whose password is `[web] admin_password_hash` (the single admin before 0009).
+LEGACY_ADMIN = "admin"
 
 
 def utcnow() -> dt.datetime:
@@ -198,6 +209,8 @@ class MailingList(Base):
     name: Mapped[str] = mapped_column(String(200))
     public: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Migration 0010: shown under the list in the preference center.
+    description: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class Subscription(Base):
@@ -327,6 +340,22 @@ class AdminSession(Base):
     password_tag: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # Whose session this is (migration 0009): removing that admin ends it.
+    admin_name: Mapped[str] = mapped_column(
+        String(64), default=LEGACY_ADMIN, server_default=LEGACY_ADMIN
+    )
+
+
+class Admin(Base):
+    """One admin of the web app with their own password (migration 0009, `store.admins`)."""
+
+    __tablename__ = "admins"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_login_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class LoginThrottle(Base):
@@ -357,3 +386,16 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(50), index=True)
     target: Mapped[str] = mapped_column(String(500), default="")
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class UnsubscribeReason(Base):
+    """One answer to the optional "why" after unsubscribing (migration 0010): the reason, the
+    month of the latest campaign and the date; deliberately no subscriber id or address."""
+
+    __tablename__ = "unsubscribe_reasons"
+    __table_args__ = (CheckConstraint(_in("reason", UNSUBSCRIBE_REASONS), name="reason"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reason: Mapped[str] = mapped_column(String(20))
+    campaign_month: Mapped[str] = mapped_column(String(7), default="")
+    on_date: Mapped[dt.date] = mapped_column(Date, index=True)

@@ -17,9 +17,9 @@ Like the rest of the store, functions take a `Session` and never commit.
 
 from __future__ import annotations
 
-import calendar
 import dataclasses
 import datetime as dt
+from calendar import monthrange
 from collections.abc import Iterable
 from collections.abc import Mapping
 from typing import Any
@@ -46,17 +46,26 @@ from newsletter.store.subscribers import confirm
 from newsletter.store.subscribers import get_subscriber
 from newsletter.store.subscribers import is_subscribed
 from newsletter.store.subscribers import is_suppressed
+from newsletter.store.subscribers import lift_suppression
 from newsletter.store.subscribers import require_subscriber
 from newsletter.store.subscribers import set_lists
 from newsletter.store.subscribers import set_status
 from newsletter.store.subscribers import set_topics
 from newsletter.store.subscribers import subscribed_lists
+from newsletter.store.subscribers import suppression_reason
 from newsletter.tokens import ADDRESS_HASH_LENGTH
 from newsletter.tokens import CONFIRM
 from newsletter.tokens import Signer
 from newsletter.tokens import address_hash
 
 MAX_TOKEN_LENGTH = 400
+DELETED = (
+    "The subscription this link belonged to has been deleted, with everything we held about "
+    "it (for example after a request to forget it). To receive the digest again, subscribe anew."
+)
+# The suppression a person lifts by subscribing again and confirming (explicit new consent);
+# a complaint or a hard bounce stays suppressed.
+FORGOTTEN = "forgotten"
 # A confirmation token may carry the choices of the request (compressed JSON): ~720
 # characters with every default topic and a 200-character name.
 MAX_CONFIRM_TOKEN_LENGTH = 4000
@@ -71,8 +80,9 @@ def subscriber_by_reference(
 ) -> Subscriber:
     """The subscriber a verified token names by id and short address hash.
 
-    `LinkProblem` "test" for id 0 (test messages), "gone" when there is no such subscriber or
-    their address has changed since the token was made (so a recycled id names nobody).
+    `LinkProblem` "test" for id 0 (test messages), "deleted" when the subscriber it names was
+    deleted (forget me, or an admin removed them), "gone" when the id cannot be ours or the
+    address has changed since the token was made (so a recycled id names nobody).
     `hash_length` is the length of the hash in this kind of token (VERP tokens are shorter).
     """
     if subscriber_id == 0:
@@ -80,6 +90,9 @@ def subscriber_by_reference(
             "test", "This link comes from a test message, so there is nothing to change."
         )
     subscriber = session.get(Subscriber, subscriber_id) if 0 < subscriber_id <= _MAX_ID else None
+    if subscriber is None and 0 < subscriber_id <= _MAX_ID:
+        # The token is ours (signed), so the record it named existed and was deleted: say so.
+        raise LinkProblem("deleted", DELETED)
     if subscriber is None or address_hash(subscriber.email, hash_length) != digest:
         raise LinkProblem(
             "gone", "This link no longer matches a subscription (the address may have changed)."
@@ -193,20 +206,24 @@ def request_subscription(
     enumeration), and should call it after answering (the timing must not tell either).
     `InvalidAddress` or `SubscriberError` (a name too long) for input a form should catch first.
 
-    - A suppressed address (they asked to be forgotten) gets nothing and nothing is stored.
-    - A new address is added as `pending`, with the choices and the consent source and IP, and
-      gets a confirmation link.
+    - A suppressed address (a complaint, a hard bounce) gets nothing and nothing is stored.
+    - A new address, or one forgotten at its owner's request, is added as `pending`, with the
+      choices and the consent source and IP, and gets a confirmation link; confirming it is
+      new consent and lifts the "forgotten" suppression.
     - An active subscriber is told they are subscribed.
     - A pending, unsubscribed, bounced or complained record gets a confirmation link whose
-      token carries the requested name, topics and lists (`Reply.request`).
+      token carries the requested name, topics and lists (`Reply.request`). Someone who left
+      and asks for "all topics" (the form's default) keeps the topics they had chosen: the
+      link carries those.
 
     Nothing about an existing record changes here: whoever typed the address has not shown
     that the mailbox is theirs. The choices apply, and the status changes, only when the
     emailed link is used (`confirm_subscription`).
     """
     name = clean_name(name)
-    if is_suppressed(session, email):
-        return None  # they asked to be forgotten: never mail them by accident
+    suppressed = suppression_reason(session, email)
+    if suppressed is not None and suppressed != FORGOTTEN:
+        return None  # a complaint or a bounce: never mail them by accident
     subscriber = get_subscriber(session, email)
     if subscriber is None:
         try:
@@ -221,12 +238,17 @@ def request_subscription(
                 status=PENDING,
                 source=source,
                 ip=ip,
+                suppressed_ok=True,  # forgotten: a confirmation is their new consent
             )
         except SubscriberError:
             return None  # added by a concurrent request a moment ago
         return Reply(CONFIRMATION, subscriber)
     if subscriber.status == ACTIVE:
         return Reply(ALREADY_SUBSCRIBED, subscriber)
+    if suppressed is not None:
+        return None  # on record and suppressed: as before, nothing changes
+    if topics is None and subscriber.status != PENDING and subscriber.topic_slugs is not None:
+        topics = subscriber.topic_slugs  # coming back with "all topics": keep what they chose
     request = SubscriptionRequest(
         name=name,
         topics=None if topics is None else frozenset(topics),
@@ -307,6 +329,8 @@ def confirm_subscription(
     if subscriber.status == PENDING:
         _apply_request(session, settings, taxonomy, subscriber, request)
         confirm(session, subscriber, ip=ip)
+        if suppression_reason(session, subscriber.email) == FORGOTTEN:
+            lift_suppression(session, subscriber.email)  # new consent, shown with the mailbox
     else:
         issued = signer.issued_at(CONFIRM, token)
         left = subscriber.updated_at.replace(microsecond=0)
@@ -338,7 +362,8 @@ def _apply_request(
     if request.name:
         subscriber.name = request.name
     if request.topics is None:
-        set_topics(session, subscriber, None)
+        if subscriber.status == PENDING:  # someone who left keeps "all topics except …"
+            set_topics(session, subscriber, None)
     else:
         known = {term.slug for term in taxonomy.topics}
         if kept := request.topics & known:
@@ -384,79 +409,6 @@ def update_preferences(
         set_lists(session, settings, subscriber, lists)
 
 
-# --- pause and frequency --------------------------------------------------------------------
-
-MAX_PAUSE_MONTHS = 6
-
-
-def add_months(moment: dt.datetime, months: int) -> dt.datetime:
-    """`moment` plus whole calendar months, the day cut to the target month's length
-    (31 January + 1 month = 28 or 29 February)."""
-    index = moment.month - 1 + months
-    year, month = moment.year + index // 12, index % 12 + 1
-    day = min(moment.day, calendar.monthrange(year, month)[1])
-    return moment.replace(year=year, month=month, day=day)
-
-
-def pause(
-    session: Session, subscriber: Subscriber, months: int, now: dt.datetime | None = None
-) -> dt.datetime:
-    """Pause the digest (and round-ups) for 1 to `MAX_PAUSE_MONTHS` months from `now`; returns
-    when it resumes by itself. `InvalidPreference` naming `months` outside that range.
-
-    Planning leaves a paused subscriber out; a campaign planned before the pause still sends
-    them its message (the ledger row was fixed at planning, see docs/architecture.md)."""
-    if isinstance(months, bool) or not isinstance(months, int):
-        raise InvalidPreference("months", f"a whole number from 1 to {MAX_PAUSE_MONTHS}")
-    if not 1 <= months <= MAX_PAUSE_MONTHS:
-        raise InvalidPreference(
-            "months", f"{months} is out of range: pause for 1 to {MAX_PAUSE_MONTHS} months"
-        )
-    now = now or utcnow()
-    if subscriber.status != ACTIVE:
-        raise SubscriberError(
-            f"{subscriber.email} is {subscriber.status}: only an active subscriber can pause"
-        )
-    subscriber.paused_until = add_months(now, months)
-    session.flush()
-    return subscriber.paused_until
-
-
-def resume(session: Session, subscriber: Subscriber, now: dt.datetime | None = None) -> bool:
-    """End a pause now; False if they were not paused. The end stays recorded (as `now`), so
-    a round-up knows they were paused, not quarterly, when a month was planned."""
-    now = now or utcnow()
-    if not is_paused(subscriber, now):
-        return False
-    subscriber.paused_until = now
-    session.flush()
-    return True
-
-
-def is_paused(subscriber: Subscriber, now: dt.datetime | None = None) -> bool:
-    """Whether a pause holds at `now` (a pause that ran out has ended by itself)."""
-    until = subscriber.paused_until
-    return until is not None and until > (now or utcnow())
-
-
-def set_frequency(session: Session, subscriber: Subscriber, frequency: str) -> bool:
-    """Every month (`MONTHLY`) or a quarterly round-up (`QUARTERLY`); True if it changed.
-    `InvalidPreference` naming `frequency` for any other value.
-
-    Switching mid-quarter loses and repeats nothing: the round-up leaves out every summary
-    their month rows already hold, and gives a reader monthly again the months they missed
-    while quarterly (`store.planning`)."""
-    if frequency not in FREQUENCIES:
-        raise InvalidPreference(
-            "frequency", f"{frequency!r} is not one of {', '.join(FREQUENCIES)}"
-        )
-    if subscriber.frequency == frequency:
-        return False
-    subscriber.frequency = frequency
-    session.flush()
-    return True
-
-
 # What `drop_topic` did.
 DROPPED = "dropped"
 NOT_FOLLOWED = "not_followed"  # they did not receive that topic: nothing changed
@@ -486,3 +438,52 @@ def drop_topic(session: Session, taxonomy: Taxonomy, subscriber: Subscriber, slu
         return ONLY_TOPIC
     set_topics(session, subscriber, remaining)
     return DROPPED
+
+
+# --- pause and frequency ------------------------------------------------------------------------
+
+MAX_PAUSE_MONTHS = 6
+
+
+def _add_months(moment: dt.datetime, months: int) -> dt.datetime:
+    """The same day `months` later (the month's last day when it is shorter)."""
+    month_index = moment.month - 1 + months
+    year, month = moment.year + month_index // 12, month_index % 12 + 1
+    return moment.replace(year=year, month=month, day=min(moment.day, monthrange(year, month)[1]))
+
+
+def pause(session: Session, subscriber: Subscriber, months: int, now: dt.datetime) -> dt.datetime:
+    """Pause the digest for 1–6 months from `now`: they stay active and planning leaves them
+    out until `paused_until` passes (it resumes by itself). The moment it resumes;
+    `SubscriberError` for another number of months or someone not subscribed."""
+    if isinstance(months, bool) or not isinstance(months, int):
+        raise InvalidPreference("months", "the pause must be a whole number of months")
+    if not 1 <= months <= MAX_PAUSE_MONTHS:
+        raise InvalidPreference("months", f"a pause lasts 1 to {MAX_PAUSE_MONTHS} months")
+    if subscriber.status != ACTIVE:
+        raise SubscriberError(f"{subscriber.email} is {subscriber.status}: nothing to pause")
+    subscriber.paused_until = _add_months(now, months)
+    session.flush()
+    return subscriber.paused_until
+
+
+def resume(session: Session, subscriber: Subscriber) -> None:
+    """End a pause now (harmless when not paused)."""
+    subscriber.paused_until = None
+    session.flush()
+
+
+def paused_until(subscriber: Subscriber, now: dt.datetime) -> dt.datetime | None:
+    """When their pause ends, or None when they are not paused at `now`."""
+    until = subscriber.paused_until
+    return until if until is not None and until > now else None
+
+
+def set_frequency(session: Session, subscriber: Subscriber, frequency: str) -> None:
+    """Every month's digest (`monthly`) or one round-up a quarter (`quarterly`);
+    `SubscriberError` for anything else."""
+    if frequency not in FREQUENCIES:
+        choose = " or ".join(FREQUENCIES)
+        raise InvalidPreference("frequency", f"unknown frequency {frequency!r} (choose {choose})")
+    subscriber.frequency = frequency
+    session.flush()

@@ -29,8 +29,6 @@ from typing import Any
 
 from email_validator import EmailNotValidError
 from email_validator import validate_email
-from sqlalchemy import and_
-from sqlalchemy import exists
 from sqlalchemy import func
 from sqlalchemy import or_
 from sqlalchemy import select
@@ -47,15 +45,17 @@ from newsletter.store.models import BOUNCED
 from newsletter.store.models import COMPLAINED
 from newsletter.store.models import PENDING
 from newsletter.store.models import SUBSCRIBED
-from newsletter.store.models import SUBSCRIBER_STATUSES
 from newsletter.store.models import UNSUBSCRIBED
-from newsletter.store.models import ExcludedTopic
 from newsletter.store.models import MailingList
 from newsletter.store.models import Subscriber
-from newsletter.store.models import SubscriberTopic
 from newsletter.store.models import Subscription
 from newsletter.store.models import Suppression
 from newsletter.store.models import utcnow
+from newsletter.store.selection import SORTS as SORTS
+from newsletter.store.selection import check_status as _check_status
+from newsletter.store.selection import count_matching as count_matching
+from newsletter.store.selection import query_subscribers as query_subscribers
+from newsletter.store.selection import subscriber_filter as subscriber_filter
 from newsletter.store.topics import ALL_TOPICS as ALL_TOPICS
 from newsletter.store.topics import apply_topics as apply_topics
 from newsletter.store.topics import parse_topics as parse_topics
@@ -125,11 +125,15 @@ def ensure_lists(session: Session, settings: Settings) -> dict[str, MailingList]
     for spec in specs:
         row = existing.get(spec.slug)
         if row is None:
-            row = MailingList(slug=spec.slug, name=spec.name, public=spec.public)
+            row = MailingList(
+                slug=spec.slug, name=spec.name, public=spec.public, description=spec.description
+            )
             session.add(row)
         else:
             if row.name != spec.name:
                 row.name = spec.name
+            if row.description != spec.description:
+                row.description = spec.description
             if row.public != spec.public:
                 row.public = spec.public
         lists[spec.slug] = row
@@ -151,14 +155,6 @@ def require_list(session: Session, settings: Settings, slug: str) -> str:
     return slug
 
 
-def _check_status(status: str) -> str:
-    if status not in SUBSCRIBER_STATUSES:
-        raise SubscriberError(
-            f"unknown status {status!r}; expected one of {', '.join(SUBSCRIBER_STATUSES)}"
-        )
-    return status
-
-
 # --- one subscriber ----------------------------------------------------------------------
 
 
@@ -174,17 +170,19 @@ def add_subscriber(
     status: str = ACTIVE,
     source: str = "cli",
     ip: str = "",
+    suppressed_ok: bool = False,
 ) -> Subscriber:
     """Add one subscriber and flush (so `.id` is set).
 
     `topics` None means all topics; `lists` None means the default list. Active subscribers
     count as confirmed now; pending ones wait for `confirm`. Raises `InvalidAddress`,
     `TaxonomyError`, or `SubscriberError` for an unknown list or status, an address already
-    subscribed, or a suppressed address.
+    subscribed, or a suppressed address (unless `suppressed_ok`: a pending request of a
+    forgotten address, whose confirmation lifts the suppression).
     """
     address, key = normalize_email(email)
     _check_status(status)
-    if is_suppressed(session, key):
+    if is_suppressed(session, key) and not (suppressed_ok and status == PENDING):
         raise SubscriberConflict(f"{address} is on the suppression list and cannot be added")
     if session.scalar(select(Subscriber.id).where(Subscriber.email_key == key)) is not None:
         raise SubscriberConflict(f"{address} is already subscribed")
@@ -414,56 +412,6 @@ def count_not_from(session: Session, source: str) -> int:
     return session.scalar(query.where(Subscriber.consent_source != source)) or 0
 
 
-def query_subscribers(
-    session: Session,
-    *,
-    status: str | None = None,
-    list_slug: str | None = None,
-    topic: str | None = None,
-    search: str | None = None,
-    limit: int | None = None,
-    offset: int = 0,
-) -> list[Subscriber]:
-    """Subscribers in id order, filtered by status, list (subscribed only), topic slug
-    (all-topics subscribers match every topic they did not stop) and a case-insensitive
-    address/name search."""
-    query = select(Subscriber).order_by(Subscriber.id)
-    if status is not None:
-        query = query.where(Subscriber.status == _check_status(status))
-    if list_slug is not None:
-        query = query.where(
-            exists()
-            .where(Subscription.subscriber_id == Subscriber.id)
-            .where(Subscription.status == SUBSCRIBED)
-            .where(Subscription.list_id == MailingList.id)
-            .where(MailingList.slug == list_slug)
-        )
-    if topic is not None:
-        stopped = exists().where(
-            ExcludedTopic.subscriber_id == Subscriber.id, ExcludedTopic.topic == topic
-        )
-        query = query.where(
-            or_(
-                and_(Subscriber.all_topics.is_(True), ~stopped),
-                exists()
-                .where(SubscriberTopic.subscriber_id == Subscriber.id)
-                .where(SubscriberTopic.topic == topic),
-            )
-        )
-    if search:
-        query = query.where(
-            or_(
-                Subscriber.email.icontains(search, autoescape=True),
-                Subscriber.name.icontains(search, autoescape=True),
-            )
-        )
-    if offset:
-        query = query.offset(offset)
-    if limit is not None:
-        query = query.limit(limit)
-    return list(session.scalars(query))
-
-
 # --- suppression -------------------------------------------------------------------------
 
 
@@ -476,6 +424,20 @@ def suppress(session: Session, email: str, reason: str) -> Suppression:
         session.add(row)
         session.flush()
     return row
+
+
+def suppression_reason(session: Session, email: str) -> str | None:
+    """Why the address is suppressed ("forgotten", "complaint", a bounce…), or None."""
+    row = session.get(Suppression, email_hash(email))
+    return None if row is None else row.reason
+
+
+def lift_suppression(session: Session, email: str) -> None:
+    """Remove the address from the suppression list (explicit new consent, confirmed)."""
+    row = session.get(Suppression, email_hash(email))
+    if row is not None:
+        session.delete(row)
+        session.flush()
 
 
 def is_suppressed(session: Session, email: str) -> bool:
@@ -529,7 +491,6 @@ def forget_subscriber(session: Session, subscriber: Subscriber, reason: str = "f
     """Forget me: delete the subscriber and the address from their ledger rows and bounce
     records, keeping only a suppression hash so the address is never mailed again by accident."""
     from sqlalchemy import delete
-    from sqlalchemy import or_
     from sqlalchemy import update
 
     from newsletter.store.models import Bounce

@@ -1,10 +1,12 @@
 """Admin: login, issues, preview, test send, and the real send with its progress.
 
-The password hash comes from $NEWSLETTER_ADMIN_PASSWORD_HASH or `[web] admin_password_hash`
-(`newsletter admin hash-password` makes one). The signed session cookie (HttpOnly,
-SameSite=Lax, Secure when base_url is https) carries only a random session id; the session is
-the database row it names (`store.admin_auth`), checked on every request, so logout and a
-password change end every session, copies of the cookie included. Every form carries a CSRF
+Admins log in by name and password: those added with `newsletter admin add NAME`
+(`store.admins`), and the admin named "admin" whose password hash comes from
+$NEWSLETTER_ADMIN_PASSWORD_HASH or `[web] admin_password_hash` (`newsletter admin
+hash-password` makes one). The signed session cookie (HttpOnly, SameSite=Lax, Secure when
+base_url is https) carries only a random session id; the session is the database row it names
+(`store.admin_auth`), checked on every request, so logout, a password change and removing the
+admin end that admin's sessions, copies of the cookie included. Every form carries a CSRF
 token. Each login attempt is counted before its password is checked; past
 `[web] login_max_failures` an address (and past ten times that, the account) must wait, the
 wait doubling with each attempt (docs/web.md, "Admin sessions and lock-out").
@@ -13,6 +15,7 @@ wait doubling with each attempt (docs/web.md, "Admin sessions and lock-out").
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter
@@ -23,20 +26,27 @@ from fastapi.responses import RedirectResponse
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from newsletter.content import desk
 from newsletter.content.model import MONTH_RE
 from newsletter.content.model import Issue
 from newsletter.errors import FormProblem
 from newsletter.errors import NewsletterError
+from newsletter.passwords import hash_password
 from newsletter.passwords import verify_password
+from newsletter.store import admins
+from newsletter.store import audit
+from newsletter.store import feedback
 from newsletter.store.admin_auth import LoginPolicy
 from newsletter.store.admin_auth import claim_login_attempt
-from newsletter.store.admin_auth import end_all_sessions
+from newsletter.store.admin_auth import end_sessions_of
 from newsletter.store.admin_auth import login_succeeded
-from newsletter.store.admin_auth import session_is_valid
+from newsletter.store.admin_auth import session_owner
 from newsletter.store.admin_auth import start_session
 from newsletter.store.engine import session_factory
 from newsletter.store.engine import transaction
+from newsletter.store.models import LEGACY_ADMIN
 from newsletter.store.subscribers import get_subscriber
+from newsletter.web import editing
 from newsletter.web.app import WebContext
 from newsletter.web.app import get_ctx
 from newsletter.web.forms import topic_choice
@@ -52,27 +62,47 @@ Choices = Annotated[list[str], Form()]
 
 
 _SESSION_ID = "admin_session"
+# Checked against when the name is unknown, so a wrong name costs the same time as a wrong password.
+_NO_ADMIN_HASH = hash_password("no admin has this password", salt=b"\0" * 16)
 
 
-def _password_tag(ctx: WebContext) -> str:
-    stored = ctx.admin_password_hash()
-    return password_tag(ctx.secret_key, stored) if stored else ""
+def _tag_of(ctx: WebContext, session) -> Callable[[str], str]:
+    def tag(name: str) -> str:
+        stored = admins.password_hash_of(session, name, ctx.admin_password_hash())
+        return password_tag(ctx.secret_key, stored) if stored else ""
+
+    return tag
 
 
-def logged_in(request: Request) -> bool:
-    """Whether the request's session id names a live admin session of the current password."""
+def current_admin(request: Request) -> str | None:
+    """The name of the admin whose live session the request carries, or None.
+
+    The session row must exist, be unexpired and name that admin's current password.
+    """
+    if hasattr(request.state, "admin_name"):
+        return request.state.admin_name
     token = request.session.get(_SESSION_ID)
-    valid = False
+    name = None
     if isinstance(token, str) and len(token) <= 100:
         ctx = get_ctx(request)
-        tag = _password_tag(ctx)
         with transaction(ctx.engine) as session:
-            valid = bool(tag) and session_is_valid(session, token, tag, ctx.clock())
-    if not valid and (_SESSION_ID in request.session or "admin" in request.session):
+            name = session_owner(session, token, _tag_of(ctx, session), ctx.clock())
+    if name is None and (_SESSION_ID in request.session or "admin" in request.session):
         # Ended (or never real): drop it, so pages stop showing the admin menu.
         request.session.pop(_SESSION_ID, None)
         request.session.pop("admin", None)
-    return valid
+    request.state.admin_name = name
+    return name
+
+
+def logged_in(request: Request) -> bool:
+    """Whether the request carries a live admin session."""
+    return current_admin(request) is not None
+
+
+def actor(request: Request) -> str:
+    """Who the audit log says did what this request does (an admin route: never None)."""
+    return current_admin(request) or "unknown"
 
 
 def require_admin(request: Request) -> None:
@@ -110,14 +140,28 @@ def admin_home(request: Request) -> Response:
     return see_other("/admin/issues" if logged_in(request) else "/admin/login")
 
 
-def login_page(ctx: WebContext, request: Request, status_code: int = 200, error: str = ""):
+def _enabled(ctx: WebContext) -> bool:
+    with session_factory(ctx.engine)() as session:
+        return admins.any_admin(session, ctx.admin_password_hash())
+
+
+def login_page(
+    ctx: WebContext,
+    request: Request,
+    status_code: int = 200,
+    error: str = "",
+    name: str = LEGACY_ADMIN,
+    headers: dict[str, str] | None = None,
+):
     return render_page(
         ctx,
         request,
         "admin/login.html",
         status_code=status_code,
+        headers=headers,
         error=error,
-        enabled=bool(ctx.admin_password_hash()),
+        name=name,
+        enabled=status_code == 429 or _enabled(ctx),
         hash_env=ctx.settings.web.admin_password_hash_env,
     )
 
@@ -141,9 +185,18 @@ def _policy(ctx: WebContext) -> LoginPolicy:
 
 
 @router.post("/admin/login")
-def login(request: Request, ctx: Ctx, password: Text = "", csrf_token: Text = "") -> Response:
+def login(
+    request: Request,
+    ctx: Ctx,
+    name: Annotated[str, Form(max_length=200)] = LEGACY_ADMIN,
+    password: Text = "",
+    csrf_token: Text = "",
+) -> Response:
+    """Name and password (an empty name is the legacy admin "admin")."""
+    name = name.strip().lower() or LEGACY_ADMIN
+    shown = name[:64]
     if not ctx.csrf.valid(request, csrf_token):
-        return login_page(ctx, request, 403, "This form had expired. Please try again.")
+        return login_page(ctx, request, 403, "This form had expired. Please try again.", shown)
     ip = client_ip(request)
     # Counted before the (slow) check, atomically: simultaneous guesses cannot all be checked.
     policy = _policy(ctx)
@@ -151,24 +204,26 @@ def login(request: Request, ctx: Ctx, password: Text = "", csrf_token: Text = ""
     if not claim.allowed:
         wait = claim.retry_after
         when = f"{wait} seconds" if wait < 120 else f"about {wait // 60} minutes"
-        return render_page(
+        return login_page(
             ctx,
             request,
-            "admin/login.html",
-            status_code=429,
+            429,
+            f"Too many failed attempts. Try again in {when}.",
+            shown,
             headers={"Retry-After": str(wait)},
-            error=f"Too many failed attempts. Try again in {when}.",
-            enabled=True,
-            hash_env=ctx.settings.web.admin_password_hash_env,
         )
-    stored = ctx.admin_password_hash()
-    if not stored or not verify_password(password, stored):
-        return login_page(ctx, request, 401, "Wrong password.")
+    with session_factory(ctx.engine)() as session:
+        stored = admins.password_hash_of(session, name, ctx.admin_password_hash())
+    # An unknown name is checked against a dummy hash: the answer takes as long as for a known one.
+    if not verify_password(password, stored or _NO_ADMIN_HASH) or not stored:
+        return login_page(ctx, request, 401, "Wrong name or password.", shown)
     now = ctx.clock()
     login_succeeded(ctx.engine, ip, claim, policy, now)
     lifetime = dt.timedelta(seconds=ctx.settings.web.session_max_age)
     with transaction(ctx.engine) as session:
-        token = start_session(session, password_tag(ctx.secret_key, stored), lifetime, now)
+        tag = password_tag(ctx.secret_key, stored)
+        token = start_session(session, tag, lifetime, now, admin_name=name)
+        admins.logged_in(session, name, now)
     request.session.clear()  # a new session: nothing from before the login survives
     request.session[_SESSION_ID] = token
     request.session["admin"] = True  # only shows the admin menu; the row is the session
@@ -177,9 +232,12 @@ def login(request: Request, ctx: Ctx, password: Text = "", csrf_token: Text = ""
 
 @router.post("/admin/logout")
 def logout(request: Request, ctx: Ctx, csrf_token: Text = "") -> Response:
+    """End every session of this admin: every browser's, and every copy of this cookie."""
     require_csrf(request, ctx, csrf_token)
-    with transaction(ctx.engine) as session:
-        end_all_sessions(session)  # every browser's, and every copy of this cookie
+    name = current_admin(request)
+    if name is not None:
+        with transaction(ctx.engine) as session:
+            end_sessions_of(session, name)
     request.session.clear()
     return see_other("/admin/login")
 
@@ -198,22 +256,55 @@ def _issue(ctx: WebContext, month: str) -> Issue:
 
 @router.get("/admin/issues", dependencies=[Admin])
 def issues(request: Request, ctx: Ctx) -> Response:
-    return render_page(ctx, request, "admin/issues.html", items=ctx.sending.overviews())
+    items = ctx.sending.overviews()
+    scheduled = editing.scheduled_sends(ctx)
+    states = {item.month: editing.issue_state(ctx, item, scheduled) for item in items}
+    with transaction(ctx.engine) as session:
+        reasons = feedback.unsubscribe_reason_counts(session)
+    return render_page(
+        ctx,
+        request,
+        "admin/issues.html",
+        items=items,
+        states=states,
+        reasons=[(feedback.REASON_LABELS[key], count) for key, count in reasons.items()],
+    )
 
 
 def issue_page(
-    ctx: WebContext, request: Request, month: str, *, notice: str = "", error: str = "", **extra
+    ctx: WebContext,
+    request: Request,
+    month: str,
+    *,
+    notice: str = "",
+    error: str = "",
+    status_code: int = 200,
+    **extra,
 ) -> Response:
+    """The issue's page: its state, its issue.md form, its summaries, preview and tests.
+    `extra` may carry the issue.md form as submitted (`form`) with its `field_errors` or
+    `conflict` (`newsletter.web.admin_issues`)."""
     if not MONTH_RE.match(month) or month not in ctx.sending.months():
         raise StarletteHTTPException(404)
     item = ctx.sending.overview(month)
-    state = ctx.sending.state(month)
+    on_disk, meta = desk.read_issue_file(ctx.settings.content.dir, month)
+    extra.setdefault("form", meta)
+    extra.setdefault("field_errors", {})
+    extra.setdefault("conflict", None)
+    extra.setdefault("mine", "")
+
+    extra.setdefault("version", on_disk.version)
+    if extra["conflict"] is not None:  # the form names what is on disk: saving again replaces it
+        extra["version"] = extra["conflict"].version
     return render_page(
         ctx,
         request,
         "admin/issue.html",
+        status_code=status_code,
         item=item,
-        state=state,
+        state=ctx.sending.state(month),
+        desk_state=editing.issue_state(ctx, item),
+        summaries=editing.ordered_summaries(ctx, month),
         groups=topic_groups(ctx.taxonomy),
         notice=notice,
         error=error,
@@ -223,7 +314,9 @@ def issue_page(
 
 @router.get("/admin/issues/{month}", dependencies=[Admin])
 def issue(month: str, request: Request, ctx: Ctx) -> Response:
-    return issue_page(ctx, request, month)
+    query = request.query_params
+    notice = "Saved." if query.get("saved") else "Deleted." if query.get("deleted") else ""
+    return issue_page(ctx, request, month, notice=notice)
 
 
 @router.get("/admin/issues/{month}/preview", dependencies=[Admin])
@@ -279,6 +372,8 @@ def test_send(
         lines = ctx.sending.test_send(issue_, wanted[:20], selected)
     except (FormProblem, NewsletterError) as error:
         return issue_page(ctx, request, month, error=f"Test not sent: {error}")
+    with transaction(ctx.engine) as session:
+        audit.record(session, actor(request), "test-send", month, ", ".join(wanted[:20]))
     return issue_page(ctx, request, month, notice="; ".join(lines))
 
 
@@ -316,4 +411,7 @@ def start_send(
         ctx.sending.start(issue_, lists or None)
     except NewsletterError as error:
         return issue_page(ctx, request, month, error=str(error))
+    with transaction(ctx.engine) as session:
+        detail = "lists: " + ", ".join(lists or [ctx.settings.delivery.default_list])
+        audit.record(session, actor(request), "send", month, detail)
     return see_other(f"/admin/issues/{month}")

@@ -15,8 +15,11 @@ from newsletter.scheduling import service
 from newsletter.scheduling.slots import MonthlySlot
 from newsletter.scheduling.slots import month_for_run
 from newsletter.scheduling.slots import next_monthly_runs
+from newsletter.store import audit
+from newsletter.store.engine import transaction
 from newsletter.store.models import utcnow
 from newsletter.web.admin import Admin
+from newsletter.web.admin import actor
 from newsletter.web.admin import require_csrf
 from newsletter.web.admin import see_other
 from newsletter.web.app import WebContext
@@ -74,6 +77,8 @@ def add_send(
             service.add_one_off(scheduler, settings, settings.config_path, month, when)
     except NewsletterError as error:
         return schedule_page(ctx, request, error=str(error), status_code=400)
+    with transaction(ctx.engine) as session:
+        audit.record(session, actor(request), "schedule", month[:7], f"at {when.isoformat()}")
     return see_other("/admin/schedule?queued=1")
 
 
@@ -85,4 +90,6 @@ def remove_send(request: Request, ctx: Ctx, job_id: Text = "", csrf_token: Text 
             service.remove_one_off(scheduler, job_id)
     except NewsletterError as error:
         return schedule_page(ctx, request, error=str(error), status_code=400)
+    with transaction(ctx.engine) as session:
+        audit.record(session, actor(request), "unschedule", job_id[:200])
     return see_other("/admin/schedule")

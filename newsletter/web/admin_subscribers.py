@@ -1,8 +1,18 @@
-"""Admin: the subscribers page (search and filters), one subscriber, add, change status, import."""
+"""Admin: the subscribers page (search, filters, sorting, paging, a total), CSV export of the
+selection, a bulk change of the selection (with a confirm step), add, and import.
+
+One subscriber's page (edit, status, resend the confirmation, forget) is `admin_subscriber`.
+Every change goes through the subscriber service and is written to the audit log with the
+admin's name, in the same transaction.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import io
+import urllib.parse
 from typing import Annotated
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi import Depends
@@ -11,20 +21,25 @@ from fastapi import Form
 from fastapi import Request
 from fastapi import UploadFile
 from fastapi.responses import Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.datastructures import QueryParams
 
 from newsletter.errors import FormProblem
 from newsletter.errors import ImportFileError
 from newsletter.errors import NewsletterError
 from newsletter.errors import RowsRejected
+from newsletter.errors import TransportError
+from newsletter.store import admin_edits
+from newsletter.store import audit
 from newsletter.store import import_export
 from newsletter.store import subscribers as api
 from newsletter.store.engine import session_factory
 from newsletter.store.engine import transaction
 from newsletter.store.models import ACTIVE
+from newsletter.store.models import PENDING
 from newsletter.store.models import SUBSCRIBER_STATUSES
 from newsletter.store.models import Subscriber
 from newsletter.web.admin import Admin
+from newsletter.web.admin import actor
 from newsletter.web.admin import require_csrf
 from newsletter.web.admin import see_other
 from newsletter.web.app import WebContext
@@ -33,6 +48,8 @@ from newsletter.web.forms import topic_choice
 from newsletter.web.pages import render_page
 from newsletter.web.pages import topic_groups
 from newsletter.web.pages import topic_labels
+from newsletter.web.timefmt import human
+from newsletter.web.timefmt import zone_of
 
 router = APIRouter(dependencies=[Admin])
 Ctx = Annotated[WebContext, Depends(get_ctx)]
@@ -40,14 +57,118 @@ Text = Annotated[str, Form(max_length=5000)]
 Choices = Annotated[list[str], Form()]
 PAGE_SIZE = 50
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
+SORT_LABELS = {
+    "id": "Oldest first",
+    "email": "Address",
+    "name": "Name",
+    "status": "Status",
+    "created": "Date added",
+}
 
 
-def _describe_topics(ctx: WebContext, subscriber: Subscriber) -> str:
+def describe_topics(ctx: WebContext, subscriber: Subscriber) -> str:
+    """Their topics in words ("all topics except Grief")."""
     topics = subscriber.topic_slugs
     if topics is None:
         stopped = topic_labels(ctx.taxonomy, subscriber.excluded_slugs)
         return "all topics" + (" except " + ", ".join(stopped) if stopped else "")
     return ", ".join(topic_labels(ctx.taxonomy, topics)) or "none"
+
+
+@dataclasses.dataclass
+class Selection:
+    """The filters of the subscribers page (from the query string or a form's hidden fields)."""
+
+    q: str = ""
+    status: str = ""
+    topic: str = ""
+    list: str = ""
+    sort: str = "id"
+    order: str = "asc"
+
+    def where(self) -> dict[str, Any]:
+        """The keyword arguments of `query_subscribers` / `count_matching`."""
+        return {
+            "status": self.status or None,
+            "list_slug": self.list or None,
+            "topic": self.topic or None,
+            "search": self.q or None,
+        }
+
+    def query(self, **changes: str | int) -> str:
+        """This selection as a query string, with some values changed (e.g. page=2)."""
+        values: dict[str, str | int] = {k: v for k, v in dataclasses.asdict(self).items() if v}
+        values.update(changes)
+        return urllib.parse.urlencode(values)
+
+    @property
+    def described(self) -> str:
+        parts = [f"{name} {value!r}" for name, value in self.where().items() if value]
+        return ", ".join(parts) or "everyone"
+
+
+def read_selection(ctx: WebContext, values) -> tuple[Selection, list[str]]:
+    """The selection in `values` (query parameters or form fields) and what was wrong in it:
+    an unknown status, topic, list or sort is named and left out."""
+    problems = []
+    status = (values.get("status") or "")[:40]
+    if status and status not in SUBSCRIBER_STATUSES:
+        problems.append(f"unknown status {status!r}")
+        status = ""
+    topic = (values.get("topic") or "")[:200]
+    term = ctx.taxonomy.topics.find(topic) if topic else None
+    if topic and term is None:
+        problems.append(f"unknown topic {topic[:80]!r}")
+    list_slug = (values.get("list") or "")[:80]
+    known_lists = {spec.slug for spec in ctx.settings.list_specs()}
+    if list_slug and list_slug not in known_lists:
+        problems.append(f"unknown list {list_slug!r}")
+        list_slug = ""
+    sort = (values.get("sort") or "id")[:40]
+    if sort not in api.SORTS:
+        problems.append(f"unknown sort {sort!r}")
+        sort = "id"
+    order = "desc" if values.get("order") == "desc" else "asc"
+    selection = Selection(
+        q=(values.get("q") or "")[:200],
+        status=status,
+        topic=term.slug if term else "",
+        list=list_slug,
+        sort=sort,
+        order=order,
+    )
+    return selection, problems
+
+
+def _page_number(params: QueryParams) -> int:
+    try:
+        return max(1, min(int(params.get("page", "1")), 100_000))
+    except ValueError:
+        return 1
+
+
+def _count(params, key: str) -> int:
+    value = params.get(key, "")
+    return int(value) if value.isdigit() and len(value) < 10 else 0
+
+
+def done_notice(params) -> str:
+    """The notice after a redirect (`?done=…`): fixed sentences, so a link cannot put words
+    on an admin page."""
+    done = params.get("done", "")
+    if done == "bulk":
+        changed, unchanged = _count(params, "changed"), _count(params, "unchanged")
+        text = f"Changed {changed} subscriber(s)"
+        return text + (f"; {unchanged} already so, or not possible." if unchanged else ".")
+    return NOTICES.get(done, "")
+
+
+NOTICES = {
+    "added-mailed": "Subscriber added; a confirmation link was emailed to them.",
+    "added-unmailed": "Subscriber added, but the confirmation link could not be sent: "
+    "use “Resend the confirmation” below.",
+    "forgot": "The subscriber was forgotten: only a hash of the address is kept.",
+}
 
 
 def listing(
@@ -59,34 +180,17 @@ def listing(
     error: str = "",
     form: dict | None = None,
 ) -> Response:
-    params = request.query_params
-    status = params.get("status") or None
-    topic = params.get("topic") or None
-    list_slug = params.get("list") or None
-    search = (params.get("q") or "")[:200]
-    try:
-        page = max(1, min(int(params.get("page", "1")), 100_000))
-    except ValueError:
-        page = 1
-    problems = []
-    if status is not None and status not in SUBSCRIBER_STATUSES:
-        problems.append(f"unknown status {status[:40]!r}")
-        status = None
-    term = ctx.taxonomy.topics.find(topic[:200]) if topic else None
-    if topic and term is None:
-        problems.append(f"unknown topic {topic[:80]!r}")
-    known_lists = {spec.slug for spec in ctx.settings.list_specs()}
-    if list_slug is not None and list_slug not in known_lists:
-        problems.append(f"unknown list {list_slug[:80]!r}")
-        list_slug = None
+    selection, problems = read_selection(ctx, request.query_params)
+    page = _page_number(request.query_params)
+    zone = zone_of(ctx.settings)
     with session_factory(ctx.engine)() as session:
+        total = api.count_matching(session, **selection.where())
         found = api.query_subscribers(
             session,
-            status=status,
-            list_slug=list_slug,
-            topic=term.slug if term else None,
-            search=search or None,
-            limit=PAGE_SIZE + 1,
+            **selection.where(),
+            sort=selection.sort,
+            descending=selection.order == "desc",
+            limit=PAGE_SIZE,
             offset=(page - 1) * PAGE_SIZE,
         )
         rows = [
@@ -95,31 +199,32 @@ def listing(
                 "email": s.email,
                 "name": s.name,
                 "status": s.status,
-                "topics": _describe_topics(ctx, s),
+                "topics": describe_topics(ctx, s),
                 "lists": ", ".join(api.subscribed_lists(s)),
-                "created": s.created_at.date().isoformat(),
+                "created": human(s.created_at, zone, time=False),
+                "created_iso": s.created_at.isoformat(),
             }
-            for s in found[:PAGE_SIZE]
+            for s in found
         ]
+    pages = max(1, -(-total // PAGE_SIZE))
     return render_page(
         ctx,
         request,
         "admin/subscribers.html",
         status_code=status_code,
         rows=rows,
-        more=len(found) > PAGE_SIZE,
+        total=total,
         page=page,
-        filters={
-            "q": search,
-            "status": status or "",
-            "topic": term.slug if term else "",
-            "list": list_slug or "",
-        },
+        pages=pages,
+        first=(page - 1) * PAGE_SIZE + 1,
+        more=page < pages,
+        selection=selection,
+        sorts=SORT_LABELS,
         statuses=SUBSCRIBER_STATUSES,
         topics=list(ctx.taxonomy.topics),
         lists=ctx.settings.list_specs(),
         groups=topic_groups(ctx.taxonomy),
-        notice=notice,
+        notice=notice or done_notice(request.query_params),
         error=error or "; ".join(problems),
         form=form or {},
     )
@@ -128,6 +233,103 @@ def listing(
 @router.get("/admin/subscribers")
 def subscribers(request: Request, ctx: Ctx) -> Response:
     return listing(ctx, request)
+
+
+@router.get("/admin/subscribers/export.csv")
+def export(request: Request, ctx: Ctx) -> Response:
+    """The selection (all of it, not one page) as the CSV `subscribers import` reads."""
+    selection, problems = read_selection(ctx, request.query_params)
+    if problems:
+        return listing(ctx, request, status_code=400, error="Not exported: " + "; ".join(problems))
+    stream = io.StringIO()
+    with transaction(ctx.engine) as session:
+        found = api.query_subscribers(
+            session,
+            **selection.where(),
+            sort=selection.sort,
+            descending=selection.order == "desc",
+        )
+        count = import_export.write_csv(stream, found)
+        audit.record(
+            session, actor(request), "export", "subscribers", f"{count} of {selection.described}"
+        )
+    return Response(
+        stream.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": 'attachment; filename="subscribers.csv"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+BULK_LABELS = {
+    "status": "set the status to",
+    "add-list": "add to the list",
+    "remove-list": "remove from the list",
+}
+
+
+@router.post("/admin/subscribers/bulk")
+def bulk(
+    request: Request,
+    ctx: Ctx,
+    q: Text = "",
+    status: Text = "",
+    topic: Text = "",
+    list_slug: Annotated[str, Form(alias="list", max_length=200)] = "",
+    action: Text = "",
+    value: Text = "",
+    confirm: Text = "",
+    csrf_token: Text = "",
+) -> Response:
+    """A change to every subscriber of the selection: first a page saying how many it would
+    change (`confirm` is that count), then the change, unless the selection has changed size
+    since (then the count is shown again)."""
+    require_csrf(request, ctx, csrf_token)
+    fields = {"q": q, "status": status, "topic": topic, "list": list_slug}
+    selection, problems = read_selection(ctx, fields)
+    action, value = action[:40], value[:80]
+    if action not in BULK_LABELS:
+        problems.append("choose what to change")
+    elif action == "status" and value not in SUBSCRIBER_STATUSES:
+        problems.append(f"unknown status {value!r}")
+    elif action != "status" and value not in {spec.slug for spec in ctx.settings.list_specs()}:
+        problems.append(f"unknown list {value!r}")
+    if problems:
+        return listing(
+            ctx, request, status_code=400, error="Nothing changed: " + "; ".join(problems)
+        )
+    with session_factory(ctx.engine)() as session:
+        count = api.count_matching(session, **selection.where())
+    expected = confirm[:20]
+    if expected != str(count):
+        return render_page(
+            ctx,
+            request,
+            "admin/bulk.html",
+            status_code=200 if not expected else 409,
+            selection=selection,
+            action=action,
+            value=value,
+            label=BULK_LABELS[action],
+            count=count,
+            changed_since=bool(expected),
+        )
+    with transaction(ctx.engine) as session:
+        found = api.query_subscribers(session, **selection.where())
+        changed, unchanged = admin_edits.bulk_change(session, ctx.settings, found, action, value)
+        audit.record(
+            session,
+            actor(request),
+            "bulk-edit",
+            "subscribers",
+            f"{BULK_LABELS[action]} {value} for {selection.described}: "
+            f"{changed} changed, {unchanged} already so or not possible",
+        )
+    return see_other(
+        "/admin/subscribers?" + selection.query(done="bulk", changed=changed, unchanged=unchanged)
+    )
 
 
 @router.post("/admin/subscribers")
@@ -142,6 +344,7 @@ def add(
     status: Text = ACTIVE,
     csrf_token: Text = "",
 ) -> Response:
+    """Add a subscriber; a pending one is emailed a confirmation link at once."""
     require_csrf(request, ctx, csrf_token)
     form = {"email": email, "name": name}
     try:
@@ -160,64 +363,18 @@ def add(
                 status=status,
                 source="admin",
             )
-            new_id = subscriber.id
+            new_id, address = subscriber.id, subscriber.email
+            audit.record(session, actor(request), "add-subscriber", f"subscriber {new_id}", status)
     except (FormProblem, NewsletterError) as error:
         return listing(ctx, request, status_code=400, error=f"Not added: {error}", form=form)
-    return see_other(f"/admin/subscribers/{new_id}")
-
-
-def _load(session, subscriber_id: int) -> Subscriber:
-    # Ids are positive 64-bit integers: a larger number is no subscriber, not an OverflowError.
-    subscriber = session.get(Subscriber, subscriber_id) if 0 < subscriber_id < 2**63 else None
-    if subscriber is None:
-        raise StarletteHTTPException(404)
-    return subscriber
-
-
-def detail(
-    ctx: WebContext,
-    request: Request,
-    subscriber_id: int,
-    *,
-    status_code: int = 200,
-    notice: str = "",
-    error: str = "",
-) -> Response:
-    with session_factory(ctx.engine)() as session:
-        subscriber = _load(session, subscriber_id)
-        record = import_export.subscriber_to_dict(subscriber)
-        deliveries = api.subscriber_deliveries(session, subscriber.id)
-        topics = _describe_topics(ctx, subscriber)
-    return render_page(
-        ctx,
-        request,
-        "admin/subscriber.html",
-        status_code=status_code,
-        subscriber_id=subscriber_id,
-        record=record,
-        topics=topics,
-        deliveries=deliveries,
-        statuses=SUBSCRIBER_STATUSES,
-        notice=notice,
-        error=error,
-    )
-
-
-@router.get("/admin/subscribers/{subscriber_id}")
-def show(subscriber_id: int, request: Request, ctx: Ctx) -> Response:
-    return detail(ctx, request, subscriber_id)
-
-
-@router.post("/admin/subscribers/{subscriber_id}/status")
-def change_status(
-    subscriber_id: int, request: Request, ctx: Ctx, status: Text = "", csrf_token: Text = ""
-) -> Response:
-    require_csrf(request, ctx, csrf_token)
-    if status not in SUBSCRIBER_STATUSES:
-        return detail(ctx, request, subscriber_id, status_code=400, error="Unknown status.")
-    with transaction(ctx.engine) as session:
-        api.change_status(session, _load(session, subscriber_id), status)
-    return detail(ctx, request, subscriber_id, notice=f"Status changed to {status}.")
+    if status != PENDING:
+        return see_other(f"/admin/subscribers/{new_id}")
+    try:
+        ctx.mailer.send_confirmation(address)
+        done = "added-mailed"
+    except (TransportError, NewsletterError):
+        done = "added-unmailed"
+    return see_other(f"/admin/subscribers/{new_id}?done={done}")
 
 
 @router.get("/admin/import")
@@ -269,6 +426,15 @@ def import_csv(
                 source="admin-import",
                 **options,
             )
+            if not report.dry_run:
+                audit.record(
+                    session,
+                    actor(request),
+                    "import",
+                    file.filename[:200],
+                    f"{report.added} added, {report.updated} updated, "
+                    f"{len(report.rejected)} rejected",
+                )
     except ImportFileError as error:
         message = str(error)
         if isinstance(error, RowsRejected):

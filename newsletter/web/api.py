@@ -34,6 +34,7 @@ from newsletter.content.model import Issue
 from newsletter.errors import ImportFileError
 from newsletter.errors import NewsletterError
 from newsletter.errors import SubscriberConflict
+from newsletter.store import audit
 from newsletter.store import import_export
 from newsletter.store import subscribers as api
 from newsletter.store.engine import session_factory
@@ -64,6 +65,7 @@ from newsletter.web.api_schema import problems
 from newsletter.web.api_schema import topic_choices
 from newsletter.web.app import WebContext
 from newsletter.web.app import get_ctx
+from newsletter.web.editing import editor_fields
 
 bearer = HTTPBearer(auto_error=False, description="The value of $NEWSLETTER_API_TOKEN.")
 
@@ -143,6 +145,15 @@ def install(app: FastAPI, ctx: WebContext) -> None:
 # --- helpers -------------------------------------------------------------------------------
 
 
+# The audit log's actor for the API: one bearer token, no admin name behind it.
+API_ACTOR = "api"
+
+
+def _audit(ctx: WebContext, action: str, target: str, detail: str = "") -> None:
+    with transaction(ctx.engine) as session:
+        audit.record(session, API_ACTOR, action, target, detail)
+
+
 def _issue(ctx: WebContext, month: str) -> Issue:
     if not MONTH_RE.match(month):
         raise HTTPException(404, "no such month")
@@ -204,6 +215,7 @@ def _issue_out(ctx: WebContext, month: str) -> IssueOut:
         campaign_status=item.campaign_status,
         counts=item.counts,
         running=item.running,
+        **editor_fields(ctx, item),
     )
 
 
@@ -255,9 +267,11 @@ def test_send(month: str, body: TestIn, ctx: Ctx) -> TestOut:
     issue = _issue(ctx, month)
     topics = _topics(ctx, body.topics)
     try:
-        return TestOut(results=ctx.sending.test_send(issue, body.to, topics))
+        results = ctx.sending.test_send(issue, body.to, topics)
     except NewsletterError as error:
         raise _bad(error) from None
+    _audit(ctx, "test-send", month, ", ".join(body.to))
+    return TestOut(results=results)
 
 
 Lists = Annotated[list[str] | None, Query(max_length=50, json_schema_extra={CHOICES: "lists"})]
@@ -311,6 +325,7 @@ def send(month: str, body: SendIn, ctx: Ctx) -> ProgressOut:
         ctx.sending.start(issue, lists)
     except NewsletterError as error:
         raise HTTPException(409, str(error)) from None
+    _audit(ctx, "send", month, "lists: " + ", ".join(lists or [ctx.settings.delivery.default_list]))
     return _progress(ctx, month)
 
 
@@ -374,6 +389,7 @@ def add_subscriber(body: SubscriberIn, ctx: Ctx) -> dict[str, Any]:
                 status=body.status,
                 source="api",
             )
+            audit.record(session, API_ACTOR, "add-subscriber", f"subscriber {subscriber.id}")
             return _subscriber_out(subscriber)
     except NewsletterError as error:
         raise _bad(error) from None
@@ -420,6 +436,14 @@ def update_subscriber(subscriber_id: int, body: SubscriberPatch, ctx: Ctx) -> di
                 api.set_lists(session, ctx.settings, subscriber, lists)
             if body.status is not None:
                 api.change_status(session, subscriber, body.status)
+            fields = [
+                k for k in ("name", "topics", "lists", "status") if getattr(body, k) is not None
+            ]
+            if fields:
+                detail = "set " + ", ".join(fields)
+                audit.record(
+                    session, API_ACTOR, "edit-subscriber", f"subscriber {subscriber_id}", detail
+                )
             return _subscriber_out(subscriber)
     except NewsletterError as error:
         raise _bad(error) from None
@@ -450,6 +474,9 @@ def import_subscribers(body: ImportIn, ctx: Ctx) -> ImportOut:
                 update_existing=body.update_existing,
                 dry_run=body.dry_run,
             )
+            if not body.dry_run:
+                detail = f"{report.added} added, {report.updated} updated"
+                audit.record(session, API_ACTOR, "import", "API request", detail)
     except ImportFileError as error:
         rejected = [{"line": line, "reason": reason} for line, reason in error.rejected]
         raise HTTPException(400, {"message": str(error), "rejected": rejected}) from None

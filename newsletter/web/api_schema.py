@@ -55,6 +55,12 @@ class Problem(BaseModel):
     rejected: list[Rejected] | None = Field(
         default=None, description="Import: the rejected CSV rows (line numbers count the header)."
     )
+    current: str | None = Field(
+        default=None, description="409 changed elsewhere: the file's text on disk now."
+    )
+    current_version: str | None = Field(
+        default=None, description="409 changed elsewhere: its version ('' when it is gone)."
+    )
 
 
 class SummaryOut(BaseModel):
@@ -62,6 +68,23 @@ class SummaryOut(BaseModel):
     title: str
     topics: list[str]
     research_type: str
+
+
+class SummaryFileOut(BaseModel):
+    """A summary file as the editor reads it (it may not pass the checks yet)."""
+
+    slug: str
+    file: str
+    version: str = Field(description="Send it back to replace or delete this file.")
+    title: str
+    topics: list[str]
+    research_type: str
+    citation: str
+    doi: str
+    order: int | None
+    summary: str
+    implications: str
+    corrected: str | None = Field(description="YYYY-MM-DD of a correction after sending.")
 
 
 class IssueOut(BaseModel):
@@ -72,6 +95,54 @@ class IssueOut(BaseModel):
     campaign_status: str
     counts: dict[str, int]
     running: bool
+    state: Literal["draft", "ready", "scheduled", "sending", "sent"] = "draft"
+    scheduled_at: str | None = Field(default=None, description="ISO time of a queued send.")
+    issue_version: str = Field(default="", description="issue.md's version ('' for none).")
+    preheader: str = ""
+    intro: str = ""
+    public: bool = False
+    files: list[SummaryFileOut] = Field(default=[], description="Every summary file, in order.")
+
+
+# One line: no CR, LF or other control characters (they would end up in a mail header).
+OneLine = Annotated[str, Field(max_length=300, pattern=r"^[^\x00-\x1f\x7f]*$")]
+SummaryTopic = Annotated[str, Field(json_schema_extra={CHOICES: "summary_topics"})]
+ResearchType = Annotated[str, Field(json_schema_extra={CHOICES: "research_types"})]
+MAX_MARKDOWN = 50_000  # characters of one Markdown field (a long summary is ~6,000)
+# A JSON body's worst case: every character escaped as a surrogate pair (12 bytes).
+MAX_EDIT_BODY = 12 * (3 * MAX_MARKDOWN + 4000) + 64 * 1024
+VERSION_NOTE = "The version read (GET); empty to create a file that does not exist yet."
+
+
+class IssueIn(BaseModel):
+    subject: OneLine = Field(default="", description="Empty: the default subject.")
+    preheader: OneLine = ""
+    intro: str = Field(default="", max_length=MAX_MARKDOWN, description="Markdown.")
+    public: bool = False
+    status: Literal["draft", "ready"] = "draft"
+    version: str = Field(default="", max_length=64, description=VERSION_NOTE)
+
+
+class SummaryIn(BaseModel):
+    title: OneLine
+    topics: list[SummaryTopic] = Field(min_length=1, max_length=50)
+    research_type: ResearchType
+    citation: str = Field(default="", max_length=2000, pattern=r"^[^\x00-\x1f\x7f]*$")
+    doi: str = Field(default="", max_length=300, pattern=r"^[^\x00-\x1f\x7f]*$")
+    summary: str = Field(max_length=MAX_MARKDOWN, description="Markdown.")
+    implications: str = Field(
+        max_length=MAX_MARKDOWN, description="Practice Implications, Markdown."
+    )
+    order: int | None = Field(default=None, ge=-100_000, le=100_000)
+    reference: str = Field(
+        default="",
+        max_length=MAX_MARKDOWN,
+        description="A BibTeX, RIS or CSL-JSON entry: becomes the file's `article:`.",
+    )
+    version: str = Field(default="", max_length=64, description=VERSION_NOTE)
+    correct: bool = Field(
+        default=False, description="A sent issue: correct this summary (nothing is mailed)."
+    )
 
 
 TOPICS_NOTE = 'Topic slugs or labels; "*" (or an empty list) for all topics.'
@@ -202,8 +273,9 @@ Problem.model_rebuild()
 _REASONS = {
     400: "The request is well formed but cannot be done (the detail says why).",
     401: "Missing or wrong bearer token.",
-    404: "No such month or subscriber.",
-    409: "It conflicts with the current state (already subscribed, a send running, ...).",
+    404: "No such month, summary or subscriber.",
+    409: "It conflicts with the current state (already subscribed, a send running, a file "
+    "changed elsewhere since it was read, a sent issue is read-only, ...).",
     413: "The body is larger than this operation takes.",
     422: "The request does not match this schema (`errors` lists the fields).",
     503: "The API is off: the token environment variable is not set.",
@@ -226,7 +298,15 @@ def build_openapi(app: FastAPI, ctx: WebContext) -> dict[str, Any]:
     schema = get_openapi(
         title=app.title, version=app.version, description=app.description, routes=app.routes
     )
-    _fill_choices(schema, {"topics": topic_choices(ctx), "lists": list_choices(ctx)})
+    terms = list(ctx.taxonomy.topics)
+    kinds = list(ctx.taxonomy.research_types)
+    choices = {
+        "topics": topic_choices(ctx),
+        "lists": list_choices(ctx),
+        "summary_topics": list(dict.fromkeys([t.slug for t in terms] + [t.label for t in terms])),
+        "research_types": list(dict.fromkeys([t.label for t in kinds] + [t.slug for t in kinds])),
+    }
+    _fill_choices(schema, choices)
     _problem_media_type(schema)
     return schema
 

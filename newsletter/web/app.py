@@ -155,11 +155,16 @@ def create_app(
 ) -> FastAPI:
     """The web app for `settings`. The database must be migrated (`newsletter db upgrade`)."""
     from newsletter.web import admin
+    from newsletter.web import admin_audit
+    from newsletter.web import admin_issues
     from newsletter.web import admin_schedule
+    from newsletter.web import admin_subscriber
     from newsletter.web import admin_subscribers
     from newsletter.web import api
+    from newsletter.web import api_issues  # noqa: F401 (its routes join api.router)
     from newsletter.web import preferences
     from newsletter.web import public
+    from newsletter.web import reader
     from newsletter.web import unsubscribe
 
     engine = engine or make_engine(settings.database.url)
@@ -221,7 +226,10 @@ def create_app(
         return response
 
     _add_error_handlers(app, ctx)
-    for module in (public, preferences, unsubscribe, admin, admin_subscribers, admin_schedule):
+    # admin_subscribers before admin_subscriber: its fixed paths (export.csv, bulk) must win
+    # over /admin/subscribers/{subscriber_id}.
+    routers = (public, preferences, reader, unsubscribe, admin, admin_issues)
+    for module in (*routers, admin_subscribers, admin_subscriber, admin_schedule, admin_audit):
         app.include_router(module.router, include_in_schema=False)
     api.install(app, ctx)
 
@@ -231,9 +239,14 @@ def create_app(
             for folder in (settings.templates.dir, default_templates_dir()):
                 if folder is None:
                     continue
-                path = Path(folder) / "web" / "static" / name
-                if path.is_file():
-                    return FileResponse(path, headers={"Cache-Control": "public, max-age=3600"})
+                # web/static/, then the look shared with the archive (shared/static/)
+                for path in (
+                    Path(folder) / "web" / "static" / name,
+                    Path(folder) / "shared" / "static" / name,
+                ):
+                    if path.is_file():
+                        headers = {"Cache-Control": "public, max-age=3600"}
+                        return FileResponse(path, headers=headers)
         raise StarletteHTTPException(404)
 
     archive_dir = getattr(getattr(settings, "archive", None), "dir", None)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -13,85 +12,14 @@ from markupsafe import escape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from newsletter.content.taxonomy import TOPIC_GROUPS  # noqa: F401  (re-exported)
 from newsletter.content.taxonomy import Taxonomy
-from newsletter.content.taxonomy import Term
+from newsletter.content.taxonomy import TopicGroup  # noqa: F401  (re-exported)
+from newsletter.content.taxonomy import topic_groups  # noqa: F401  (re-exported)
 from newsletter.errors import LinkProblem
 
 if TYPE_CHECKING:
     from newsletter.web.app import WebContext
-
-# The default taxonomy in a few groups, so the picker is not one long list of 37 boxes.
-# Topics added in config.toml that are not named here appear under "More topics".
-TOPIC_GROUPS: dict[str, tuple[str, ...]] = {
-    "Conditions": (
-        "anxiety-disorders",
-        "depression-and-depressive-symptoms",
-        "personality-disorders",
-        "trauma-and-or-ptsd",
-        "suicide-and-crisis-intervention",
-        "illness-and-medical-comorbidities",
-    ),
-    "Treatments": (
-        "cognitive-therapy-ct-and-cognitive-behavioural-therapy-cbt",
-        "interpersonal-psychotherapy-ipt",
-        "psychodynamic-therapy-pdt",
-        "group-psychotherapy",
-        "combination-therapy",
-        "medications-pharmacotherapy",
-        "efficacy-of-treatments",
-        "treatment-length-and-frequency",
-        "cost-effectiveness",
-        "placebo-effect",
-    ),
-    "The therapeutic relationship": (
-        "alliance-and-therapeutic-relationship",
-        "empathy",
-        "attachment",
-        "transference-and-countertransference",
-        "resistance-and-reactance",
-        "common-factors",
-        "termination",
-    ),
-    "Clients and therapists": (
-        "client-factors",
-        "client-preferences",
-        "therapist-factors",
-        "self-reflection-and-awareness",
-        "training",
-        "adherence",
-        "attendance-attrition-and-drop-out",
-    ),
-    "Outcomes and research": (
-        "outcomes-and-deterioration",
-        "long-term-outcomes",
-        "feedback-and-progress-monitoring",
-        "practice-based-research-and-practice-research-networks",
-        "neuroscience-and-brain",
-        "miscellaneous",
-    ),
-}
-
-
-@dataclass(frozen=True)
-class TopicGroup:
-    label: str
-    terms: tuple[Term, ...]
-
-
-def topic_groups(taxonomy: Taxonomy) -> list[TopicGroup]:
-    """The taxonomy's topics in groups, in taxonomy order within each group."""
-    by_slug = {term.slug: term for term in taxonomy.topics}
-    groups: list[TopicGroup] = []
-    placed: set[str] = set()
-    for label, slugs in TOPIC_GROUPS.items():
-        terms = tuple(by_slug[s] for s in slugs if s in by_slug)
-        if terms:
-            groups.append(TopicGroup(label, tuple(sorted(terms, key=lambda t: t.label))))
-            placed.update(t.slug for t in terms)
-    rest = tuple(t for t in taxonomy.topics if t.slug not in placed)
-    if rest:
-        groups.append(TopicGroup("More topics" if groups else "Topics", rest))
-    return groups
 
 
 def topic_labels(taxonomy: Taxonomy, slugs: Iterable[str] | None) -> list[str]:

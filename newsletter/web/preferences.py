@@ -31,10 +31,12 @@ from newsletter.store import import_export
 from newsletter.store import registrar
 from newsletter.store import subscribers as api
 from newsletter.store.engine import transaction
+from newsletter.store.feedback import REASON_LABELS
 from newsletter.store.models import Subscriber
 from newsletter.store.registrar import subscriber_for_token
 from newsletter.tokens import PREFERENCES
 from newsletter.tokens import PRIVACY
+from newsletter.web import reader
 from newsletter.web.app import WebContext
 from newsletter.web.app import get_ctx
 from newsletter.web.forms import list_choice
@@ -68,6 +70,7 @@ def page(
     error: str = "",
     drop=None,
     values: dict | None = None,
+    field_errors: dict[str, str] | None = None,
 ) -> Response:
     topics = subscriber.topic_slugs
     # The topics an all-topics reader stopped (those still in the taxonomy).
@@ -96,6 +99,9 @@ def page(
         lists=lists if len(lists) > 1 else [],
         chosen_lists=set(values.get("lists", api.subscribed_lists(subscriber))),
         receiving=api.is_active(subscriber),
+        field_errors=field_errors or {},
+        new_email=values.get("new_email", ""),
+        **reader.reader_values(subscriber),
     )
 
 
@@ -149,6 +155,9 @@ def update(
     topics: Choices = [],  # noqa: B006 (FastAPI copies defaults)
     lists: Choices = [],  # noqa: B006
     topic: Text = "",
+    months: Text = "",
+    frequency: Text = "",
+    new_email: Text = "",
     csrf_token: Text = "",
 ) -> Response:
     with transaction(ctx.engine) as session:
@@ -158,7 +167,13 @@ def update(
         if action == "unsubscribe":
             api.unsubscribe(session, subscriber)
             return render_page(
-                ctx, request, "unsubscribed.html", email=subscriber.email, preferences=token
+                ctx,
+                request,
+                "unsubscribed.html",
+                email=subscriber.email,
+                preferences=token,
+                why_url=reader.why_url(ctx, subscriber),
+                reasons=REASON_LABELS,
             )
         if action == "resubscribe":
             return _resubscribe(ctx, request, session, subscriber, token)
@@ -166,6 +181,25 @@ def update(
             return _drop(ctx, request, session, subscriber, token, topic)
         if action == "privacy":
             return _send_privacy_link(ctx, request, background, subscriber, token)
+        if action in ("pause", "resume", "frequency", "address"):
+            if action == "pause":
+                notice, problems = reader.pause(session, subscriber, months)
+            elif action == "resume":
+                notice, problems = reader.resume(session, subscriber)
+            elif action == "frequency":
+                notice, problems = reader.frequency(session, subscriber, frequency)
+            else:
+                notice, problems = reader.change_address(ctx, background, subscriber, new_email)
+            return page(
+                ctx,
+                request,
+                subscriber,
+                token,
+                status_code=400 if problems else 200,
+                notice=notice,
+                field_errors=problems,
+                values={"new_email": new_email} if problems else None,
+            )
         if action != "save":
             return page(ctx, request, subscriber, token, status_code=400, error="Unknown action.")
         values = {"name": name, "topic_mode": topic_mode, "topics": topics, "lists": lists}

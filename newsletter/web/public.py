@@ -23,6 +23,7 @@ from newsletter.errors import InvalidAddress
 from newsletter.store import registrar
 from newsletter.store import subscribers as api
 from newsletter.store.engine import transaction
+from newsletter.store.models import PENDING
 from newsletter.store.models import Subscriber
 from newsletter.tokens import PREFERENCES
 from newsletter.web.app import WebContext
@@ -54,6 +55,7 @@ def subscribe_form(
     status_code: int = 200,
     error: str = "",
     values: dict | None = None,
+    field_errors: dict[str, str] | None = None,
 ) -> Response:
     values = values or {}
     lists = ctx.public_lists()
@@ -63,6 +65,7 @@ def subscribe_form(
         "subscribe.html",
         status_code=status_code,
         error=error,
+        field_errors=field_errors or {},
         groups=topic_groups(ctx.taxonomy),
         lists=lists if len(lists) > 1 else [],
         email=values.get("email", ""),
@@ -133,21 +136,41 @@ def subscribe(
     ip = client_ip(request)
     if not ctx.limits.subscribe_ip.hit(ip):
         return too_many(ctx, request, ctx.limits.subscribe_ip.retry_after(ip))
+    # Every field is checked, so each problem is shown beside its own field at once.
+    problems: dict[str, str] = {}
+    address = key = ""
+    chosen_topics: frozenset[str] | None = None
+    chosen_lists: list[str] = []
     try:
         address, key = api.normalize_email(email)
-        name = name_choice(name)
-        chosen_topics = topic_choice(ctx.taxonomy, topic_mode, topics)
-        chosen_lists = list_choice(ctx.public_lists(), ctx.settings.delivery.default_list, lists)
     except InvalidAddress:
+        problems["email"] = "Please check your email address: it does not look valid."
+    try:
+        name = name_choice(name)
+    except FormProblem as problem:
+        problems["name"] = str(problem)
+    try:
+        chosen_topics = topic_choice(ctx.taxonomy, topic_mode, topics)
+    except FormProblem as problem:
+        problems["topics"] = str(problem)
+    try:
+        chosen_lists = list_choice(ctx.public_lists(), ctx.settings.delivery.default_list, lists)
+    except FormProblem as problem:
+        problems["lists"] = str(problem)
+    if problems:
+        summary = "Please correct the " + (
+            "field marked below." if len(problems) == 1 else "fields marked below."
+        )
+        if "lists" in problems and len(ctx.public_lists()) <= 1:
+            summary = problems["lists"]  # no list field on the page to mark
         return subscribe_form(
             ctx,
             request,
             status_code=400,
-            error="Please check your email address: it does not look valid.",
+            error=summary,
             values=values,
+            field_errors=problems,
         )
-    except FormProblem as problem:
-        return subscribe_form(ctx, request, status_code=400, error=str(problem), values=values)
     if not website and ctx.limits.subscribe_address.hit(key):
         # Everything that depends on the address happens after the answer (see the docstring).
         background.add_task(
@@ -168,8 +191,10 @@ def show_confirm(token: str, request: Request, ctx: Ctx) -> Response:
         subscriber, choices = registrar.read_confirmation(session, ctx.signer, token)
         if api.is_active(subscriber):
             return confirmed_page(ctx, request, subscriber, already=True)
-        # What confirming gives them: the choices the link carries, else those on record.
+        # What confirming gives them: the choices the link carries, else those on record;
+        # someone coming back with "all topics" keeps the topics they had stopped.
         topics = subscriber.topic_slugs if choices is None else choices.topics
+        keeps_stopped = topics is None and (choices is None or subscriber.status != PENDING)
         return render_page(
             ctx,
             request,
@@ -178,11 +203,19 @@ def show_confirm(token: str, request: Request, ctx: Ctx) -> Response:
             token=token,
             all_topics=topics is None,
             topic_labels=topic_labels(ctx.taxonomy, topics),
+            stopped_labels=topic_labels(ctx.taxonomy, subscriber.excluded_slugs)
+            if keeps_stopped
+            else [],
         )
 
 
 def confirmed_page(
-    ctx: WebContext, request: Request, subscriber: Subscriber, *, already: bool
+    ctx: WebContext,
+    request: Request,
+    subscriber: Subscriber,
+    *,
+    already: bool,
+    welcome: bool = False,
 ) -> Response:
     prefs = ctx.signer.make(PREFERENCES, subscriber.id, subscriber.email)
     return render_page(
@@ -192,7 +225,7 @@ def confirmed_page(
         already=already,
         email=subscriber.email,
         preferences_url=f"/preferences/{prefs}",
-        welcome=ctx.settings.web.welcome_latest and not already,
+        welcome=welcome,
     )
 
 
@@ -200,6 +233,9 @@ def confirmed_page(
 def confirm(token: str, request: Request, ctx: Ctx, background: BackgroundTasks) -> Response:
     """Activate a subscription. The signed link is the authorization (no cookie needed)."""
     with transaction(ctx.engine) as session:
+        # The welcome issue is for a first subscription, not for someone coming back.
+        before, _ = registrar.read_confirmation(session, ctx.signer, token)
+        first_time = before.confirmed_at is None
         subscriber, activated = registrar.confirm_subscription(
             session,
             ctx.settings,
@@ -211,9 +247,10 @@ def confirm(token: str, request: Request, ctx: Ctx, background: BackgroundTasks)
         )
         if not activated:
             return confirmed_page(ctx, request, subscriber, already=True)
-        if ctx.settings.web.welcome_latest:
+        welcome = ctx.settings.web.welcome_latest and first_time
+        if welcome:
             background.add_task(ctx.mailer.send_welcome, person(subscriber))
-        return confirmed_page(ctx, request, subscriber, already=False)
+        return confirmed_page(ctx, request, subscriber, already=False, welcome=welcome)
 
 
 @router.get("/link")

@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from newsletter.store import subscribers as api
 from newsletter.store.engine import transaction
+from newsletter.store.feedback import REASON_LABELS
 from newsletter.store.models import UNSUBSCRIBED
 from newsletter.store.registrar import subscriber_for_token
 from newsletter.tokens import PREFERENCES
@@ -78,5 +79,11 @@ def _unsubscribe(token: str, request: Request, ctx: WebContext) -> Response:
         api.unsubscribe(session, subscriber)
         preferences = ctx.signer.make(PREFERENCES, subscriber.id, subscriber.email)
         return render_page(
-            ctx, request, "unsubscribed.html", email=subscriber.email, preferences=preferences
+            ctx,
+            request,
+            "unsubscribed.html",
+            email=subscriber.email,
+            preferences=preferences,
+            why_url=f"/u/{token}/why",
+            reasons=REASON_LABELS,
         )
