@@ -6,8 +6,11 @@
 Each size runs in a fresh process: subscribers are inserted by a child process first (so their
 creation does not count), then the measured process plans the campaign and sends every message
 over SMTP to bench/fastsink.py, which discards them. Peak RSS is the kernel's high-water mark
-(`ru_maxrss`, what `/usr/bin/time -v` reports as "Maximum resident set size"). Targets: peak
-≤ 120 MB and flat as subscribers grow; planning 1M deliveries ≤ 60 s.
+(`ru_maxrss`, what `/usr/bin/time -v` reports as "Maximum resident set size"). Planning is
+set-based (one INSERT … SELECT, `store.planning`): no subscriber passes through Python, so it
+adds nothing to the peak. Targets: peak ≤ 80 MB and flat as subscribers grow (the samples every
+50,000 sent stay within a few MB); planning 1M deliveries ≤ 10 s (`bench/planning.py` compares
+it with the row-by-row planner and measures PostgreSQL too).
 """
 
 from __future__ import annotations
@@ -109,16 +112,20 @@ def main() -> None:
         rate = result["sent"] / result["send_seconds"]
         print(
             f"  planned {result['planned']:,} deliveries in {result['plan_seconds']:.1f} s "
-            f"(target ≤ 60 s for 1M)"
+            f"(target ≤ 10 s for 1M)"
         )
         print(
             f"  sent {result['sent']:,} in {result['send_seconds']:.0f} s ({rate:,.0f}/s); "
             f"sink received {result['received']:,}"
         )
         samples = ", ".join(f"{mb:.0f}" for mb in result["samples"][:12])
+        spread = max(result["samples"]) - min(result["samples"]) if result["samples"] else 0.0
+        verdict = "within" if result["peak_mb"] <= 80 else "OVER"
         print(
-            f"  peak RSS: {result['peak_mb']:.0f} MB (after start-up {result['start_mb']:.0f} MB, "
-            f"after planning {result['plan_mb']:.0f} MB; every 50k sent: {samples})"
+            f"  peak RSS: {result['peak_mb']:.0f} MB, {verdict} the 80 MB target (after start-up "
+            f"{result['start_mb']:.0f} MB, after planning {result['plan_mb']:.0f} MB, planning "
+            f"added {result['plan_mb'] - result['start_mb']:.0f} MB; every 50k sent: {samples}; "
+            f"spread while sending {spread:.0f} MB)"
         )
 
 

@@ -114,6 +114,14 @@ class SubscriberError(NewsletterError, ValueError):
     """A subscriber operation that cannot be done (unknown address, bad status, ...)."""
 
 
+class InvalidPreference(SubscriberError):
+    """A preference value out of range (pause months, frequency); `field` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
 class SubscriberConflict(SubscriberError):
     """The address is already a subscriber, or is on the suppression list (HTTP 409)."""
 

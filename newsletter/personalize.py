@@ -62,11 +62,11 @@ def choose_variant(
     X gets a summary about X and Y, because of Y.
     """
     choice = TopicChoice.of(topics)
-    chosen = tuple(s.slug for s in issue.summaries if choice.matching(s.topic_slugs))
+    chosen = tuple(issue.summary_name(s) for s in issue.summaries if choice.matching(s.topic_slugs))
     if chosen:
         return VariantKey(chosen, True)
     if on_no_match == "full":
-        return VariantKey(tuple(s.slug for s in issue.summaries), False)
+        return VariantKey(tuple(issue.summary_name(s) for s in issue.summaries), False)
     return None
 
 

@@ -40,7 +40,7 @@ _MAX_AGES = {CONFIRM: CONFIRM_MAX_AGE, PRIVACY: PRIVACY_MAX_AGE, ADDRESS: CONFIR
 ADDRESS_HASH_LENGTH = 10  # hex digits of the address hash in a token
 # The `extra` key naming the digest (YYYY-MM) an unsubscribe or preferences link was sent in.
 CAMPAIGN = "c"
-_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2]|Q[1-4])")  # a month, or a round-up quarter
 
 
 def address_hash(email: str, length: int = ADDRESS_HASH_LENGTH) -> str:
@@ -85,7 +85,7 @@ class Signer:
         return subscriber_id, digest
 
     def campaign(self, purpose: str, token: str) -> str:
-        """The month of the digest an unsubscribe or preferences link came in ("" when the
+        """The month (or round-up quarter) of the digest a link came in ("" when the
         token names none: links made before campaigns were named, or outside a digest).
         Only for attributing what a reader does to an issue; never checked for access."""
         try:

@@ -15,8 +15,8 @@ from newsletter.cli.app import main
 from newsletter.cli.app import pass_app
 from newsletter.cli.app import relative_paths
 from newsletter.content.reader import list_months
-from newsletter.content.reader import load_issue
 from newsletter.content.reader import misnamed_months
+from newsletter.content.roundup import load_campaign_issue
 from newsletter.errors import ContentError
 from newsletter.errors import ContentProblems
 from newsletter.paths import output_file
@@ -78,7 +78,7 @@ def list_issues(app: App) -> None:
     with session_factory(app.db())() as session:
         for month in list_months(settings.content.dir):
             try:
-                issue = load_issue(
+                issue = load_campaign_issue(
                     settings.content.dir, month, app.taxonomy, settings.newsletter.name
                 )
                 count, subject = str(len(issue.summaries)), issue.subject
@@ -126,7 +126,7 @@ def _short_problem(error: ContentError, month: str) -> str:
 
 
 @main.command("preview")
-@MONTH
+@click.argument("month", metavar="YYYY-MM|YYYY-Qn", type=MonthArgument())
 @click.option("--topics", help="Preview as these topics (labels or slugs, separated by ;).")
 @click.option("--subscriber", "email", help="Preview as this subscriber (their topics and links).")
 @click.option(
@@ -141,7 +141,9 @@ def _short_problem(error: ContentError, month: str) -> str:
 def preview(
     app: App, month: str, topics: str | None, email: str | None, fmt: str, out: Path | None
 ) -> None:
-    """Render MONTH as one reader would get it (default: the full issue)."""
+    """Render MONTH as one reader would get it (default: the full issue).
+
+    A quarter (2026-Q4) previews its round-up: the summaries of its three months."""
     from newsletter.message.preview import preview_parts
     from newsletter.personalize import make_recipient
     from newsletter.sending.plan import variant_label
@@ -152,7 +154,7 @@ def preview(
     if topics and email:
         raise click.UsageError("use --topics or --subscriber, not both")
     settings = app.settings
-    issue = load_issue(settings.content.dir, month, app.taxonomy, settings.newsletter.name)
+    issue = load_campaign_issue(settings.content.dir, month, app.taxonomy, settings.newsletter.name)
     if email:
         with session_factory(app.db())() as session:
             subscriber = require_subscriber(session, email)

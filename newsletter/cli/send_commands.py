@@ -23,7 +23,7 @@ from newsletter.cli.app import make_console
 from newsletter.cli.app import pass_app
 from newsletter.cli.app import print_records
 from newsletter.cli.app import stop_on_signals
-from newsletter.content.reader import load_issue
+from newsletter.content.roundup import load_campaign_issue
 from newsletter.errors import SendError
 from newsletter.render.environment import plural
 from newsletter.sending.campaign import check_before_mailing
@@ -129,7 +129,7 @@ LATE_JOINERS_HELP = (
 
 
 @main.command("send")
-@click.argument("month", metavar="YYYY-MM")
+@click.argument("month", metavar="YYYY-MM|YYYY-Qn")
 @click.option("--list", "lists", multiple=True, help="Send to this list (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Show what would be sent; change nothing.")
 @click.option("--test-to", multiple=True, metavar="ADDR", help="Send a test to ADDR only.")
@@ -163,11 +163,14 @@ def send(
     take_over: bool,
     no_wait: bool,
 ) -> None:
-    """Send MONTH to every subscriber, cut to their topics. Safe to re-run: resumes."""
+    """Send MONTH to every subscriber, cut to their topics. Safe to re-run: resumes.
+
+    A quarter (YYYY-Qn, e.g. 2026-Q4) sends its round-up to quarterly readers: the summaries of
+    its three months in their topics that they have not received (--test-to for a test)."""
     settings = app.settings
     settings.mail_signing_key()  # over SMTP (real mail) its links need a real key
     console = make_console()
-    issue = load_issue(settings.content.dir, month, app.taxonomy, settings.newsletter.name)
+    issue = load_campaign_issue(settings.content.dir, month, app.taxonomy, settings.newsletter.name)
     if test_to:
         send_test(app, issue, test_to, topics, console)
         return
@@ -224,7 +227,7 @@ def send(
 
 
 @main.command("plan")
-@click.argument("month", metavar="YYYY-MM")
+@click.argument("month", metavar="YYYY-MM|YYYY-Qn")
 @click.option("--list", "lists", multiple=True, help="Plan for this list (repeatable).")
 @click.option("--include-late-joiners", is_flag=True, help=LATE_JOINERS_HELP)
 @pass_app
@@ -232,11 +235,11 @@ def plan_command(app: App, month: str, lists: tuple[str, ...], include_late_join
     """Plan MONTH for `newsletter worker` without sending: the ledger rows `send` would write.
 
     Idempotent: planning again adds only subscribers not yet planned. Refuses an issue that
-    fails `issues check`, as `send` does.
+    fails `issues check`, as `send` does. A quarter (YYYY-Qn) plans its round-up.
     """
     settings = app.settings
     console = make_console()
-    issue = load_issue(settings.content.dir, month, app.taxonomy, settings.newsletter.name)
+    issue = load_campaign_issue(settings.content.dir, month, app.taxonomy, settings.newsletter.name)
     engine = app.db()
     check_before_mailing(settings)  # workers would refuse to mail it: say so now
     for warning in refuse_unready(settings, issue):
@@ -280,7 +283,7 @@ def send_test(app: App, issue, addresses, topics: str | None, console: Console) 
 
 
 @main.command("deliveries")
-@click.argument("month", metavar="YYYY-MM")
+@click.argument("month", metavar="YYYY-MM|YYYY-Qn")
 @click.option("--retry-failed", is_flag=True, help="Put failed deliveries back in the queue.")
 @click.option(
     "--limit",

@@ -12,6 +12,7 @@ from newsletter.cli.app import main
 from newsletter.cli.app import pass_app
 from newsletter.cli.app import stop_on_signals
 from newsletter.content.model import parse_month
+from newsletter.content.roundup import is_quarter
 from newsletter.errors import ContentError
 from newsletter.sending.worker import run_worker
 
@@ -58,9 +59,14 @@ def worker(app: App, once: bool, poll: float, months: tuple[str, ...]) -> None:
 
 
 def month_option(value: str) -> str:
-    """A `--month` value: YYYY-MM with a real month, else a usage error naming it."""
+    """A `--month` value: YYYY-MM with a real month or a round-up's YYYY-Qn, else a usage
+    error naming it."""
+    if is_quarter(value):
+        return value
     try:
         parse_month(value)
     except ContentError:
-        raise click.BadParameter(f"{value!r}: expected YYYY-MM, e.g. 2026-11") from None
+        raise click.BadParameter(
+            f"{value!r}: expected YYYY-MM, e.g. 2026-11 (or a round-up, YYYY-Qn)"
+        ) from None
     return value

@@ -89,6 +89,11 @@ class Issue:
         return month_label(self.month)
 
     @property
+    def archive_path(self) -> str:
+        """Its page under the archive's URL: 'YYYY-MM/' (a round-up has none: '')."""
+        return f"{self.month}/"
+
+    @property
     def intro_md(self) -> str:
         """The whole intro (every part), markers removed: what the full issue shows."""
         return self.intro.markdown()
@@ -106,6 +111,10 @@ class Issue:
     def intro_for(self, slugs: Iterable[str]) -> str:
         """The intro Markdown of a variant: the common part plus the parts of `slugs`."""
         return self.intro.markdown(slugs)
+
+    def summary_name(self, summary: Summary) -> str:
+        """How variant keys name a summary of this issue: its slug (a round-up: its key)."""
+        return summary.slug
 
     def summary(self, slug: str) -> Summary:
         """The summary with this slug."""

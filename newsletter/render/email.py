@@ -122,7 +122,7 @@ class Renderer:
             "issue_label": issue.label,
             "month": issue.month,
             "base_url": settings.newsletter.base_url,
-            "web_url": link(f"{archive_url}/{issue.month}/") if archive_url else "",
+            "web_url": link(f"{archive_url}/{issue.archive_path}") if archive_url else "",
             "postal_address": settings.newsletter.postal_address,
             "intro_html": jinja2.utils.markupsafe.Markup(markdown_to_html(intro_md)),
             "intro_text": markdown_to_text(intro_md) if intro_md else "",

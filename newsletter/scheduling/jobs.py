@@ -1,5 +1,8 @@
 """The job bodies: send (or only plan) one month's issue, through the code `newsletter send` uses.
 
+In the first month of a quarter the monthly job then sends the previous quarter's round-up
+(campaign "YYYY-Qn", `content.roundup`) on the same slot, after the month's own issue.
+
 `run_monthly(settings, now=...)` and `run_send(settings, month)` are plain functions with an
 explicit clock; `monthly_job` and `one_off_job` are the thin module-level wrappers the job
 store pickles by reference, taking only a config path and a month.
@@ -16,6 +19,12 @@ from sqlalchemy import Engine
 
 from newsletter.config import Settings
 from newsletter.config import load_settings
+from newsletter.content.model import Issue
+from newsletter.content.reader import list_months
+from newsletter.content.roundup import assemble_round_up
+from newsletter.content.roundup import is_quarter
+from newsletter.content.roundup import quarter_months
+from newsletter.content.roundup import round_up_due
 from newsletter.content.taxonomy import taxonomy_from_settings
 from newsletter.errors import NewsletterError
 from newsletter.errors import TransportError
@@ -66,6 +75,8 @@ class RunOutcome:
     detail: str = ""
     report: SendReport | None = None
     alerted: bool = False
+    # In the first month of a quarter: what the previous quarter's round-up did.
+    round_up: RunOutcome | None = None
 
 
 def run_monthly(
@@ -76,10 +87,17 @@ def run_monthly(
     transport: Transport | None = None,
     stop: threading.Event | None = None,
 ) -> RunOutcome:
-    """The monthly job: send the month of the slot that is due at `now` (see `month_for_run`)."""
+    """The monthly job: send the month of the slot that is due at `now` (see `month_for_run`);
+    in January, April, July and October, then the previous quarter's round-up (`round_up`)."""
     slot = MonthlySlot.from_config(settings.schedule)
     month = month_for_run(slot, now or utcnow())
-    return run_send(settings, month, engine=engine, transport=transport, stop=stop)
+    outcome = run_send(settings, month, engine=engine, transport=transport, stop=stop)
+    quarter = round_up_due(month)
+    if quarter is not None and not (stop is not None and stop.is_set()):
+        outcome.round_up = run_send(
+            settings, quarter, engine=engine, transport=transport, stop=stop
+        )
+    return outcome
 
 
 def run_send(
@@ -106,10 +124,17 @@ def run_send(
         if skip is not None:
             log.info("%s: %s — nothing to do", month, skip.detail)
             return skip
-        issue, findings = checks.check_issue(settings, taxonomy_from_settings(settings), month)
-        errors = [f.message for f in findings if f.level == checks.ERROR]
-        if issue is None or errors:
-            return _content_problem(settings, month, errors, alert_transport)
+        if is_quarter(month):
+            issue, errors = _checked_round_up(settings, month)
+            if issue is None:
+                # The months' own runs alerted about their content: a log line is enough.
+                log.error("%s: round-up not sent: %s", month, "; ".join(errors))
+                return RunOutcome(month, MISSING, "; ".join(errors))
+        else:
+            issue, findings = checks.check_issue(settings, taxonomy_from_settings(settings), month)
+            errors = [f.message for f in findings if f.level == checks.ERROR]
+            if issue is None or errors:
+                return _content_problem(settings, month, errors, alert_transport)
         plan_only = settings.schedule.mode == "plan"
         with _SEND_LOCK:
             result = send_month(
@@ -144,6 +169,28 @@ def run_send(
     finally:
         if own_engine:
             engine.dispose()
+
+
+def _checked_round_up(settings: Settings, quarter: str) -> tuple[Issue | None, list[str]]:
+    """The round-up of `quarter` from its months with content, each checked as a month's send
+    is; (None, errors) when a month fails its checks or none has content."""
+    taxonomy = taxonomy_from_settings(settings)
+    present = set(list_months(settings.content.dir))
+    issues: list[Issue] = []
+    errors: list[str] = []
+    for month in quarter_months(quarter):
+        if month not in present:
+            continue
+        issue, findings = checks.check_issue(settings, taxonomy, month)
+        errors += [f"{month}: {f.message}" for f in findings if f.level == checks.ERROR]
+        if issue is not None:
+            issues.append(issue)
+    if errors:
+        return None, errors
+    try:
+        return assemble_round_up(quarter, issues, settings.newsletter.name), []
+    except NewsletterError as error:
+        return None, [str(error)]
 
 
 def _already_handled(engine: Engine, settings: Settings, month: str) -> RunOutcome | None:

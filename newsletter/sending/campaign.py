@@ -20,6 +20,7 @@ from newsletter.archive.publish import Rebuild
 from newsletter.archive.publish import rebuild_quietly
 from newsletter.config import Settings
 from newsletter.content.model import Issue
+from newsletter.content.roundup import RoundUp
 from newsletter.errors import ConfigError
 from newsletter.errors import IssueNotReady
 from newsletter.render.checks import ERROR
@@ -100,7 +101,9 @@ def check_before_mailing(settings: Settings) -> None:
 
 def refuse_unready(settings: Settings, issue: Issue) -> list[Finding]:
     """The warnings of `issues check` for `issue`; `IssueNotReady` listing its errors."""
-    findings = check_loaded_issue(settings, issue)
+    # A round-up is as ready as the months it gathers.
+    parts = issue.issues if isinstance(issue, RoundUp) else (issue,)
+    findings = [f for part in parts for f in check_loaded_issue(settings, part)]
     errors = [f.message for f in findings if f.level == ERROR]
     if errors:
         raise IssueNotReady(

@@ -1,7 +1,9 @@
 """Planning a campaign: one ledger row per audience member, with its variant fixed.
 
-Planning is idempotent (a unique constraint on campaign and subscriber) and streams the audience
-chunk by chunk, so it runs in flat memory for any number of subscribers.
+Planning is idempotent (a unique constraint on campaign and subscriber) and set-based: the
+database writes every row with one INSERT … SELECT (`store.planning`), so it runs in flat memory
+for any number of subscribers. Paused subscribers and, for a month, quarterly readers are left
+out; a quarter's round-up (`content.roundup.RoundUp`, campaign "YYYY-Qn") plans them.
 
 The late-joiner rule lives here, so every path that plans (`newsletter send`, `plan`, `demo`,
 the web admin's send, the scheduler's jobs, `--resume`) follows it: a subscriber who joined
@@ -18,22 +20,25 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
+from dataclasses import replace
 
 from sqlalchemy import Engine
 
 from newsletter.config import Settings
 from newsletter.content.model import Issue
+from newsletter.content.roundup import RoundUp
 from newsletter.errors import SendError
 from newsletter.personalize import VariantKey
-from newsletter.personalize import choose_variant
 from newsletter.store import ledger
+from newsletter.store import planning
 from newsletter.store.engine import session_factory
 from newsletter.store.models import DONE
 from newsletter.store.models import PLANNED
-from newsletter.store.models import QUEUED
 from newsletter.store.models import SKIPPED
+from newsletter.store.models import utcnow
 
 NO_MATCH = "none of their topics is in this issue"
+NOTHING_NEW = "no summary of the quarter in their topics that they have not received"
 
 
 @dataclass
@@ -77,7 +82,7 @@ def variant_label(issue: Issue, encoded: str) -> str:
     '; with topic notes' (why each summary came, "stop sending me" links) or, for the whole
     issue sent to a reader none of whose topics is in it, '; whole issue, no topic notes'."""
     key = VariantKey.decode(encoded)
-    titles = {s.slug: s.title for s in issue.summaries}
+    titles = {issue.summary_name(s): s.title for s in issue.summaries}
     names = " + ".join(_short(titles.get(slug, slug)) for slug in key.slugs)
     notes = "with topic notes" if key.personal else "whole issue, no topic notes"
     return f"{names or '(no summaries)'}; {notes}"
@@ -91,6 +96,22 @@ def _short(title: str, limit: int = 70) -> str:
     return title[:limit].rsplit(" ", 1)[0].rstrip(",;:—-") + "…"
 
 
+def planning_rules(settings: Settings, issue: Issue) -> planning.Rules:
+    """The candidates of `issue` for the set-based planner: its summaries by slug, or for a
+    round-up by key ('YYYY-MM/slug'), with what to do for a reader none of them reaches."""
+    if isinstance(issue, RoundUp):
+        candidates = tuple(
+            planning.Candidate(issue.summary_name(s), s.topic_slugs, s.month, s.slug)
+            for s in issue.summaries
+        )
+        return planning.Rules(candidates, "", NOTHING_NEW, round_up=True)
+    candidates = tuple(planning.Candidate(s.slug, s.topic_slugs) for s in issue.summaries)
+    full = ""
+    if settings.delivery.on_no_match == "full":
+        full = VariantKey(tuple(issue.summary_name(s) for s in issue.summaries), False).encode()
+    return planning.Rules(candidates, full, NO_MATCH)
+
+
 def plan_campaign(
     engine: Engine,
     settings: Settings,
@@ -99,20 +120,27 @@ def plan_campaign(
     *,
     dry_run: bool = False,
     include_late_joiners: bool = False,
-    chunk: int = 1000,
+    now: dt.datetime | None = None,
 ) -> PlanReport:
     """Create one ledger row per audience member not yet planned (idempotent).
 
-    Each subscriber's variant is fixed now. Subscribers none of whose topics is in the issue
-    get a `skipped` row (or the full issue with `on_no_match = "full"`). Once the campaign
-    exists, subscribers who joined after it was created are left out (counted in
-    `late_joiners`) unless `include_late_joiners`. With `dry_run`, nothing is written. Rows
-    are inserted chunk by chunk, so memory stays flat.
+    Each subscriber's variant is fixed now, by the database (`store.planning`: one INSERT …
+    SELECT, so memory stays flat whatever the audience). Subscribers none of whose topics is
+    in the issue get a `skipped` row (or the full issue with `on_no_match = "full"`).
+    Subscribers paused at `now` are left out (a later run, after the pause, plans them), and
+    so are quarterly readers from a month (a round-up, `RoundUp`, plans them). Once the
+    campaign exists, subscribers who joined after it was created are left out (counted in
+    `late_joiners`) unless `include_late_joiners`. With `dry_run`, nothing is written.
     """
     chosen_lists = default_lists(settings, lists)
     report = PlanReport(issue.month)
-    on_no_match = settings.delivery.on_no_match
+    now = now or utcnow()
+    rules = planning_rules(settings, issue)
     with session_factory(engine)() as session:
+        if rules.round_up:
+            assert isinstance(issue, RoundUp)
+            months = [i.month for i in issue.issues]
+            rules = replace(rules, months=planning.month_campaigns(session.connection(), months))
         campaign = ledger.find_campaign(session, issue.month)
         if campaign is None and not dry_run:
             campaign = ledger.get_or_create_campaign(
@@ -126,46 +154,30 @@ def plan_campaign(
             report.first_planned = campaign.created_at
             if not include_late_joiners:
                 cutoff = campaign.created_at
-                report.late_joiners = ledger.count_late_joiners(
-                    session, chosen_lists, campaign.id, cutoff
+                report.late_joiners = planning.count_late_joiners(
+                    session.connection(), chosen_lists, rules, campaign.id, cutoff, now
                 )
-        pending: list[dict] = []
-        for member in ledger.iter_audience(
-            session, chosen_lists, campaign_id=campaign_id, joined_by=cutoff, chunk=chunk
-        ):
-            report.audience += 1
-            key = choose_variant(issue, member.topics, on_no_match)
-            row = {
-                "campaign_id": campaign_id,
-                "subscriber_id": member.id,
-                "email": member.email,
-                "variant": key.encode() if key else "",
-                "status": QUEUED if key else SKIPPED,
-                "last_error": "" if key else NO_MATCH,
-            }
-            if key:
-                encoded = key.encode()
-                report.variants[encoded] += 1
-                if encoded not in report.labels:
-                    report.labels[encoded] = variant_label(issue, encoded)
-            else:
-                report.skipped_no_match += 1
-            report.new_rows += 1
-            pending.append(row)
-            if len(pending) >= chunk and not dry_run:
-                _flush(session, pending)
-        if not dry_run:
-            _flush(session, pending)
-            if campaign is not None and campaign.status == DONE and report.to_send:
-                # New rows in a finished month (`--include-late-joiners`, a new list): open
-                # it again, so that workers and `send` take them.
-                campaign.status = PLANNED
-                campaign.finished_at = None
-                session.commit()
+        if dry_run or campaign is None:
+            counts = planning.count_variants(
+                session.connection(), chosen_lists, rules, campaign_id, cutoff, now
+            )
+        else:
+            counts = planning.insert_plan(
+                session.connection(), campaign.id, chosen_lists, rules, cutoff, now
+            )
+            session.commit()
+        for (variant, status), count in counts.items():
+            report.audience += count
+            report.new_rows += count
+            if status == SKIPPED:
+                report.skipped_no_match += count
+                continue
+            report.variants[variant] += count
+            report.labels.setdefault(variant, variant_label(issue, variant))
+        if not dry_run and campaign is not None and campaign.status == DONE and report.to_send:
+            # New rows in a finished month (`--include-late-joiners`, a new list): open it
+            # again, so that workers and `send` take them.
+            campaign.status = PLANNED
+            campaign.finished_at = None
+            session.commit()
     return report
-
-
-def _flush(session, rows: list[dict]) -> None:
-    ledger.insert_deliveries(session.connection(), rows)
-    session.commit()
-    rows.clear()

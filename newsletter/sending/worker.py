@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from sqlalchemy import select
 
 from newsletter.config import Settings
-from newsletter.content.reader import load_issue
+from newsletter.content.roundup import load_campaign_issue
 from newsletter.content.taxonomy import Taxonomy
 from newsletter.errors import NewsletterError
 from newsletter.errors import SendError
@@ -98,7 +98,7 @@ def run_worker(
                 if stop.is_set():
                     break
                 try:
-                    issue = load_issue(
+                    issue = load_campaign_issue(
                         settings.content.dir, month, taxonomy, settings.newsletter.name
                     )
                     result = send_month(

@@ -1,6 +1,6 @@
 """The subscriber service, part two: signed links → subscribers, and the workflows of the person
 themselves (the registrar, as Mailman 3 calls it): subscribe, confirm, a fresh link, come back,
-save preferences, drop a topic.
+save preferences, pause, choose a frequency, drop a topic.
 
 A request from someone who has not shown the mailbox is theirs changes no record: the choices
 of a subscribe request for an address on record travel in the signed confirmation link
@@ -31,6 +31,7 @@ from sqlalchemy.orm import joinedload
 from newsletter.config import Settings
 from newsletter.content.choice import TopicChoice
 from newsletter.content.taxonomy import Taxonomy
+from newsletter.errors import InvalidPreference
 from newsletter.errors import LinkProblem
 from newsletter.errors import SubscriberError
 from newsletter.errors import TokenError
@@ -471,9 +472,9 @@ def pause(session: Session, subscriber: Subscriber, months: int, now: dt.datetim
     out until `paused_until` passes (it resumes by itself). The moment it resumes;
     `SubscriberError` for another number of months or someone not subscribed."""
     if isinstance(months, bool) or not isinstance(months, int):
-        raise SubscriberError("the pause must be a whole number of months")
+        raise InvalidPreference("months", "the pause must be a whole number of months")
     if not 1 <= months <= MAX_PAUSE_MONTHS:
-        raise SubscriberError(f"a pause lasts 1 to {MAX_PAUSE_MONTHS} months")
+        raise InvalidPreference("months", f"a pause lasts 1 to {MAX_PAUSE_MONTHS} months")
     if subscriber.status != ACTIVE:
         raise SubscriberError(f"{subscriber.email} is {subscriber.status}: nothing to pause")
     subscriber.paused_until = _add_months(now, months)
@@ -498,6 +499,6 @@ def set_frequency(session: Session, subscriber: Subscriber, frequency: str) -> N
     `SubscriberError` for anything else."""
     if frequency not in FREQUENCIES:
         choose = " or ".join(FREQUENCIES)
-        raise SubscriberError(f"unknown frequency {frequency!r} (choose {choose})")
+        raise InvalidPreference("frequency", f"unknown frequency {frequency!r} (choose {choose})")
     subscriber.frequency = frequency
     session.flush()

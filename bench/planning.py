@@ -1,0 +1,166 @@
+"""Planning time at scale: plan one campaign for N subscribers on SQLite and PostgreSQL.
+
+    python bench/planning.py                                 # 1,000,000 subscribers, both
+    python bench/planning.py --subscribers 100000 --databases sqlite
+    python bench/planning.py --no-old                        # skip the row-by-row reference
+
+The subscribers (30 % all topics, the rest 1–5 random topics) are inserted first and not timed.
+Then the set-based planner (`plan_campaign`: one INSERT … SELECT) plans the demo month, and,
+unless `--no-old`, the same month is planned again from scratch by the row-by-row planner it
+replaced (stream the audience, choose each variant in Python, insert in chunks of 1,000), so
+the ratio is measured in one run on the same data; both must write the same rows. Target:
+1,000,000 deliveries in ≤ 10 s on each database. PostgreSQL comes from `--postgres-url` or
+NEWSLETTER_TEST_DATABASE_URL (a schema of its own, dropped afterwards).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import add_subscribers
+from common import load_bench_issue
+from common import make_settings
+from sqlalchemy import create_engine
+from sqlalchemy import delete
+from sqlalchemy import func
+from sqlalchemy import select
+from sqlalchemy import text
+
+from newsletter.personalize import choose_variant
+from newsletter.sending.plan import plan_campaign
+from newsletter.store import engine as db
+from newsletter.store import ledger
+from newsletter.store.models import QUEUED
+from newsletter.store.models import SKIPPED
+from newsletter.store.models import Campaign
+from newsletter.store.models import Delivery
+
+
+def plan_row_by_row(engine, settings, issue, chunk: int = 1000) -> int:
+    """The planner before set-based planning, kept here as the reference."""
+    with db.session_factory(engine)() as session:
+        campaign = ledger.get_or_create_campaign(session, issue.month, issue.subject, ["digest"])
+        session.commit()
+        pending: list[dict] = []
+        count = 0
+        for member in ledger.iter_audience(
+            session, ["digest"], campaign_id=campaign.id, chunk=chunk
+        ):
+            key = choose_variant(issue, member.topics, settings.delivery.on_no_match)
+            pending.append(
+                {
+                    "campaign_id": campaign.id,
+                    "subscriber_id": member.id,
+                    "email": member.email,
+                    "variant": key.encode() if key else "",
+                    "status": QUEUED if key else SKIPPED,
+                    "last_error": "" if key else "none of their topics is in this issue",
+                }
+            )
+            count += 1
+            if len(pending) >= chunk:
+                ledger.insert_deliveries(session.connection(), pending)
+                session.commit()
+                pending.clear()
+        ledger.insert_deliveries(session.connection(), pending)
+        session.commit()
+    return count
+
+
+def planned_rows(engine) -> Counter:
+    with engine.connect() as connection:
+        query = select(Delivery.variant, Delivery.status, func.count()).group_by(
+            Delivery.variant, Delivery.status
+        )
+        return Counter({(v, s): n for v, s, n in connection.execute(query)})
+
+
+def clear(engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(delete(Delivery))
+        connection.execute(delete(Campaign))
+
+
+def run(label: str, url: str | None, folder: Path, count: int, old: bool) -> None:
+    settings = make_settings(folder, 25, 1, url)
+    engine = db.make_engine(url or settings.database.url)
+    db.upgrade(engine)
+    started = time.perf_counter()
+    add_subscribers(engine, settings, count)
+    print(
+        f"{label}: inserted {count:,} subscribers in {time.perf_counter() - started:.0f} s",
+        flush=True,
+    )
+    issue = load_bench_issue(settings)
+    started = time.perf_counter()
+    report = plan_campaign(engine, settings, issue)
+    new_seconds = time.perf_counter() - started
+    print(
+        f"  set-based: planned {report.new_rows:,} deliveries in {new_seconds:.1f} s "
+        f"({report.new_rows / new_seconds:,.0f}/s; target ≤ 10 s for 1,000,000)",
+        flush=True,
+    )
+    if old:
+        rows = planned_rows(engine)
+        clear(engine)
+        started = time.perf_counter()
+        planned = plan_row_by_row(engine, settings, issue)
+        old_seconds = time.perf_counter() - started
+        same = "same rows" if planned_rows(engine) == rows else "DIFFERENT ROWS"
+        print(
+            f"  row by row (the old planner): {planned:,} in {old_seconds:.1f} s; "
+            f"set-based is {old_seconds / new_seconds:.1f}× faster ({same})"
+        )
+        if same != "same rows":
+            sys.exit("the two planners disagree")
+    engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--subscribers", type=int, default=1_000_000)
+    parser.add_argument(
+        "--databases", nargs="+", choices=["sqlite", "postgresql"], default=["sqlite", "postgresql"]
+    )
+    parser.add_argument("--postgres-url", default=os.environ.get("NEWSLETTER_TEST_DATABASE_URL"))
+    parser.add_argument("--no-old", action="store_true", help="Skip the row-by-row reference.")
+    args = parser.parse_args()
+    # A stopped run (Ctrl-C, `timeout`) still drops its PostgreSQL schema (the finally below).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped"))
+    os.environ.setdefault("NEWSLETTER_SECRET_KEY", "bench-secret")
+    for name in args.databases:
+        with tempfile.TemporaryDirectory() as folder:
+            if name == "sqlite":
+                run("SQLite", None, Path(folder), args.subscribers, not args.no_old)
+                continue
+            if not args.postgres_url:
+                print("PostgreSQL: skipped (give --postgres-url or NEWSLETTER_TEST_DATABASE_URL)")
+                continue
+            schema = f"bench_{uuid.uuid4().hex[:10]}"
+            admin = create_engine(args.postgres_url)
+            with admin.begin() as connection:
+                connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+            separator = "&" if "?" in args.postgres_url else "?"
+            url = f"{args.postgres_url}{separator}options=-csearch_path%3D{schema}"
+            try:
+                run("PostgreSQL", url, Path(folder), args.subscribers, not args.no_old)
+            finally:
+                with admin.begin() as connection:
+                    connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+                admin.dispose()
+
+
+if __name__ == "__main__":
+    main()
