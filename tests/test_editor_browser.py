@@ -2,7 +2,8 @@
 
 From an empty month: create it, write two summaries (topics found with the search box, the
 preview updated as you type), set the subject, preview the issue as a topic set and test-send
-it, read from a real SMTP server. Screenshots at 375 and 1280 px go to the test's temp folder.
+it, read from a real SMTP server, then send it and find it in the rebuilt archive. Screenshots
+at 375 and 1280 px go to the test's temp folder.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from test_browser_web import wait_for_messages
 
 from newsletter.content.reader import load_issue
 from newsletter.content.taxonomy import default_taxonomy
+from newsletter.store import subscribers as api
+from newsletter.store.engine import session_factory
 
 pytest_plugins = ["test_browser_web"]  # its fixtures: site (uvicorn + aiosmtpd), page
 pytestmark = [pytest.mark.browser]
@@ -63,7 +66,9 @@ def write_summary(page, base: str, month: str, fields: dict, tmp_path, shot: str
     page.wait_for_selector("text=Saved.")
 
 
-def test_write_preview_and_test_send_a_new_issue(site, page, sink, settings, tmp_path):
+def test_write_preview_test_send_send_and_publish_a_new_issue(
+    site, page, sink, settings, engine, tmp_path
+):
     page.goto(f"{site}/admin")
     page.fill("#password", PASSWORD)
     page.click("button:has-text('Log in')")
@@ -114,3 +119,22 @@ def test_write_preview_and_test_send_a_new_issue(site, page, sink, settings, tmp
     text = text_part(message.content)
     assert FIRST["title"] in text and SECOND["title"] in text
     assert "Two findings this month." in text
+
+    # The real send: the archive is rebuilt after it, with the issue's page in it.
+    with session_factory(engine)() as session:
+        api.add_subscriber(session, settings, default_taxonomy(), "reader@example.org")
+        session.commit()
+    page.goto(f"{site}/admin/issues/2025-03/send")
+    page.click("button:has-text('Send 1 message now')")
+    [_, sent] = wait_for_messages(sink, 2)
+    assert sent.recipients == ("reader@example.org",)
+    for _ in range(100):  # the send ends (and the archive is built) just after the message
+        page.goto(f"{site}/admin/issues/2025-03")
+        if page.inner_text("#issue-state") == "sent":
+            break
+        page.wait_for_timeout(100)
+    assert page.inner_text("#issue-state") == "sent"
+    page.goto(f"{site}/archive/2025-03/")
+    archived = page.content()
+    assert FIRST["title"] in archived and SECOND["title"] in archived
+    shoot(page, tmp_path, "editor-archive")

@@ -10,6 +10,7 @@ import re
 import pytest
 from test_web_support import BASE
 from test_web_support import csrf
+from test_web_support import link_to
 from test_web_support import parse
 
 from newsletter.content.taxonomy import default_taxonomy
@@ -65,8 +66,7 @@ def test_edit_name_topics_and_lists(admin, engine, two_lists) -> None:
     sid = add(engine, two_lists, "ana@example.com", name="Ana")
     page = f"/admin/subscribers/{sid}"
     form = admin.get(page).text
-    assert 'id="edit-email" value="ana@example.com" readonly' in form
-    assert "cannot be changed here" in form
+    assert f'action="/admin/subscribers/{sid}/address"' in form
     saved = admin.post(
         page,
         data={
@@ -363,3 +363,30 @@ def test_every_new_route_needs_the_admin(client) -> None:
         response = getattr(client, method)(path)
         assert response.status_code == 303, path
         assert re.search(r"/admin/login$", response.headers["location"])
+
+
+def test_an_admin_changes_an_address_only_through_a_link_to_the_new_one(
+    admin, client, engine, web_settings, outbox
+) -> None:
+    sid = add(engine, web_settings, "ana@example.com", name="Ana")
+    add(engine, web_settings, "ben@example.com")
+    page = f"/admin/subscribers/{sid}/address"
+    token = csrf(admin, f"/admin/subscribers/{sid}")
+    bad = admin.post(page, data={"new_email": "not an address", "csrf_token": token})
+    assert bad.status_code == 400 and "New address:" in bad.text
+    taken = admin.post(page, data={"new_email": "Ben@example.com", "csrf_token": token})
+    assert taken.status_code == 409 and "Nothing sent" in taken.text
+    assert outbox.outbox == []
+    asked = admin.post(page, data={"new_email": "Ana.Work@Example.org", "csrf_token": token})
+    assert asked.status_code == 200 and "emailed to Ana.Work@example.org" in asked.text
+    assert record(engine, sid)[0] == "Ana"
+    [sent] = outbox.outbox
+    assert sent.recipient == "Ana.Work@example.org"
+    with session_factory(engine)() as session:
+        assert api.get_subscriber(session, "ana@example.com") is not None  # not yet changed
+    path = link_to(sent.message, "/address/")
+    assert client.post(path).status_code == 200
+    with session_factory(engine)() as session:
+        assert api.get_subscriber(session, "ana@example.com") is None
+        assert api.get_subscriber(session, "ana.work@example.org").id == sid
+    assert ("admin", "edit-subscriber", f"subscriber {sid}") in [e[:3] for e in events(engine)]

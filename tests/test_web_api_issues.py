@@ -82,7 +82,7 @@ def test_hostile_slugs_and_months(api_client):
         if response.status_code == 422:
             assert response.json()["errors"][0]["loc"] == ["path", "slug"]
     assert api_client.put("/api/issues/2031-01/summaries/x", json=BODY).status_code == 404
-    assert api_client.put("/api/issues/2031-01", json={}).status_code == 404
+    assert api_client.put("/api/issues/2031-13", json={}).status_code == 404
     assert api_client.put("/api/issues/../summaries/x", json=BODY).status_code == 404
 
 
@@ -159,3 +159,19 @@ def test_put_a_summary_with_a_pasted_ris_reference(api_client, web_settings):
         "/api/issues/2025-02/summaries/other", json={**body, "reference": "@misc{x,"}
     )
     assert bad.status_code == 422 and bad.json()["errors"][0]["loc"] == ["body", "reference"]
+
+
+def test_put_issue_creates_a_new_month_or_leaves_nothing(api_client, web_settings):
+    folder = Path(web_settings.content.dir) / "2031-01"
+    refused = api_client.put("/api/issues/2031-01", json={"subject": "a\nb"})
+    assert refused.status_code == 422 and not folder.exists()  # nothing half-made
+    body = {"subject": "January", "preheader": "Two studies", "intro": "Hello."}
+    created = api_client.put("/api/issues/2031-01", json=body)
+    assert created.status_code == 201, created.text
+    assert "subject: January" in (folder / "issue.md").read_text()
+    assert created.json()["preheader"] == "Two studies"  # subject: once it has summaries
+    again = api_client.put(
+        "/api/issues/2031-01", json={**body, "version": created.json()["issue_version"]}
+    )
+    assert again.status_code == 200
+    assert api_client.get("/api/issues/2031-01").json()["preheader"] == "Two studies"

@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from newsletter.content.choice import TopicChoice
 from newsletter.errors import FormProblem
+from newsletter.errors import InvalidAddress
 from newsletter.errors import NewsletterError
 from newsletter.errors import SubscriberError
 from newsletter.errors import TransportError
@@ -187,6 +188,33 @@ def change_status(
             f"status {before} → {status}",
         )
     return detail(ctx, request, subscriber_id, notice=f"Status changed to {status}.")
+
+
+@router.post("/admin/subscribers/{subscriber_id}/address")
+def change_address(
+    subscriber_id: int, request: Request, ctx: Ctx, new_email: Text = "", csrf_token: Text = ""
+) -> Response:
+    """Email NEW_EMAIL a link to confirm it (the reader's own address change): the address
+    changes only when the link is used. The admin is told when nothing could be sent."""
+    require_csrf(request, ctx, csrf_token)
+    try:
+        wanted, _key = api.normalize_email(new_email)
+    except InvalidAddress as error:
+        return detail(ctx, request, subscriber_id, status_code=400, error=f"New address: {error}")
+    with transaction(ctx.engine) as session:
+        _load(session, subscriber_id)
+        audit.record(
+            session,
+            actor(request),
+            "edit-subscriber",
+            f"subscriber {subscriber_id}",
+            "address change asked (a confirmation link to the new address)",
+        )
+    if not ctx.mailer.answer_address_change(subscriber_id, wanted):
+        why = "it is the same address, another subscriber's, or suppressed, or the mail failed"
+        return detail(ctx, request, subscriber_id, status_code=409, error=f"Nothing sent: {why}.")
+    notice = f"A confirmation link was emailed to {wanted}; the address changes when it is used."
+    return detail(ctx, request, subscriber_id, notice=notice)
 
 
 @router.post("/admin/subscribers/{subscriber_id}/resend")

@@ -9,6 +9,7 @@ a sending or sent issue (a sent summary takes `"correct": true`). Its routes joi
 
 from __future__ import annotations
 
+import shutil
 from typing import Annotated
 
 from fastapi import HTTPException
@@ -62,24 +63,39 @@ def _changed(changed: desk.ChangedElsewhere) -> HTTPException:
 @router.put(
     "/issues/{month}",
     response_model=IssueOut,
-    responses=problems(400, 404, 409, 413),
+    responses={
+        201: {"model": IssueOut, "description": "The month was created with this issue.md."},
+        **problems(400, 404, 409, 413),
+    },
     max_body_size=MAX_EDIT_BODY,
 )
-def put_issue(month: str, body: IssueIn, ctx: Ctx) -> IssueOut:
+def put_issue(month: str, body: IssueIn, ctx: Ctx, response: Response) -> IssueOut:
     """Write issue.md: subject, preheader, intro (Markdown), public, status (draft/ready).
 
-    409 when issue.md is no longer `version`, or the issue is being sent or was sent.
+    A month not in content/ yet is created (201; 404 for what is not a YYYY-MM month), and
+    removed again when its issue.md is refused. 409 when issue.md is no longer `version`, or
+    the issue is being sent or was sent.
     """
+    created = None
+    if MONTH_RE.match(month) and month not in ctx.sending.months():
+        try:
+            created = desk.create_month(ctx.settings.content.dir, month)
+        except ContentError as error:
+            raise HTTPException(409, str(error)) from None
     _month(ctx, month)
     draft = IssueDraft(body.subject, body.preheader, body.intro, body.public, body.status)
     try:
         editing.save_issue(ctx, month, draft, body.version, ACTOR)
-    except InvalidEdit as invalid:
-        raise _invalid(invalid) from None
-    except desk.ChangedElsewhere as changed:
-        raise _changed(changed) from None
-    except ReadOnlyIssue as refused:
-        raise HTTPException(409, str(refused)) from None
+    except (InvalidEdit, desk.ChangedElsewhere, ReadOnlyIssue) as problem:
+        if created is not None:  # nothing half-made: the new month goes again
+            shutil.rmtree(created, ignore_errors=True)
+        if isinstance(problem, InvalidEdit):
+            raise _invalid(problem) from None
+        if isinstance(problem, desk.ChangedElsewhere):
+            raise _changed(problem) from None
+        raise HTTPException(409, str(problem)) from None
+    if created is not None:
+        response.status_code = 201
     return _issue_out(ctx, month)
 
 
