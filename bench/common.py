@@ -5,9 +5,12 @@ from __future__ import annotations
 import contextlib
 import random
 import shutil
+import smtplib
 import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -144,3 +147,25 @@ def scratch_schema(url: str) -> Iterator[str]:
         with admin.begin() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+def plain_smtplib(port: int, message: bytes, count: int, connections: int) -> float:
+    """Seconds for plain smtplib to send `message` `count` times over `connections` threads
+    (the naive reference every send benchmark compares against)."""
+    shares = [
+        count // connections + (1 if i < count % connections else 0) for i in range(connections)
+    ]
+
+    def send(share: int) -> None:
+        with smtplib.SMTP("127.0.0.1", port) as smtp:
+            smtp.ehlo()
+            for _ in range(share):
+                smtp.sendmail("digest@example.org", ["reader@example.net"], message)
+
+    threads = [threading.Thread(target=send, args=(share,)) for share in shares]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started

@@ -27,7 +27,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from common import add_subscribers
 from common import free_port
 from common import load_bench_issue
 from common import make_settings
+from common import plain_smtplib
 from sqlalchemy import func
 from sqlalchemy import select
 
@@ -187,26 +187,6 @@ def prebuilt(settings) -> bytes:
         built[variant] = message.replace(b"\n", b"\r\n")
     mean = sum(len(built[v]) * n for v, n in counts.items()) / sum(counts.values())
     return min(built.values(), key=lambda message: abs(len(message) - mean))
-
-
-def plain_smtplib(port: int, message: bytes, count: int, connections: int) -> float:
-    shares = [
-        count // connections + (1 if i < count % connections else 0) for i in range(connections)
-    ]
-
-    def send(share: int) -> None:
-        with smtplib.SMTP("127.0.0.1", port) as smtp:
-            smtp.ehlo()
-            for _ in range(share):
-                smtp.sendmail("digest@example.org", ["reader@example.net"], message)
-
-    threads = [threading.Thread(target=send, args=(share,)) for share in shares]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return time.perf_counter() - started
 
 
 def smtp_source(port: int, message_file: Path, count: int, connections: int) -> float:

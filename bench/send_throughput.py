@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import smtplib
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from common import add_subscribers
 from common import fast_sink
 from common import load_bench_issue
 from common import make_settings
+from common import plain_smtplib
 
 from newsletter.message.preview import preview_parts
 from newsletter.personalize import make_recipient
@@ -58,23 +57,7 @@ def baseline(folder: Path, port: int, count: int, connections: int) -> float:
     issue = load_bench_issue(settings)
     recipient = make_recipient(settings, "reader@example.net", "Reader", None)
     message = preview_parts(settings, issue, recipient).eml.replace(b"\n", b"\r\n")
-    shares = [
-        count // connections + (1 if i < count % connections else 0) for i in range(connections)
-    ]
-
-    def send(share: int) -> None:
-        with smtplib.SMTP("127.0.0.1", port) as smtp:
-            smtp.ehlo()
-            for _ in range(share):
-                smtp.sendmail("digest@example.org", ["reader@example.net"], message)
-
-    threads = [threading.Thread(target=send, args=(share,)) for share in shares]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return time.perf_counter() - started
+    return plain_smtplib(port, message, count, connections)
 
 
 def main() -> None:

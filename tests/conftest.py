@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import hypothesis
@@ -11,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 from outside_tools import in_ci
 from outside_tools import require_tool
+from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from newsletter.config import Settings
@@ -152,8 +155,8 @@ def admin_password_hash() -> str:
     return hash_password(ADMIN_PASSWORD)
 
 
-@pytest.fixture
-def pg_engine(postgres_url: str):
+@contextlib.contextmanager
+def pg_schema(url: str) -> Iterator[Engine]:
     """A migrated engine on a fresh PostgreSQL schema of its own, dropped afterwards."""
     import uuid
 
@@ -161,12 +164,12 @@ def pg_engine(postgres_url: str):
     from sqlalchemy import text
 
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(postgres_url)
+    admin = create_engine(url)
     with admin.begin() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
     # The schema travels in the URL, so subprocesses given engine.url use it too.
-    separator = "&" if "?" in postgres_url else "?"
-    engine = db.make_engine(f"{postgres_url}{separator}options=-csearch_path%3D{schema}")
+    separator = "&" if "?" in url else "?"
+    engine = db.make_engine(f"{url}{separator}options=-csearch_path%3D{schema}")
     try:
         db.upgrade(engine)
         yield engine
@@ -175,6 +178,13 @@ def pg_engine(postgres_url: str):
         with admin.begin() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture
+def pg_engine(postgres_url: str):
+    """A migrated engine on a fresh PostgreSQL schema of its own, dropped afterwards."""
+    with pg_schema(postgres_url) as engine:
+        yield engine
 
 
 @pytest.fixture(scope="session")

@@ -6,20 +6,16 @@ import contextlib
 import datetime as dt
 import os
 import shutil
-import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import TEST_SECRET
 from conftest import make_config
+from conftest import pg_schema
 from outside_tools import require_tool
 from outside_tools import update_golden
-from sqlalchemy import Engine
-from sqlalchemy import create_engine
 from sqlalchemy import select
-from sqlalchemy import text
 from sqlalchemy import update
 
 from newsletter.config import settings_from_dict
@@ -55,26 +51,6 @@ PEOPLE = {
     "later@example.net": ALLIANCE,  # unsubscribes 40 days after: not counted
     "angry@example.net": None,  # complains
 }
-
-
-@contextlib.contextmanager
-def pg_schema(url: str) -> Iterator[Engine]:
-    """A migrated engine on a fresh PostgreSQL schema, dropped afterwards (as `pg_engine`, for
-    a module-scoped fixture)."""
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    separator = "&" if "?" in url else "?"
-    engine = db.make_engine(f"{url}{separator}options=-csearch_path%3D{schema}")
-    try:
-        db.upgrade(engine)
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
