@@ -50,11 +50,12 @@ typecheck: $(STAMP_TEST)
 	$(BIN)/mypy
 
 # The suite spreads over the cores (pytest-xdist): every test has its own temp folder, SQLite
-# file and PostgreSQL schema, and binds port 0. PYTEST_WORKERS=0 runs it in one process.
+# file and PostgreSQL schema, and binds port 0. A file's tests stay in one worker, in their
+# order (loadfile), as its module-scoped fixtures expect. PYTEST_WORKERS=0: one process.
 PYTEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 
 suite: $(STAMP_TEST)
-	$(BIN)/pytest -n $(PYTEST_WORKERS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 lint: $(STAMP_TEST)
 	$(BIN)/ruff check --fix .
