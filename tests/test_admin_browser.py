@@ -21,8 +21,10 @@ from smtp_sink import get_free_port
 from web_server import uvicorn_in_thread
 
 from newsletter.config import settings_from_dict
+from newsletter.content.reader import load_issue
 from newsletter.content.taxonomy import default_taxonomy
 from newsletter.passwords import hash_password
+from newsletter.sending.campaign import send_month
 from newsletter.store import audit
 from newsletter.store import subscribers as api
 from newsletter.store.engine import make_engine
@@ -60,6 +62,9 @@ def site(tmp_path_factory, migrated_sqlite) -> Iterator[dict]:
         audit.record(session, "admin", "import", "people.csv", "3 added, 0 updated, 0 rejected")
         audit.record(session, "admin", "edit-subscriber", "subscriber 1", "changed " + "x " * 80)
         subscriber_id = first.id
+    # One sent issue, so that its report and the dashboard have something to show.
+    issue = load_issue(settings.content.dir, "2025-01", taxonomy, settings.newsletter.name)
+    send_month(engine, settings, issue, transport=MemoryTransport())
     app = create_app(settings, transport_factory=MemoryTransport, engine=engine)
     try:
         with uvicorn_in_thread(app, port):
@@ -104,6 +109,10 @@ def admin_pages(site) -> list[str]:
         "/admin/import",
         "/admin/schedule",
         "/admin/audit",
+        "/admin/dashboard",
+        "/admin/issues/2025-01/report",
+        "/admin/issues/2025-01/new-summary",
+        "/admin/issues/2025-01/summaries/alliance-in-depression",
     ]
 
 
