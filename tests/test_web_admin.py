@@ -195,6 +195,31 @@ def test_test_send(admin, outbox):
     assert len(outbox.outbox) == 2
 
 
+def test_a_round_up_is_previewed_and_test_sent_from_the_admin(admin, outbox):
+    found = admin.get("/admin/round-up", params={"quarter": "2025-q1"}, follow_redirects=False)
+    assert found.status_code == 303 and found.headers["location"].endswith("/admin/issues/2025-Q1")
+    page = admin.get("/admin/issues/2025-Q1")
+    assert page.status_code == 200 and "Round-up 2025-Q1" in page.text
+    assert "2025-01, 2025-02" in page.text and "(2025-01/" in page.text
+    preview = admin.get("/admin/issues/2025-Q1/preview")
+    assert preview.status_code == 200
+    sent = admin.post(
+        "/admin/issues/2025-Q1/test",
+        data={
+            "addresses": "editor@example.com",
+            "csrf_token": csrf(admin, "/admin/issues/2025-Q1"),
+        },
+    )
+    assert sent.status_code == 200 and "test sent to editor@example.com" in sent.text
+    [message] = outbox.outbox
+    assert parse(message.message)["Subject"].startswith("[TEST] ")
+    body = message.message.decode("utf-8", "replace").replace("=\r\n", "")
+    assert "Progress Feedback Helps" in body and "CBT Outperforms Placebo" in body  # both months
+    for missing in ("2019-Q1", "2025-Q5", "2025-13"):
+        assert admin.get(f"/admin/issues/{missing}").status_code == 404, missing
+    assert admin.get("/admin/round-up", params={"quarter": "Q1"}).status_code == 404
+
+
 def test_real_send_confirms_then_runs_in_the_background(admin, app, engine, web_settings, outbox):
     add(engine, web_settings, "ana@example.com", topics="anxiety-disorders")
     add(engine, web_settings, "bo@example.com")

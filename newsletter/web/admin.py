@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from newsletter.content import desk
 from newsletter.content.model import MONTH_RE
 from newsletter.content.model import Issue
+from newsletter.content.roundup import is_quarter
 from newsletter.errors import FormProblem
 from newsletter.errors import NewsletterError
 from newsletter.passwords import hash_password
@@ -246,7 +247,8 @@ def logout(request: Request, ctx: Ctx, csrf_token: Text = "") -> Response:
 
 
 def _issue(ctx: WebContext, month: str) -> Issue:
-    if not MONTH_RE.match(month):
+    """The month's issue, or a quarter's round-up (previews and test sends take both)."""
+    if not (MONTH_RE.match(month) or is_quarter(month)):
         raise StarletteHTTPException(404)
     try:
         return ctx.sending.load(month)
@@ -283,7 +285,10 @@ def issue_page(
 ) -> Response:
     """The issue's page: its state, its issue.md form, its summaries, preview and tests.
     `extra` may carry the issue.md form as submitted (`form`) with its `field_errors` or
-    `conflict` (`newsletter.web.admin_issues`)."""
+    `conflict` (`newsletter.web.admin_issues`). A quarter ("2026-Q4") gets its round-up's
+    page: what it holds, its preview and its test send."""
+    if is_quarter(month):
+        return _round_up_page(ctx, request, month, notice, error, status_code)
     if not MONTH_RE.match(month) or month not in ctx.sending.months():
         raise StarletteHTTPException(404)
     item = ctx.sending.overview(month)
@@ -310,6 +315,31 @@ def issue_page(
         error=error,
         **extra,
     )
+
+
+def _round_up_page(
+    ctx: WebContext, request: Request, quarter: str, notice: str, error: str, status_code: int
+) -> Response:
+    round_up = _issue(ctx, quarter)  # 404 for a quarter with nothing published in it
+    return render_page(
+        ctx,
+        request,
+        "admin/round_up.html",
+        status_code=status_code,
+        round_up=round_up,
+        groups=topic_groups(ctx.taxonomy),
+        notice=notice,
+        error=error,
+    )
+
+
+@router.get("/admin/round-up", dependencies=[Admin])
+def find_round_up(request: Request, quarter: str = "") -> Response:
+    """The issues page's "Quarterly round-up" form: to the quarter's page."""
+    quarter = quarter.strip().upper()
+    if not is_quarter(quarter):
+        raise StarletteHTTPException(404, "a quarter is written YYYY-Qn, e.g. 2026-Q4")
+    return see_other(f"/admin/issues/{quarter}")
 
 
 @router.get("/admin/issues/{month}", dependencies=[Admin])

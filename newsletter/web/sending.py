@@ -20,7 +20,7 @@ from newsletter.config import Settings
 from newsletter.content.choice import TopicChoice
 from newsletter.content.model import Issue
 from newsletter.content.reader import list_months
-from newsletter.content.reader import load_issue
+from newsletter.content.roundup import load_campaign_issue
 from newsletter.content.taxonomy import Taxonomy
 from newsletter.errors import ContentError
 from newsletter.errors import NewsletterError
@@ -120,9 +120,12 @@ class Sending:
             return []
 
     def load(self, month: str) -> Issue:
-        """The issue of `month`; ContentError (a NewsletterError) if missing or invalid."""
+        """The issue of `month`, or the round-up of a quarter ("2026-Q4"); ContentError (a
+        NewsletterError) if missing or invalid."""
         settings = self.settings
-        return load_issue(settings.content.dir, month, self.taxonomy, settings.newsletter.name)
+        return load_campaign_issue(
+            settings.content.dir, month, self.taxonomy, settings.newsletter.name
+        )
 
     def overview(self, month: str) -> IssueOverview:
         try:
