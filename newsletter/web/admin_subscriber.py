@@ -201,8 +201,12 @@ def change_address(
         wanted, _key = api.normalize_email(new_email)
     except InvalidAddress as error:
         return detail(ctx, request, subscriber_id, status_code=400, error=f"New address: {error}")
-    with transaction(ctx.engine) as session:
-        _load(session, subscriber_id)
+    with session_factory(ctx.engine)() as session:
+        _load(session, subscriber_id)  # 404 for no such subscriber
+    if not ctx.mailer.answer_address_change(subscriber_id, wanted):
+        why = "it is the same address, another subscriber's, or suppressed, or the mail failed"
+        return detail(ctx, request, subscriber_id, status_code=409, error=f"Nothing sent: {why}.")
+    with transaction(ctx.engine) as session:  # logged once the link has gone out
         audit.record(
             session,
             actor(request),
@@ -210,9 +214,6 @@ def change_address(
             f"subscriber {subscriber_id}",
             "address change asked (a confirmation link to the new address)",
         )
-    if not ctx.mailer.answer_address_change(subscriber_id, wanted):
-        why = "it is the same address, another subscriber's, or suppressed, or the mail failed"
-        return detail(ctx, request, subscriber_id, status_code=409, error=f"Nothing sent: {why}.")
     notice = f"A confirmation link was emailed to {wanted}; the address changes when it is used."
     return detail(ctx, request, subscriber_id, notice=notice)
 
