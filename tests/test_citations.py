@@ -15,8 +15,8 @@ from newsletter.content.article import Article
 from newsletter.content.reader import load_issue
 from newsletter.content.reader import parse_summary
 from newsletter.content.reader import read_month
+from newsletter.content.reference_formats import parse_reference
 from newsletter.content.references import normalize_csl
-from newsletter.content.references import parse_reference
 from newsletter.content.taxonomy import Taxonomy
 from newsletter.errors import ContentError
 from newsletter.errors import ContentProblems

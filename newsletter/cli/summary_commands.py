@@ -17,8 +17,8 @@ from newsletter.content.drafts import draft_slug
 from newsletter.content.drafts import next_file_name
 from newsletter.content.drafts import summary_draft
 from newsletter.content.model import parse_month
-from newsletter.content.references import REFERENCE_SUFFIXES
-from newsletter.content.references import parse_reference
+from newsletter.content.reference_formats import REFERENCE_SUFFIXES
+from newsletter.content.reference_formats import parse_reference
 from newsletter.errors import ContentError
 from newsletter.errors import OutputFileError
 

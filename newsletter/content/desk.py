@@ -31,7 +31,7 @@ from newsletter.content.reader import probable_slug
 from newsletter.content.reader import read_issue_meta
 from newsletter.content.reader import read_summary
 from newsletter.content.reader import split_front_matter
-from newsletter.content.references import parse_reference
+from newsletter.content.reference_formats import parse_reference
 from newsletter.content.taxonomy import Taxonomy
 from newsletter.content.writer import IssueDraft
 from newsletter.content.writer import SummaryDraft
