@@ -41,6 +41,8 @@ from newsletter.store.models import FREQUENCIES
 from newsletter.store.models import PENDING
 from newsletter.store.models import Subscriber
 from newsletter.store.models import utcnow
+from newsletter.store.pauses import end_pause
+from newsletter.store.pauses import start_pause
 from newsletter.store.subscribers import add_subscriber
 from newsletter.store.subscribers import clean_name
 from newsletter.store.subscribers import confirm
@@ -469,23 +471,28 @@ def _add_months(moment: dt.datetime, months: int) -> dt.datetime:
 
 def pause(session: Session, subscriber: Subscriber, months: int, now: dt.datetime) -> dt.datetime:
     """Pause the digest for 1–6 months from `now`: they stay active and planning leaves them
-    out until `paused_until` passes (it resumes by itself). The moment it resumes;
-    `SubscriberError` for another number of months or someone not subscribed."""
+    out until `paused_until` passes (it resumes by itself); their rows still waiting in the
+    queue of a campaign planned before are skipped ("paused", `store.pauses`). The moment it
+    resumes; `SubscriberError` for another number of months or someone not subscribed."""
     if isinstance(months, bool) or not isinstance(months, int):
         raise InvalidPreference("months", "the pause must be a whole number of months")
     if not 1 <= months <= MAX_PAUSE_MONTHS:
         raise InvalidPreference("months", f"a pause lasts 1 to {MAX_PAUSE_MONTHS} months")
     if subscriber.status != ACTIVE:
         raise SubscriberError(f"{subscriber.email} is {subscriber.status}: nothing to pause")
-    subscriber.paused_until = _add_months(now, months)
+    until = _add_months(now, months)
+    subscriber.paused_until = until
     session.flush()
-    return subscriber.paused_until
+    start_pause(session, subscriber, until, now)
+    return until
 
 
-def resume(session: Session, subscriber: Subscriber) -> None:
-    """End a pause now (harmless when not paused)."""
+def resume(session: Session, subscriber: Subscriber, now: dt.datetime | None = None) -> None:
+    """End a pause now (harmless when not paused). The pause's window stays on record, ending
+    now: a round-up does not fill in the months planned while they were paused."""
     subscriber.paused_until = None
     session.flush()
+    end_pause(session, subscriber, now or utcnow())
 
 
 def paused_until(subscriber: Subscriber, now: dt.datetime) -> dt.datetime | None:
