@@ -107,6 +107,10 @@ def subscriber_by_reference(
         if 0 < subscriber_id <= _MAX_ID
         else None
     )
+    # Ids are never handed out twice (SQLite AUTOINCREMENT since migration 0011, PostgreSQL's
+    # sequence), so a deleted record's id stays free for good and its links keep saying so.
+    # Chosen over a tombstone of forgotten ids checked against each token's issue time: that
+    # needs a time in every token (VERP addresses carry none) and guesses within a second.
     if subscriber is None and 0 < subscriber_id <= _MAX_ID:
         # The token is ours (signed), so the record it named existed and was deleted: say so.
         raise LinkProblem("deleted", DELETED)
