@@ -337,7 +337,7 @@ def test_a_bylines_names_as_apa_gives_them(byline: str, names: str) -> None:
     url = "https://news.example.org/2026-06/x/"
     html, text = page_citation(byline, "A Title", 2026, 6, "Test Digest", url)
     assert text == f"{names.rstrip('.')}. (2026, June). A Title. Test Digest. {url}"
-    assert f"<i>A Title</i>. Test Digest. <a href=\"{url}\">" in html
+    assert f'<i>A Title</i>. Test Digest. <a href="{url}">' in html
 
 
 def test_a_hostile_byline_stays_text_in_the_citation() -> None:

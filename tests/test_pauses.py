@@ -83,7 +83,12 @@ def test_pausing_skips_queued_rows_but_not_one_being_sent(any_engine, settings, 
         campaign = ledger.find_campaign(session, "2025-01")
         assert campaign is not None
         held = ledger.claim_batch(
-            session, campaign.id, "worker-1", 1, dt.timedelta(minutes=5), [settings.delivery.default_list]
+            session,
+            campaign.id,
+            "worker-1",
+            1,
+            dt.timedelta(minutes=5),
+            [settings.delivery.default_list],
         )
     (claimed,) = held
     others = sorted({"a@example.net", "b@example.net", "c@example.net"} - {claimed.email})
@@ -129,7 +134,7 @@ def test_a_round_up_does_not_fill_in_months_planned_during_a_pause_ended_early(
     any_engine, settings, taxonomy
 ) -> None:
     # paused@ pauses, so February is planned without them, and resumes before March.
-    # switched@ was quarterly in January and February (not paused): February is theirs to catch up on.
+    # switched@ was quarterly in January and February (not paused): theirs to catch up on.
     # queued@ had February queued when they paused (skipped), then became quarterly.
     add(any_engine, settings, taxonomy, "paused@example.net")
     add(any_engine, settings, taxonomy, "switched@example.net", QUARTERLY)

@@ -83,12 +83,13 @@ def test_add_and_show_a_quarters_round_up(runner, config_path) -> None:
     round_up = "2025-Q1 (the quarterly round-up of January–March 2025)"
     assert f"queued send-2025-Q1: {round_up} at" in added.output
     shown = invoke(runner, config_path, "schedule", "show", "--count", "12")
-    assert re.search(rf"send-2025-Q1  \w{{3}} {re.escape(at)} E[SD]T  sends {re.escape(round_up)}", (
-        shown.output
-    ))
+    assert re.search(
+        rf"send-2025-Q1  \w{{3}} {re.escape(at)} E[SD]T  sends {re.escape(round_up)}",
+        shown.output,
+    )
     # A year of monthly runs: the four that open a quarter also send the one before.
-    assert len(re.findall(r"sends \d{4}-(?:01|04|07|10) \(.*\), then the \d{4}-Q\d round-up",
-                          shown.output)) == 4  # fmt: skip
+    opening = r"sends \d{4}-(?:01|04|07|10) \(.*\), then the \d{4}-Q\d round-up"
+    assert len(re.findall(opening, shown.output)) == 4
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import email.header
 import datetime as dt
+import email.header
 import mailbox
 import os
 import signal
@@ -156,7 +156,9 @@ def test_one_offs_are_validated_listed_and_removed(settings, config_path, engine
             service.add_one_off(scheduler, settings, config_path, "2025-03", at, now=now)
         quarter = service.add_one_off(scheduler, settings, config_path, "2025-Q1", at, now=now)
         assert (quarter.id, quarter.month) == ("send-2025-Q1", "2025-Q1")
-        with pytest.raises(ScheduleError, match="2025-Q2 cannot be sent: .*no issue for any month"):
+        with pytest.raises(
+            ScheduleError, match=r"2025-Q2 cannot be sent: .*no issue for any month"
+        ):
             service.add_one_off(scheduler, settings, config_path, "2025-Q2", at, now=now)
         with pytest.raises(ContentError, match="YYYY-Qn"):
             service.add_one_off(scheduler, settings, config_path, "2025-Q5", at, now=now)

@@ -14,8 +14,8 @@ from pathlib import Path
 import jinja2
 
 from newsletter.paths import data_path
-from newsletter.render.text import markdown_to_text
 from newsletter.render.text import hanging
+from newsletter.render.text import markdown_to_text
 from newsletter.render.text import url_line
 from newsletter.render.text import wrap_text
 
