@@ -1,4 +1,5 @@
-"""The subscriber service, pauses: what a pause does to the ledger and to later round-ups.
+"""The subscriber service, pauses: pause and resume, and what a pause does to the ledger and to
+later round-ups (`store.registrar` re-exports `pause`, `resume` and `paused_until`).
 
 A pause is decided twice. At planning, a paused reader gets no row (`store.planning`). But a
 month may have been planned before the reader paused: their rows still waiting in the queue
@@ -17,6 +18,7 @@ Functions take a `Session` and never commit.
 from __future__ import annotations
 
 import datetime as dt
+from calendar import monthrange
 
 from sqlalchemy import ColumnElement
 from sqlalchemy import exists
@@ -24,7 +26,10 @@ from sqlalchemy import select
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from newsletter.errors import InvalidPreference
+from newsletter.errors import SubscriberError
 from newsletter.store.engine import rows_affected
+from newsletter.store.models import ACTIVE
 from newsletter.store.models import QUEUED
 from newsletter.store.models import RETRY
 from newsletter.store.models import SKIPPED
@@ -37,6 +42,46 @@ from newsletter.store.models import utcnow
 PAUSED = "paused"
 # Rows not claimed by any sender: they can still be called off.
 WAITING = (QUEUED, RETRY)
+MAX_PAUSE_MONTHS = 6
+
+
+def _add_months(moment: dt.datetime, months: int) -> dt.datetime:
+    """The same day `months` later (the month's last day when it is shorter)."""
+    month_index = moment.month - 1 + months
+    year, month = moment.year + month_index // 12, month_index % 12 + 1
+    return moment.replace(year=year, month=month, day=min(moment.day, monthrange(year, month)[1]))
+
+
+def pause(session: Session, subscriber: Subscriber, months: int, now: dt.datetime) -> dt.datetime:
+    """Pause the digest for 1–6 months from `now`: they stay active and planning leaves them
+    out until `paused_until` passes (it resumes by itself); their rows still waiting in the
+    queue of a campaign planned before are skipped (`PAUSED`, `skip_waiting_rows`). The moment it
+    resumes; `SubscriberError` for another number of months or someone not subscribed."""
+    if isinstance(months, bool) or not isinstance(months, int):
+        raise InvalidPreference("months", "the pause must be a whole number of months")
+    if not 1 <= months <= MAX_PAUSE_MONTHS:
+        raise InvalidPreference("months", f"a pause lasts 1 to {MAX_PAUSE_MONTHS} months")
+    if subscriber.status != ACTIVE:
+        raise SubscriberError(f"{subscriber.email} is {subscriber.status}: nothing to pause")
+    until = _add_months(now, months)
+    subscriber.paused_until = until
+    session.flush()
+    start_pause(session, subscriber, until, now)
+    return until
+
+
+def resume(session: Session, subscriber: Subscriber, now: dt.datetime | None = None) -> None:
+    """End a pause now (harmless when not paused). The pause's window stays on record, ending
+    now: a round-up does not fill in the months planned while they were paused."""
+    subscriber.paused_until = None
+    session.flush()
+    end_pause(session, subscriber, now or utcnow())
+
+
+def paused_until(subscriber: Subscriber, now: dt.datetime) -> dt.datetime | None:
+    """When their pause ends, or None when they are not paused at `now`."""
+    until = subscriber.paused_until
+    return until if until is not None and until > now else None
 
 
 def start_pause(
