@@ -1,7 +1,8 @@
 """Signed, URL-safe tokens for the links in emails (itsdangerous, one salt per purpose).
 
 A token carries the subscriber id and a short hash of their address, so a token cannot be
-reused for another subscriber even if an id is ever recycled. Unsubscribe and preference
+used for another address; ids are never recycled (migration 0011), so a deleted record's token
+names nobody, even when the same address subscribes again. Unsubscribe and preference
 links never expire (old emails must keep working, as RFC 8058 expects); confirmation links do,
 and so do privacy links (download my data, forget me), which are short-lived and emailed on
 request, and address-change links (mailed to the new address, carrying it). A confirmation

@@ -304,6 +304,52 @@ def test_cite_this_summary_is_an_apa_citation_of_the_page(site):
     assert soup.find("button", class_="copy-button")["data-copy"] == expected
 
 
+def test_cite_this_summary_names_its_byline_as_the_author(site):
+    """A summary with a byline (`author: Dr. Ada Example`) is cited as hers, by citeproc-py's
+    APA: her name inverted and abbreviated, the title in italics, the network as the site."""
+    soup = soup_of(site, "2026-07/cbt-long-term")
+    url = SITE_URL + "2026-07/cbt-long-term/"
+    expected = (
+        f"Example, A. (2026, July). CBT Gains for Depression Last Two Years. Test Digest. {url}"
+    )
+    cited = soup.find(id="cite-summary")
+    assert cited.get_text() == expected
+    assert cited.i.get_text() == "CBT Gains for Depression Last Two Years"
+    assert cited.a["href"] == url
+    assert soup.find("button", class_="copy-button")["data-copy"] == expected
+
+
+@pytest.mark.parametrize(
+    ("byline", "names"),
+    [
+        ("Dr. Ada Example", "Example, A."),
+        ("Jane van der Berg, PhD", "van der Berg, J."),
+        ("Hill, C. E.", "Hill, C. E."),
+        ("A. Writer and B. Reader", "Writer, A., & Reader, B."),
+        ("The Editors", "The Editors."),  # a group stays as written
+        ("Research Team", "Research Team."),
+        ("Cher", "Cher."),
+    ],
+)
+def test_a_bylines_names_as_apa_gives_them(byline: str, names: str) -> None:
+    from newsletter.render.citation import page_citation
+
+    url = "https://news.example.org/2026-06/x/"
+    html, text = page_citation(byline, "A Title", 2026, 6, "Test Digest", url)
+    assert text == f"{names.rstrip('.')}. (2026, June). A Title. Test Digest. {url}"
+    assert f'<i>A Title</i>. Test Digest. <a href="{url}">' in html
+
+
+def test_a_hostile_byline_stays_text_in_the_citation() -> None:
+    from newsletter.render.citation import page_citation
+
+    html, text = page_citation(
+        "<script>alert(1)</script> & Co", "T", 2026, 6, "D", "https://x.org/"
+    )
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "<script>" in text  # plain text, escaped where it is put into a page
+
+
 # -- the feed --------------------------------------------------------------------------------
 
 

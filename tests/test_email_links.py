@@ -154,7 +154,42 @@ def test_a_digest_of_several_summaries_opens_with_a_table_of_contents(issue, ren
     text = rendered.text
     contents = text[text.index("IN THIS ISSUE") : text.index("-" * 70)]
     for number, (summary, url) in enumerate(zip(issue.summaries, permalinks, strict=True), 1):
-        assert f"{number:2d}. {summary.title}\n    {url}\n" in contents
+        entry = contents[contents.index(f"{number:2d}. ") : contents.index(url)]
+        assert " ".join(entry.split()) == f"{number}. {summary.title}", number
+        assert f"\n    {url}\n" in contents  # the address on a line of its own
+
+
+def test_the_text_contents_stay_within_72_columns(issue, renderer) -> None:
+    """Long titles wrap under their number; an address too long for the column is alone on
+    its line, unbroken (a broken link cannot be clicked)."""
+    long_title = (
+        "A Very Long Title About the Therapeutic Alliance, Its Ruptures and Repairs, and What "
+        "Clinicians Can Learn From Them in Everyday Practice"
+    )
+    long_slug = "a-slug-so-long-that-its-archive-address-cannot-fit-on-one-line-of-the-text"
+    summaries = (
+        dataclasses.replace(issue.summaries[0], title=long_title),
+        dataclasses.replace(issue.summaries[1], slug=long_slug),
+        *issue.summaries[2:],
+    )
+    # No intro: the digest then says what it brings, one summary on a bulleted line.
+    long_issue = dataclasses.replace(issue, summaries=summaries, intro=type(issue.intro)())
+    for chosen in (summaries, summaries[:1]):  # the contents, and the one-summary line
+        text = renderer.render(long_issue, chosen, personal=False).text
+        start = text.index("IN THIS ISSUE") if len(chosen) > 1 else text.index("brings you")
+        contents = text[start : text.index("-" * 70)]
+        for line in contents.splitlines():
+            lone_url = line.strip().startswith("https://") and " " not in line.strip()
+            assert len(line) <= 72 or lone_url, line
+        words = " ".join(contents.split())
+        assert long_title in words  # every word kept, in order
+    contents = renderer.render(long_issue, summaries, personal=False).text
+    contents = contents[contents.index("IN THIS ISSUE") : contents.index("-" * 70)]
+    long_url = f"https://news.example.org/2025-01/{long_slug}/"
+    assert f"\n{long_url}\n" in contents  # alone on its line, not indented past 72
+    first, second, third = contents.split("\n")[2:5]
+    assert first.startswith(" 1. A Very Long Title") and second.startswith("    ")
+    assert third.startswith("    ") and not third.startswith("     ")  # under the title
 
 
 def test_a_single_summary_has_no_table_of_contents(issue, renderer) -> None:
@@ -169,7 +204,10 @@ def test_without_an_intro_the_digest_says_how_many_summaries(issue, renderer) ->
     assert "brings you 3 summaries." in several.text
     assert "brings you 3 summaries." in several.html
     one = renderer.render(bare, bare.summaries[:1], personal=False)
-    assert f"brings you 1 summary:\n  * {bare.summaries[0].title}\n" in one.text
+    line = one.text[one.text.index("brings you 1 summary:") :].split("\n\n")[0]
+    assert line.startswith("brings you 1 summary:\n  * ")
+    assert " ".join(line.split()) == f"brings you 1 summary: * {bare.summaries[0].title}"
+    assert all(len(part) <= 72 for part in line.splitlines())
 
 
 def test_byline_from_front_matter_or_the_configured_default(

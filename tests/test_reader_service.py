@@ -29,6 +29,7 @@ from newsletter.store.models import UnsubscribeReason
 from newsletter.tokens import ADDRESS
 from newsletter.tokens import CONFIRM
 from newsletter.tokens import PREFERENCES
+from newsletter.tokens import UNSUBSCRIBE
 from newsletter.tokens import Signer
 
 NOW = dt.datetime(2026, 8, 31, 12, 0, tzinfo=dt.UTC)
@@ -108,11 +109,39 @@ def test_subscribing_after_forget_me_sends_a_confirmation_that_lifts_it(
     assert confirm_reply(session, settings, taxonomy, signer, reply) == (fresh, True)
     assert fresh.status == ACTIVE
     assert not api.is_suppressed(session, "ana@example.com")
-    # The links of the deleted record say so (unless SQLite gave the new record the same id).
-    if fresh.id != ana.id:
+    # The links of the deleted record say so: the new record never gets its id (0011).
+    assert fresh.id != ana.id
+    with pytest.raises(LinkProblem) as caught:
+        registrar.subscriber_for_token(session, signer, PREFERENCES, old)
+    assert caught.value.kind == "deleted"
+
+
+@pytest.mark.parametrize("address", ["ana@example.com", "bo@example.com"])
+def test_a_forgotten_subscribers_link_never_acts_on_who_comes_next(
+    session, settings, taxonomy, signer, address
+):
+    """The forgotten record had the highest id, the one plain SQLite gives again after a
+    delete: the next subscriber (the same person or someone else) gets a new one, and every
+    link of the forgotten record keeps saying the data was deleted."""
+    add(session, settings, taxonomy, "keep@example.com")
+    ana = add(session, settings, taxonomy, "ana@example.com")
+    links = {
+        purpose: signer.make(purpose, ana.id, ana.email)
+        for purpose in (PREFERENCES, UNSUBSCRIBE, CONFIRM)
+    }
+    forgotten_id = ana.id
+    api.forget_subscriber(session, ana)
+    session.commit()
+    if address == "ana@example.com":
+        api.lift_suppression(session, address)  # she subscribes again, anew
+    newcomer = add(session, settings, taxonomy, address)
+    session.commit()
+    assert newcomer.id > forgotten_id
+    for purpose, token in links.items():
         with pytest.raises(LinkProblem) as caught:
-            registrar.subscriber_for_token(session, signer, PREFERENCES, old)
-        assert caught.value.kind == "deleted"
+            registrar.subscriber_for_token(session, signer, purpose, token)
+        assert caught.value.kind == "deleted", purpose
+    assert newcomer.status == ACTIVE and api.get_subscriber(session, address) is newcomer
 
 
 def test_a_complaint_or_bounce_suppression_still_gets_nothing(session, settings, taxonomy):

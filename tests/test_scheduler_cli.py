@@ -76,10 +76,29 @@ def test_add_show_and_remove_a_one_off_send(runner, config_path) -> None:
     assert "no queued send with id 'send-2025-01'" in gone.output
 
 
+def test_add_and_show_a_quarters_round_up(runner, config_path) -> None:
+    at = in_toronto(dt.timedelta(days=30))
+    added = invoke(runner, config_path, "schedule", "add", "2025-Q1", "--at", at)
+    assert added.exit_code == 0, added.output
+    round_up = "2025-Q1 (the quarterly round-up of January–March 2025)"
+    assert f"queued send-2025-Q1: {round_up} at" in added.output
+    shown = invoke(runner, config_path, "schedule", "show", "--count", "12")
+    assert re.search(
+        rf"send-2025-Q1  \w{{3}} {re.escape(at)} E[SD]T  sends {re.escape(round_up)}",
+        shown.output,
+    )
+    # A year of monthly runs: the four that open a quarter also send the one before.
+    opening = r"sends \d{4}-(?:01|04|07|10) \(.*\), then the \d{4}-Q\d round-up"
+    assert len(re.findall(opening, shown.output)) == 4
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["2025-01", "--at", "2020-01-01 09:00"], "is in the past"),
+        (["2025-Q1", "--at", "2020-01-01 09:00"], "is in the past"),
+        (["2025-Q3", "--at", "2099-01-01 09:00"], "2025-Q3 cannot be sent"),
+        (["2025-Q5", "--at", "2099-01-01 09:00"], "YYYY-Qn"),
         (["2025-03", "--at", "2099-01-01 09:00"], "2025-03 cannot be sent"),
         (["2025-13", "--at", "2099-01-01 09:00"], "YYYY-MM"),
         (["2025-01", "--at", "next tuesday"], "expected 'YYYY-MM-DD HH:MM'"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import email.header
 import mailbox
 import os
 import signal
@@ -22,6 +23,7 @@ from conftest import write_config
 from newsletter.config import Settings
 from newsletter.config import load_settings
 from newsletter.content.taxonomy import default_taxonomy
+from newsletter.errors import ContentError
 from newsletter.errors import ScheduleError
 from newsletter.errors import SchedulerLockedError
 from newsletter.scheduling import jobs
@@ -152,12 +154,24 @@ def test_one_offs_are_validated_listed_and_removed(settings, config_path, engine
             service.add_one_off(scheduler, settings, config_path, "2025-02", now, now=at)
         with pytest.raises(ScheduleError, match="2025-03 cannot be sent"):
             service.add_one_off(scheduler, settings, config_path, "2025-03", at, now=now)
+        quarter = service.add_one_off(scheduler, settings, config_path, "2025-Q1", at, now=now)
+        assert (quarter.id, quarter.month) == ("send-2025-Q1", "2025-Q1")
+        with pytest.raises(
+            ScheduleError, match=r"2025-Q2 cannot be sent: .*no issue for any month"
+        ):
+            service.add_one_off(scheduler, settings, config_path, "2025-Q2", at, now=now)
+        with pytest.raises(ContentError, match="YYYY-Qn"):
+            service.add_one_off(scheduler, settings, config_path, "2025-Q5", at, now=now)
     # Another process (a new scheduler object on the same store) sees and removes it.
     with service.job_store(settings, engine) as scheduler:
-        assert [o.id for o in service.one_offs(scheduler)] == ["send-2025-01"]
+        assert sorted(o.id for o in service.one_offs(scheduler)) == [
+            "send-2025-01",
+            "send-2025-Q1",
+        ]
         with pytest.raises(ScheduleError, match="monthly job"):
             service.remove_one_off(scheduler, service.MONTHLY_JOB_ID)
         service.remove_one_off(scheduler, "send-2025-01")
+        service.remove_one_off(scheduler, "send-2025-Q1")
         assert service.one_offs(scheduler) == []
         with pytest.raises(ScheduleError, match="no queued send"):
             service.remove_one_off(scheduler, "send-2025-01")
@@ -266,6 +280,30 @@ def test_a_one_off_added_by_another_process_goes_out(settings, config_path, engi
             wait_for(lambda: service.one_offs(other) == [])  # a date job is gone once run
     assert DatabaseLock(engine).holder() is None  # released on stop
     assert maildir_messages(settings)[0]["To"] == "reader@example.org"
+
+
+def test_a_one_off_round_up_goes_out_to_the_quarterly_readers(
+    settings, config_path, engine
+) -> None:
+    from newsletter.store.registrar import set_frequency
+
+    with db.session_factory(engine)() as session:
+        add_subscriber(session, settings, default_taxonomy(), "monthly@example.org")
+        quarterly = add_subscriber(session, settings, default_taxonomy(), "q@example.org")
+        set_frequency(session, quarterly, "quarterly")
+        session.commit()
+    with scheduler_thread(settings, config_path, engine):
+        with service.job_store(settings, engine) as other:
+            at = utcnow() + dt.timedelta(seconds=1)
+            one = service.add_one_off(other, settings, config_path, "2025-Q1", at)
+            assert (one.id, one.month) == ("send-2025-Q1", "2025-Q1")
+        wait_for(lambda: len(maildir_messages(settings)) == 1)
+        with service.job_store(settings, engine) as other:
+            wait_for(lambda: service.one_offs(other) == [])
+    (message,) = maildir_messages(settings)
+    assert message["To"] == "q@example.org"
+    subject = str(email.header.make_header(email.header.decode_header(message["Subject"])))
+    assert "quarterly round-up, January–March 2025" in subject
 
 
 def test_a_missed_monthly_run_fires_on_start(settings, config_path, engine) -> None:

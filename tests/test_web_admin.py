@@ -401,6 +401,29 @@ def test_schedule_page_queues_and_removes_one_off_sends(admin, web_settings, tmp
     ]
 
 
+def test_schedule_page_queues_a_quarters_round_up(admin, web_settings, tmp_path, engine):
+    web_settings._config_path = tmp_path / "config.toml"
+    web_settings.schedule.timezone = "America/Toronto"
+    page = admin.get("/admin/schedule").text
+    assert '<optgroup label="Quarterly round-ups">' in page
+    assert '<option value="2025-Q1">2025-Q1 (round-up of January–March 2025)</option>' in page
+    token = csrf(admin, "/admin/schedule")
+    added = admin.post(
+        "/admin/schedule/add",
+        data={"month": "2025-Q1", "at": "2099-04-07T09:00", "csrf_token": token},
+    )
+    assert added.status_code == 303
+    page = admin.get("/admin/schedule").text
+    assert "send-2025-Q1" in page and "2099-04-07 09:00 EDT" in page
+    assert "2025-Q1 (round-up of January–March 2025)</td>" in page
+    none = admin.post(
+        "/admin/schedule/add",
+        data={"month": "2025-Q2", "at": "2099-04-07T09:00", "csrf_token": token},
+    )
+    assert none.status_code == 400 and "2025-Q2 cannot be sent" in none.text
+    assert [event[1:3] for event in logged(engine)] == [("schedule", "2025-Q1")]
+
+
 def test_schedule_page_needs_a_login(client):
     assert client.get("/admin/schedule").status_code == 303
 

@@ -255,6 +255,33 @@ def test_why_counts_only_after_unsubscribing(client, engine, unsub):
     assert load(engine, "ana@example.com").status == ACTIVE
 
 
+def test_one_unsubscribe_gets_one_answer(client, engine, web_settings, unsub):
+    client.post(f"/u/{unsub}", data={"List-Unsubscribe": "One-Click"})
+    assert client.post(f"/u/{unsub}/why", data={"reason": "too_long"}).status_code == 200
+    for data in ({"reason": "too_long"}, {"reason": "other"}, {}):  # the same link again
+        again = client.post(f"/u/{unsub}/why", data=data)
+        assert again.status_code == 200, data
+        assert "already recorded, thank you" in again.text
+    assert reason_rows(engine) == 1
+    # The unsubscribe link opened again says so instead of asking.
+    page = client.post(f"/u/{unsub}", data={"List-Unsubscribe": "One-Click"})
+    assert "is recorded: thank you" in page.text and "why did you unsubscribe?" not in page.text
+
+    # Subscribing again clears the mark: the next unsubscribe gets its own answer.
+    with session_factory(engine)() as session:
+        from newsletter.store.registrar import resubscribe
+
+        resubscribe(session, web_settings, api.require_subscriber(session, "ana@example.com"))
+        session.commit()
+    assert load(engine, "ana@example.com").unsubscribe_reason_given_at is None
+    page = client.post(f"/u/{unsub}", data={"List-Unsubscribe": "One-Click"})
+    assert "why did you unsubscribe?" in page.text
+    assert client.post(f"/u/{unsub}/why", data={"reason": "other"}).status_code == 200
+    with session_factory(engine)() as session:
+        counts = feedback.unsubscribe_reason_counts(session)
+    assert (counts["too_long"], counts["other"], reason_rows(engine)) == (1, 1, 2)
+
+
 def test_why_after_unsubscribing_on_the_preferences_page(client, engine, ana):
     page = post(client, ana, action="unsubscribe")
     why = re.search(r'action="(/u/[^"]+/why)"', page.text).group(1)

@@ -24,6 +24,7 @@ from newsletter.content.article import Article
 from newsletter.content.article import Author
 from newsletter.content.model import Summary
 from newsletter.content.model import parse_month
+from newsletter.render.citation import page_citation
 
 # CSL types whose container is a book (Highwire: citation_inbook_title), not a periodical.
 BOOK_PARTS = frozenset({"chapter", "entry-encyclopedia", "entry-dictionary", "entry"})
@@ -220,10 +221,17 @@ class Citation:
 
 
 def summary_citation(summary: Summary, facts: PageFacts) -> Citation:
-    """The APA 7 citation of the summary page: the network as group author, the issue's
-    year and month, the title in italics, the page's URL. (APA omits the site name when it
-    is the author.) Hand-written: four fixed parts, no names to format."""
+    """The APA 7 citation of the summary page. With a byline (`author:`, or `[content]
+    default_author`), its author: the byline's names, the issue's year and month, the title
+    in italics, the network as the site, the URL, by citeproc-py as the articles' are.
+    Without one, the network as group author, the date, the title, the URL (APA omits the site
+    name when it is the author), hand-written: four fixed parts, no names to format."""
     year, month = parse_month(summary.month)
+    if facts.author.strip():
+        html, text = page_citation(
+            facts.author, summary.title.strip(), year, month, facts.network.strip(), facts.url
+        )
+        return Citation(html=html, text=text)
     title = summary.title.strip()
     end = "" if title[-1:] in "?!." else "."
     author = facts.network.strip()

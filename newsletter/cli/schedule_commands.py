@@ -14,6 +14,9 @@ from newsletter.cli.app import pass_app
 from newsletter.cli.app import stop_on_signals
 from newsletter.config import find_config
 from newsletter.content.reader import load_issue
+from newsletter.content.roundup import is_quarter
+from newsletter.content.roundup import quarter_label
+from newsletter.content.roundup import round_up_due
 from newsletter.errors import ContentError
 from newsletter.errors import SchedulerLockedError
 from newsletter.render.environment import plural
@@ -81,7 +84,9 @@ def show(app: App, count: int) -> None:
     )
     for run in next_monthly_runs(slot, now, count):
         month = month_for_run(slot, run)
-        click.echo(f"  {run:%a %Y-%m-%d %H:%M %Z}  sends {month} ({_content_state(app, month)})")
+        line = f"  {run:%a %Y-%m-%d %H:%M %Z}  sends {month} ({_content_state(app, month)})"
+        quarter = round_up_due(month)
+        click.echo(line + (f", then the {quarter} round-up" if quarter else ""))
     with service.job_store(settings, app.db()) as scheduler:
         stored = service.monthly_next_run(scheduler)
         queued = service.one_offs(scheduler)
@@ -89,7 +94,12 @@ def show(app: App, count: int) -> None:
         click.echo("  (the scheduler has not run yet: start it with `newsletter scheduler`)")
     click.echo("one-off sends:" if queued else "one-off sends: none queued")
     for one in queued:
-        click.echo(f"  {one.id}  {one.run_time:%a %Y-%m-%d %H:%M %Z}  sends {one.month}")
+        what = f"{one.month} ({_round_up_label(one.month)})" if is_quarter(one.month) else one.month
+        click.echo(f"  {one.id}  {one.run_time:%a %Y-%m-%d %H:%M %Z}  sends {what}")
+
+
+def _round_up_label(quarter: str) -> str:
+    return f"the quarterly round-up of {quarter_label(quarter)}"
 
 
 def _content_state(app: App, month: str) -> str:
@@ -104,7 +114,7 @@ def _content_state(app: App, month: str) -> str:
 
 
 @schedule_group.command("add")
-@click.argument("month", metavar="YYYY-MM")
+@click.argument("month", metavar="YYYY-MM|YYYY-Qn")
 @click.option(
     "--at",
     "at_text",
@@ -114,13 +124,18 @@ def _content_state(app: App, month: str) -> str:
 )
 @pass_app
 def add(app: App, month: str, at_text: str) -> None:
-    """Queue a one-off send of MONTH; the running scheduler sends it at --at."""
+    """Queue a one-off send of MONTH; the running scheduler sends it at --at.
+
+    A quarter (2026-Q4) queues that quarter's round-up, sent to the readers who chose a
+    quarterly round-up (and the summaries monthly readers missed while quarterly).
+    """
     settings = app.settings
     zone = MonthlySlot.from_config(settings.schedule).zone
     at = service.parse_local_time(at_text, zone)
     with service.job_store(settings, app.db()) as scheduler:
         one = service.add_one_off(scheduler, settings, _config_path(app), month, at)
-    click.echo(f"queued {one.id}: {one.month} at {one.run_time:%a %Y-%m-%d %H:%M %Z}")
+    what = f"{one.month} ({_round_up_label(one.month)})" if is_quarter(one.month) else one.month
+    click.echo(f"queued {one.id}: {what} at {one.run_time:%a %Y-%m-%d %H:%M %Z}")
     click.echo(
         f"the running `newsletter scheduler` sees it within {service.WAKE_SECONDS:.0f} seconds"
     )

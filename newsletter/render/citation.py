@@ -81,6 +81,60 @@ def citation_text(summary: Summary) -> str:
     return " ".join(part for part in (summary.citation, summary.doi_url) if part)
 
 
+# A byline names one person or several ("A. Writer and B. Reader", "Writer, A.; Reader, B.").
+_BYLINE_SEPARATORS = re.compile(r"\s*(?:;|&|\band\b)\s*")
+# APA keeps these after a name and drops degrees and honours ("PhD", "MD") and titles ("Dr.").
+_GENERATIONAL = {"jr", "jr.", "sr", "sr.", "ii", "iii", "iv"}
+# A group as byline ("The Editors", "Research Team") is cited as written, like a CSL
+# `literal`: nameparser would read it as a person ("Editors, T."). Its own lists know titles
+# and suffixes, not groups, hence this short hand-written list of the words that name them.
+_GROUP_WORDS = {"editors", "team", "group", "staff", "board", "committee", "network", "desk"}
+
+
+def byline_names(byline: str) -> list[dict[str, str]]:
+    """CSL-JSON names for a free-text byline, split into family and given names by
+    nameparser ("Dr. A. Writer" -> Writer, A.) so that the style can invert and abbreviate
+    them; a group ("The Editors") or a name nameparser cannot split (one word) stays as
+    written."""
+    from nameparser import HumanName
+
+    names: list[dict[str, str]] = []
+    for part in _BYLINE_SEPARATORS.split(byline.strip()):
+        if not part:
+            continue
+        human = HumanName(part)
+        given = " ".join(p for p in (human.first, human.middle) if p)
+        words = part.lower().split()
+        group = words[0] == "the" or words[-1] in _GROUP_WORDS
+        if group or not human.last or not given:
+            names.append({"literal": part})
+            continue
+        name = {"family": human.last, "given": given}
+        suffix = " ".join(s for s in human.suffix_list if s.lower() in _GENERATIONAL)
+        if suffix:
+            name["suffix"] = suffix
+        names.append(name)
+    return names
+
+
+def page_citation(
+    byline: str, title: str, year: int, month: int, site: str, url: str
+) -> tuple[Markup, str]:
+    """The APA 7 reference of a web page by `byline` (a summary page of the archive): the
+    authors, (year, month), the title in italics, the site's name and the URL, by citeproc-py
+    as for the articles. (HTML, plain text)."""
+    item = {
+        "type": "webpage",
+        "title": title,
+        "author": byline_names(byline),
+        "issued": {"date-parts": [[year, month]]},
+        "container-title": site,
+        "URL": url,
+    }
+    key = json.dumps(item, sort_keys=True, ensure_ascii=False)
+    return Markup(_cached(key, html=True)), _cached(key, html=False)
+
+
 def _key(article: Article) -> str:
     return json.dumps(dict(article.csl), sort_keys=True, ensure_ascii=False)
 

@@ -14,7 +14,9 @@ from pathlib import Path
 import jinja2
 
 from newsletter.paths import data_path
+from newsletter.render.text import hanging
 from newsletter.render.text import markdown_to_text
+from newsletter.render.text import url_line
 from newsletter.render.text import wrap_text
 
 PREFIX = "default"
@@ -57,6 +59,8 @@ def make_environment(
         keep_trailing_newline=True,
     )
     env.filters["wrap"] = wrap_text
+    env.filters["hang"] = hanging
+    env.filters["url_line"] = url_line
     env.filters["textblock"] = markdown_to_text
     env.filters["plural"] = plural
     return env

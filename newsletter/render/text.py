@@ -25,6 +25,25 @@ def wrap_text(text: str, width: int = TEXT_WIDTH) -> str:
     )
 
 
+def hanging(text: str, prefix: str, width: int = TEXT_WIDTH) -> str:
+    """`prefix` + `text` wrapped to `width`, the next lines indented under the text: a
+    numbered or bulleted line ("  3. A long title…") that stays inside the column."""
+    return textwrap.fill(
+        " ".join(text.split()),
+        width=width,
+        initial_indent=prefix,
+        subsequent_indent=" " * len(prefix),
+        break_on_hyphens=False,
+        break_long_words=False,  # a broken link cannot be clicked
+    )
+
+
+def url_line(url: str, indent: int = 4, width: int = TEXT_WIDTH) -> str:
+    """A URL on a line of its own, indented when it fits within `width`; a longer one starts
+    at the margin (it cannot be broken: a broken link cannot be clicked)."""
+    return " " * indent + url if indent + len(url) <= width else url
+
+
 _DEFINITION = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*\S")
 _LIST_ITEM = re.compile(r"^(\s*)([-*+]|\d+[.)])\s+")
 

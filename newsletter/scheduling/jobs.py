@@ -171,6 +171,16 @@ def run_send(
             engine.dispose()
 
 
+def content_errors(settings: Settings, key: str) -> list[str]:
+    """Why the campaign `key` (a month "2026-11" or a quarter's round-up "2026-Q4") cannot be
+    sent now: its content's errors, as its run would find them ([] when it can be)."""
+    if is_quarter(key):
+        return _checked_round_up(settings, key)[1]
+    issue, findings = checks.check_issue(settings, taxonomy_from_settings(settings), key)
+    errors = [f.message for f in findings if f.level == checks.ERROR]
+    return errors if issue is not None or errors else [f"no content for {key}"]
+
+
 def _checked_round_up(settings: Settings, quarter: str) -> tuple[Issue | None, list[str]]:
     """The round-up of `quarter` from its months with content, each checked as a month's send
     is; (None, errors) when a month fails its checks or none has content."""

@@ -40,9 +40,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from newsletter.config import Settings
 from newsletter.content.model import parse_month
-from newsletter.content.taxonomy import taxonomy_from_settings
+from newsletter.content.roundup import parse_quarter
 from newsletter.errors import ScheduleError
-from newsletter.render import checks
 from newsletter.scheduling import jobs
 from newsletter.scheduling.lock import HEARTBEAT_SECONDS
 from newsletter.scheduling.lock import DatabaseLock
@@ -223,8 +222,15 @@ def add_one_off(
     at: dt.datetime,
     now: dt.datetime | None = None,
 ) -> OneOff:
-    """Queue a one-off send of `month` at `at` (aware); refuses the past and missing content."""
-    parse_month(month)
+    """Queue a one-off send of `month` at `at` (aware); refuses the past and missing content.
+
+    `month` is a month ("2026-11") or a quarter ("2026-Q4"): then the quarter's round-up goes
+    out at `at` to its readers, as on the slot of the quarter's first month after it.
+    """
+    if month[4:6] == "-Q":  # a quarter, or a misspelt one (parse_quarter says what is wrong)
+        parse_quarter(month)
+    else:
+        parse_month(month)
     now = now or utcnow()
     zone = MonthlySlot.from_config(settings.schedule).zone
     if at <= now:
@@ -232,9 +238,8 @@ def add_one_off(
             f"{at.astimezone(zone):%Y-%m-%d %H:%M %Z} is in the past "
             f"(now {now.astimezone(zone):%Y-%m-%d %H:%M %Z})"
         )
-    issue, findings = checks.check_issue(settings, taxonomy_from_settings(settings), month)
-    errors = [f.message for f in findings if f.level == checks.ERROR]
-    if issue is None or errors:
+    errors = jobs.content_errors(settings, month)
+    if errors:
         raise ScheduleError(f"{month} cannot be sent: " + "; ".join(errors))
     job_id = ONE_OFF_PREFIX + month
     existing = scheduler.get_job(job_id)

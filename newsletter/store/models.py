@@ -121,6 +121,9 @@ class Subscriber(Base):
     __table_args__ = (
         CheckConstraint(_in("status", SUBSCRIBER_STATUSES), name="status"),
         CheckConstraint(_in("frequency", FREQUENCIES), name="frequency"),
+        # Migration 0011: SQLite never hands out an id again (without AUTOINCREMENT it reuses
+        # the highest after a delete), so a link made for a forgotten subscriber names nobody.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -139,6 +142,9 @@ class Subscriber(Base):
     # moment passes (no job needed to resume). `frequency` is MONTHLY or QUARTERLY.
     paused_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     frequency: Mapped[str] = mapped_column(String(12), default=MONTHLY, server_default=MONTHLY)
+    # Migration 0011: when the optional "why" of their latest unsubscribe was answered (one
+    # answer per unsubscribe; cleared when they subscribe again).
+    unsubscribe_reason_given_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     topics: Mapped[list[SubscriberTopic]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", lazy="selectin"
@@ -170,6 +176,21 @@ class Subscriber(Base):
 
     def __repr__(self) -> str:
         return f"<Subscriber {self.id} {self.email} {self.status}>"
+
+
+class SubscriberPause(Base):
+    """One pause a reader took (migration 0011): from `started_at` to `ended_at`, the end it
+    was set for or the moment they resumed early. Kept after it ends: a round-up does not fill
+    in a month planned inside a pause (`store.pauses`)."""
+
+    __tablename__ = "subscriber_pauses"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
+    )
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
 
 class SubscriberTopic(Base):

@@ -54,6 +54,8 @@ from newsletter.store.models import Subscriber
 from newsletter.store.models import SubscriberTopic
 from newsletter.store.models import UTCDateTime
 from newsletter.store.models import utcnow
+from newsletter.store.pauses import PAUSED
+from newsletter.store.pauses import planned_during_pause
 
 # A ledger row in one of these states means the reader got (or is getting) its summaries.
 RECEIVED_STATUSES = (SENT, *OPEN_STATUSES)
@@ -126,26 +128,31 @@ def _matches(i: int, candidate: Candidate, chosen, stopped) -> ColumnElement[boo
 
 def _received(candidate: Candidate, campaign_id: int) -> ColumnElement[bool]:
     """Whether the month campaign's row for the subscriber holds this summary (sent or still
-    open): ',' + variant without its suffix + ',' contains ',slug,'."""
+    open, or skipped because they paused: they chose not to get it): ',' + variant without
+    its suffix + ',' contains ',slug,'."""
     slugs = literal(",") + func.replace(Delivery.variant, PERSONAL, "") + literal(",")
     return exists().where(
         Delivery.campaign_id == campaign_id,
         Delivery.subscriber_id == Subscriber.id,
-        Delivery.status.in_(RECEIVED_STATUSES),
+        or_(
+            Delivery.status.in_(RECEIVED_STATUSES),
+            and_(Delivery.status == SKIPPED, Delivery.last_error == PAUSED),
+        ),
         slugs.contains(f",{candidate.slug},", autoescape=True),
     )
 
 
 def _missed(campaign_id: int, created_at: dt.datetime) -> ColumnElement[bool]:
     """For a reader monthly now: they had joined when the month was planned but have no row
-    in it (they were quarterly then), and were not paused then (a pause skips)."""
+    in it (they were quarterly then), and were not paused then. The pause windows decide,
+    not `paused_until`: resuming early clears that, and a pause skips (`store.pauses`)."""
     return and_(
         ~exists().where(
             Delivery.campaign_id == campaign_id, Delivery.subscriber_id == Subscriber.id
         ),
         Subscriber.created_at <= created_at,
         or_(Subscriber.confirmed_at.is_(None), Subscriber.confirmed_at <= created_at),
-        or_(Subscriber.paused_until.is_(None), Subscriber.paused_until < created_at),
+        ~planned_during_pause(created_at),
     )
 
 

@@ -1,6 +1,7 @@
 """The subscriber service, part two: signed links → subscribers, and the workflows of the person
 themselves (the registrar, as Mailman 3 calls it): subscribe, confirm, a fresh link, come back,
-save preferences, pause, choose a frequency, drop a topic.
+save preferences, pause (in `store.pauses`, re-exported here), choose a frequency, drop a
+topic.
 
 A request from someone who has not shown the mailbox is theirs changes no record: the choices
 of a subscribe request for an address on record travel in the signed confirmation link
@@ -18,8 +19,6 @@ Like the rest of the store, functions take a `Session` and never commit.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
-from calendar import monthrange
 from collections.abc import Iterable
 from collections.abc import Mapping
 from typing import Any
@@ -41,6 +40,10 @@ from newsletter.store.models import FREQUENCIES
 from newsletter.store.models import PENDING
 from newsletter.store.models import Subscriber
 from newsletter.store.models import utcnow
+from newsletter.store.pauses import MAX_PAUSE_MONTHS as MAX_PAUSE_MONTHS
+from newsletter.store.pauses import pause as pause
+from newsletter.store.pauses import paused_until as paused_until
+from newsletter.store.pauses import resume as resume
 from newsletter.store.subscribers import add_subscriber
 from newsletter.store.subscribers import clean_name
 from newsletter.store.subscribers import confirm
@@ -105,6 +108,10 @@ def subscriber_by_reference(
         if 0 < subscriber_id <= _MAX_ID
         else None
     )
+    # Ids are never handed out twice (SQLite AUTOINCREMENT since migration 0011, PostgreSQL's
+    # sequence), so a deleted record's id stays free for good and its links keep saying so.
+    # Chosen over a tombstone of forgotten ids checked against each token's issue time: that
+    # needs a time in every token (VERP addresses carry none) and guesses within a second.
     if subscriber is None and 0 < subscriber_id <= _MAX_ID:
         # The token is ours (signed), so the record it named existed and was deleted: say so.
         raise LinkProblem("deleted", DELETED)
@@ -455,43 +462,7 @@ def drop_topic(session: Session, taxonomy: Taxonomy, subscriber: Subscriber, slu
     return DROPPED
 
 
-# --- pause and frequency ------------------------------------------------------------------------
-
-MAX_PAUSE_MONTHS = 6
-
-
-def _add_months(moment: dt.datetime, months: int) -> dt.datetime:
-    """The same day `months` later (the month's last day when it is shorter)."""
-    month_index = moment.month - 1 + months
-    year, month = moment.year + month_index // 12, month_index % 12 + 1
-    return moment.replace(year=year, month=month, day=min(moment.day, monthrange(year, month)[1]))
-
-
-def pause(session: Session, subscriber: Subscriber, months: int, now: dt.datetime) -> dt.datetime:
-    """Pause the digest for 1–6 months from `now`: they stay active and planning leaves them
-    out until `paused_until` passes (it resumes by itself). The moment it resumes;
-    `SubscriberError` for another number of months or someone not subscribed."""
-    if isinstance(months, bool) or not isinstance(months, int):
-        raise InvalidPreference("months", "the pause must be a whole number of months")
-    if not 1 <= months <= MAX_PAUSE_MONTHS:
-        raise InvalidPreference("months", f"a pause lasts 1 to {MAX_PAUSE_MONTHS} months")
-    if subscriber.status != ACTIVE:
-        raise SubscriberError(f"{subscriber.email} is {subscriber.status}: nothing to pause")
-    subscriber.paused_until = _add_months(now, months)
-    session.flush()
-    return subscriber.paused_until
-
-
-def resume(session: Session, subscriber: Subscriber) -> None:
-    """End a pause now (harmless when not paused)."""
-    subscriber.paused_until = None
-    session.flush()
-
-
-def paused_until(subscriber: Subscriber, now: dt.datetime) -> dt.datetime | None:
-    """When their pause ends, or None when they are not paused at `now`."""
-    until = subscriber.paused_until
-    return until if until is not None and until > now else None
+# --- frequency (pause: `store.pauses`) -------------------------------------------------------
 
 
 def set_frequency(session: Session, subscriber: Subscriber, frequency: str) -> None:

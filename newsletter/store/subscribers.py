@@ -295,6 +295,7 @@ def apply_status(subscriber: Subscriber, status: str) -> None:
         subscriber.unsubscribed_at = now
     elif status in (ACTIVE, PENDING):
         subscriber.unsubscribed_at = None
+        subscriber.unsubscribe_reason_given_at = None  # a later unsubscribe gets its "why"
     if status == ACTIVE and (subscriber.status == PENDING or subscriber.confirmed_at is None):
         subscriber.confirmed_at = now
     subscriber.status = status

@@ -1,4 +1,5 @@
-"""Admin: the monthly send times and the queued one-off sends (the same queue as the CLI)."""
+"""Admin: the monthly send times and the queued one-off sends (the same queue as the CLI): a
+month's issue, or a quarter's round-up."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from fastapi import Form
 from fastapi import Request
 from fastapi.responses import Response
 
+from newsletter.content.roundup import quarter_label
+from newsletter.content.roundup import quarter_of
 from newsletter.errors import NewsletterError
 from newsletter.scheduling import service
 from newsletter.scheduling.slots import MonthlySlot
@@ -40,6 +43,7 @@ def schedule_page(
     with service.job_store(settings, ctx.engine) as scheduler:
         queued = service.one_offs(scheduler)
         started = service.monthly_next_run(scheduler) is not None
+    months = ctx.sending.months()
     return render_page(
         ctx,
         request,
@@ -50,7 +54,9 @@ def schedule_page(
         runs=runs,
         queued=queued,
         started=started,
-        months=ctx.sending.months(),
+        months=months,
+        quarters=sorted({quarter_of(m) for m in months}, reverse=True),
+        quarter_label=quarter_label,
         can_queue=settings.config_path is not None,
         notice=notice,
         error=error,

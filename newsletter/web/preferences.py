@@ -33,6 +33,7 @@ from newsletter.store import responses
 from newsletter.store import subscribers as api
 from newsletter.store.engine import transaction
 from newsletter.store.feedback import REASON_LABELS
+from newsletter.store.feedback import why_answered
 from newsletter.store.models import Subscriber
 from newsletter.store.registrar import subscriber_for_token
 from newsletter.tokens import PREFERENCES
@@ -177,6 +178,7 @@ def update(
                 preferences=token,
                 why_url=reader.why_url(ctx, subscriber),
                 reasons=REASON_LABELS,
+                why_answered=why_answered(subscriber),
             )
         if action == "resubscribe":
             return _resubscribe(ctx, request, session, subscriber, token)

@@ -156,7 +156,8 @@ def why_url(ctx: WebContext, subscriber: Subscriber) -> str:
 def unsubscribe_reason(token: str, request: Request, ctx: Ctx, reason: Text = "") -> Response:
     """The optional "why" after unsubscribing: stored without anyone's id. Like the one-click
     POST, the signed unsubscribe link is the authorization (that page sets no cookie, so there
-    is no CSRF token to check); it counts only while they are unsubscribed."""
+    is no CSRF token to check); it counts only while they are unsubscribed, and once per
+    unsubscribe (`feedback.answer_why`)."""
     with transaction(ctx.engine) as session:
         subscriber = subscriber_for_token(session, ctx.signer, UNSUBSCRIBE, token)
         if subscriber.status != UNSUBSCRIBED:
@@ -169,7 +170,7 @@ def unsubscribe_reason(token: str, request: Request, ctx: Ctx, reason: Text = ""
                 message="This address is subscribed, so there is no unsubscribe to explain.",
             )
         try:
-            feedback.record_unsubscribe_reason(session, reason)
+            recorded = feedback.answer_why(session, subscriber, reason)
         except SubscriberError:
             return render_page(
                 ctx,
@@ -181,6 +182,15 @@ def unsubscribe_reason(token: str, request: Request, ctx: Ctx, reason: Text = ""
                 why_url=f"/u/{token}/why",
                 reasons=feedback.REASON_LABELS,
                 why_error="Choose one of the reasons, or simply leave this page.",
+            )
+        if not recorded:
+            return render_page(
+                ctx,
+                request,
+                "message.html",
+                title="Already recorded",
+                message="Your answer is already recorded, thank you. "
+                "You will not receive the digest any more.",
             )
         return render_page(
             ctx,

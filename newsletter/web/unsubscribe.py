@@ -21,6 +21,7 @@ from newsletter.store import responses
 from newsletter.store import subscribers as api
 from newsletter.store.engine import transaction
 from newsletter.store.feedback import REASON_LABELS
+from newsletter.store.feedback import why_answered
 from newsletter.store.models import UNSUBSCRIBED
 from newsletter.store.registrar import subscriber_for_token
 from newsletter.store.responses import UNSUBSCRIBED as UNSUBSCRIBED_KIND
@@ -89,4 +90,5 @@ def _unsubscribe(token: str, request: Request, ctx: WebContext) -> Response:
             preferences=preferences,
             why_url=f"/u/{token}/why",
             reasons=REASON_LABELS,
+            why_answered=why_answered(subscriber),
         )
