@@ -175,3 +175,22 @@ def test_put_issue_creates_a_new_month_or_leaves_nothing(api_client, web_setting
     )
     assert again.status_code == 200
     assert api_client.get("/api/issues/2031-01").json()["preheader"] == "Two studies"
+
+
+def test_put_a_summary_with_a_byline(api_client, web_settings):
+    url = "/api/issues/2025-02/summaries/empathy"
+    created = api_client.put(url, json={**BODY, "author": "Dana Reyes"})
+    assert created.status_code == 201, created.text
+    assert created.json()["author"] == "Dana Reyes"
+    text = (Path(web_settings.content.dir) / "2025-02" / "03-empathy.md").read_text()
+    assert "\nauthor: Dana Reyes\n" in text
+    files = api_client.get("/api/issues/2025-02").json()["files"]
+    assert [f["author"] for f in files if f["slug"] == "empathy"] == ["Dana Reyes"]
+    version = created.json()["version"]
+    same = api_client.put(url, json={**BODY, "author": "Dana Reyes", "version": version})
+    assert same.status_code == 200 and same.json()["version"] == version  # untouched
+    bad = api_client.put(url, json={**BODY, "author": "a\nb", "version": version})
+    assert bad.status_code == 422
+    cleared = api_client.put(url, json={**BODY, "version": version})
+    assert cleared.status_code == 200 and cleared.json()["author"] == ""
+    assert "author:" not in (Path(web_settings.content.dir) / "2025-02" / "03-empathy.md").read_text()

@@ -205,6 +205,7 @@ def editor_fields(ctx: WebContext, item: IssueOverview) -> dict[str, Any]:
                 "research_type": draft.research_type,
                 "citation": draft.citation,
                 "doi": draft.doi,
+                "author": draft.author,
                 "order": draft.order,
                 "summary": draft.summary_md,
                 "implications": draft.implications_md,
