@@ -97,7 +97,11 @@ class IssueOut(BaseModel):
     counts: dict[str, int]
     running: bool
     state: Literal["draft", "ready", "scheduled", "sending", "sent"] = "draft"
-    scheduled_at: str | None = Field(default=None, description="ISO time of a queued send.")
+    scheduled_at: str | None = Field(
+        default=None,
+        description="ISO time of a queued send, or of the monthly slot's next run when that "
+        "run sends this (ready) month.",
+    )
     issue_version: str = Field(default="", description="issue.md's version ('' for none).")
     preheader: str = ""
     intro: str = ""
