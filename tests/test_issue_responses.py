@@ -215,6 +215,14 @@ def test_a_cli_unsubscribe_is_an_admin_action_in_the_audit_log(
     assert again.exit_code == 0 and "already" in again.output
     with session_factory(engine)() as session:
         assert audit.recent(session, action="unsubscribe")[1] == 1  # nothing changed: no entry
+    # `set-status … unsubscribed` is an admin's change too: in the log, counted for no issue.
+    send_2025_01(engine, settings, ("fay@example.net", None))
+    args = ["--config", str(config_file), "subscribers", "set-status", "fay@example.net"]
+    assert runner.invoke(main, [*args, "unsubscribed"]).exit_code == 0
+    assert report(engine).unsubscribed == 0
+    with session_factory(engine)() as session:
+        [entry] = audit.recent(session, action="edit-subscriber")[0]
+    assert (entry.actor, entry.detail) == ("cli", "status active → unsubscribed")
 
 
 def test_the_report_page_and_api_say_which_sources_they_count(admin, engine, web_settings):

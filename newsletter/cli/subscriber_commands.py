@@ -123,6 +123,9 @@ def set_status(app: App, email: str, status: str) -> None:
         if before == subscriber.status:
             click.echo(f"{subscriber.email} is already {before}")
         else:
+            # An admin's change, logged as the admin page's is (counted for no issue).
+            detail = f"status {before} → {subscriber.status}"
+            audit.record(session, "cli", "edit-subscriber", f"subscriber {subscriber.id}", detail)
             click.echo(f"{subscriber.email} is now {subscriber.status} (was {before})")
 
 
