@@ -214,7 +214,16 @@ class LinkProblem(NewsletterError):
 
 
 class FormProblem(NewsletterError, ValueError):
-    """A form value to fix; the message is shown above the form."""
+    """A form value to fix; the message is shown above the form, and next to the form field
+    `field` names (tied to it with `aria-describedby`) when it names one."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+
+    def field_errors(self) -> dict[str, list[str]]:
+        """{field: [message]} for the form's field, {} when it names none."""
+        return {self.field: [str(self)]} if self.field else {}
 
 
 class OutputFileError(NewsletterError, OSError):

@@ -187,3 +187,47 @@ def test_admin_pages_at_375_and_1280_px(browser, site, logged_in, axe_script, sc
         finally:
             context.close()
     assert problems == []
+
+
+def test_an_invalid_form_ties_its_error_to_the_field_and_focuses_it(
+    browser, site, logged_in, axe_script
+) -> None:
+    """The add-subscriber form sent with an address the server refuses (the browser's own
+    check passes it): the error text is the field's description and the field has focus."""
+    context = browser.new_context(
+        viewport={"width": 375, "height": 900}, storage_state=logged_in, bypass_csp=True
+    )
+    try:
+        page = context.new_page()
+        page.goto(site["base"] + "/admin/subscribers")
+        page.fill("#new-email", "pat@example.com")  # a valid address, already subscribed
+        page.fill("#new-name", "Pat")
+        page.click("form[method=post][action='/admin/subscribers'] button[type=submit]")
+        page.wait_for_selector("#new-email-error")
+        field = page.locator("#new-email")
+        assert field.get_attribute("aria-invalid") == "true"
+        described = field.get_attribute("aria-describedby") or ""
+        assert "new-email-error" in described.split()
+        error_text = page.locator("#new-email-error").inner_text()
+        assert "already subscribed" in error_text
+        # What a screen reader announces: the field's accessible description is the error.
+        description = page.evaluate(
+            "() => document.getElementById('new-email').getAttribute('aria-describedby')"
+            ".split(' ').map(id => document.getElementById(id).textContent).join(' ')"
+        )
+        assert "already subscribed" in description
+        assert page.evaluate("() => document.activeElement.id") == "new-email"
+        assert _overflow(page) <= 0
+        assert _serious(page, axe_script, "add-subscriber error at 375 px") == []
+        # The login form too, after a wrong password: focus on the password, tied to its error.
+        context.clear_cookies()
+        page.goto(site["base"] + "/admin/login")
+        page.fill("#name", "admin")
+        page.fill("#password", "not the password")
+        page.click("button[type=submit]")
+        page.wait_for_selector("#password-error")
+        assert page.locator("#password").get_attribute("aria-describedby") == "password-error"
+        assert page.evaluate("() => document.activeElement.id") == "password"
+        assert _serious(page, axe_script, "login error at 375 px") == []
+    finally:
+        context.close()

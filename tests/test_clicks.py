@@ -222,3 +222,74 @@ def test_counts_are_kept_per_link_and_variant_and_nothing_else(store):
         "first_at",
         "last_at",
     }  # no reader, address, IP or user agent
+
+
+def _write_links(settings) -> None:
+    """Links written in the Markdown of one summary (both sections) and the intro."""
+    folder = settings.content.dir / "2025-01"
+    path = folder / "02-cbt-for-anxiety.md"
+    text = path.read_text(encoding="utf-8")
+    text = text.replace(
+        "## Practice Implications",
+        "See [the trial registry](https://example.org/trials?id=7&x=(1)) and "
+        "<https://example.org/auto>, or [write to us](mailto:editor@example.org), or "
+        f"[last month]({settings.archive_url()}2024-12/).\n\n## Practice Implications",
+        1,
+    )
+    path.write_text(text + "\nA [manual](http://example.com/manual) helps.\n", encoding="utf-8")
+    intro = folder / "issue.md"
+    intro.write_text(
+        intro.read_text(encoding="utf-8").replace(
+            "A small test issue", "A small [test](https://example.net/intro) issue"
+        ),
+        encoding="utf-8",
+    )
+
+
+def test_links_written_in_the_markdown_go_through_the_redirect(client, engine, web_settings):
+    _write_links(web_settings)
+    web_settings.tracking.clicks = True
+    outbox = send(engine, web_settings, default_taxonomy())  # one variant, rendered once
+    first, second = (redirects(m.message) for m in outbox.outbox)
+    assert first == second  # every reader of the variant: the same links
+    signer = LinkSigner(web_settings.secret_key())
+    targets = {signer.read(url.rsplit("/", 1)[1]): url for url in first["html"]}
+    in_text = {signer.read(url.rsplit("/", 1)[1]): url for url in first["plain"]}
+    written = {
+        ("cbt-for-anxiety", "https://example.org/trials?id=7&x=(1)"),
+        ("cbt-for-anxiety", "https://example.org/auto"),
+        ("cbt-for-anxiety", "http://example.com/manual"),
+        ("", "https://example.net/intro"),
+    }
+    assert written <= {(t.summary, t.url) for t in targets}
+    # The text part carries the very same (tracked) links as the HTML part.
+    assert {t: u for t, u in in_text.items() if (t.summary, t.url) in written} == {
+        t: u for t, u in targets.items() if (t.summary, t.url) in written
+    }
+    message = parse(outbox.outbox[0].message)
+    html = message.get_body(("html",)).get_content()
+    text = message.get_body(("plain",)).get_content()
+    assert "https://example.org/trials" not in html and "example.net/intro" not in text
+    # mailto: and links into our own site stay as they are, in both parts.
+    assert 'href="mailto:editor@example.org"' in html and "<mailto:editor@example.org>" in text
+    own = f"{web_settings.archive_url()}2024-12/"
+    assert f'href="{own}"' in html and f"<{own}>" in text
+    assert all(t.url != own for t in targets)
+    # A click on one counts for its summary; the intro's for none.
+    trial = next(t for t in targets if t.url.startswith("https://example.org/trials"))
+    response = client.get(targets[trial].removeprefix(BASE))
+    assert response.status_code == 302 and response.headers["location"] == trial.url
+    intro = next(t for t in targets if t.url == "https://example.net/intro")
+    assert client.get(targets[intro].removeprefix(BASE)).status_code == 302
+    with db.session_factory(engine)() as session:
+        links = clicks.clicks_for(session, "2025-01")
+    assert clicks.clicks_per_summary(links) == {"": 1, "cbt-for-anxiety": 1}
+
+
+def test_links_in_the_markdown_stay_as_written_without_tracking(engine, settings, taxonomy):
+    _write_links(settings)
+    outbox = send(engine, settings, taxonomy)
+    message = parse(outbox.outbox[0].message)
+    html = message.get_body(("html",)).get_content()
+    assert 'href="https://example.org/trials?id=7&amp;x=(1)"' in html
+    assert "<https://example.org/trials?id=7&x=(1)>" in message.get_body(("plain",)).get_content()

@@ -84,6 +84,18 @@ def test_summary_text_format_and_kept_keys():
     assert summary.corrected == dt.date(2026, 12, 1) and summary.slug == "x"
 
 
+def test_the_byline_is_written_read_and_dropped_when_blank():
+    draft = SummaryDraft(
+        "T", ("Empathy",), "Meta-analysis", summary_md="a", implications_md="b", author="Dana Reyes"
+    )
+    text = summary_text(draft)
+    assert "research_type: Meta-analysis\nauthor: Dana Reyes\n" in text
+    assert summary_draft(text, "s.md")[0].author == "Dana Reyes"
+    assert parse_summary(text, "s.md", "2025-01", TAXONOMY).author == "Dana Reyes"
+    _, meta = summary_draft(text, "s.md")
+    assert "author" not in summary_text(replace(draft, author="  "), meta)
+
+
 def test_issue_text_drops_empty_fields():
     assert issue_text(IssueDraft()) == "---\n---\n"
     assert parse_issue_meta("---\n---\n", "issue.md")[0] == {}

@@ -292,3 +292,19 @@ def test_an_empty_chart_says_so() -> None:
     svg = charts.horizontal_bars("empty", "Nothing", [])
     assert "no data" in svg
     ET.fromstring(svg)
+
+
+def test_the_last_issue_sent_within_the_window(sent):
+    """What an unsubscribe by mail without a campaign counts for (`responses`), per backend."""
+    with db.session_factory(sent)() as session:
+        reader = require_subscriber(session, "anxious@example.net")
+        sent_at = session.scalar(
+            select(Delivery.sent_at).where(Delivery.subscriber_id == reader.id)
+        )
+        assert sent_at is not None
+        day = dt.timedelta(days=1)
+        assert responses.last_sent_campaign(session, reader.id, sent_at + day) == "2025-01"
+        assert responses.last_sent_campaign(session, reader.id, sent_at + 31 * day) == ""
+        assert responses.last_sent_campaign(session, reader.id, sent_at - day) == ""
+        skipped = require_subscriber(session, "none@example.net")  # nothing was sent to them
+        assert responses.last_sent_campaign(session, skipped.id, sent_at + day) == ""

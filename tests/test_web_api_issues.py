@@ -175,3 +175,41 @@ def test_put_issue_creates_a_new_month_or_leaves_nothing(api_client, web_setting
     )
     assert again.status_code == 200
     assert api_client.get("/api/issues/2031-01").json()["preheader"] == "Two studies"
+
+
+def test_put_a_summary_with_a_byline(api_client, web_settings):
+    url = "/api/issues/2025-02/summaries/empathy"
+    created = api_client.put(url, json={**BODY, "author": "Dana Reyes"})
+    assert created.status_code == 201, created.text
+    assert created.json()["author"] == "Dana Reyes"
+    text = (Path(web_settings.content.dir) / "2025-02" / "03-empathy.md").read_text()
+    assert "\nauthor: Dana Reyes\n" in text
+    files = api_client.get("/api/issues/2025-02").json()["files"]
+    assert [f["author"] for f in files if f["slug"] == "empathy"] == ["Dana Reyes"]
+    version = created.json()["version"]
+    same = api_client.put(url, json={**BODY, "author": "Dana Reyes", "version": version})
+    assert same.status_code == 200 and same.json()["version"] == version  # untouched
+    bad = api_client.put(url, json={**BODY, "author": "a\nb", "version": version})
+    assert bad.status_code == 422
+    cleared = api_client.put(url, json={**BODY, "version": version})
+    assert cleared.status_code == 200 and cleared.json()["author"] == ""
+    file = Path(web_settings.content.dir) / "2025-02" / "03-empathy.md"
+    assert "author:" not in file.read_text()
+
+
+def test_a_hand_written_byline_survives_an_unchanged_put_byte_for_byte(api_client, web_settings):
+    file = Path(web_settings.content.dir) / "2025-01" / "01-alliance-in-depression.md"
+    text = file.read_text(encoding="utf-8")
+    file.write_text(text.replace("\ntopics:", "\nauthor: 'Dr.  A. Writer'  # by hand\ntopics:", 1))
+    before = file.read_bytes()
+    [found] = [
+        f
+        for f in api_client.get("/api/issues/2025-01").json()["files"]
+        if f["slug"] == "alliance-in-depression"
+    ]
+    assert found["author"] == "Dr. A. Writer"
+    body = {k: found[k] for k in ("title", "topics", "research_type", "citation", "doi")}
+    body |= {k: found[k] for k in ("author", "summary", "implications", "order", "version")}
+    again = api_client.put("/api/issues/2025-01/summaries/alliance-in-depression", json=body)
+    assert again.status_code == 200, again.text
+    assert file.read_bytes() == before

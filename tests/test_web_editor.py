@@ -4,6 +4,7 @@ issues, hostile slugs and CR/LF; the audit log records each edit."""
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import re
 from pathlib import Path
@@ -224,7 +225,7 @@ def test_resaving_a_hand_written_file_keeps_it_byte_for_byte(admin, web_settings
     page = admin.get(url).text
     data = {
         name: html.unescape(re.search(rf'id="{name}" name="{name}"[^>]*value="([^"]*)"', page)[1])
-        for name in ("title", "citation", "doi", "order")
+        for name in ("title", "author", "citation", "doi", "order")
     }
     data["topics"] = re.findall(r'name="topics" value="([^"]+)" checked', page)
     data["research_type"] = html.unescape(re.search(r'<option value="([^"]+)" selected', page)[1])
@@ -406,3 +407,58 @@ def test_states_scheduled_and_sending(admin, engine, web_settings, tmp_path):
     assert refused.status_code == 409 and "2025-02 is sending" in refused.text
     editor = admin.get("/admin/issues/2025-02/summaries/dropout-rates").text
     assert "Save summary" not in editor and "Correct this summary" not in editor
+
+
+def test_the_byline_round_trips_through_the_form(admin, month, web_settings):
+    editor = admin.get(f"/admin/issues/{month}/new-summary").text
+    assert 'id="author" name="author"' in editor and 'for="author"' in editor
+    assert new_summary(admin, month, author="  Dana   Reyes ").status_code == 303
+    slug = "feedback-helps-clients-who-are-not-on-track"
+    path = content(web_settings) / month / f"01-{slug}.md"
+    text = path.read_text()
+    assert "\nauthor: Dana Reyes\n" in text
+    issue = load_issue(content(web_settings), month, TAXONOMY, "Test Digest")
+    assert issue.summaries[0].author == "Dana Reyes"
+    url = f"/admin/issues/{month}/summaries/{slug}"
+    page = admin.get(url).text
+    assert re.search(r'id="author" name="author"[^>]*value="Dana Reyes"', page)
+    # Blank: the default byline again, and no `author:` key left in the file.
+    data = {**SUMMARY, "author": "", "version": version_on(page, url), "csrf_token": token(admin)}
+    assert admin.post(url, data=data).status_code == 303
+    assert "author:" not in path.read_text()
+    bad = {**data, "author": "a\nb", "version": version_on(admin.get(url).text, url)}
+    refused = admin.post(url, data=bad)
+    assert refused.status_code == 422 and 'aria-describedby="author-error"' in refused.text
+
+
+def test_a_ready_month_on_the_monthly_slot_is_scheduled(admin, app, web_settings):
+    # [schedule] is the default: the 1st Tuesday at 09:00 UTC. On 2025-01-02 the next run is
+    # 2025-01-07, which sends 2025-01.
+    app.state.ctx.clock = lambda: dt.datetime(2025, 1, 2, 12, 0, tzinfo=dt.UTC)
+    api_headers = {"Authorization": "Bearer test-api-token"}
+    before = admin.get("/api/issues/2025-01", headers=api_headers).json()
+    assert before["state"] == "draft" and before["scheduled_at"] is None
+    url = "/admin/issues/2025-01/meta"
+    page = admin.get("/admin/issues/2025-01").text
+    data = {
+        "subject": "January",
+        "preheader": "",
+        "intro": "",
+        "status": "ready",
+        "version": version_on(page, url),
+        "csrf_token": token(admin),
+    }
+    assert admin.post(url, data=data).status_code == 303
+    label = "scheduled for 2025-01-07 09:00 UTC (the monthly slot)"
+    assert label in admin.get("/admin/issues").text
+    page = admin.get("/admin/issues/2025-01").text
+    assert f'id="issue-state">{label}<' in page
+    state = admin.get("/api/issues/2025-01", headers=api_headers).json()
+    assert state["state"] == "scheduled" and state["scheduled_at"] == "2025-01-07T09:00:00+00:00"
+    # Another ready month is not the one the next run sends: ready, not scheduled.
+    other = admin.get("/api/issues/2025-02", headers=api_headers).json()
+    assert other["state"] in ("draft", "ready") and other["scheduled_at"] is None
+    # After the slot has passed, the next run sends 2025-02: January is only ready.
+    app.state.ctx.clock = lambda: dt.datetime(2025, 1, 8, tzinfo=dt.UTC)
+    assert admin.get("/api/issues/2025-01", headers=api_headers).json()["state"] == "ready"
+    assert 'id="issue-state">ready<' in admin.get("/admin/issues/2025-01").text

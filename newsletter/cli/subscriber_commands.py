@@ -23,6 +23,7 @@ from newsletter.cli.app import print_table
 from newsletter.errors import ImportFileError
 from newsletter.errors import RowsRejected
 from newsletter.paths import output_file
+from newsletter.store import audit
 from newsletter.store import import_export
 from newsletter.store import subscribers as api
 from newsletter.store.engine import transaction
@@ -122,6 +123,9 @@ def set_status(app: App, email: str, status: str) -> None:
         if before == subscriber.status:
             click.echo(f"{subscriber.email} is already {before}")
         else:
+            # An admin's change, logged as the admin page's is (counted for no issue).
+            detail = f"status {before} → {subscriber.status}"
+            audit.record(session, "cli", "edit-subscriber", f"subscriber {subscriber.id}", detail)
             click.echo(f"{subscriber.email} is now {subscriber.status} (was {before})")
 
 
@@ -137,13 +141,15 @@ def set_status(app: App, email: str, status: str) -> None:
 def unsubscribe(app: App, email: str, list_slug: str | None) -> None:
     """Unsubscribe EMAIL from every list, or from one list with --list.
 
-    The record stays (with its consent history); use `forget` to delete it.
+    The record stays (with its consent history); use `forget` to delete it. It is an admin's
+    action: written to the audit log (actor "cli"), and counted for no issue in its report.
     """
     with transaction(app.db()) as session:
         subscriber = api.require_subscriber(session, email)
         changed = api.unsubscribe(session, subscriber, list_slug)
         where = f"the list {list_slug}" if list_slug else "every list"
         if changed:
+            audit.record(session, "cli", "unsubscribe", f"subscriber {subscriber.id}", where)
             click.echo(f"unsubscribed {subscriber.email} from {where}")
         else:
             click.echo(f"{subscriber.email} was already unsubscribed from {where}")

@@ -164,7 +164,7 @@ def summary_problems(
 ) -> dict[str, list[str]]:
     """Field -> messages for a summary about to be written ({} when it passes)."""
     found: dict[str, list[str]] = {}
-    for name in ("title", "research_type", "citation", "doi"):
+    for name in ("title", "research_type", "citation", "doi", "author"):
         problem = one_line_problem(getattr(draft, name))
         if problem:
             found.setdefault(name, []).append(problem)
@@ -260,6 +260,7 @@ def _same(old: SummaryDraft, new: SummaryDraft, taxonomy: Taxonomy) -> bool:
     new = replace(new, topics=_labels(new.topics, taxonomy))
     return old == replace(
         new,
+        author=" ".join(new.author.split()),
         summary_md=new.summary_md.replace("\r\n", "\n").strip(),
         implications_md=new.implications_md.replace("\r\n", "\n").strip(),
     )

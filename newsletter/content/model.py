@@ -5,11 +5,14 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import re
+from collections.abc import Callable
 from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field
+from typing import Any
 
 from markdown_it import MarkdownIt
+from markdown_it.token import Token
 
 from newsletter.content.article import Article
 from newsletter.content.article import doi_url
@@ -124,10 +127,33 @@ class Issue:
         raise KeyError(slug)
 
 
-def markdown_to_html(text: str) -> str:
-    """CommonMark to HTML with raw HTML disabled."""
-    html: str = _markdown.render(text)
+def markdown_to_html(text: str, href: Callable[[str], str] | None = None) -> str:
+    """CommonMark to HTML with raw HTML disabled.
+
+    `href(url)` gives the address each link goes to instead of its own (the click redirect,
+    `[tracking] clicks`); the link's text is left as written.
+    """
+    if href is None:
+        html: str = _markdown.render(text)
+        return html.strip()
+    env: dict[str, Any] = {}
+    tokens = _markdown.parse(text, env)
+    rewrite_links(tokens, href)
+    html = _markdown.renderer.render(tokens, _markdown.options, env)
     return html.strip()
+
+
+def rewrite_links(tokens: Iterable[Token], href: Callable[[str], str]) -> None:
+    """Point every link of parsed Markdown (`link_open`, autolinks included) at `href(url)`.
+    On tokens, after markdown-it normalized the address: the HTML and the text part
+    (`render.text`) then carry the very same rewritten address."""
+    for token in tokens:
+        if token.children:
+            rewrite_links(token.children, href)
+        if token.type == "link_open":
+            url = str(token.attrs.get("href", ""))
+            if url:
+                token.attrs["href"] = href(url)
 
 
 def month_label(month: str) -> str:

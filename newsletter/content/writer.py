@@ -44,6 +44,7 @@ class SummaryDraft:
     summary_md: str = ""
     implications_md: str = ""
     corrected: dt.date | None = None
+    author: str = ""  # the byline; '' = `[content] default_author` (no `author:` key)
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ def summary_draft(text: str, source: str) -> tuple[SummaryDraft, dict[str, Any]]
         summary_md=summary_md.strip(),
         implications_md=implications_md.strip(),
         corrected=corrected if isinstance(corrected, dt.date) else None,
+        author=_text(meta.get("author")),
     )
     return draft, meta
 
@@ -115,6 +117,7 @@ def summary_text(draft: SummaryDraft, base: dict[str, Any] | None = None) -> str
         "title": draft.title,
         "topics": list(draft.topics),
         "research_type": draft.research_type,
+        "author": " ".join(draft.author.split()) or None,
         "citation": draft.citation or None,
         "doi": draft.doi or None,
         "order": draft.order,

@@ -77,13 +77,37 @@ class Renderer:
         """The template context of one variant; `lead_in_md` stands in place of the intro.
 
         `track(url, summary_slug)` gives the address a link of the variant goes through (the
-        click redirect, `[tracking] clicks`): the DOI and "read on the web" links.
+        click redirect, `[tracking] clicks`): the DOI and "read on the web" links, and the
+        http(s) links written in the summaries' and the intro's Markdown (the intro's with
+        summary ""), in the HTML and the text part alike. Per variant, never per reader.
         """
         settings = self.settings
         archive_url = settings.archive_url().rstrip("/")
 
         def link(url: str, slug: str = "") -> str:
             return track(url, slug) if track is not None and url else url
+
+        own_site = tuple(u for u in (settings.newsletter.base_url.rstrip("/"), archive_url) if u)
+
+        def written(slug: str) -> Callable[[str], str] | None:
+            """The tracker of the links written in Markdown (of a summary, or the intro's
+            with ""): http(s) only (`track` leaves mailto: and the like alone); links into
+            our own site (the archive, the preference pages) stay as they are."""
+            if track is None:
+                return None
+
+            def href(url: str) -> str:
+                if own_site and url.startswith(tuple(f"{u}/" for u in own_site)):
+                    return url
+                return track(url, slug)
+
+            return href
+
+        def html_of(markdown: str, slug: str) -> Markup:
+            return Markup(markdown_to_html(markdown, written(slug)))
+
+        def text_of(markdown: str, slug: str) -> str:
+            return markdown_to_text(markdown, href=written(slug))
 
         items = [
             {
@@ -101,8 +125,11 @@ class Renderer:
                 "doi_url": link(s.doi_url, s.slug),
                 "research_type": s.research_type,
                 "topics": s.topics,
-                "summary_html": jinja2.utils.markupsafe.Markup(s.summary_html),
-                "implications_html": jinja2.utils.markupsafe.Markup(s.implications_html),
+                # Their links through the click redirect too, the same in both parts.
+                "summary_html": html_of(s.summary_md, s.slug),
+                "implications_html": html_of(s.implications_md, s.slug),
+                "summary_text": text_of(s.summary_md, s.slug),
+                "implications_text": text_of(s.implications_md, s.slug),
                 "summary_md": s.summary_md,
                 "implications_md": s.implications_md,
                 "web_url": link(f"{archive_url}/{s.month}/{s.slug}/", s.slug)
@@ -124,8 +151,8 @@ class Renderer:
             "base_url": settings.newsletter.base_url,
             "web_url": link(f"{archive_url}/{issue.archive_path}") if archive_url else "",
             "postal_address": settings.newsletter.postal_address,
-            "intro_html": jinja2.utils.markupsafe.Markup(markdown_to_html(intro_md)),
-            "intro_text": markdown_to_text(intro_md) if intro_md else "",
+            "intro_html": html_of(intro_md, ""),
+            "intro_text": text_of(intro_md, "") if intro_md else "",
             "summaries": items,
             "personal": personal,
         }

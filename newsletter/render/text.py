@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import re
 import textwrap
+from collections.abc import Callable
 from typing import Any
 
 from markdown_it import MarkdownIt
+
+from newsletter.content.model import rewrite_links
 
 # The same CommonMark as the HTML part (content.model), so a link's address in the text part
 # is the very `href` of the HTML part: percent-encoded, balanced parentheses, no title.
@@ -48,9 +51,14 @@ _DEFINITION = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*\S")
 _LIST_ITEM = re.compile(r"^(\s*)([-*+]|\d+[.)])\s+")
 
 
-def markdown_to_text(markdown: str, width: int = TEXT_WIDTH) -> str:
-    """Markdown is already readable as text: unwrap, drop emphasis markers, re-wrap paragraphs."""
-    env: dict[str, Any] = {}
+def markdown_to_text(
+    markdown: str, width: int = TEXT_WIDTH, href: Callable[[str], str] | None = None
+) -> str:
+    """Markdown is already readable as text: unwrap, drop emphasis markers, re-wrap paragraphs.
+
+    `href(url)` is the address a link is shown with instead of its own (the click redirect,
+    as in the HTML part: `content.model.markdown_to_html`)."""
+    env: dict[str, Any] = {"href": href} if href is not None else {}
     _markdown.parse(markdown, env)  # collects reference definitions: [label][1] … [1]: url
     blocks = re.split(r"\n\s*\n", markdown.strip())
     out = []
@@ -100,24 +108,26 @@ def _plain_item(item: str, env: dict[str, Any]) -> str:
 def _plain(text: str, env: dict[str, Any] | None = None) -> str:
     """Inline Markdown as text: emphasis and code markers dropped, `[label](url)` as
     `label <url>` with the URL exactly as the HTML part's `href`, an autolink as `<url>`."""
-    tokens = _markdown.parseInline(" ".join(text.split()), env if env is not None else {})
+    env = env if env is not None else {}
+    tokens = _markdown.parseInline(" ".join(text.split()), env)
+    rewrite = env.get("href")
+    if tokens and callable(rewrite):
+        rewrite_links(tokens, rewrite)
     out: list[str] = []
     href = ""
+    auto = False  # inside an autolink: its text is its address, shown once
     children = (tokens[0].children or []) if tokens else []
     for token in children:
         if token.type == "link_open":
             href = str(token.attrs.get("href", ""))
             if token.markup == "autolink":
                 out.append(f"<{href}>")
-                href = ""
+                href, auto = "", True
         elif token.type == "link_close":
             if href:
                 out.append(f" <{href}>")
-            href = ""
-        elif token.type == "text" and token.markup != "autolink":
-            if not (token.content and out and out[-1] == f"<{token.content}>"):
-                out.append(token.content)
-        elif token.type in ("code_inline", "image"):
+            href, auto = "", False
+        elif (token.type == "text" and not auto) or token.type in ("code_inline", "image"):
             out.append(token.content)
         elif token.type in ("softbreak", "hardbreak"):
             out.append(" ")

@@ -17,6 +17,10 @@ all a forger can do is unsubscribe someone — what the one-click link in any fo
 the digest allows anyway.
 
 Re-reading a mailbox is harmless: unsubscribing twice changes nothing.
+
+An unsubscribe by mail counts for an issue in its report (`store.responses`): the campaign
+named in the token, else the most recent issue the ledger says the reader was sent within 30
+days (`responses.last_sent_campaign`), else none.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from newsletter.returns.mailbox import header_text
 from newsletter.returns.mailbox import is_automatic
 from newsletter.returns.mailbox import parse_message
 from newsletter.returns.mailbox import read_mailbox
+from newsletter.store import responses
 from newsletter.store.engine import session_factory
 from newsletter.store.models import Subscriber
 from newsletter.store.registrar import subscriber_for_token
@@ -175,8 +180,12 @@ def scan(
                 continue
             acted.append(item)
             if is_subscribed(subscriber):
-                if not dry_run:
-                    unsubscribe(session, subscriber)
+                if not dry_run and unsubscribe(session, subscriber):
+                    campaign = (
+                        signer.campaign(UNSUBSCRIBE, request.token or "") if how == "token" else ""
+                    )
+                    campaign = campaign or responses.last_sent_campaign(session, subscriber.id)
+                    responses.record(session, campaign, responses.UNSUBSCRIBED)
                 report.unsubscribed.append((item.key, subscriber.email, how))
             else:
                 report.already.append((item.key, subscriber.email, subscriber.status))

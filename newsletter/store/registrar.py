@@ -421,14 +421,23 @@ def update_preferences(
     name: str,
     topics: TopicChoice | frozenset[str] | None,
     lists: Iterable[str],
-) -> None:
+    taxonomy: Taxonomy | None = None,
+) -> tuple[str, ...]:
     """The preference center's save: name and topics always; the lists only while they are
     subscribed or still on some list, so saving does not put someone who left back on a list
-    (coming back is `resubscribe`)."""
+    (coming back is `resubscribe`).
+
+    Returns the topics of `taxonomy` (in its order) they received before and no longer do:
+    dropped through the form, counted like a "stop this topic" link (none without a taxonomy).
+    """
+    known = [t.slug for t in taxonomy.topics] if taxonomy is not None else []
+    before = subscriber.topic_choice.matching(known)
     subscriber.name = clean_name(name)
     set_topics(session, subscriber, topics)
     if is_subscribed(subscriber) or subscribed_lists(subscriber):
         set_lists(session, settings, subscriber, lists)
+    after = subscriber.topic_choice
+    return tuple(slug for slug in before if not after.receives(slug))
 
 
 # What `drop_topic` did.

@@ -3,7 +3,8 @@
 Everything is counted from what the store already keeps: the delivery ledger (sent, failed,
 skipped and why), the bounces (attributed to an issue through the Message-ID they answer, which
 names the month: `<YYYY-MM.id.hash@domain>`), the unsubscribes and dropped topics that came
-through the issue's own links (their tokens carry its month: `store.responses`), and the
+through the issue's own links or by mail (their tokens carry its month; the sources are listed
+in `store.responses`), and the
 subscribers' own dates. A complaint has no link to come through: it is attributed to the last
 issue the reader was sent before it, if that was at most `WINDOW_DAYS` earlier. Nothing here
 stores anything about a reader.
@@ -42,14 +43,22 @@ from newsletter.store.models import SubscriberTopic
 from newsletter.store.models import utcnow
 from newsletter.store.responses import DROPPED_TOPIC as DROP_TOPIC
 from newsletter.store.responses import UNSUBSCRIBED as UNSUBSCRIBE
+from newsletter.store.responses import WINDOW_DAYS as WINDOW_DAYS
 
-WINDOW_DAYS = 30
 MAX_PAGE = 500
 # Gmail and Yahoo's bulk-sender rules: keep the spam-complaint rate under 0.3 % (they advise
 # under 0.1 %); a bounce rate over 2 % is the usual sign of a list that needs cleaning.
 SPAM_RATE_LIMIT = 0.003
 SPAM_RATE_ADVISED = 0.001
 BOUNCE_RATE_LIMIT = 0.02
+# What the report's "unsubscribed" and "topics dropped" count, as the report says it.
+COUNTED_SOURCES = (
+    "Counted: the issue's one-click unsubscribe link; its preferences link (unsubscribe, "
+    "\u201cstop this topic\u201d, and topics unticked when the form is saved); and "
+    "unsubscribes by mail (List-Unsubscribe mailto: the issue named in its token, else the "
+    "last issue the reader was sent in the previous 30 days). Not counted: unsubscribes by "
+    "an admin (CLI or admin pages, in the audit log) and bounces."
+)
 
 
 @dataclasses.dataclass
@@ -95,6 +104,11 @@ class IssueReport:
     @property
     def unsubscribe_rate(self) -> float:
         return rate(self.unsubscribed, self.sent)
+
+    @property
+    def counted_sources(self) -> str:
+        """Which unsubscribes and dropped topics the report counts (said on the report)."""
+        return COUNTED_SOURCES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -385,6 +399,7 @@ def status_totals(session: Session) -> dict[str, int]:
 
 __all__ = [
     "BOUNCE_RATE_LIMIT",
+    "COUNTED_SOURCES",
     "SPAM_RATE_ADVISED",
     "SPAM_RATE_LIMIT",
     "IssueReport",

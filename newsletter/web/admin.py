@@ -153,7 +153,9 @@ def login_page(
     error: str = "",
     name: str = LEGACY_ADMIN,
     headers: dict[str, str] | None = None,
+    field_errors: dict[str, list[str]] | None = None,
 ):
+    """The login form; `field_errors` ties a refused login to the password field."""
     return render_page(
         ctx,
         request,
@@ -162,6 +164,7 @@ def login_page(
         headers=headers,
         error=error,
         name=name,
+        field_errors=field_errors or {},
         enabled=status_code == 429 or _enabled(ctx),
         hash_env=ctx.settings.web.admin_password_hash_env,
     )
@@ -217,7 +220,8 @@ def login(
         stored = admins.password_hash_of(session, name, ctx.admin_password_hash())
     # An unknown name is checked against a dummy hash: the answer takes as long as for a known one.
     if not verify_password(password, stored or _NO_ADMIN_HASH) or not stored:
-        return login_page(ctx, request, 401, "Wrong name or password.", shown)
+        wrong = {"password": ["Wrong name or password."]}
+        return login_page(ctx, request, 401, "", shown, field_errors=wrong)
     now = ctx.clock()
     login_succeeded(ctx.engine, ip, claim, policy, now)
     lifetime = dt.timedelta(seconds=ctx.settings.web.session_max_age)
@@ -362,13 +366,16 @@ def preview(
     try:
         selected = topic_choice(ctx.taxonomy, topic_mode, chosen)
     except FormProblem as problem:
-        return issue_page(ctx, request, month, error=str(problem))
+        wrong = {"preview-topics": [str(problem)]}
+        return issue_page(ctx, request, month, error=str(problem), field_errors=wrong)
     person = None
     if subscriber.strip():
         with session_factory(ctx.engine)() as session:
             person = get_subscriber(session, subscriber[:320])
         if person is None:
-            return issue_page(ctx, request, month, error=f"No subscriber {subscriber[:320]!r}.")
+            message = f"No subscriber {subscriber[:320]!r}."
+            wrong = {"subscriber": [message]}
+            return issue_page(ctx, request, month, error=message, field_errors=wrong)
     try:
         result = ctx.sending.preview(issue_, selected, person)
     except NewsletterError as error:
@@ -401,7 +408,10 @@ def test_send(
         selected = topic_choice(ctx.taxonomy, topic_mode, topics)
         lines = ctx.sending.test_send(issue_, wanted[:20], selected)
     except (FormProblem, NewsletterError) as error:
-        return issue_page(ctx, request, month, error=f"Test not sent: {error}")
+        # A topic problem at the topics, anything else (addresses, sending) at the addresses.
+        topical = isinstance(error, FormProblem) and error.field == "topics"
+        wrong = {"test-topics" if topical else "addresses": [str(error)]}
+        return issue_page(ctx, request, month, error=f"Test not sent: {error}", field_errors=wrong)
     with transaction(ctx.engine) as session:
         audit.record(session, actor(request), "test-send", month, ", ".join(wanted[:20]))
     return issue_page(ctx, request, month, notice="; ".join(lines))

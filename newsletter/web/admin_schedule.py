@@ -35,8 +35,15 @@ Text = Annotated[str, Form(max_length=200)]
 
 
 def schedule_page(
-    ctx: WebContext, request: Request, *, notice: str = "", error: str = "", status_code=200
+    ctx: WebContext,
+    request: Request,
+    *,
+    notice: str = "",
+    error: str = "",
+    status_code=200,
+    field_errors: dict[str, list[str]] | None = None,
 ) -> Response:
+    """The schedule page; `field_errors` ties a refused queueing to its field."""
     settings = ctx.settings
     slot = MonthlySlot.from_config(settings.schedule)
     runs = [(run, month_for_run(slot, run)) for run in next_monthly_runs(slot, utcnow(), 3)]
@@ -60,6 +67,7 @@ def schedule_page(
         can_queue=settings.config_path is not None,
         notice=notice,
         error=error,
+        field_errors=field_errors or {},
     )
 
 
@@ -82,7 +90,11 @@ def add_send(
         with service.job_store(settings, ctx.engine) as scheduler:
             service.add_one_off(scheduler, settings, settings.config_path, month, when)
     except NewsletterError as error:
-        return schedule_page(ctx, request, error=str(error), status_code=400)
+        # The time that does not read or is past, else the month (no content, queued already).
+        text = str(error)
+        field = "at" if text.startswith("--at") or "is in the past" in text else "month"
+        wrong = {field: [text]} if settings.config_path is not None else {}
+        return schedule_page(ctx, request, error=text, status_code=400, field_errors=wrong)
     with transaction(ctx.engine) as session:
         audit.record(session, actor(request), "schedule", month[:7], f"at {when.isoformat()}")
     return see_other("/admin/schedule?queued=1")

@@ -40,6 +40,7 @@ from newsletter.web.admin_subscribers import describe_topics
 from newsletter.web.admin_subscribers import done_notice
 from newsletter.web.app import WebContext
 from newsletter.web.app import get_ctx
+from newsletter.web.forms import field_errors
 from newsletter.web.forms import topic_choice
 from newsletter.web.pages import render_page
 from newsletter.web.pages import topic_groups
@@ -70,7 +71,9 @@ def detail(
     notice: str = "",
     error: str = "",
     form: dict | None = None,
+    field_errors: dict[str, list[str]] | None = None,
 ) -> Response:
+    """The subscriber's page; `field_errors` ties a refused form's message to its field."""
     zone = zone_of(ctx.settings)
     with session_factory(ctx.engine)() as session:
         subscriber = _load(session, subscriber_id)
@@ -116,6 +119,7 @@ def detail(
         zone=ctx.settings.schedule.timezone,
         notice=notice or done_notice(request.query_params),
         error=error,
+        field_errors=field_errors or {},
     )
 
 
@@ -163,7 +167,13 @@ def edit(
                 )
     except (FormProblem, SubscriberError) as error:
         return detail(
-            ctx, request, subscriber_id, status_code=400, error=f"Not saved: {error}", form=form
+            ctx,
+            request,
+            subscriber_id,
+            status_code=400,
+            error=f"Not saved: {error}",
+            form=form,
+            field_errors=field_errors(error),
         )
     notice = "Saved: " + ", ".join(changed) + "." if changed else "Nothing to change."
     return detail(ctx, request, subscriber_id, notice=notice)
@@ -175,7 +185,14 @@ def change_status(
 ) -> Response:
     require_csrf(request, ctx, csrf_token)
     if status not in SUBSCRIBER_STATUSES:
-        return detail(ctx, request, subscriber_id, status_code=400, error="Unknown status.")
+        return detail(
+            ctx,
+            request,
+            subscriber_id,
+            status_code=400,
+            error="Unknown status.",
+            field_errors={"status": ["Choose one of the statuses listed."]},
+        )
     with transaction(ctx.engine) as session:
         subscriber = _load(session, subscriber_id)
         before = subscriber.status
@@ -200,12 +217,26 @@ def change_address(
     try:
         wanted, _key = api.normalize_email(new_email)
     except InvalidAddress as error:
-        return detail(ctx, request, subscriber_id, status_code=400, error=f"New address: {error}")
+        return detail(
+            ctx,
+            request,
+            subscriber_id,
+            status_code=400,
+            error=f"New address: {error}",
+            field_errors={"email": [str(error)]},
+        )
     with session_factory(ctx.engine)() as session:
         _load(session, subscriber_id)  # 404 for no such subscriber
     if not ctx.mailer.answer_address_change(subscriber_id, wanted):
         why = "it is the same address, another subscriber's, or suppressed, or the mail failed"
-        return detail(ctx, request, subscriber_id, status_code=409, error=f"Nothing sent: {why}.")
+        return detail(
+            ctx,
+            request,
+            subscriber_id,
+            status_code=409,
+            error=f"Nothing sent: {why}.",
+            field_errors={"email": [f"Nothing sent: {why}."]},
+        )
     with transaction(ctx.engine) as session:  # logged once the link has gone out
         audit.record(
             session,
@@ -253,6 +284,7 @@ def forget(
             subscriber_id,
             status_code=400,
             error="Not forgotten: tick “Yes, forget this subscriber” first.",
+            field_errors={"sure": ["Tick this box to forget the subscriber."]},
         )
     with transaction(ctx.engine) as session:
         api.forget_subscriber(session, _load(session, subscriber_id))

@@ -44,6 +44,7 @@ from newsletter.web.admin import require_csrf
 from newsletter.web.admin import see_other
 from newsletter.web.app import WebContext
 from newsletter.web.app import get_ctx
+from newsletter.web.forms import field_errors
 from newsletter.web.forms import topic_choice
 from newsletter.web.pages import render_page
 from newsletter.web.pages import topic_groups
@@ -179,7 +180,9 @@ def listing(
     notice: str = "",
     error: str = "",
     form: dict | None = None,
+    field_errors: dict[str, list[str]] | None = None,
 ) -> Response:
+    """The subscribers page; `field_errors` ties a refused form's message to its field."""
     selection, problems = read_selection(ctx, request.query_params)
     page = _page_number(request.query_params)
     zone = zone_of(ctx.settings)
@@ -227,6 +230,7 @@ def listing(
         notice=notice or done_notice(request.query_params),
         error=error or "; ".join(problems),
         form=form or {},
+        field_errors=field_errors or {},
     )
 
 
@@ -290,15 +294,23 @@ def bulk(
     fields = {"q": q, "status": status, "topic": topic, "list": list_slug}
     selection, problems = read_selection(ctx, fields)
     action, value = action[:40], value[:80]
+    # The two bulk forms: set a status (field bulk-status), add to or remove from a list.
+    field = "bulk-status" if action == "status" else "bulk-list"
+    wrong: dict[str, list[str]] = {}
     if action not in BULK_LABELS:
-        problems.append("choose what to change")
+        wrong[field] = ["choose what to change"]
     elif action == "status" and value not in SUBSCRIBER_STATUSES:
-        problems.append(f"unknown status {value!r}")
+        wrong[field] = [f"unknown status {value!r}"]
     elif action != "status" and value not in {spec.slug for spec in ctx.settings.list_specs()}:
-        problems.append(f"unknown list {value!r}")
+        wrong[field] = [f"unknown list {value!r}"]
+    problems += [message for messages in wrong.values() for message in messages]
     if problems:
         return listing(
-            ctx, request, status_code=400, error="Nothing changed: " + "; ".join(problems)
+            ctx,
+            request,
+            status_code=400,
+            error="Nothing changed: " + "; ".join(problems),
+            field_errors=wrong,
         )
     with session_factory(ctx.engine)() as session:
         count = api.count_matching(session, **selection.where())
@@ -350,7 +362,7 @@ def add(
     try:
         chosen = topic_choice(ctx.taxonomy, topic_mode, topics)
         if status not in api.NEW_STATUSES:
-            raise FormProblem("A new subscriber is active or pending.")
+            raise FormProblem("A new subscriber is active or pending.", "status")
         with transaction(ctx.engine) as session:
             subscriber = api.add_subscriber(
                 session,
@@ -366,7 +378,14 @@ def add(
             new_id, address = subscriber.id, subscriber.email
             audit.record(session, actor(request), "add-subscriber", f"subscriber {new_id}", status)
     except (FormProblem, NewsletterError) as error:
-        return listing(ctx, request, status_code=400, error=f"Not added: {error}", form=form)
+        return listing(
+            ctx,
+            request,
+            status_code=400,
+            error=f"Not added: {error}",
+            form=form,
+            field_errors=field_errors(error, prefix="new-"),
+        )
     if status != PENDING:
         return see_other(f"/admin/subscribers/{new_id}")
     try:
@@ -379,7 +398,7 @@ def add(
 
 @router.get("/admin/import")
 def show_import(request: Request, ctx: Ctx) -> Response:
-    return render_page(ctx, request, "admin/import.html", report=None, rejected=[])
+    return render_page(ctx, request, "admin/import.html", report=None, rejected=[], field_errors={})
 
 
 # The file and the form's other fields (multipart keeps the file on disk past 1 MB).
@@ -408,14 +427,16 @@ def import_csv(
             "admin/import.html",
             status_code=status_code,
             options=options,
-            **{"report": None, "rejected": [], **values},
+            **{"report": None, "rejected": [], "field_errors": {}, **values},
         )
 
     if file is None or not file.filename:
-        return answer(400, error="Choose a CSV file to import.")
+        message = "Choose a CSV file to import."
+        return answer(400, error=message, field_errors={"file": [message]})
     data = file.file.read(MAX_IMPORT_BYTES + 1)
     if len(data) > MAX_IMPORT_BYTES:
-        return answer(413, error="The file is larger than 20 MB: split it or use the CLI.")
+        message = "The file is larger than 20 MB: split it or use the CLI."
+        return answer(413, error=message, field_errors={"file": [message]})
     try:
         with transaction(ctx.engine) as session:
             report = import_export.import_csv(
@@ -439,5 +460,6 @@ def import_csv(
         message = str(error)
         if isinstance(error, RowsRejected):
             message += "; nothing was imported (tick “import the valid rows” to skip them)"
-        return answer(400, error=message, rejected=error.rejected)
+        wrong = {"file": [message]}
+        return answer(400, error=message, rejected=error.rejected, field_errors=wrong)
     return answer(report=report, rejected=report.rejected)

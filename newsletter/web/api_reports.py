@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi import HTTPException
 from fastapi import Query
 from pydantic import BaseModel
+from pydantic import Field
 
 from newsletter.archive.publish import rebuild
 from newsletter.content.model import MONTH_RE
@@ -78,6 +79,10 @@ class ReportOut(BaseModel):
     topics_dropped: list[TopicCount]
     complained: int
     window_days: int
+    counted_sources: str = Field(
+        default=reports.COUNTED_SOURCES,
+        description="Which unsubscribes and dropped topics the counts include.",
+    )
     recipients_total: int
     recipients: list[RecipientOut]
     clicks_per_summary: dict[str, int]  # empty unless [tracking] clicks was on

@@ -81,6 +81,7 @@ class SummaryFileOut(BaseModel):
     research_type: str
     citation: str
     doi: str
+    author: str = Field(default="", description="The byline; '' = [content] default_author.")
     order: int | None
     summary: str
     implications: str
@@ -96,7 +97,11 @@ class IssueOut(BaseModel):
     counts: dict[str, int]
     running: bool
     state: Literal["draft", "ready", "scheduled", "sending", "sent"] = "draft"
-    scheduled_at: str | None = Field(default=None, description="ISO time of a queued send.")
+    scheduled_at: str | None = Field(
+        default=None,
+        description="ISO time of a queued send, or of the monthly slot's next run when that "
+        "run sends this (ready) month.",
+    )
     issue_version: str = Field(default="", description="issue.md's version ('' for none).")
     preheader: str = ""
     intro: str = ""
@@ -129,6 +134,12 @@ class SummaryIn(BaseModel):
     research_type: ResearchType
     citation: str = Field(default="", max_length=2000, pattern=r"^[^\x00-\x1f\x7f]*$")
     doi: str = Field(default="", max_length=300, pattern=r"^[^\x00-\x1f\x7f]*$")
+    author: str = Field(
+        default="",
+        max_length=200,
+        pattern=r"^[^\x00-\x1f\x7f]*$",
+        description="The byline; empty: [content] default_author.",
+    )
     summary: str = Field(max_length=MAX_MARKDOWN, description="Markdown.")
     implications: str = Field(
         max_length=MAX_MARKDOWN, description="Practice Implications, Markdown."

@@ -123,7 +123,9 @@ class WebContext:
     limits: Limits
     transport_factory: Callable[[], Transport]
     archive_mounted: bool = False
-    clock: Callable[[], dt.datetime] = utcnow  # sessions and login waits (tests may stop it)
+    clock: Callable[[], dt.datetime] = (
+        utcnow  # sessions, login waits, the monthly slot (tests may stop it)
+    )
 
     @property
     def https(self) -> bool:

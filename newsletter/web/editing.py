@@ -1,8 +1,9 @@
 """What the admin's issue editor and the JSON API share: an issue's state, and every edit
 (through `newsletter.content.desk`) with its rule for sent issues and its audit record.
 
-States: draft → ready (`status: ready` in issue.md) → scheduled (a queued one-off send) →
-sending (a campaign started and not done) → sent (its campaign is done). Sending and sent
+States: draft → ready (`status: ready` in issue.md) → scheduled (a queued one-off send, or
+ready and the month the next run of the monthly `[schedule]` slot sends) → sending (a campaign
+started and not done) → sent (its campaign is done). Sending and sent
 issues are read-only; a sent summary may still be corrected (`correct=True`), which writes
 `corrected: <date>` into the file for the archive to show and mails nothing.
 """
@@ -23,6 +24,9 @@ from newsletter.errors import InvalidEdit
 from newsletter.errors import NewsletterError
 from newsletter.errors import ReadOnlyIssue
 from newsletter.scheduling import service
+from newsletter.scheduling.slots import MonthlySlot
+from newsletter.scheduling.slots import month_for_run
+from newsletter.scheduling.slots import next_monthly_runs
 from newsletter.store import audit
 from newsletter.store.engine import transaction
 from newsletter.store.models import DONE
@@ -38,6 +42,7 @@ class IssueState:
 
     name: str
     scheduled_at: dt.datetime | None = None
+    by_slot: bool = False  # scheduled by the monthly `[schedule]` slot (not a one-off)
 
     @property
     def read_only(self) -> bool:
@@ -46,36 +51,62 @@ class IssueState:
     @property
     def label(self) -> str:
         if self.name == "scheduled" and self.scheduled_at is not None:
-            return f"scheduled for {self.scheduled_at:%Y-%m-%d %H:%M %Z}"
+            slot = " (the monthly slot)" if self.by_slot else ""
+            return f"scheduled for {self.scheduled_at:%Y-%m-%d %H:%M %Z}{slot}"
         return self.name
 
 
-def scheduled_sends(ctx: WebContext) -> dict[str, dt.datetime]:
-    """month -> run time of the queued one-off sends (soonest per month)."""
+@dataclasses.dataclass(frozen=True)
+class Scheduled:
+    """What will send when: the queued one-off sends (month -> soonest run time) and the
+    monthly slot's next run with the month it sends (None when there is none)."""
+
+    one_offs: dict[str, dt.datetime]
+    monthly: tuple[str, dt.datetime] | None = None
+
+    def time_for(self, month: str, ready: bool) -> dt.datetime | None:
+        """When `month` goes out: its soonest one-off, or the monthly run if it is `ready`
+        and that run sends it (whichever comes first); None when neither will send it."""
+        times = [self.one_offs[month]] if month in self.one_offs else []
+        if ready and self.monthly is not None and self.monthly[0] == month:
+            times.append(self.monthly[1])
+        return min(times) if times else None
+
+
+def scheduled_sends(ctx: WebContext, now: dt.datetime | None = None) -> Scheduled:
+    """The queued one-off sends and the monthly slot's next run (from `[schedule]`, as the
+    dashboard's "next issue" and `newsletter schedule show` read it)."""
+    slot = MonthlySlot.from_config(ctx.settings.schedule)
+    runs = next_monthly_runs(slot, now or ctx.clock(), 1)
+    monthly = (month_for_run(slot, runs[0]), runs[0]) if runs else None
     try:
         with service.job_store(ctx.settings, ctx.engine) as scheduler:
             queued = service.one_offs(scheduler)
     except NewsletterError:
-        return {}
+        return Scheduled({}, monthly)
     found: dict[str, dt.datetime] = {}
     for one in queued:
         found.setdefault(one.month, one.run_time)
-    return found
+    return Scheduled(found, monthly)
 
 
 def issue_state(
-    ctx: WebContext, item: IssueOverview, scheduled: dict[str, dt.datetime] | None = None
+    ctx: WebContext, item: IssueOverview, scheduled: Scheduled | None = None
 ) -> IssueState:
-    """The state of the month of `item` (its campaign, the queue, then issue.md)."""
+    """The state of the month of `item` (its campaign, the queue and the monthly slot, then
+    issue.md)."""
     if item.campaign_status == DONE and not item.running:
         return IssueState("sent")
     if item.running or item.campaign_status not in ("not sent", DONE):
         return IssueState("sending")
-    queued = scheduled if scheduled is not None else scheduled_sends(ctx)
-    if item.month in queued:
-        return IssueState("scheduled", queued[item.month])
     _, meta = desk.read_issue_file(ctx.settings.content.dir, item.month)
-    return IssueState(meta.status if meta.status == "ready" else "draft")
+    ready = meta.status == "ready"
+    queued = scheduled if scheduled is not None else scheduled_sends(ctx)
+    when = queued.time_for(item.month, ready)
+    if when is not None:
+        one_off = queued.one_offs.get(item.month)
+        return IssueState("scheduled", when, by_slot=one_off is None or one_off > when)
+    return IssueState("ready" if ready else "draft")
 
 
 def state_of(ctx: WebContext, month: str) -> IssueState:
@@ -205,6 +236,7 @@ def editor_fields(ctx: WebContext, item: IssueOverview) -> dict[str, Any]:
                 "research_type": draft.research_type,
                 "citation": draft.citation,
                 "doi": draft.doi,
+                "author": draft.author,
                 "order": draft.order,
                 "summary": draft.summary_md,
                 "implications": draft.implications_md,

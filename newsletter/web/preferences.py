@@ -227,14 +227,20 @@ def update(
             return page(
                 ctx, request, subscriber, token, status_code=400, error=str(problem), values=values
             )
-        registrar.update_preferences(
+        dropped = registrar.update_preferences(
             session,
             ctx.settings,
             subscriber,
             name=name,
             topics=chosen_topics,
             lists=chosen_lists,
+            taxonomy=ctx.taxonomy,
         )
+        # A topic unticked in the form opened from a digest counts for that issue, as the
+        # digest's "stop this topic" link does (the report keeps those within its window).
+        campaign = ctx.signer.campaign(PREFERENCES, token) if dropped else ""
+        for slug in dropped:
+            responses.record(session, campaign, responses.DROPPED_TOPIC, slug)
         notice = "Your preferences are saved."
         if not api.is_active(subscriber):
             notice += " You are not receiving the digest at the moment: subscribe again below."
