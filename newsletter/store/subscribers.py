@@ -22,13 +22,10 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import hashlib
 import unicodedata
 from collections.abc import Iterable
 from typing import Any
 
-from email_validator import EmailNotValidError
-from email_validator import validate_email
 from sqlalchemy import func
 from sqlalchemy import or_
 from sqlalchemy import select
@@ -37,9 +34,12 @@ from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
 from newsletter.content.taxonomy import Taxonomy
-from newsletter.errors import InvalidAddress
 from newsletter.errors import SubscriberConflict
 from newsletter.errors import SubscriberError
+from newsletter.store.addresses import email_hash as email_hash
+from newsletter.store.addresses import hash_key as hash_key
+from newsletter.store.addresses import lookup_key as _key
+from newsletter.store.addresses import normalize_email as normalize_email
 from newsletter.store.models import ACTIVE
 from newsletter.store.models import BOUNCED
 from newsletter.store.models import COMPLAINED
@@ -49,13 +49,18 @@ from newsletter.store.models import UNSUBSCRIBED
 from newsletter.store.models import MailingList
 from newsletter.store.models import Subscriber
 from newsletter.store.models import Subscription
-from newsletter.store.models import Suppression
 from newsletter.store.models import utcnow
 from newsletter.store.selection import SORTS as SORTS
 from newsletter.store.selection import check_status as _check_status
 from newsletter.store.selection import count_matching as count_matching
 from newsletter.store.selection import query_subscribers as query_subscribers
 from newsletter.store.selection import subscriber_filter as subscriber_filter
+from newsletter.store.suppression import IN_CHUNK as IN_CHUNK
+from newsletter.store.suppression import is_suppressed as is_suppressed
+from newsletter.store.suppression import lift_suppression as lift_suppression
+from newsletter.store.suppression import suppress as suppress
+from newsletter.store.suppression import suppressed_hashes as suppressed_hashes
+from newsletter.store.suppression import suppression_reason as suppression_reason
 from newsletter.store.topics import ALL_TOPICS as ALL_TOPICS
 from newsletter.store.topics import apply_topics as apply_topics
 from newsletter.store.topics import parse_topics as parse_topics
@@ -64,49 +69,12 @@ from newsletter.store.topics import topic_rows
 
 # Statuses an import may not move an existing subscriber out of: only the person can re-subscribe.
 FINAL_STATUSES = frozenset({UNSUBSCRIBED, BOUNCED, COMPLAINED})
-# Keys per IN (...) query: stays under SQLite's bound-parameter limit on old builds (999).
-IN_CHUNK = 500
 MAX_NAME_LENGTH = 200
 # Unicode categories refused in names: controls (CR, LF, tab, NUL…), line and paragraph
 # separators, and format characters such as bidi overrides that disguise what a name says.
 _FORBIDDEN_IN_NAMES = frozenset({"Cc", "Zl", "Zp", "Cf"})
 # What an admin may add someone as: consent already given, or awaiting confirmation.
 NEW_STATUSES = (ACTIVE, PENDING)
-
-
-# --- addresses ---------------------------------------------------------------------------
-
-
-def normalize_email(text: str) -> tuple[str, str]:
-    """(normalized address, lowercase key) for `text`; `InvalidAddress` saying what is wrong."""
-    if not isinstance(text, str) or not text.strip():
-        raise InvalidAddress("the email address is empty")
-    candidate = text.strip()
-    try:
-        # No SMTPUTF8 local parts: few servers accept them, and every header and envelope
-        # stays ASCII. Internationalized domains are kept in their ASCII (IDNA) form.
-        valid = validate_email(candidate, check_deliverability=False, allow_smtputf8=False)
-    except EmailNotValidError as error:
-        raise InvalidAddress(f"invalid email address {candidate!r}: {error}") from None
-    address = valid.ascii_email or valid.normalized
-    return address, address.lower()
-
-
-def _key(email: str) -> str:
-    """The lookup key of an address; falls back to plain lowercasing for invalid input."""
-    try:
-        return normalize_email(email)[1]
-    except InvalidAddress:
-        return email.strip().lower()
-
-
-def email_hash(email: str) -> str:
-    """sha256 hex of the lowercased address: how the suppression list stores it."""
-    return hash_key(_key(email))
-
-
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
 # --- lists and topics --------------------------------------------------------------------
@@ -411,49 +379,6 @@ def count_not_from(session: Session, source: str) -> int:
     """How many subscribers came from anywhere but `source` (their recorded consent source)."""
     query = select(func.count()).select_from(Subscriber)
     return session.scalar(query.where(Subscriber.consent_source != source)) or 0
-
-
-# --- suppression -------------------------------------------------------------------------
-
-
-def suppress(session: Session, email: str, reason: str) -> Suppression:
-    """Never mail this address again (stored as a hash); suppressing twice keeps the first."""
-    digest = email_hash(email)
-    row = session.get(Suppression, digest)
-    if row is None:
-        row = Suppression(email_hash=digest, reason=reason[:50])
-        session.add(row)
-        session.flush()
-    return row
-
-
-def suppression_reason(session: Session, email: str) -> str | None:
-    """Why the address is suppressed ("forgotten", "complaint", a bounce…), or None."""
-    row = session.get(Suppression, email_hash(email))
-    return None if row is None else row.reason
-
-
-def lift_suppression(session: Session, email: str) -> None:
-    """Remove the address from the suppression list (explicit new consent, confirmed)."""
-    row = session.get(Suppression, email_hash(email))
-    if row is not None:
-        session.delete(row)
-        session.flush()
-
-
-def is_suppressed(session: Session, email: str) -> bool:
-    """Whether the address is on the suppression list."""
-    return session.get(Suppression, email_hash(email)) is not None
-
-
-def suppressed_hashes(session: Session, hashes: list[str]) -> set[str]:
-    found: set[str] = set()
-    for start in range(0, len(hashes), IN_CHUNK):
-        chunk = hashes[start : start + IN_CHUNK]
-        found.update(
-            session.scalars(select(Suppression.email_hash).where(Suppression.email_hash.in_(chunk)))
-        )
-    return found
 
 
 # --- the person's own data (web preference center, admin) ----------------------------------
