@@ -49,6 +49,7 @@ def site(settings, engine, sink, monkeypatch, admin_password_hash) -> Iterator[s
     port = get_free_port()
     base = f"http://127.0.0.1:{port}"
     settings.newsletter.base_url = base
+    settings.archive.base_path = "/archive/"  # where the app serves the archive, as in the demo
     settings.delivery.transport = "smtp"
     settings.smtp.host = sink.host
     settings.smtp.port = sink.port

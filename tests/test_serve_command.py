@@ -46,8 +46,11 @@ def test_serve_runs_the_web_app_of_the_given_config(tmp_path) -> None:
     finally:
         server.terminate()
         server.wait(10)
+        said = server.stdout.read().decode() if server.stdout is not None else ""
         if server.stdout is not None:
             server.stdout.close()
+    # This config builds the archive for "/", which serve's /archive/ would show unstyled.
+    assert 'built for [archive] base_path = "/"; set base_path = "/archive/"' in said
 
 
 def test_serve_refuses_an_unmigrated_database(tmp_path) -> None:

@@ -9,6 +9,7 @@ import click
 from newsletter.cli.app import App
 from newsletter.cli.app import main
 from newsletter.cli.app import pass_app
+from newsletter.config import normalize_base_path
 from newsletter.listen import bind_listener
 
 # The variable the app factory reads (newsletter.web.WORKERS_ENV; the CLI never imports the web
@@ -51,6 +52,15 @@ def serve(app: App, host: str, port: int, forwarded_allow_ips: str, workers: int
     listener = bind_listener(host, port)
     click.echo(f"serving {app.settings.newsletter.name} on http://{host}:{port}/")
     click.echo(f"public links in emails point at {app.settings.newsletter.base_url}")
+    built_for = normalize_base_path(app.settings.archive.base_path)
+    if built_for != "/archive/":
+        # The site's links and stylesheets are absolute paths under base_path: served at
+        # /archive/, a site built for "/" shows unstyled with broken links.
+        click.echo(
+            f"note: the archive is served here at /archive/ but is built for [archive] "
+            f'base_path = "{built_for}"; set base_path = "/archive/" to browse it here',
+            err=True,
+        )
     config = uvicorn.Config(
         "newsletter.web:app_from_environment",
         factory=True,
