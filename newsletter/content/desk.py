@@ -24,13 +24,13 @@ from typing import TypeVar
 from newsletter.content.article import bare_doi
 from newsletter.content.drafts import draft_article
 from newsletter.content.drafts import next_file_name
+from newsletter.content.front_matter import split_front_matter
 from newsletter.content.model import parse_month
 from newsletter.content.reader import ISSUE_FILE
 from newsletter.content.reader import check_intro_slugs
 from newsletter.content.reader import probable_slug
 from newsletter.content.reader import read_issue_meta
 from newsletter.content.reader import read_summary
-from newsletter.content.reader import split_front_matter
 from newsletter.content.reference_formats import parse_reference
 from newsletter.content.taxonomy import Taxonomy
 from newsletter.content.writer import IssueDraft

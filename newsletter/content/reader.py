@@ -1,6 +1,7 @@
 """Read a month's summaries (`content/YYYY-MM/*.md`) into `Summary` and `Issue` dataclasses.
 
-Parsing is pure (`parse_summary`, `parse_issue_meta` take text); `load_issue` and
+Parsing is pure (`parse_summary`, `parse_issue_meta` take text; the front matter is split by
+`content.front_matter`); `load_issue` and
 `list_months` are the thin readers over the content folder. Every error names the file and,
 where it can, the field or line.
 """
@@ -13,11 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import frontmatter
-import yaml
-
 from newsletter.content.article import Article
 from newsletter.content.article import bare_doi
+from newsletter.content.front_matter import split_front_matter
+from newsletter.content.front_matter import text_field
 from newsletter.content.intro import Intro
 from newsletter.content.intro import read_intro
 from newsletter.content.markup import raw_html_notes
@@ -54,76 +54,6 @@ AUTHOR_MAX = 200  # a byline, not a paragraph
 ISSUE_KEYS = {"subject", "public", "preheader", "status"}
 ISSUE_STATUSES = ("draft", "ready")
 ISSUE_FILE = "issue.md"
-
-
-# python-frontmatter's parser: it splits on '---' fences; the YAML is loaded here, so that errors
-# keep their line numbers and a front matter that is not a mapping is reported, not dropped.
-_FRONT_MATTER = frontmatter.YAMLHandler()
-
-
-def split_front_matter(text: str, source: str) -> tuple[dict[str, Any], str, int]:
-    """(front matter, body stripped, the file line the stripped body starts on);
-    `ContentError` when there is no front matter or its YAML does not read."""
-    # CRLF to LF as python-frontmatter does; drop a byte-order mark, which would hide the fence.
-    text = text.lstrip("\ufeff").replace("\r\n", "\n")
-    fence = _FRONT_MATTER.FM_BOUNDARY.match(text)
-    if fence is None:
-        raise ContentError(source, "must start with YAML front matter between '---' lines")
-    try:
-        yaml_text, body = _FRONT_MATTER.split(text)
-    except ValueError:
-        raise ContentError(source, "the front matter has no closing '---' line") from None
-    # The YAML text starts where the opening fence's match ends: the file line of its line 0.
-    first_line = text.count("\n", 0, fence.end()) + 1
-    try:
-        meta = _FRONT_MATTER.load(yaml_text)
-    except yaml.MarkedYAMLError as error:
-        raise ContentError(source, _yaml_error_message(error, first_line)) from None
-    except yaml.YAMLError as error:
-        raise ContentError(source, f"invalid YAML front matter: {error}") from None
-    except ValueError as error:  # PyYAML reads 2014-02-30 as a date, and datetime refuses it
-        message = f"invalid YAML front matter: {error} (a date that does not exist?)"
-        raise ContentError(source, message) from None
-    if meta is None:
-        meta = {}
-    if not isinstance(meta, dict):
-        raise ContentError(source, "front matter must be a mapping of keys to values")
-    # The body is the text's tail: count the lines before its first non-blank character.
-    start = len(text) - len(body.lstrip()) if text.endswith(body) else 0
-    return meta, body.strip(), text.count("\n", 0, start) + 1
-
-
-def _yaml_error_message(error: yaml.MarkedYAMLError, first_line: int) -> str:
-    """'line N: invalid YAML front matter: <problem> (<context> that starts on line M)'."""
-    mark = error.problem_mark or error.context_mark
-    if mark is None:
-        return f"invalid YAML front matter: {error}"
-    message = f"line {first_line + mark.line}: invalid YAML front matter: "
-    message += error.problem or error.context or "syntax error"
-    context = error.context_mark
-    if error.problem and error.context and context is not None and context.line != mark.line:
-        message += f" ({error.context} that starts on line {first_line + context.line})"
-    return message
-
-
-def _text_field(
-    meta: dict[str, Any],
-    key: str,
-    source: str,
-    problems: list[ContentError],
-    *,
-    required: bool = False,
-) -> str:
-    """The value as one line of text; '' (and a problem) when it is missing or not text."""
-    value = meta.get(key)
-    if value is None or (isinstance(value, str) and not value.strip()):
-        if required:
-            problems.append(ContentError(source, "is required", field=key))
-        return ""
-    if isinstance(value, list | dict):
-        problems.append(ContentError(source, "must be text, not a list or mapping", field=key))
-        return ""
-    return " ".join(str(value).split())
 
 
 def _topics(
@@ -187,9 +117,9 @@ def read_summary(
             hint = "; the article's own fields go under `article:`"
         message = f"unknown field{hint} (allowed: {allowed})"
         found.append(ContentError(source, message, field=str(key)))
-    title = _text_field(meta, "title", source, found, required=True)
+    title = text_field(meta, "title", source, found, required=True)
     topics = _topics(meta, taxonomy, source, found)
-    type_name = _text_field(meta, "research_type", source, found, required=True)
+    type_name = text_field(meta, "research_type", source, found, required=True)
     research_type = taxonomy.research_types.find(type_name) if type_name else None
     if type_name and research_type is None:
         message = taxonomy.research_types.unknown_message(type_name)
@@ -197,7 +127,7 @@ def read_summary(
     order = meta.get("order")
     if order is not None and (isinstance(order, bool) or not isinstance(order, int)):
         found.append(ContentError(source, "must be a whole number", field="order"))
-    doi = _text_field(meta, "doi", source, found)
+    doi = text_field(meta, "doi", source, found)
     if doi:
         try:
             doi = normalize_doi(doi, source)
@@ -207,8 +137,8 @@ def read_summary(
     corrected = meta.get("corrected")
     if corrected is not None and not isinstance(corrected, dt.date):
         found.append(ContentError(source, "must be a date (YYYY-MM-DD)", field="corrected"))
-    citation = _text_field(meta, "citation", source, found)
-    author = _text_field(meta, "author", source, found)  # one line; shown as a byline
+    citation = text_field(meta, "citation", source, found)
+    author = text_field(meta, "author", source, found)  # one line; shown as a byline
     if len(author) > AUTHOR_MAX:
         found.append(ContentError(source, f"at most {AUTHOR_MAX} characters", field="author"))
     csl = article_from_front_matter(
@@ -262,7 +192,7 @@ def _read_reference(source: str, name: str, problems: list[ContentError]) -> tup
 
 
 def _summary_slug(meta: dict[str, Any], source: str, problems: list[ContentError]) -> str:
-    slug = _text_field(meta, "slug", source, problems) or _slug_from_filename(source)
+    slug = text_field(meta, "slug", source, problems) or _slug_from_filename(source)
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", slug):
         message = f"{slug!r}: use lowercase letters, digits and '-'"
         problems.append(ContentError(source, message, field="slug"))
@@ -346,8 +276,8 @@ def _assemble(
         seen.setdefault(summary.slug, summary.source)
     meta = meta or {}
     issue_path = str(Path(source) / ISSUE_FILE) if source else ISSUE_FILE
-    subject = _text_field(meta, "subject", issue_path, problems)
-    preheader = _text_field(meta, "preheader", issue_path, problems)
+    subject = text_field(meta, "subject", issue_path, problems)
+    preheader = text_field(meta, "preheader", issue_path, problems)
     intro = intro or Intro()
     known = [summary.slug for summary in ordered] + [s for s in unread if s not in seen]
     check_intro_slugs(intro, known, intro.path or issue_path, problems)

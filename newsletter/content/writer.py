@@ -21,9 +21,9 @@ from typing import Any
 
 import yaml
 
+from newsletter.content.front_matter import split_front_matter
 from newsletter.content.reader import IMPLICATIONS_RE
 from newsletter.content.reader import ISSUE_STATUSES
-from newsletter.content.reader import split_front_matter
 
 IMPLICATIONS_HEADING = "## Practice Implications"
 # One line of text: the reader folds whitespace, but a CR/LF typed into a subject is refused
