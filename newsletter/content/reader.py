@@ -1,9 +1,8 @@
 """Read a month's summaries (`content/YYYY-MM/*.md`) into `Summary` and `Issue` dataclasses.
 
-Parsing is pure (`parse_summary`, `parse_issue_meta` take text; the front matter is split by
-`content.front_matter`); `load_issue` and
-`list_months` are the thin readers over the content folder. Every error names the file and,
-where it can, the field or line.
+Parsing is pure (`parse_summary`, `parse_issue_meta` take text; `content.front_matter` splits
+the front matter); `load_issue` and `list_months` are the thin readers over the content folder.
+Every error names the file and, where it can, the field or line.
 """
 
 from __future__ import annotations
