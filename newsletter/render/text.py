@@ -87,14 +87,7 @@ def _wrap_item(item: str, width: int) -> str:
     bullet = (match.group(2) if match else "-") + " "
     body = item[match.end() :] if match else item
     bullet = "  * " if bullet.strip() in "-*+" else "  " + bullet
-    return textwrap.fill(
-        " ".join(body.split()),
-        width=width,
-        initial_indent=bullet,
-        subsequent_indent=" " * len(bullet),
-        break_on_hyphens=False,
-        break_long_words=False,  # a broken link cannot be clicked
-    )
+    return hanging(body, bullet, width)
 
 
 def _plain_item(item: str, env: dict[str, Any]) -> str:
