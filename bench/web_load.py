@@ -1,9 +1,12 @@
 """The web app during a send: latency and errors under load, and what the load costs the send.
 
     python bench/web_load.py [--subscribers 20000] [--rate 200] [--seconds 60] [--workers 1]
+    python bench/web_load.py --cost-only   # step 0 alone: each request's cost in-process
 
 On the default configuration (SQLite, WAL) with bench/fastsink.py as the SMTP server:
 
+0. Each kind of request in this process, one at a time, no load: the app's own cost (a
+   /subscribe with its confirmation email delivered).
 1. `newsletter send` of one three-summary month to `--subscribers` readers, alone: its rate.
 2. The same send on a fresh copy of the database while `newsletter serve` takes `--rate`
    requests a second for `--seconds` seconds, offered on a fixed schedule (open loop: a slow
@@ -284,6 +287,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--workers", type=int, default=1, help="`newsletter serve --workers`")
     parser.add_argument("--no-send", action="store_true", help="the load alone, no send")
+    parser.add_argument(
+        "--cost-only", action="store_true", help="only the in-process cost of each request"
+    )
     options = parser.parse_args()
     os.environ.setdefault("NEWSLETTER_SECRET_KEY", secrets.token_urlsafe(32))
     signer = Signer(os.environ["NEWSLETTER_SECRET_KEY"])
@@ -301,6 +307,8 @@ def main() -> None:
         people = [(i, f"reader{i}@example.net") for i in range(1, options.subscribers + 1)]
 
         print(f"one request in-process, no load (median): {page_cost(alone, signer, people)}")
+        if options.cost_only:
+            return
         shutil.copy(folder / "loaded.db", folder / "alone.db")  # undo its unsubscribes
         if options.no_send:
             sent_alone, seconds_alone = 0, 1.0
