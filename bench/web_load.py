@@ -227,6 +227,10 @@ def page_cost(config: Path, signer: Signer, people: list[tuple[int, str]]) -> st
                     timings[kind].append(time.perf_counter() - started)
 
     asyncio.run(run())
+    mailer = app.state.ctx.mailer
+    if hasattr(mailer, "kept"):  # the outbox thread and its kept SMTP connection
+        mailer.outbox.stop()
+        mailer.kept.close()
     app.state.ctx.engine.dispose()
     return ", ".join(
         f"{kind} {statistics.median(values) * 1000:.2f} ms" for kind, values in timings.items()
