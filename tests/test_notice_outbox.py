@@ -237,3 +237,46 @@ def test_the_kept_connection_reopens_after_idling_or_failing() -> None:
     assert transports[1].closes == 1  # a failed connection is not reused
     kept.send("a@example.org", "b@example.org", b"Subject: 5\n\n5\n")
     assert kept.opened == 3 and len(transports[2].outbox) == 1
+
+
+def test_the_cli_sends_what_a_stopped_server_left(tmp_path, runner) -> None:
+    """`subscribers send-notices`: the outbox's rows go out now, the line says what is left."""
+    import mailbox
+
+    from conftest import write_config
+
+    from newsletter.cli import main
+    from newsletter.config import load_settings
+    from newsletter.store import engine as db
+
+    config = write_config(tmp_path, delivery={"transport": "maildir", "maildir": "outbox"})
+    assert runner.invoke(main, ["--config", str(config), "db", "upgrade"]).exit_code == 0
+    settings = load_settings(config)
+    engine = db.make_engine(settings.database.url)
+    left = notices(settings, engine, MemoryTransport(), background=False)  # a server that stops
+    left.queue_subscribe("ana@example.com")
+    left.queue_subscribe("ben@example.com")
+    result = runner.invoke(main, ["--config", str(config), "subscribers", "send-notices"])
+    assert result.exit_code == 0, result.output
+    assert "handled 2 outbox emails; waiting for a retry: 0, given up on: 0" in result.output
+    recipients = sorted(message["To"] for message in mailbox.Maildir(tmp_path / "outbox"))
+    assert recipients == ["ana@example.com", "ben@example.com"]
+    assert rows(engine) == []
+    engine.dispose()
+
+
+def test_forgetting_an_address_removes_its_waiting_emails(web_settings, engine) -> None:
+    refused = MemoryTransport(fail=lambda _to: PermanentFailure("550 no", code=550))
+    mailer = notices(web_settings, engine, refused, background=False)
+    mailer.queue_subscribe("ana@example.com")
+    mailer.flush()  # now a failed row holding Ana's composed email
+    mailer.queue_subscribe("ben@example.com")  # still a request
+    mailer.queue_subscribe("cy@example.com")
+    with transaction(engine) as session:
+        ana = api.get_subscriber(session, "ana@example.com")
+        api.forget_subscriber(session, ana)
+        outbox.forget(session, "BEN@example.com", -1)  # an address not yet on record
+    assert [r.payload for r in rows(engine)] == [
+        '{"email": "cy@example.com", "name": "", '
+        '"topics": null, "lists": null, "source": "web", "ip": ""}'
+    ]

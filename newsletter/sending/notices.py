@@ -342,3 +342,29 @@ def send_confirmation(
     a real signing key."""
     signer = Signer(settings.mail_signing_key())
     return Notices(settings, taxonomy, signer, engine, transport_factory).send_confirmation(email)
+
+
+def send_outbox(
+    settings: Settings,
+    taxonomy: Taxonomy,
+    engine: Engine,
+    *,
+    retry_failed: bool = False,
+    transport_factory: TransportFactory | None = None,
+) -> str:
+    """Handle and send every due row of the outbox now (the CLI's `subscribers send-notices`);
+    a line with what was done and what is left. Over SMTP only with a real signing key."""
+    signer = Signer(settings.mail_signing_key())
+    mailer = Notices(settings, taxonomy, signer, engine, transport_factory, background=False)
+    if retry_failed:
+        with transaction(engine) as session:
+            outbox.requeue_failed(session)
+    try:
+        handled = mailer.flush()
+    finally:
+        mailer.kept.close()
+    left = outbox.counts(engine)
+    return (
+        f"handled {handled} outbox emails; waiting for a retry: {left['queued']}, "
+        f"given up on: {left['failed']}"
+    )

@@ -133,6 +133,33 @@ def give_up(session: Session, row_id: int, error: str) -> None:
     )
 
 
+def requeue_failed(session: Session) -> None:
+    """Give every failed row another round of tries, due now."""
+    session.execute(
+        update(TABLE)
+        .where(TABLE.c.status == OUTBOX_FAILED)
+        .values(status=OUTBOX_QUEUED, attempts=0, not_before=utcnow(), lease_until=None)
+    )
+
+
+def forget(session: Session, email: str, subscriber_id: int) -> None:
+    """Delete every row for this address or subscriber (forget me): the outbox is small, and
+    the address may be in a row's payload, its recipient or its composed message."""
+    wanted = email.lower()
+    rows = session.execute(select(TABLE.c.id, TABLE.c.payload, TABLE.c.recipient)).all()
+    doomed = []
+    for row in rows:
+        payload = json.loads(row.payload)
+        if (
+            row.recipient.lower() == wanted
+            or str(payload.get("email", "")).lower() == wanted
+            or payload.get("subscriber_id") == subscriber_id
+        ):
+            doomed.append(row.id)
+    if doomed:
+        session.execute(delete(TABLE).where(TABLE.c.id.in_(doomed)))
+
+
 def counts(engine: Engine) -> dict[str, int]:
     """How many rows are queued and failed."""
     query = select(TABLE.c.status, func.count()).group_by(TABLE.c.status)
