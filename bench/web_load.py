@@ -1,9 +1,12 @@
 """The web app during a send: latency and errors under load, and what the load costs the send.
 
     python bench/web_load.py [--subscribers 20000] [--rate 200] [--seconds 60] [--workers 1]
+    python bench/web_load.py --cost-only   # step 0 alone: each request's cost in-process
 
 On the default configuration (SQLite, WAL) with bench/fastsink.py as the SMTP server:
 
+0. Each kind of request in this process, one at a time, no load: the app's own cost (a
+   /subscribe with its confirmation email delivered).
 1. `newsletter send` of one three-summary month to `--subscribers` readers, alone: its rate.
 2. The same send on a fresh copy of the database while `newsletter serve` takes `--rate`
    requests a second for `--seconds` seconds, offered on a fixed schedule (open loop: a slow
@@ -188,26 +191,46 @@ def page_cost(config: Path, signer: Signer, people: list[tuple[int, str]]) -> st
 
     app = create_app(load_settings(config))
     transport = httpx.ASGITransport(app=app)
-    timings: dict[str, list[float]] = {"preferences": [], "unsubscribe": []}
+    flush = getattr(app.state.ctx.mailer, "flush", lambda: None)
+    timings: dict[str, list[float]] = {"preferences": [], "unsubscribe": [], "subscribe": []}
 
     async def run() -> None:
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
-            sample = people[:400]
+            page = await client.get("/subscribe")
+            found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+            assert found is not None, page.text[:500]
+            sample = people[:600]
             for n, (i, email) in enumerate(sample):
-                kind = "preferences" if n % 4 else "unsubscribe"
+                kind = ("preferences", "unsubscribe", "preferences", "subscribe")[n % 4]
                 started = time.perf_counter()
                 if kind == "preferences":
                     answer = await client.get(f"/preferences/{signer.make(PREFERENCES, i, email)}")
-                else:
+                elif kind == "unsubscribe":
                     answer = await client.post(
                         f"/u/{signer.make(UNSUBSCRIBE, i, email)}",
                         data={"List-Unsubscribe": "One-Click"},
                     )
+                else:
+                    answer = await client.post(
+                        "/subscribe",
+                        data={
+                            "email": f"cost{n}@example.com",
+                            "name": "Load Test",
+                            "topic_mode": "all",
+                            "csrf_token": found.group(1),
+                        },
+                    )
+                    # Its confirmation mail too, wherever the app sends it from.
+                    await asyncio.to_thread(flush)
                 assert answer.status_code == 200, answer.text[:300]
                 if n >= len(sample) // 10:  # the first ones warm caches up
                     timings[kind].append(time.perf_counter() - started)
 
     asyncio.run(run())
+    mailer = app.state.ctx.mailer
+    if hasattr(mailer, "kept"):  # the outbox thread and its kept SMTP connection
+        mailer.outbox.stop()
+        mailer.kept.close()
     app.state.ctx.engine.dispose()
     return ", ".join(
         f"{kind} {statistics.median(values) * 1000:.2f} ms" for kind, values in timings.items()
@@ -268,6 +291,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--workers", type=int, default=1, help="`newsletter serve --workers`")
     parser.add_argument("--no-send", action="store_true", help="the load alone, no send")
+    parser.add_argument(
+        "--cost-only", action="store_true", help="only the in-process cost of each request"
+    )
     options = parser.parse_args()
     os.environ.setdefault("NEWSLETTER_SECRET_KEY", secrets.token_urlsafe(32))
     signer = Signer(os.environ["NEWSLETTER_SECRET_KEY"])
@@ -285,6 +311,8 @@ def main() -> None:
         people = [(i, f"reader{i}@example.net") for i in range(1, options.subscribers + 1)]
 
         print(f"one request in-process, no load (median): {page_cost(alone, signer, people)}")
+        if options.cost_only:
+            return
         shutil.copy(folder / "loaded.db", folder / "alone.db")  # undo its unsubscribes
         if options.no_send:
             sent_alone, seconds_alone = 0, 1.0

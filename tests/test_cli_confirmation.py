@@ -18,8 +18,8 @@ import pytest
 from click.testing import CliRunner
 from click.testing import Result
 from conftest import write_config
-from fastapi.testclient import TestClient
 from smtp_sink import get_free_port
+from test_web_support import TestClient
 
 from newsletter.cli import main
 from newsletter.config import load_settings

@@ -98,6 +98,7 @@ BAD_ARGUMENTS: dict[str, list[tuple[list[str], str]]] = {
     "subscribers list": [(["--limit", "-1"], "--limit"), (["--status", "royal"], "--status")],
     "subscribers import": [(["/nonexistent.csv"], "/nonexistent.csv"), (["{text}"], "notes.txt")],
     "subscribers export": [(["--out", "/nonexistent/x.csv"], "/nonexistent")],
+    "subscribers send-notices": [(["--retry-failed", "extra"], "extra")],
     "subscribers resend-confirmation": [
         (["nobody@example.org"], "nobody@example.org"),
         (["reader@example.org"], "reader@example.org"),  # active, not pending
@@ -158,6 +159,7 @@ TYPICAL: dict[str, list[str] | None] = {
     "subscribers import": ["{csv}", "--dry-run"],
     "subscribers export": [],
     "subscribers resend-confirmation": ["reader@example.org"],
+    "subscribers send-notices": [],
     "summaries new": None,  # writes a content file; never opens the database
     "serve": ["--port", "{free}"],
     "admin hash-password": None,

@@ -8,10 +8,10 @@ import time
 
 import itsdangerous.timed
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import func
 from sqlalchemy import select
 from test_web_support import BASE
+from test_web_support import TestClient
 from test_web_support import csrf
 from test_web_support import link_to
 from test_web_support import parse

@@ -6,9 +6,9 @@ import datetime as dt
 import re
 
 import pytest
-from fastapi.testclient import TestClient
 from test_web_support import BASE
 from test_web_support import PASSWORD
+from test_web_support import TestClient
 from test_web_support import csrf
 from test_web_support import parse
 

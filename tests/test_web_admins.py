@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from fastapi.testclient import TestClient
 from test_web_support import PASSWORD
+from test_web_support import TestClient
 from test_web_support import csrf
 
 from newsletter.cli import main

@@ -4,8 +4,8 @@ base_url (never from the Host header), complete `Allow` headers, the archive's C
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
 from test_web_support import BASE
+from test_web_support import TestClient
 from test_web_support import csrf
 
 from newsletter.web import create_app

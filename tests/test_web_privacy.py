@@ -14,9 +14,9 @@ from collections.abc import Iterator
 
 import itsdangerous.timed
 import pytest
-from fastapi.testclient import TestClient
 from smtp_sink import SmtpSink
 from smtp_sink import running_sink
+from test_web_support import TestClient
 from test_web_support import csrf
 from test_web_support import link_to
 from test_web_support import parse

@@ -15,11 +15,11 @@ import shutil
 import pytest
 from conftest import TEST_SECRET
 from conftest import make_config
-from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlalchemy import select
 from test_web_support import BASE
 from test_web_support import PASSWORD
+from test_web_support import TestClient
 from test_web_support import csrf
 from test_web_support import link_to
 from test_web_support import text_of

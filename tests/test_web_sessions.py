@@ -17,10 +17,10 @@ from collections.abc import Iterator
 
 import httpx2 as httpx
 import pytest
-from fastapi.testclient import TestClient
 from itsdangerous import TimestampSigner
 from smtp_sink import get_free_port
 from test_web_support import PASSWORD
+from test_web_support import TestClient
 from test_web_support import csrf
 from web_server import uvicorn_in_thread
 

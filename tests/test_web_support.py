@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 from conftest import ADMIN_PASSWORD
-from fastapi.testclient import TestClient
+from fastapi.testclient import TestClient as StarletteClient
 
 from newsletter.config import Settings
 from newsletter.transport.memory import MemoryTransport
@@ -18,6 +18,19 @@ from newsletter.web import create_app
 BASE = "https://news.example.org"
 PASSWORD = ADMIN_PASSWORD
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+class TestClient(StarletteClient):
+    """A test client that, after each request, waits until the app has sent the emails the
+    request queued (the outbox thread sends them after the answer; `flush` is the
+    deterministic wait, no sleeping)."""
+
+    __test__ = False  # not a test class, despite its name
+
+    def request(self, *args, **kwargs):  # type: ignore[override]
+        response = super().request(*args, **kwargs)
+        self.app.state.ctx.mailer.flush(only_if_queued=True)  # no query otherwise
+        return response
 
 
 @pytest.fixture

@@ -349,6 +349,21 @@ def _export(session: Session, fmt: str, stream: IO[str]) -> int:
     return import_export.export_csv(session, stream)
 
 
+@subscribers_group.command("send-notices")
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="Also try again the emails given up on (refused, or failing too many times).",
+)
+@pass_app
+def send_notices(app: App, retry_failed: bool) -> None:
+    """Send the transactional emails waiting in the outbox now (confirmations, links, welcome
+    notes that a stopped `serve` left; `serve` also sends them when it starts)."""
+    from newsletter.sending.notices import send_outbox
+
+    click.echo(send_outbox(app.settings, app.taxonomy, app.db(), retry_failed=retry_failed))
+
+
 @subscribers_group.command("resend-confirmation")
 @click.argument("email")
 @pass_app

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from email.utils import formataddr
 from typing import Any
 
 import jinja2
@@ -27,6 +28,9 @@ from newsletter.content.taxonomy import Taxonomy
 from newsletter.errors import NewsletterError
 from newsletter.errors import NoMatchingVariant
 from newsletter.message.notice import notice_message
+from newsletter.message.notice_skeleton import NoticeHeaders
+from newsletter.message.notice_skeleton import NoticeTemplates
+from newsletter.message.notice_skeleton import recipient_header
 from newsletter.message.preview import preview_parts
 from newsletter.personalize import greeting
 from newsletter.personalize import make_recipient
@@ -70,6 +74,7 @@ class Composer:
         self.taxonomy = taxonomy
         self.signer = signer
         self.env = make_environment(settings.templates.dir)
+        self.skeletons = NoticeTemplates()
 
     def _context(self, person: Person, **values: object) -> dict[str, object]:
         settings = self.settings
@@ -92,20 +97,62 @@ class Composer:
         return context
 
     def build(self, template: str, person: Person, subject: str, **values: object) -> bytes:
-        """The message bytes for `templates/email/<template>.{mjml,txt}.j2`."""
+        """The message bytes for `templates/email/<template>.{mjml,txt}.j2`.
+
+        From the kind's skeleton (`message.notice_skeleton`): rendered once per shape, the
+        person's greeting, address and links filled in; `build_direct` is the old path.
+        """
+        recipient_header(person.email, person.name)  # refused before anything is rendered
+        context = self._context(person, subject=subject, **values)
+        try:
+            mjml = self.env.get_template(f"email/{template}.mjml.j2")
+            txt = self.env.get_template(f"email/{template}.txt.j2")
+        except jinja2.TemplateError as error:
+            raise NewsletterError(f"email template {template}: {error}") from None
+
+        def render(values: Mapping[str, object]) -> tuple[str, str]:
+            try:
+                return mjml_to_html(mjml.render(values)), txt.render(values)
+            except jinja2.TemplateError as error:
+                raise NewsletterError(f"email template {template}: {error}") from None
+
+        newsletter = self.settings.newsletter
+        headers = NoticeHeaders(
+            from_header=formataddr(
+                (newsletter.from_name or newsletter.name, newsletter.from_email)
+            ),
+            reply_to=newsletter.reply_to,
+            subject=subject,
+            domain=self.settings.sender_domain(),
+        )
+        personal = ("greeting", "email", *values)
+        message, rendered = self.skeletons.message(
+            (template, mjml, txt), context, personal, headers, render, (person.email, person.name)
+        )
+        if message is not None:
+            return message
+        assert rendered is not None
+        return self._message(person, subject, *rendered)
+
+    def build_direct(self, template: str, person: Person, subject: str, **values: object) -> bytes:
+        """`build` the old way: the whole pipeline and the stdlib builder for this one email
+        (the reference the skeletons are checked against)."""
         context = self._context(person, subject=subject, **values)
         try:
             source = self.env.get_template(f"email/{template}.mjml.j2").render(context)
             text = self.env.get_template(f"email/{template}.txt.j2").render(context)
         except jinja2.TemplateError as error:
             raise NewsletterError(f"email template {template}: {error}") from None
+        return self._message(person, subject, mjml_to_html(source), text)
+
+    def _message(self, person: Person, subject: str, html: str, text: str) -> bytes:
         return notice_message(
             self.settings,
             to_email=person.email,
             to_name=person.name,
             subject=subject,
             text=text,
-            html=mjml_to_html(source),
+            html=html,
         )
 
     def _url(self, path: str) -> str:

@@ -1,11 +1,14 @@
 """Sending the transactional emails, and answering the requests that lead to them.
 
-`Notices` composes (`message.transactional.Composer`) and sends one email at a time outside
-the ledger (`sending.single.send_single`, DKIM-signed like the digest). The web app's subscribe
-and "new link" forms hand the whole request to `answer_subscribe` / `answer_link_request` in
-the background, after the page is answered, so neither the page nor its timing tells whether
-the address is known. `subscribers add --status pending` and `subscribers resend-confirmation`
-send the same confirmation through `send_confirmation`.
+`Notices` composes (`message.transactional.Composer`: from skeletons rendered once) and sends
+one email at a time outside the ledger (`sending.single.send_single`, DKIM-signed like the
+digest). The web app's public pages only `queue` their request in the outbox (`store.outbox`,
+one insert whatever the address, committed before the page is answered); the outbox thread
+(`sending.outbox`) then looks the address up, applies the subscriber service's rule, composes
+the email and sends it over one kept connection. So neither the page nor its timing tells
+whether the address is known, and a crash loses nothing. The admin's pages,
+`subscribers add --status pending` and `subscribers resend-confirmation` send at once and say
+what happened (`answer_address_change`, `send_confirmation`).
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ import dataclasses
 import logging
 from collections.abc import Callable
 from collections.abc import Iterable
+from typing import cast
 
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from newsletter.config import Settings
 from newsletter.content.choice import TopicChoice
@@ -30,9 +35,11 @@ from newsletter.message.transactional import PRIVACY_LINK
 from newsletter.message.transactional import WELCOME
 from newsletter.message.transactional import Composer
 from newsletter.message.transactional import Person
+from newsletter.sending.outbox import OutboxDrainer
 from newsletter.sending.single import send_single
 from newsletter.store import address_change
 from newsletter.store import ledger
+from newsletter.store import outbox
 from newsletter.store import registrar
 from newsletter.store.engine import session_factory
 from newsletter.store.engine import transaction
@@ -42,10 +49,16 @@ from newsletter.store.models import Subscriber
 from newsletter.tokens import Signer
 from newsletter.transport import make_transport
 from newsletter.transport.base import Transport
+from newsletter.transport.kept import KeptTransport
 
 log = logging.getLogger("newsletter.notices")
 
 TransportFactory = Callable[[], Transport]
+
+# The outbox's requests (`Notices.queue`); PRIVACY_LINK and WELCOME are emails' kinds too.
+SUBSCRIBE = "subscribe"
+LINK_REQUEST = "link_request"
+ADDRESS_CHANGE_REQUEST = "address_change_request"
 
 __all__ = ["Notices", "Person", "person_of"]
 
@@ -70,10 +83,23 @@ class Notices(Composer):
         signer: Signer,
         engine: Engine,
         transport_factory: TransportFactory | None = None,
+        *,
+        background: bool = True,
     ) -> None:
+        """`background`: send the outbox from a thread of this process (the web app); without
+        it queued emails wait for `flush` (or for the next process that drains the outbox)."""
         super().__init__(settings, taxonomy, signer)
         self.engine = engine
         self.transport_factory = transport_factory or (lambda: make_transport(settings))
+        # The outbox's emails go over one connection kept open (`transport.kept`).
+        self.kept = KeptTransport(self.transport_factory)
+        self.outbox = OutboxDrainer(
+            engine,
+            self.prepare,
+            lambda recipient, message: send_single(settings, self.kept, recipient, message),
+            on_idle=self.kept.close_if_idle,
+            background=background,
+        )
 
     # --- composing ------------------------------------------------------------------------
 
@@ -120,6 +146,103 @@ class Notices(Composer):
 
     def _send(self, action: tuple[str, Person, dict[str, object]] | None) -> bool:
         return False if action is None else self.send(action[0], action[1], **action[2])
+
+    # --- the outbox (the web's public pages: answered before anything is sent) ----------
+
+    def queue(self, kind: str, payload: dict[str, object], session: Session | None = None) -> None:
+        """Add `kind` (`SUBSCRIBE`, `LINK_REQUEST`, `ADDRESS_CHANGE_REQUEST`, `PRIVACY_LINK`,
+        `WELCOME`) with its inputs to the outbox: in `session`'s transaction (then `wake` after
+        its commit), or committed now and the outbox thread woken."""
+        if session is not None:
+            outbox.add(session, kind, payload)
+            self.outbox.note_queued()
+            return
+        with transaction(self.engine) as own:
+            outbox.add(own, kind, payload)
+        self.outbox.note_queued()
+        self.wake()
+
+    def queue_subscribe(
+        self,
+        email: str,
+        *,
+        name: str = "",
+        topics: frozenset[str] | None = None,
+        lists: Iterable[str] | None = None,
+        source: str = "web",
+        ip: str = "",
+    ) -> None:
+        """A subscribe request, kept until handled: the same one insert whatever the address
+        (what we know about it is looked up by the outbox thread, after the page)."""
+        self.queue(
+            SUBSCRIBE,
+            {
+                "email": email,
+                "name": name,
+                "topics": None if topics is None else sorted(topics),
+                "lists": None if lists is None else list(lists),
+                "source": source,
+                "ip": ip,
+            },
+        )
+
+    def wake(self) -> None:
+        """Have the outbox thread send what was queued (after the commit)."""
+        self.outbox.wake()
+
+    def flush(self, *, only_if_queued: bool = False) -> int:
+        """Handle and send every due outbox row now, in this thread (tests, the CLI); see
+        `OutboxDrainer.flush`."""
+        return self.outbox.flush(only_if_queued=only_if_queued)
+
+    def prepare(
+        self, session: Session, kind: str, payload: dict[str, object]
+    ) -> tuple[str, bytes] | None:
+        """An outbox request: apply the subscriber service's rule in `session` and compose
+        the email it calls for: (recipient, message), or None when nothing goes out."""
+        action: tuple[str, Person, dict[str, object]] | None
+        if kind == SUBSCRIBE:
+            topics = cast("list[str] | None", payload["topics"])
+            lists = cast("list[str] | None", payload["lists"])
+            reply = registrar.request_subscription(
+                session,
+                self.settings,
+                self.taxonomy,
+                str(payload["email"]),
+                name=str(payload["name"]),
+                topics=None if topics is None else frozenset(topics),
+                lists=lists,
+                source=str(payload["source"]),
+                ip=str(payload["ip"]),
+            )
+            action = _action(reply)
+        elif kind == LINK_REQUEST:
+            action = _action(registrar.request_fresh_link(session, str(payload["email"])))
+        elif kind == ADDRESS_CHANGE_REQUEST:
+            action = self._address_change(session, payload["subscriber_id"], payload["email"])
+        elif kind in (PRIVACY_LINK, WELCOME):
+            subscriber = session.get(Subscriber, payload["subscriber_id"])
+            action = None if subscriber is None else (kind, person_of(subscriber), {})
+        else:
+            raise NewsletterError(f"outbox: unknown kind {kind!r}")
+        if action is None:
+            return None
+        kind, person, values = action
+        return person.email, getattr(self, kind)(person, **values)
+
+    def _address_change(
+        self, session: Session, subscriber_id: object, new_email: object
+    ) -> tuple[str, Person, dict[str, object]] | None:
+        subscriber = session.get(Subscriber, subscriber_id)
+        if subscriber is None:
+            return None
+        address = address_change.request_address_change(session, subscriber, str(new_email))
+        if address is None:
+            return None
+        person = dataclasses.replace(person_of(subscriber), email=address)
+        return ADDRESS_CHANGE, person, {"old_email": subscriber.email}
+
+    # --- answered at once (the admin's pages and the CLI report what happened) -----------
 
     def answer_subscribe(
         self,
@@ -174,18 +297,11 @@ class Notices(Composer):
         address is not free (then nothing goes out: the page said the same). Errors logged."""
         try:
             with transaction(self.engine) as session:
-                subscriber = session.get(Subscriber, subscriber_id)
-                if subscriber is None:
-                    return False
-                address = address_change.request_address_change(session, subscriber, new_email)
-                if address is None:
-                    return False
-                old_email = subscriber.email
-                person = dataclasses.replace(person_of(subscriber), email=address)
+                action = self._address_change(session, subscriber_id, new_email)
         except Exception:
             log.exception("could not handle the change of address of subscriber %s", subscriber_id)
             return False
-        return self.send(ADDRESS_CHANGE, person, old_email=old_email)
+        return self._send(action)
 
     def send_welcome(self, person: Person) -> bool:
         return self.send(WELCOME, person)
@@ -226,3 +342,29 @@ def send_confirmation(
     a real signing key."""
     signer = Signer(settings.mail_signing_key())
     return Notices(settings, taxonomy, signer, engine, transport_factory).send_confirmation(email)
+
+
+def send_outbox(
+    settings: Settings,
+    taxonomy: Taxonomy,
+    engine: Engine,
+    *,
+    retry_failed: bool = False,
+    transport_factory: TransportFactory | None = None,
+) -> str:
+    """Handle and send every due row of the outbox now (the CLI's `subscribers send-notices`);
+    a line with what was done and what is left. Over SMTP only with a real signing key."""
+    signer = Signer(settings.mail_signing_key())
+    mailer = Notices(settings, taxonomy, signer, engine, transport_factory, background=False)
+    if retry_failed:
+        with transaction(engine) as session:
+            outbox.requeue_failed(session)
+    try:
+        handled = mailer.flush()
+    finally:
+        mailer.kept.close()
+    left = outbox.counts(engine)
+    return (
+        f"handled {handled} outbox emails; waiting for a retry: {left['queued']}, "
+        f"given up on: {left['failed']}"
+    )

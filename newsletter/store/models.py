@@ -16,6 +16,7 @@ from sqlalchemy import DateTime
 from sqlalchemy import ForeignKey
 from sqlalchemy import Index
 from sqlalchemy import Integer
+from sqlalchemy import LargeBinary
 from sqlalchemy import MetaData
 from sqlalchemy import String
 from sqlalchemy import Text
@@ -462,3 +463,34 @@ class IssueResponse(Base):
     kind: Mapped[str] = mapped_column(String(20))
     topic: Mapped[str] = mapped_column(String(120), default="")  # for a dropped topic
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# Outbox row status values (migration 0012): waiting to be handled or sent, or given up on.
+OUTBOX_QUEUED = "queued"
+OUTBOX_FAILED = "failed"
+OUTBOX_STATUSES = (OUTBOX_QUEUED, OUTBOX_FAILED)
+
+
+class NoticeOutboxRow(Base):
+    """One transactional email to handle or send (migration 0012, `store.outbox`).
+
+    Written in the request that asks for it and committed before the page is answered, so a
+    crash never loses a confirmation. `kind` is first the request (`subscribe`, `link_request`,
+    …) with its inputs in `payload`; handling it applies the subscriber service's rule and
+    turns the row into `mail` with the composed `message` for `recipient`, in one transaction.
+    A sent row is deleted; a row given up on is `failed` with its `last_error`."""
+
+    __tablename__ = "notice_outbox"
+    __table_args__ = (CheckConstraint(_in("status", OUTBOX_STATUSES), name="status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(10), default=OUTBOX_QUEUED)
+    payload: Mapped[str] = mapped_column(Text, default="{}")  # JSON
+    recipient: Mapped[str] = mapped_column(String(320), default="")
+    message: Mapped[bytes | None] = mapped_column(LargeBinary)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_error: Mapped[str] = mapped_column(Text, default="")

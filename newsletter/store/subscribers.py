@@ -419,10 +419,12 @@ def forget_subscriber(session: Session, subscriber: Subscriber, reason: str = "f
     from sqlalchemy import delete
     from sqlalchemy import update
 
+    from newsletter.store import outbox
     from newsletter.store.models import Bounce
     from newsletter.store.models import Delivery
 
     suppress(session, subscriber.email, reason)
+    outbox.forget(session, subscriber.email, subscriber.id)  # emails not sent yet, or failed
     session.execute(
         update(Delivery)
         .where(Delivery.subscriber_id == subscriber.id)

@@ -164,9 +164,13 @@ def _limits(settings: Settings, workers: int = 1) -> Limits:
 
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    mailer = app.state.ctx.mailer
+    mailer.outbox.start()  # sends what an earlier run left in the outbox, then waits for more
     yield
     # Shutdown (SIGTERM to uvicorn): let background sends drain before the process ends.
     await asyncio.to_thread(app.state.ctx.sending.shutdown)
+    await asyncio.to_thread(mailer.outbox.stop)  # what is left stays queued for the next start
+    await asyncio.to_thread(mailer.kept.close)
 
 
 def create_app(

@@ -7,10 +7,22 @@ pending` sends the very confirmation the subscribe form sends.
 
 from __future__ import annotations
 
+from newsletter.message.transactional import PRIVACY_LINK
+from newsletter.message.transactional import WELCOME
 from newsletter.message.transactional import Person
+from newsletter.sending.notices import ADDRESS_CHANGE_REQUEST
+from newsletter.sending.notices import LINK_REQUEST
 from newsletter.sending.notices import Notices
 from newsletter.sending.notices import person_of
 
 Mailer = Notices
 
-__all__ = ["Mailer", "Person", "person_of"]
+__all__ = [
+    "ADDRESS_CHANGE_REQUEST",
+    "LINK_REQUEST",
+    "PRIVACY_LINK",
+    "WELCOME",
+    "Mailer",
+    "Person",
+    "person_of",
+]

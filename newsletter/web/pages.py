@@ -42,9 +42,13 @@ def render_page(
     """Render `templates/web/<template>` with the shared context."""
     settings = ctx.settings
 
+    field: list[Markup] = []  # one signed token per page, however many forms it has
+
     def csrf_field() -> Markup:
-        token = ctx.csrf.token(request)
-        return Markup(f'<input type="hidden" name="csrf_token" value="{escape(token)}">')
+        if not field:
+            token = ctx.csrf.token(request)
+            field.append(Markup(f'<input type="hidden" name="csrf_token" value="{escape(token)}">'))
+        return field[0]
 
     context = {
         "request": request,

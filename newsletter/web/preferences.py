@@ -22,6 +22,7 @@ from fastapi import Form
 from fastapi import Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
+from sqlalchemy.orm import object_session
 
 from newsletter.content.choice import TopicChoice
 from newsletter.errors import FormProblem
@@ -44,7 +45,7 @@ from newsletter.web.app import get_ctx
 from newsletter.web.forms import list_choice
 from newsletter.web.forms import name_choice
 from newsletter.web.forms import topic_choice
-from newsletter.web.mail import person_of
+from newsletter.web.mail import PRIVACY_LINK
 from newsletter.web.pages import render_page
 from newsletter.web.pages import topic_groups
 from newsletter.web.pages import topic_labels
@@ -312,7 +313,11 @@ def _send_privacy_link(
 ) -> Response:
     """Email the short-lived link to the privacy pages (to the address on record only)."""
     if ctx.limits.subscribe_address.hit(api.normalize_email(subscriber.email)[1]):
-        background.add_task(ctx.mailer.send_privacy_link, person_of(subscriber))
+        # Queued in the page's transaction; sent by the outbox thread once it is committed.
+        ctx.mailer.queue(
+            PRIVACY_LINK, {"subscriber_id": subscriber.id}, session=object_session(subscriber)
+        )
+        background.add_task(ctx.mailer.wake)
     expires = duration_text(ctx.settings.web.privacy_link_max_age)
     notice = (
         f"We have emailed a link to {subscriber.email}. Open it within {expires} to download "

@@ -3,8 +3,9 @@
 The subscribe and fresh-link forms answer the same page whatever the address: known, unknown,
 active, pending, unsubscribed or suppressed. The request does the same work for every address
 (the form's checks and the rate limits) and hands the rest, the lookup in the database and the
-email, to a background task that runs after the page is answered: neither the page nor the
-time it takes tells what we know about the address.
+email, to the outbox thread (`sending.outbox`): the request adds the same one row to the
+outbox for every address and commits it before answering, so neither the page nor the time it
+takes tells what we know about the address, and a crash loses no request.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from newsletter.web.app import get_ctx
 from newsletter.web.forms import list_choice
 from newsletter.web.forms import name_choice
 from newsletter.web.forms import topic_choice
+from newsletter.web.mail import LINK_REQUEST
+from newsletter.web.mail import WELCOME
 from newsletter.web.mail import Person
 from newsletter.web.mail import person_of
 from newsletter.web.pages import render_page
@@ -172,15 +175,10 @@ def subscribe(
             field_errors=problems,
         )
     if not website and ctx.limits.subscribe_address.hit(key):
-        # Everything that depends on the address happens after the answer (see the docstring).
-        background.add_task(
-            ctx.mailer.answer_subscribe,
-            address,
-            name=name,
-            topics=chosen_topics,
-            lists=chosen_lists,
-            source="web",
-            ip=ip,
+        # Everything that depends on the address happens after the answer (see the docstring):
+        # the request is only kept, committed before the page goes out.
+        ctx.mailer.queue_subscribe(
+            address, name=name, topics=chosen_topics, lists=chosen_lists, source="web", ip=ip
         )
     return render_page(ctx, request, "check_inbox.html", email=address)
 
@@ -248,8 +246,9 @@ def confirm(token: str, request: Request, ctx: Ctx, background: BackgroundTasks)
         if not activated:
             return confirmed_page(ctx, request, subscriber, already=True)
         welcome = ctx.settings.web.welcome_latest and first_time
-        if welcome:
-            background.add_task(ctx.mailer.send_welcome, person(subscriber))
+        if welcome:  # queued with the confirmation itself, sent once it is committed
+            ctx.mailer.queue(WELCOME, {"subscriber_id": subscriber.id}, session=session)
+            background.add_task(ctx.mailer.wake)
         return confirmed_page(ctx, request, subscriber, already=False, welcome=welcome)
 
 
@@ -291,5 +290,5 @@ def request_link(
             kind="request",
         )
     if ctx.limits.subscribe_address.hit(key):
-        background.add_task(ctx.mailer.answer_link_request, address)  # after the answer
+        ctx.mailer.queue(LINK_REQUEST, {"email": address})  # looked up after the answer
     return render_page(ctx, request, "check_inbox.html", email=address, fresh_link=True)

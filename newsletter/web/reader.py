@@ -21,6 +21,7 @@ from fastapi import Form
 from fastapi import Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
+from sqlalchemy.orm import object_session
 
 from newsletter.errors import InvalidAddress
 from newsletter.errors import SubscriberError
@@ -40,6 +41,7 @@ from newsletter.tokens import PREFERENCES
 from newsletter.tokens import UNSUBSCRIBE
 from newsletter.web.app import WebContext
 from newsletter.web.app import get_ctx
+from newsletter.web.mail import ADDRESS_CHANGE_REQUEST
 from newsletter.web.pages import render_page
 
 router = APIRouter()
@@ -98,7 +100,13 @@ def change_address(
     except InvalidAddress:
         return "", {"new_email": "Please check the new address: it does not look valid."}
     if ctx.limits.subscribe_address.hit(key):
-        background.add_task(ctx.mailer.answer_address_change, subscriber.id, address)
+        # Whether the address is free is the outbox thread's to find out, after the answer.
+        ctx.mailer.queue(
+            ADDRESS_CHANGE_REQUEST,
+            {"subscriber_id": subscriber.id, "email": address},
+            session=object_session(subscriber),
+        )
+        background.add_task(ctx.mailer.wake)
     return (
         f"If {address} can be used, we have emailed it a link: your address changes when you "
         "open it. Until then, we keep writing to your current address.",

@@ -81,14 +81,17 @@ def _unsubscribe(token: str, request: Request, ctx: WebContext) -> Response:
         subscriber = subscriber_for_token(session, ctx.signer, UNSUBSCRIBE, token)
         if api.unsubscribe(session, subscriber):  # counted for the issue the link came in
             responses.record(session, ctx.signer.campaign(UNSUBSCRIBE, token), UNSUBSCRIBED_KIND)
-        preferences = ctx.signer.make(PREFERENCES, subscriber.id, subscriber.email)
-        return render_page(
-            ctx,
-            request,
-            "unsubscribed.html",
-            email=subscriber.email,
-            preferences=preferences,
-            why_url=f"/u/{token}/why",
-            reasons=REASON_LABELS,
-            why_answered=why_answered(subscriber),
-        )
+        subscriber_id, email = subscriber.id, subscriber.email
+        answered = why_answered(subscriber)
+    # Rendered after the commit: on SQLite the write lock is held from the first write to the
+    # commit, and a send running beside the web app waits for it before each acceptance.
+    return render_page(
+        ctx,
+        request,
+        "unsubscribed.html",
+        email=email,
+        preferences=ctx.signer.make(PREFERENCES, subscriber_id, email),
+        why_url=f"/u/{token}/why",
+        reasons=REASON_LABELS,
+        why_answered=answered,
+    )
