@@ -233,3 +233,26 @@ def test_the_quick_read_steps_aside_for_anything_unusual(engine, config_file, tm
     assert quick.campaign_states(url) is None
     result = CliRunner().invoke(main, ["--config", str(config_file), "issues", "list"])
     assert result.exit_code != 0 and "run `newsletter db upgrade`" in result.output
+
+
+# --- memory: what a sending process does not use, it does not import ----------------------------
+
+
+def test_the_send_path_imports_no_dkim_stack_while_signing_is_off() -> None:
+    """dkimpy, dnspython and cryptography are ~14 MB of a sending process (bench/memory.py)."""
+    probe = (
+        "import json, sys\n"
+        "from newsletter.sending.runner import CampaignRunner\n"
+        "from newsletter.sending.build import dkim_signer\n"
+        "from newsletter.config import settings_from_dict\n"
+        "assert dkim_signer(settings_from_dict({}, __import__('pathlib').Path('.'))) is None\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    modules = set(json.loads(done.stdout))
+    assert "newsletter.sending.runner" in modules
+    heavy = ("dkim", "dns", "nacl", "cryptography", "newsletter.message.dkim")
+    assert sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in heavy)) == []
