@@ -10,7 +10,9 @@ unless `--no-old`, the same month is planned again from scratch by the row-by-ro
 replaced (stream the audience, choose each variant in Python, insert in chunks of 1,000), so
 the ratio is measured in one run on the same data; both must write the same rows. Target:
 1,000,000 deliveries in ≤ 10 s on each database. PostgreSQL comes from `--postgres-url` or
-NEWSLETTER_TEST_DATABASE_URL (a schema of its own, dropped afterwards).
+NEWSLETTER_TEST_DATABASE_URL (a schema of its own, dropped afterwards). Beside the wall time it
+prints the CPU of this process and, for a PostgreSQL server on this machine, of the planner's
+server backends (from /proc), which a busy machine moves much less than the wall time.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from common import load_bench_issue
 from common import make_settings
 from sqlalchemy import create_engine
 from sqlalchemy import delete
+from sqlalchemy import event
 from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import text
@@ -91,9 +94,40 @@ def clear(engine) -> None:
         connection.execute(delete(Campaign))
 
 
+class ServerCpu:
+    """The CPU seconds used by the PostgreSQL backends of `engine`'s connections opened since
+    `start()` (read from /proc: the server must be on this machine, else `seconds()` is None).
+    On a busy machine wall time says little; the server's CPU says what the statements cost."""
+
+    def __init__(self, engine) -> None:
+        self.pids: set[int] = set()
+        event.listen(engine, "connect", self._remember)
+
+    def _remember(self, dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SELECT pg_backend_pid()")
+        self.pids.add(cursor.fetchone()[0])
+        cursor.close()
+
+    def start(self) -> None:
+        self.pids.clear()
+
+    def seconds(self) -> float | None:
+        try:
+            stats = [Path(f"/proc/{pid}/stat").read_text() for pid in self.pids]
+        except OSError:
+            return None
+        ticks = 0
+        for stat in stats:
+            fields = stat.rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK") if self.pids else None
+
+
 def run(label: str, url: str | None, folder: Path, count: int, old: bool) -> None:
     settings = make_settings(folder, 25, 1, url)
     engine = db.make_engine(url or settings.database.url)
+    server_cpu = ServerCpu(engine) if url else None
     db.upgrade(engine)
     started = time.perf_counter()
     add_subscribers(engine, settings, count)
@@ -102,12 +136,20 @@ def run(label: str, url: str | None, folder: Path, count: int, old: bool) -> Non
         flush=True,
     )
     issue = load_bench_issue(settings)
-    started = time.perf_counter()
+    engine.dispose()  # from here on, only the planner's connections count
+    if server_cpu:
+        server_cpu.start()
+    started, client = time.perf_counter(), time.process_time()
     report = plan_campaign(engine, settings, issue)
     new_seconds = time.perf_counter() - started
+    cpu = f"our process's CPU {time.process_time() - client:.1f} s"
+    server_seconds = server_cpu.seconds() if server_cpu else None
+    if server_seconds is not None:
+        cpu += f", the server's CPU {server_seconds:.1f} s"
     print(
         f"  set-based: planned {report.new_rows:,} deliveries in {new_seconds:.1f} s "
-        f"({report.new_rows / new_seconds:,.0f}/s; target ≤ 10 s for 1,000,000)",
+        f"({report.new_rows / new_seconds:,.0f}/s; {cpu}; load average "
+        f"{os.getloadavg()[0]:.1f}; target ≤ 10 s for 1,000,000)",
         flush=True,
     )
     if old:

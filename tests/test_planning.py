@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy import text
 
 from newsletter.config import settings_from_dict
 from newsletter.content.choice import TopicChoice
@@ -15,7 +17,10 @@ from newsletter.errors import SubscriberError
 from newsletter.personalize import choose_variant
 from newsletter.sending.plan import NO_MATCH
 from newsletter.sending.plan import plan_campaign
+from newsletter.sending.plan import planning_rules
 from newsletter.store import engine as db
+from newsletter.store import ledger
+from newsletter.store import planning
 from newsletter.store.models import MONTHLY
 from newsletter.store.models import QUARTERLY
 from newsletter.store.models import Delivery
@@ -206,3 +211,76 @@ def test_a_pause_ends_on_the_same_day_months_later(
     with db.transaction(engine) as session:
         ends = pause(session, require_subscriber(session, "a@example.net"), months, start)
     assert ends == until.replace(tzinfo=dt.UTC)
+
+
+# --- PostgreSQL: planners of one campaign take turns (an advisory lock, no ON CONFLICT) -----
+
+
+def _wait_for_a_lock_wait(engine) -> None:
+    """Until a session of this database waits on a lock (the other planner, blocked)."""
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND wait_event_type = 'Lock'"
+    )
+    with engine.connect() as connection:
+        for _ in range(60_000):  # a guard against a hang, not a timing
+            if connection.scalar(query):
+                return
+        raise AssertionError("no session ever waited on a lock")
+
+
+def _plan_in_thread(engine, campaign_id: int, rules, results: list) -> threading.Thread:
+    def plan() -> None:
+        with engine.begin() as connection:
+            results.append(planning.insert_plan(connection, campaign_id, ["digest"], rules, None))
+
+    thread = threading.Thread(target=plan)
+    thread.start()
+    return thread
+
+
+def _campaign(engine, issue) -> int:
+    with db.transaction(engine) as session:
+        return ledger.get_or_create_campaign(session, issue.month, issue.subject, ["digest"]).id
+
+
+def test_a_second_planner_waits_and_plans_nothing_twice(pg_engine, settings, taxonomy, issue):
+    add_people(pg_engine, settings, taxonomy)
+    rules = planning_rules(settings, issue)
+    campaign_id = _campaign(pg_engine, issue)
+    results: list = []
+    with pg_engine.connect() as first:
+        counts = planning.insert_plan(first, campaign_id, ["digest"], rules, None)
+        assert sum(counts.values()) == len(CHOICES)
+        second = _plan_in_thread(pg_engine, campaign_id, rules, results)
+        _wait_for_a_lock_wait(pg_engine)  # it waits for the first one's transaction
+        first.commit()
+    second.join(timeout=60)
+    assert results == [{}]  # it saw the committed rows: nothing new, and no error
+    assert len(ledger_rows(pg_engine)) == len(CHOICES)
+
+
+def test_a_row_written_meanwhile_by_another_path_is_not_planned_twice(
+    pg_engine, settings, taxonomy, issue
+):
+    add_people(pg_engine, settings, taxonomy)
+    rules = planning_rules(settings, issue)
+    campaign_id = _campaign(pg_engine, issue)
+    with db.session_factory(pg_engine)() as session:
+        subscriber = require_subscriber(session, "two@example.net")
+        row = {
+            "campaign_id": campaign_id,
+            "subscriber_id": subscriber.id,
+            "email": subscriber.email,
+        }
+    results: list = []
+    with pg_engine.connect() as other:  # no advisory lock: a row the planner cannot foresee
+        ledger.insert_deliveries(other, [row | {"variant": "by-hand", "status": "queued"}])
+        planner = _plan_in_thread(pg_engine, campaign_id, rules, results)
+        _wait_for_a_lock_wait(pg_engine)  # the planner's INSERT waits on that row's key
+        other.commit()
+    planner.join(timeout=60)
+    # The unique constraint refused the batch; planned again from the savepoint, the rest.
+    assert results and sum(results[0].values()) == len(CHOICES) - 1
+    rows = ledger_rows(pg_engine)
+    assert len(rows) == len(CHOICES) and rows["two@example.net"].variant == "by-hand"

@@ -21,9 +21,17 @@ from sqlalchemy import text
 import newsletter.cli
 from newsletter.cli.app import COMMANDS
 from newsletter.cli.app import main
+from newsletter.config import load_settings
+from newsletter.content.reader import list_months
+from newsletter.content.reader import load_issue
+from newsletter.content.taxonomy import default_taxonomy
 from newsletter.errors import ConfigError
 from newsletter.paths import data_path
+from newsletter.sending.plan import plan_campaign
 from newsletter.store import engine as db
+from newsletter.store import ledger
+from newsletter.store import quick
+from newsletter.store.subscribers import add_subscriber
 
 # Imported by any of these, `--help` is back to a second (the web stack, rendering, the ORM,
 # pydantic settings, the scheduler, citations).
@@ -61,8 +69,22 @@ def _modules_after(*args: str) -> set[str]:
         timeout=60,
         check=False,
     )
+    assert "Traceback" not in done.stderr and "Error" not in done.stderr, done.stderr
     last = done.stderr.strip().splitlines()[-1]
     return set(json.loads(last))
+
+
+def plan_month(engine, config_file) -> None:
+    """Plan a fixture month for two subscribers, one of them then sent."""
+    settings = load_settings(config_file)
+    with db.transaction(engine) as session:
+        for address in ("ana@example.net", "ben@example.net"):
+            add_subscriber(session, settings, default_taxonomy(), address)
+    month = list_months(settings.content.dir)[0]
+    issue = load_issue(settings.content.dir, month, default_taxonomy(), settings.newsletter.name)
+    plan_campaign(engine, settings, issue)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE deliveries SET status = 'sent' WHERE id = 1"))
 
 
 def _heavy(modules: set[str]) -> list[str]:
@@ -74,6 +96,22 @@ def test_help_imports_no_heavy_module() -> None:
     assert "click" in modules  # the probe did run the command
     assert _heavy(modules) == []
     assert not [m for m in modules if m.startswith("newsletter.cli.") and m != "newsletter.cli.app"]
+
+
+# `issues list` reads settings and content (pydantic, markdown), but not the ledger's stack.
+NOT_FOR_ISSUES_LIST = tuple(h for h in HEAVY if h not in ("pydantic", "newsletter.config"))
+
+
+def test_issues_list_on_sqlite_imports_no_sqlalchemy(engine, config_file) -> None:
+    plan_month(engine, config_file)  # a campaign with rows: the state column reads them
+    modules = _modules_after("--config", str(config_file), "issues", "list")
+    assert "newsletter.cli.issue_commands" in modules and "newsletter.store.quick" in modules
+    assert (
+        sorted(
+            m for m in modules if any(m == h or m.startswith(h + ".") for h in NOT_FOR_ISSUES_LIST)
+        )
+        == []
+    )
 
 
 def test_a_group_help_imports_its_module_only() -> None:
@@ -168,3 +206,53 @@ def test_require_schema_still_refuses_an_older_revision(tmp_path) -> None:
     else:
         raise AssertionError("an unknown revision passed require_schema")
     engine.dispose()
+
+
+# --- `issues list`'s stdlib read of a SQLite file (`store.quick`) ------------------------------
+
+
+def test_the_quick_read_is_the_ledgers(engine, config_file) -> None:
+    plan_month(engine, config_file)
+    url = load_settings(config_file).database.url
+    with db.session_factory(engine)() as session:
+        expected = ledger.campaign_states(session)
+    assert len(expected) == 1 and next(iter(expected.values()))[1] == {"queued": 1, "sent": 1}
+    assert quick.campaign_states(url) == expected
+
+
+def test_the_quick_read_steps_aside_for_anything_unusual(engine, config_file, tmp_path) -> None:
+    url = load_settings(config_file).database.url
+    assert quick.campaign_states(url) == {}  # at head, no campaign yet
+    assert quick.campaign_states(url + "?timeout=5") is None  # options: SQLAlchemy reads them
+    assert quick.campaign_states("sqlite://") is None
+    assert quick.campaign_states(f"sqlite:///{tmp_path / 'missing.db'}") is None
+    assert quick.campaign_states("postgresql+psycopg://user@localhost/db") is None
+    (tmp_path / "junk.db").write_text("not a database", encoding="utf-8")
+    assert quick.campaign_states(f"sqlite:///{tmp_path / 'junk.db'}") is None
+    db.downgrade(engine, "0006")  # an older schema: the usual path says what to run
+    assert quick.campaign_states(url) is None
+    result = CliRunner().invoke(main, ["--config", str(config_file), "issues", "list"])
+    assert result.exit_code != 0 and "run `newsletter db upgrade`" in result.output
+
+
+# --- memory: what a sending process does not use, it does not import ----------------------------
+
+
+def test_the_send_path_imports_no_dkim_stack_while_signing_is_off() -> None:
+    """dkimpy, dnspython and cryptography are ~14 MB of a sending process (bench/memory.py)."""
+    probe = (
+        "import json, sys\n"
+        "from newsletter.sending.runner import CampaignRunner\n"
+        "from newsletter.sending.build import dkim_signer\n"
+        "from newsletter.config import settings_from_dict\n"
+        "assert dkim_signer(settings_from_dict({}, __import__('pathlib').Path('.'))) is None\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    modules = set(json.loads(done.stdout))
+    assert "newsletter.sending.runner" in modules
+    heavy = ("dkim", "dns", "nacl", "cryptography", "newsletter.message.dkim")
+    assert sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in heavy)) == []

@@ -61,9 +61,6 @@ def issues_group() -> None:
 @pass_app
 def list_issues(app: App) -> None:
     """Months, summary counts and sent state."""
-    from newsletter.store import ledger
-    from newsletter.store.engine import session_factory
-
     settings = app.settings
     for name, meant in misnamed_months(settings.content.dir):
         folder = Path(settings.content.dir) / name
@@ -75,23 +72,37 @@ def list_issues(app: App) -> None:
             err=True,
         )
     table = Table("month", "summaries", "subject", "state")
-    with session_factory(app.db())() as session:
-        for month in list_months(settings.content.dir):
-            try:
-                issue = load_campaign_issue(
-                    settings.content.dir, month, app.taxonomy, settings.newsletter.name
-                )
-                count, subject = str(len(issue.summaries)), issue.subject
-            except ContentError as error:
-                count, subject = "?", f"[red]{escape(_short_problem(error, month))}[/red]"
-            campaign = ledger.find_campaign(session, month)
-            state = "not sent"
-            if campaign is not None:
-                counts = ledger.status_counts(session, campaign.id)
-                done = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-                state = f"{campaign.status}: {done}" if done else campaign.status
-            table.add_row(month, count, subject, state)
+    states = _campaign_states(app)
+    for month in list_months(settings.content.dir):
+        try:
+            issue = load_campaign_issue(
+                settings.content.dir, month, app.taxonomy, settings.newsletter.name
+            )
+            count, subject = str(len(issue.summaries)), issue.subject
+        except ContentError as error:
+            count, subject = "?", f"[red]{escape(_short_problem(error, month))}[/red]"
+        state = "not sent"
+        if month in states:
+            status, counts = states[month]
+            done = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+            state = f"{status}: {done}" if done else status
+        table.add_row(month, count, subject, state)
     Console().print(table)
+
+
+def _campaign_states(app: App) -> dict[str, tuple[str, dict[str, int]]]:
+    """The campaigns' states: from a SQLite file through the stdlib when that path applies
+    (`store.quick`, a start without SQLAlchemy), else through the ledger."""
+    from newsletter.store import quick
+
+    states = quick.campaign_states(app.settings.database.url)
+    if states is not None:
+        return states
+    from newsletter.store import ledger
+    from newsletter.store.engine import session_factory
+
+    with session_factory(app.db())() as session:
+        return ledger.campaign_states(session)
 
 
 @issues_group.command("check")

@@ -7,10 +7,10 @@ rendering and serialization happened once, in `variants.VariantCache`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from newsletter.config import Settings
 from newsletter.errors import UnsafeHeader
-from newsletter.message.dkim import DkimSigner
 from newsletter.message.envelope import envelope_sender
 from newsletter.personalize import Recipient
 from newsletter.sending.variants import VariantCache
@@ -23,6 +23,9 @@ from newsletter.tokens import PREFERENCES
 from newsletter.tokens import UNSUBSCRIBE
 from newsletter.tokens import Signer
 
+if TYPE_CHECKING:
+    from newsletter.message.dkim import DkimSigner
+
 
 @dataclass(frozen=True)
 class Built:
@@ -31,6 +34,16 @@ class Built:
     message: bytes
     message_id: str
     envelope_from: str
+
+
+def dkim_signer(settings: Settings) -> DkimSigner | None:
+    """The `[dkim]` signer, or None when signing is off. dkimpy, dnspython and cryptography
+    are imported only when it is on: ~14 MB of a sending process's memory otherwise."""
+    if not settings.dkim.enabled:
+        return None
+    from newsletter.message.dkim import DkimSigner
+
+    return DkimSigner.from_settings(settings)
 
 
 def build_message(

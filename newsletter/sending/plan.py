@@ -142,14 +142,20 @@ def plan_campaign(
             months = [i.month for i in issue.issues]
             rules = replace(rules, months=planning.month_campaigns(session.connection(), months))
         campaign = ledger.find_campaign(session, issue.month)
-        if campaign is None and not dry_run:
+        created = campaign is None and not dry_run
+        if created:
             campaign = ledger.get_or_create_campaign(
                 session, issue.month, issue.subject, chosen_lists
             )
             session.commit()
         campaign_id = campaign.id if campaign else None
         cutoff = None
-        if campaign is not None:
+        if campaign is not None and created:
+            report.first_planned = campaign.created_at
+            # This run plans the month first: everyone in the audience now is planned, so
+            # nobody is a late joiner yet (and counting them would be one more full pass
+            # over the subscribers, seconds at a million).
+        elif campaign is not None:
             report.existing = ledger.status_counts(session, campaign.id)
             report.first_planned = campaign.created_at
             if not include_late_joiners:

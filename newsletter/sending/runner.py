@@ -27,9 +27,9 @@ from newsletter.errors import PermanentFailure
 from newsletter.errors import SendError
 from newsletter.errors import TemporaryFailure
 from newsletter.errors import TransportUnavailable
-from newsletter.message.dkim import DkimSigner
 from newsletter.message.skeleton import Sender
 from newsletter.sending.build import build_message
+from newsletter.sending.build import dkim_signer
 from newsletter.sending.durable import AcceptanceRecorder
 from newsletter.sending.pools import Pool
 from newsletter.sending.pools import make_pools
@@ -129,7 +129,7 @@ class CampaignRunner:
         self.sender = Sender.from_settings(settings)
         self.variants = VariantCache(settings, issue, self.sender, utcnow())
         self.sessions = session_factory(engine)
-        self.dkim = dkim if dkim is not None else DkimSigner.from_settings(settings)
+        self.dkim = dkim if dkim is not None else dkim_signer(settings)
         self._local = threading.local()
         self._opened: list[Transport] = []
         self._opened_lock = threading.Lock()

@@ -15,9 +15,9 @@ from newsletter.transport.base import Transport
 
 def send_single(settings: Settings, transport: Transport, recipient: str, message: bytes) -> str:
     """Send one message outside the ledger, DKIM-signed like the campaign messages."""
-    from newsletter.message.dkim import DkimSigner
+    from newsletter.sending.build import dkim_signer
 
-    signer = DkimSigner.from_settings(settings)
+    signer = dkim_signer(settings)
     if signer is not None:
         message = signer.sign(message)
     sender = settings.delivery.envelope_from or settings.newsletter.from_email

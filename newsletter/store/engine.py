@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import ast
 import contextlib
-import functools
 from collections.abc import Iterator
-from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy import create_engine
@@ -20,6 +17,7 @@ from sqlalchemy.orm import sessionmaker
 from newsletter.errors import ConfigError
 from newsletter.errors import DatabaseError
 from newsletter.paths import data_path
+from newsletter.store.quick import declared_head as _declared_head
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -140,32 +138,6 @@ def head_revision(engine: Engine) -> str:
     head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
     assert head is not None, "the migrations folder has no revisions"
     return head
-
-
-@functools.cache
-def _declared_head(folder: Path) -> str | None:
-    """The head revision as the migration files declare it, read without importing Alembic
-    (whose import costs more than a short command's whole run): the one `revision` that no
-    file names as its `down_revision`. None when that is not one plain answer (two heads, a
-    computed value): the caller then asks Alembic."""
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    for path in folder.glob("*.py"):
-        values: dict[str, object] = {}
-        for node in ast.parse(path.read_text(encoding="utf-8")).body:
-            if isinstance(node, ast.Assign | ast.AnnAssign):
-                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                for target in targets:
-                    if isinstance(target, ast.Name) and isinstance(node.value, ast.Constant):
-                        values[target.id] = node.value.value
-        revision, parent = values.get("revision"), values.get("down_revision", ...)
-        if not isinstance(revision, str) or not (parent is None or isinstance(parent, str)):
-            return None
-        revisions.add(revision)
-        if parent is not None:
-            parents.add(parent)
-    heads = revisions - parents
-    return heads.pop() if len(heads) == 1 else None
 
 
 def _at_declared_head(engine: Engine) -> bool:

@@ -112,6 +112,23 @@ def find_campaign(session: Session, month: str) -> Campaign | None:
     return session.scalar(select(Campaign).where(Campaign.month == month))
 
 
+def campaign_states(session: Session) -> dict[str, tuple[str, dict[str, int]]]:
+    """Each planned month's campaign status and its rows per status, in one query (the
+    same one `store.quick.campaign_states` sends through the stdlib for `issues list`)."""
+    query = (
+        select(Campaign.month, Campaign.status, Delivery.status, func.count(Delivery.id))
+        .select_from(Campaign)
+        .outerjoin(Delivery, Delivery.campaign_id == Campaign.id)
+        .group_by(Campaign.month, Campaign.status, Delivery.status)
+    )
+    states: dict[str, tuple[str, dict[str, int]]] = {}
+    for month, status, row_status, count in session.execute(query):
+        _, counts = states.setdefault(month, (status, {}))
+        if row_status is not None:
+            counts[row_status] = int(count)
+    return states
+
+
 def _on_lists(lists: Sequence[str]):
     return (
         select(Subscription.subscriber_id)

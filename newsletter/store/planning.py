@@ -37,6 +37,7 @@ from sqlalchemy import select
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 
 from newsletter.store.ledger import OPEN_STATUSES
 from newsletter.store.ledger import _audience_filter
@@ -280,11 +281,10 @@ def insert_plan(
     now: dt.datetime | None = None,
 ) -> dict[tuple[str, str], int]:
     """Write the campaign's new rows with one INSERT … SELECT; their counts by (variant,
-    status). Rows already planned are left alone (NOT EXISTS, and ON CONFLICT DO NOTHING for
-    a planner running at the same time)."""
+    status). Rows already planned are left alone (NOT EXISTS, and for a planner running at
+    the same time ON CONFLICT DO NOTHING on SQLite, an advisory lock on PostgreSQL)."""
     now = now or utcnow()
     _for_bulk(connection)
-    before = connection.scalar(select(func.coalesce(func.max(Delivery.id), 0))) or 0
     rows = _rows(lists, rules, now, campaign_id, joined_by).subquery()
     stamp = literal(now, UTCDateTime())
     source = select(
@@ -314,8 +314,9 @@ def insert_plan(
     dialect = connection.dialect.name
     statement: Executable
     if dialect == "postgresql":
-        statement = pg_insert(Delivery).from_select(columns, source).on_conflict_do_nothing()
-    elif dialect == "sqlite":
+        return _insert_plan_postgresql(connection, campaign_id, columns, source)
+    before = connection.scalar(select(func.coalesce(func.max(Delivery.id), 0))) or 0
+    if dialect == "sqlite":
         statement = sqlite_insert(Delivery).from_select(columns, source).on_conflict_do_nothing()
     else:  # pragma: no cover - the two supported databases are above
         statement = insert(Delivery).from_select(columns, source)
@@ -324,6 +325,39 @@ def insert_plan(
         select(Delivery.variant, Delivery.status, func.count())
         .where(Delivery.campaign_id == campaign_id, Delivery.id > before)
         .group_by(Delivery.variant, Delivery.status)
+    )
+    return {(v, s): int(n) for v, s, n in connection.execute(query)}
+
+
+# The advisory lock's first key: "plan" in ASCII, so it meets no other use of advisory locks.
+_PLAN_LOCK = 0x706C616E
+
+
+def _insert_plan_postgresql(
+    connection: Connection, campaign_id: int, columns: list[str], source
+) -> dict[tuple[str, str], int]:
+    """PostgreSQL: a plain INSERT … SELECT whose RETURNING rows are counted in the same
+    statement. Measured on 1,000,000 rows (bench/planning.py), ON CONFLICT DO NOTHING cost
+    ~15 % more server CPU than the plain insert (a speculative insertion per row), and
+    counting the new rows again afterwards another full pass; so planners of the same
+    campaign take turns on a transaction-scoped advisory lock instead (the second one's
+    NOT EXISTS then sees the first one's committed rows). Should a row of the campaign come in
+    some other way meanwhile, the unique constraint refuses the batch and it is planned again,
+    with ON CONFLICT, from a savepoint: never a duplicate, never a failed plan."""
+    connection.execute(select(func.pg_advisory_xact_lock(_PLAN_LOCK, campaign_id)))
+    plain = pg_insert(Delivery).from_select(columns, source)
+    try:
+        with connection.begin_nested():
+            return _count_returned(connection, plain)
+    except IntegrityError:
+        return _count_returned(connection, plain.on_conflict_do_nothing())
+
+
+def _count_returned(connection: Connection, statement) -> dict[tuple[str, str], int]:
+    """Run the INSERT and count its new rows by (variant, status), in one statement."""
+    new = statement.returning(Delivery.variant, Delivery.status).cte("new")
+    query = select(new.c["variant"], new.c["status"], func.count()).group_by(
+        new.c["variant"], new.c["status"]
     )
     return {(v, s): int(n) for v, s, n in connection.execute(query)}
 
@@ -348,6 +382,9 @@ def count_late_joiners(
 ) -> int:
     """Subscribers planning would consider but for the late-joiner cut-off (for a round-up,
     the quarterly readers among them: a monthly late joiner missed nothing)."""
+    # Hash joins here too: right after a bulk import this count took longer (21 s for
+    # 1,000,000 subscribers on PostgreSQL) than the planning INSERT itself.
+    _for_bulk(connection)
     query = select(func.count()).where(
         audience_filter(lists, rules, now or utcnow(), campaign_id, None),
         ~_joined_by(lists, cutoff),
