@@ -144,7 +144,8 @@ def test_every_demo_reader_gets_the_intro_of_the_summaries_they_get(runner, tmp_
         for part in ("plain", "html"):
             body = message.get_body((part,)).get_content()
             text = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", body)).split())
-            got = {s.slug for s in issue.summaries if html.escape(s.title) in body}
+            # Whitespace-normalized: the text part wraps long titles over two lines.
+            got = {s.slug for s in issue.summaries if " ".join(s.title.split()) in text}
             shown = {slug for slug, phrase in phrases.items() if phrase in text}
             assert shown == got, (message["To"], part)
             assert "{summary=" not in body
