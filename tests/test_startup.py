@@ -185,6 +185,21 @@ def test_declared_head_is_none_for_two_heads(tmp_path) -> None:
     assert db._declared_head(tmp_path) == "3"
 
 
+def test_a_missing_sqlite_file_is_refused_and_not_created(tmp_path) -> None:
+    # A read-only command before `db upgrade` must not leave an empty database file behind,
+    # which every later command would find and refuse.
+    path = tmp_path / "none.db"
+    engine = db.make_engine(f"sqlite:///{path}")
+    try:
+        db.require_schema(engine)
+    except ConfigError as error:
+        assert f"there is no database at {path} yet: run `newsletter db upgrade`" in str(error)
+    else:
+        raise AssertionError("a missing database passed require_schema")
+    assert not path.exists()
+    engine.dispose()
+
+
 def test_require_schema_still_refuses_an_older_revision(tmp_path) -> None:
     engine = db.make_engine(f"sqlite:///{tmp_path / 'x.db'}")
     db.upgrade(engine)

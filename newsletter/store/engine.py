@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy import create_engine
@@ -152,6 +153,18 @@ def _at_declared_head(engine: Engine) -> bool:
 
 def require_schema(engine: Engine) -> None:
     """ConfigError unless the database is migrated to head (tells the user what to run)."""
+    url = engine.url
+    database = url.database or ""
+    if (
+        url.get_backend_name() == "sqlite"
+        and database not in ("", ":memory:")
+        and not (database.startswith("file:") or "mode" in url.query)
+        and Path(database).parent.is_dir()  # else connecting says it cannot open the file
+        and not Path(database).exists()
+    ):
+        # Said before connecting: SQLite would create an empty file, which every later command
+        # would then find and refuse in the same words.
+        raise ConfigError(f"there is no database at {database} yet: run `newsletter db upgrade`")
     with reaching(engine):
         migrated = inspect(engine).has_table("subscribers")
         if migrated and _at_declared_head(engine):
