@@ -22,6 +22,7 @@ from newsletter.errors import ConfigError
 from newsletter.errors import PermanentFailure
 from newsletter.errors import TemporaryFailure
 from newsletter.errors import TransportError
+from newsletter.message.wire import smtp_data
 from newsletter.transport.base import Transport
 
 if TYPE_CHECKING:
@@ -42,22 +43,9 @@ def _reply_failure(what: str, code: int, reply: bytes | str) -> TransportError:
     return kind(f"{what}: {code} {text}", code=code, reply=text)
 
 
-def wire_data(message: bytes) -> bytes:
-    """A message (LF or CRLF line endings) as it goes on the wire after DATA's 354: CRLF,
-    dot-stuffed and terminated.
-
-    Two bytes.replace passes in C over LF text (dot-stuffing first, then CRLF); smtplib's
-    data() runs a regular expression over the whole message, which cost more than everything
-    else per message.
-    """
-    if b"\r" in message:
-        message = message.replace(b"\r\n", b"\n")
-    stuffed = message.replace(b"\n.", b"\n..")
-    if stuffed.startswith(b"."):
-        stuffed = b"." + stuffed
-    if not stuffed.endswith(b"\n"):
-        stuffed += b"\n"
-    return stuffed.replace(b"\n", b"\r\n") + b".\r\n"
+# The SMTP DATA form of a message: CRLF, dot-stuffed, terminated (`message.wire`; the
+# message skeletons build it per variant).
+wire_data = smtp_data
 
 
 def _quoted(address: str) -> str:
@@ -266,8 +254,13 @@ class SmtpTransport(Transport):
             return TemporaryFailure(f"{self._where}: cannot connect: {error}")
         return TemporaryFailure(f"{self._where}: {type(error).__name__}: {error}")
 
-    def send(self, envelope_from: str, recipient: str, message: bytes) -> str:
+    def send(
+        self, envelope_from: str, recipient: str, message: bytes, *, wire: bool = False
+    ) -> str:
         """Run one SMTP transaction; return the server's reply to the message data.
+
+        With `wire`, `message` is already in SMTP DATA form (`message.wire.smtp_data`: CRLF,
+        dot-stuffed, terminated), as `MessageSkeleton.build(..., wire=True)` makes it.
 
         Where the server offers PIPELINING (RFC 2920), MAIL, RCPT and DATA go out in one write
         and their three replies are read after it; the message then goes out in one more.
@@ -278,13 +271,13 @@ class SmtpTransport(Transport):
         for address in (envelope_from, recipient):
             if "\r" in address or "\n" in address:
                 raise PermanentFailure(f"address {address!r} contains a line break")
-        wire = wire_data(message)
+        data = message if wire else wire_data(message)
         try:
-            return self._transaction(envelope_from, recipient, wire)
+            return self._transaction(envelope_from, recipient, data)
         except _Dropped:
             self._discard()
         try:
-            return self._transaction(envelope_from, recipient, wire)
+            return self._transaction(envelope_from, recipient, data)
         except _Dropped as dropped:
             self._discard()
             raise TemporaryFailure(
