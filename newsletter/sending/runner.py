@@ -10,6 +10,7 @@ recorder (`sending.durable`) commits before that connection sends its next messa
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import queue
 import socket
@@ -17,6 +18,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from collections.abc import Collection
 
 from sqlalchemy import Engine
 
@@ -57,6 +59,7 @@ from newsletter.store.models import Campaign
 from newsletter.store.models import utcnow
 from newsletter.tokens import Signer
 from newsletter.transport.base import Transport
+from newsletter.transport.smtp import SmtpTransport
 
 # Waiting longer than this for a quota ends the run; re-running later picks the rest up.
 MAX_QUOTA_WAIT = 300.0
@@ -196,8 +199,6 @@ class CampaignRunner:
         self._work: queue.SimpleQueue = queue.SimpleQueue()
         self._results: queue.SimpleQueue = queue.SimpleQueue()
         self._recorder = AcceptanceRecorder(self.engine, self.worker_id) if self.durable else None
-        if self._recorder is not None:
-            self._recorder.start()
         threads = [
             threading.Thread(
                 target=self._sending_thread, args=(pool,), name=f"{pool.name}-{n}", daemon=True
@@ -208,28 +209,45 @@ class CampaignRunner:
         for thread in threads:
             thread.start()
         try:
+            claim = functools.partial(self._claim, campaign_id, lists, lease)
             while not self.stopping and not self._pause_reason:
-                with self.sessions() as session:
-                    batch = ledger.claim_batch(
-                        session, campaign_id, self.worker_id, delivery.batch_size, lease, lists
-                    )
-                    session.commit()
+                batch = claim()
                 if not batch:
                     if not self._wait_for_open_rows(campaign_id, report):
                         break
                     continue
-                self._send_batch(batch, report)
+                self._send_batch(batch, report, claim)
         finally:
             for _thread in threads:
                 self._work.put(None)
             for thread in threads:
                 thread.join()
             if self._recorder is not None:
-                self._recorder.stop()
+                self._recorder.close()
                 self.recorder_commits = self._recorder.commits
             self._close_transports()
             self._finish(campaign_id, report)
         return report
+
+    def _claim(
+        self,
+        campaign_id: int,
+        lists: list[str],
+        lease: dt.timedelta,
+        exclude: Collection[int] = (),
+    ) -> list[ledger.Claimed]:
+        """The next batch of due rows, claimed for this run (none of `exclude`)."""
+        with self.sessions() as session:
+            ids = ledger.claim_ids(
+                session,
+                campaign_id,
+                self.worker_id,
+                self.settings.delivery.batch_size,
+                lease,
+                exclude=exclude,
+            )
+            session.commit()  # SQLite's write lock is free again before the rows are read
+            return ledger.claimed_rows(session, ids, lists)
 
     def _sending_thread(self, pool: Pool) -> None:
         # Every thread takes the next row from one shared queue: a faster server gets more.
@@ -371,30 +389,60 @@ class CampaignRunner:
 
     # --- one batch ------------------------------------------------------------------------
 
-    def _send_batch(self, batch: list[ledger.Claimed], report: SendReport) -> None:
+    def _send_batch(
+        self,
+        batch: list[ledger.Claimed],
+        report: SendReport,
+        claim: Callable[[Collection[int]], list[ledger.Claimed]] | None = None,
+    ) -> None:
+        """Send `batch`, and the batches `claim` gives while it is sent, until it gives none."""
         pending = deque(batch)
+        held = {row.delivery_id for row in batch}  # claimed, and no result back yet
         outstanding = 0
         unsent: list[int] = []  # claimed, handed out, but not attempted (stop or quota)
         results: list[ledger.Result] = []
         last = time.monotonic()
+        # Work queued ahead of the connections: enough that a sending thread never waits for
+        # this thread to wake up (each such wait cost a connection a message's time).
+        window = 2 * self.connections
         try:
             while pending or outstanding:
-                # Keep every connection busy, with a little queued work, until told to stop.
+                # Keep every connection busy, with queued work, until told to stop.
                 while (
                     pending
-                    and outstanding < 2 * self.connections
+                    and outstanding < window
                     and not self.stopping
                     and not self._pause_reason
                 ):
                     self._work.put(pending.popleft())
                     outstanding += 1
+                if (
+                    claim is not None
+                    and len(pending) < window
+                    and not self.stopping
+                    and not self._pause_reason
+                ):
+                    # Claim the next batch while this one's last rows are sent, so the
+                    # connections do not stand idle between batches. The rows still held
+                    # are left out (a short lease may have run out), and the results not yet
+                    # written go first, so no row of ours can be claimed a second time.
+                    self._record(results)
+                    results = []
+                    last = time.monotonic()
+                    more = claim(held)
+                    if more:
+                        pending.extend(more)
+                        held.update(row.delivery_id for row in more)
+                        continue
+                    claim = None
                 if not outstanding:
                     break
                 row, result, pool, durable = self._results.get()
                 outstanding -= 1
                 if result is None:
-                    unsent.append(row.delivery_id)
+                    unsent.append(row.delivery_id)  # still held: released at the end
                     continue
+                held.discard(row.delivery_id)
                 if not durable:
                     results.append(result)
                 self._account(report, result, pool)
@@ -492,8 +540,11 @@ class CampaignRunner:
 
     def _send_one(self, row: ledger.Claimed) -> ledger.Result | None:
         """The row's result; None when it was not attempted (no connection could be opened)."""
+        # SMTP takes the message in its on-the-wire form, built from per-variant pieces; the
+        # thread's first message goes the plain way (its connection is not made yet).
+        smtp = isinstance(getattr(self._local, "transport", None), SmtpTransport)
         built = build_message(
-            row, self.issue.month, self.settings, self.variants, self.signer, self.dkim
+            row, self.issue.month, self.settings, self.variants, self.signer, self.dkim, smtp
         )
         if isinstance(built, ledger.Result):
             return built
@@ -505,7 +556,11 @@ class CampaignRunner:
         self._connect_failures[self._local.pool.name] = 0
         self._settle()  # the previous acceptance is durable before this message goes out
         try:
-            reply = transport.send(built.envelope_from, row.email, built.message)
+            if built.wire:
+                assert isinstance(transport, SmtpTransport)
+                reply = transport.send(built.envelope_from, row.email, built.message, wire=True)
+            else:
+                reply = transport.send(built.envelope_from, row.email, built.message)
         except PermanentFailure as error:
             bounce = None
             if is_hard_bounce(error):
