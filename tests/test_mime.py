@@ -22,6 +22,7 @@ from newsletter.message.skeleton import list_unsubscribe
 from newsletter.message.skeleton import message_id
 from newsletter.message.skeleton import stdlib_message
 from newsletter.message.skeleton import to_header
+from newsletter.message.wire import smtp_data
 from newsletter.personalize import Recipient
 from newsletter.personalize import SlotTemplate
 from newsletter.personalize import choose_variant
@@ -156,6 +157,32 @@ def test_filled_message_parses_like_the_stdlib_message(
     assert all(len(line) <= 998 for line in ours.split(b"\n"))
     assert b"XNL" not in ours  # every slot was filled
     assert_same_message(ours, reference(sender, rendered, summaries, recipient, mid))
+    # The SMTP DATA form built from per-variant pieces is the whole message converted.
+    assert skeleton.build(recipient, "2025-01", subscriber_id, summaries, wire=True) == (
+        smtp_data(ours),
+        mid,
+    )
+
+
+@pytest.mark.parametrize("name", [".", ".Dot", "..", "A. .B", "Dot."])
+def test_the_smtp_data_form_stuffs_dots_wherever_a_value_starts_a_line(variants, name) -> None:
+    _sender, built = variants
+    for topics in TOPIC_SETS:
+        skeleton, summaries, _ = built[topics]
+        recipient = Recipient("ana@example.net", name, topics, ".unsub.tok", ".prefs.tok")
+        plain, _ = skeleton.build(recipient, "2025-01", 7, summaries)
+        wire, _ = skeleton.build(recipient, "2025-01", 7, summaries, wire=True)
+        assert wire == smtp_data(plain)
+        assert wire.endswith(b"\r\n.\r\n") and b"\n" not in wire.replace(b"\r\n", b"")
+        # Undone as a server undoes it, the message is the plain one, line for line.
+        lines = wire[: -len(b".\r\n")].split(b"\r\n")
+        undone = [line[1:] if line.startswith(b".") else line for line in lines]
+        assert b"\n".join(undone) == plain + (b"" if plain.endswith(b"\n") else b"\n")
+
+
+def test_smtp_data_of_a_message_without_a_final_line_break() -> None:
+    assert smtp_data(b".a\n.b") == b"..a\r\n..b\r\n.\r\n"
+    assert smtp_data(b"x\r\n.y\r\n") == b"x\r\n..y\r\n.\r\n"
 
 
 def test_message_headers_for_one_click_unsubscribe(variants) -> None:

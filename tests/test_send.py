@@ -513,6 +513,28 @@ def test_progress_never_passes_its_total_with_retries_resumed_and_new_rows(
     assert report.render_seconds > 0 and report.elapsed >= report.render_seconds
 
 
+def test_rows_still_held_are_not_claimed_again_when_their_lease_runs_out(
+    engine, settings, issue, audience
+) -> None:
+    """The runner claims its next batch while the last is being sent; a row it still holds
+    whose (short) lease ran out meanwhile must not come back to it and go out twice."""
+    import time
+    from collections import Counter
+
+    settings.delivery.batch_size = 2
+    settings.delivery.lease_seconds = 0.05
+
+    def slow(_recipient: str) -> None:
+        time.sleep(0.06)  # longer than the lease: every held row's lease runs out
+        return None
+
+    transport = MemoryTransport(fail=slow)
+    report = send_month(engine, settings, issue, transport).report
+    received = Counter(message.recipient for message in transport.outbox)
+    assert report.finished and report.sent == len(transport.outbox) >= 3  # several batches
+    assert set(received.values()) == {1}  # each reader exactly once
+
+
 def test_postgresql_late_joiners_and_taking_over_a_stopped_senders_rows(
     pg_engine, settings, taxonomy, issue
 ) -> None:

@@ -24,6 +24,7 @@ from newsletter.config import settings_from_dict
 from newsletter.errors import PermanentFailure
 from newsletter.errors import TemporaryFailure
 from newsletter.errors import TransportError
+from newsletter.message.wire import smtp_data
 from newsletter.transport import make_transport
 from newsletter.transport.maildir import MaildirTransport
 from newsletter.transport.memory import MemoryTransport
@@ -418,3 +419,66 @@ def test_wire_data_stuffs_dots_and_ends_with_crlf_dot() -> None:
 
     assert wire_data(b".top\nmid\n.\n..x") == b"..top\r\nmid\r\n..\r\n...x\r\n.\r\n"
     assert wire_data(b"a\r\nb\r\n") == b"a\r\nb\r\n.\r\n"  # CRLF input is not doubled
+
+
+# --- SMTP: the next transaction announced with the message data (RFC 2920 3.1) -------------
+
+
+def numbered(n: int) -> tuple[str, bytes]:
+    """A recipient and its message in SMTP DATA form (with dot-started lines to stuff)."""
+    return f"reader{n}@example.org", smtp_data(numbered_message(n))
+
+
+def numbered_message(n: int) -> bytes:
+    return MESSAGE.replace(b"Three summaries", b"Summary %d" % n)
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "no-pipelining"])
+def test_smtp_sends_the_next_envelope_with_the_message_data(pipelining: bool) -> None:
+    # With PIPELINING the next MAIL, RCPT and DATA ride with this message's data, so from
+    # the second message on each transaction's commands arrive before its turn.
+    messages = [numbered(n) for n in range(4)]
+    with running_sink(pipelining=pipelining) as sink, smtp_to(sink) as transport:
+        for index, (recipient, data) in enumerate(messages):
+            then = None
+            if index + 1 < len(messages):
+                then = (SENDER, *messages[index + 1])
+            assert transport.send(SENDER, recipient, data, wire=True, then=then).startswith("250")
+    assert [m.recipients[0] for m in sink.messages] == [r for r, _ in messages]
+    assert [m.content for m in sink.messages] == [crlf(numbered_message(n)) for n in range(4)]
+    assert sink.connections == 1
+
+
+def test_smtp_refusals_with_the_next_envelope_announced_keep_the_connection() -> None:
+    # Refused data, a refused announced recipient, then a clean message: no RSET lands in the
+    # middle of the pipelined group, every reply is read in order, one connection throughout.
+    (one, data_one), (two, data_two), (three, data_three) = (numbered(n) for n in (1, 2, 3))
+
+    def fault(envelope: Envelope, phase: str, address: str) -> str | None:
+        if phase == "DATA" and envelope.rcpt_tos == [one]:
+            return "554 5.6.0 content refused"
+        if phase == "RCPT" and address == two:
+            return "550 5.1.1 no such user"
+        return None
+
+    with running_sink(fault=fault) as sink, smtp_to(sink) as transport:
+        with pytest.raises(PermanentFailure, match="554"):
+            transport.send(SENDER, one, data_one, wire=True, then=(SENDER, two, data_two))
+        with pytest.raises(PermanentFailure, match=re.escape(f"recipient <{two}> refused")):
+            transport.send(SENDER, two, data_two, wire=True, then=(SENDER, three, data_three))
+        assert transport.send(SENDER, three, data_three, wire=True).startswith("250")
+        assert [m.recipients for m in sink.messages] == [(three,)]
+        assert sink.connections == 1
+
+
+def test_smtp_a_different_message_after_an_announced_one_drops_the_connection() -> None:
+    # The server has answered the announced DATA with 354 and waits for that message: another
+    # one cannot follow on this connection, and the announced one must not be delivered.
+    (one, data_one), (two, data_two), (three, data_three) = (numbered(n) for n in (1, 2, 3))
+    with running_sink() as sink, smtp_to(sink) as transport:
+        transport.send(SENDER, one, data_one, wire=True, then=(SENDER, two, data_two))
+        assert transport.send(SENDER, three, data_three, wire=True).startswith("250")
+        transport.send(SENDER, one, data_one, wire=True, then=(SENDER, two, data_two))
+    # Closed with the announced message unsent: no QUIT inside its data, nothing delivered.
+    assert [m.recipients[0] for m in sink.messages] == [one, three, one]
+    assert sink.connections == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 
 import click
@@ -115,11 +116,25 @@ def progress_bar(console: Console, total: int) -> Iterator[ProgressCallback]:
     )
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("sending", total=max(total, 1))
+        last = 0.0
+        latest: list[SendReport] = []
 
         def advance(report: SendReport, _step: int) -> None:
-            progress.update(task, total=max(report.total, 1), completed=report.done)
+            # Called for every message; the bar redraws 10 times a second, so updating it
+            # more often than that only cost the send its time (rich takes a lock each time).
+            nonlocal last
+            latest[:] = [report]
+            now = time.monotonic()
+            if now - last >= 0.05 or report.done >= report.total:
+                last = now
+                progress.update(task, total=max(report.total, 1), completed=report.done)
 
-        yield advance
+        try:
+            yield advance
+        finally:
+            if latest:  # the last count, whenever the last update came
+                report = latest[0]
+                progress.update(task, total=max(report.total, 1), completed=report.done)
 
 
 LATE_JOINERS_HELP = (

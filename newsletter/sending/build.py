@@ -34,6 +34,7 @@ class Built:
     message: bytes
     message_id: str
     envelope_from: str
+    wire: bool = False  # `message` is in SMTP DATA form (`message.wire.smtp_data`)
 
 
 def dkim_signer(settings: Settings) -> DkimSigner | None:
@@ -53,9 +54,11 @@ def build_message(
     variants: VariantCache,
     signer: Signer,
     dkim: DkimSigner | None,
+    wire: bool = False,
 ) -> Built | ledger.Result:
     """The row's message, or its result when it is not to be sent (skipped, or failed for a
-    reason that would fail every try the same way)."""
+    reason that would fail every try the same way). With `wire` (for SMTP) and no DKIM
+    signature to add, the message comes in SMTP DATA form (`Built.wire`)."""
     if row.status != ACTIVE or not row.on_list:
         if row.status is None:
             why = "subscriber was deleted"
@@ -80,11 +83,12 @@ def build_message(
         unsubscribe_token=signer.make(UNSUBSCRIBE, row.subscriber_id, row.email, campaign),
         preferences_token=signer.make(PREFERENCES, row.subscriber_id, row.email, campaign),
     )
+    wire = wire and dkim is None  # DKIM signs the message as it is stored, not on the wire
     try:
-        message, mid = skeleton.build(recipient, month, row.subscriber_id, summaries)
+        message, mid = skeleton.build(recipient, month, row.subscriber_id, summaries, wire=wire)
     except UnsafeHeader as error:
         # The same row would fail the same way on every try: fail it now, saying why.
         return ledger.Result(row.delivery_id, FAILED, error=f"message not built: {error}")
     if dkim is not None:
         message = dkim.sign(message)
-    return Built(message, mid, envelope_sender(settings, row.subscriber_id, row.email))
+    return Built(message, mid, envelope_sender(settings, row.subscriber_id, row.email), wire)

@@ -1,11 +1,16 @@
 """Each accepted message recorded durably before its connection sends the next one.
 
 A sending thread hands the `sent` result of a message to `AcceptanceRecorder.submit`, builds its
-next message meanwhile, and waits for the commit before that message goes out: a connection
+next message meanwhile, and waits on the ticket before that message goes out: a connection
 starts its next transaction only once the last acceptance is committed. So a killed
 process repeats at most one message per open connection: the one whose acceptance was on the
-wire. One recorder thread commits whatever the sending threads handed in meanwhile in one
-transaction (a group commit), so four connections cost about one commit per round, not four.
+wire.
+
+The waiting threads commit themselves, one at a time (a group commit without a thread of its
+own): the first to wait takes every result handed in so far and commits them in one
+transaction; a thread whose result was in that group finds it done when its turn comes. A
+recorder thread in between cost two thread switches per message (hand over, wake up), and on
+a busy machine each switch waits for a core: that wait, not the UPDATE, was most of the cost.
 
 Durable here means "survives a killed process": SQLite in WAL mode with synchronous=NORMAL
 (set for every connection in `store.engine`) has the commit in its log file before COMMIT
@@ -16,12 +21,10 @@ lose the last fraction of a second; the issue's guarantee is about our process).
 
 from __future__ import annotations
 
-import queue
 import threading
+from typing import Any
 
-from sqlalchemy import Connection
 from sqlalchemy import Engine
-from sqlalchemy import text
 
 from newsletter.store import ledger
 from newsletter.store.models import SENT
@@ -30,89 +33,92 @@ from newsletter.store.models import SENT
 class _Pending:
     """One handed-in result and the outcome of its commit."""
 
-    __slots__ = ("done", "error", "result")
+    __slots__ = ("done", "error", "recorder", "result")
 
-    def __init__(self, result: ledger.Result) -> None:
+    def __init__(self, recorder: AcceptanceRecorder, result: ledger.Result) -> None:
+        self.recorder = recorder
         self.result = result
-        self.done = threading.Event()
+        self.done = False  # set under the recorder's commit lock
         self.error: BaseException | None = None
 
     def wait(self) -> bool:
-        """Wait for the commit: True once durable, False if it failed (the database said no:
-        the caller's batch records the result instead)."""
-        self.done.wait()
+        """Wait for the commit (committing it, and whatever else is waiting, if no other
+        thread is): True once durable, False if it failed (the database said no: the
+        caller's batch records the result instead)."""
+        if not self.done:
+            self.recorder._commit_waiting(self)
         return self.error is None
 
 
 class AcceptanceRecorder:
-    """A thread that commits handed-in `sent` results, a group at a time (see the module)."""
+    """Commits handed-in `sent` results, a group at a time, on the waiting threads (see the
+    module). Thread-safe; `close` when the run ends."""
 
     def __init__(self, engine: Engine, worker_id: str) -> None:
         self.engine = engine
         self.worker_id = worker_id
         self.commits = 0  # transactions committed, for the bench's figures
-        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
+        self._handed_in: list[_Pending] = []
+        self._lock = threading.Lock()  # guards `_handed_in`
+        self._commit_lock = threading.Lock()  # one committer at a time, on one connection
+        self._writer = ledger.AcceptanceWriter(engine.dialect)
         self._postgresql = engine.dialect.name == "postgresql"
-        self._connection: Connection | None = None
-
-    def start(self) -> None:
-        """Start the recorder thread."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Commit what was handed in and end the thread."""
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        self._connection: Any = None  # the pool's DBAPI connection, kept for the run
 
     def submit(self, result: ledger.Result | None) -> _Pending | None:
-        """Start committing a `sent` result (None for any other: the caller's batch records
-        those); `wait()` on the ticket before the connection sends its next message."""
+        """Hand in a `sent` result (None for any other: the caller's batch records those);
+        `wait()` on the ticket before the connection sends its next message."""
         if result is None or result.status != SENT:
             return None
-        pending = _Pending(result)
-        self._queue.put(pending)
+        pending = _Pending(self, result)
+        with self._lock:
+            self._handed_in.append(pending)
         return pending
 
-    def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is None:
+    def close(self) -> None:
+        """Commit anything handed in and not yet waited for, and give the connection back."""
+        with self._commit_lock:
+            with self._lock:
+                group, self._handed_in = self._handed_in, []
+            if group:
+                self._commit_group(group)
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    def _commit_waiting(self, pending: _Pending) -> None:
+        with self._commit_lock:
+            if pending.done:  # another thread's group carried it
                 return
-            group = [first]
-            while True:  # everything handed in while the last commit ran
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    stopping = True
-                    break
-                group.append(item)
-            error: BaseException | None = None
-            try:
-                self._commit([pending.result for pending in group])
-            except Exception as failure:  # handed back to every waiting sender
-                error = failure
-            for pending in group:
-                pending.error = error
-                pending.done.set()
+            with self._lock:  # `pending` is in here: only a committer takes items out
+                group, self._handed_in = self._handed_in, []
+            self._commit_group(group)
+
+    def _commit_group(self, group: list[_Pending]) -> None:
+        error: BaseException | None = None
+        try:
+            self._commit([pending.result for pending in group])
+        except Exception as failure:  # handed back to every waiting sender
+            error = failure
+        for pending in group:
+            pending.error = error
+            pending.done = True
 
     def _commit(self, results: list[ledger.Result]) -> None:
-        # One Core connection for the recorder's life: a Session and a pool checkout per
-        # commit cost more than the UPDATE.
+        # One DBAPI connection for the run, the statement written once: a Session, a pool
+        # checkout or SQLAlchemy's execute per commit cost more than the UPDATE.
         if self._connection is None:
-            self._connection = self.engine.connect()
+            connection = self.engine.raw_connection()
             if self._postgresql:
-                self._connection.execute(text("SET synchronous_commit = off"))
-                self._connection.commit()
+                cursor = connection.cursor()
+                cursor.execute("SET synchronous_commit = off")
+                cursor.close()
+                connection.commit()
+            self._connection = connection
         try:
-            ledger.record_results_on(self._connection, self.worker_id, results)
+            cursor = self._connection.cursor()
+            self._writer.write(cursor, self.worker_id, results)
+            cursor.close()
             self._connection.commit()
         except BaseException:
             connection, self._connection = self._connection, None

@@ -10,6 +10,7 @@ recorder (`sending.durable`) commits before that connection sends its next messa
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import queue
 import socket
@@ -17,6 +18,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from collections.abc import Collection
 
 from sqlalchemy import Engine
 
@@ -28,6 +30,7 @@ from newsletter.errors import SendError
 from newsletter.errors import TemporaryFailure
 from newsletter.errors import TransportUnavailable
 from newsletter.message.skeleton import Sender
+from newsletter.sending.build import Built
 from newsletter.sending.build import build_message
 from newsletter.sending.build import dkim_signer
 from newsletter.sending.durable import AcceptanceRecorder
@@ -57,7 +60,10 @@ from newsletter.store.models import Campaign
 from newsletter.store.models import utcnow
 from newsletter.tokens import Signer
 from newsletter.transport.base import Transport
+from newsletter.transport.smtp import SmtpTransport
 
+# A row taken from the queue and built, to be sent next on the same connection.
+Ahead = tuple[ledger.Claimed, Built]
 # Waiting longer than this for a quota ends the run; re-running later picks the rest up.
 MAX_QUOTA_WAIT = 300.0
 # Consecutive failures to (re)open one server's connection after which a send pauses.
@@ -196,11 +202,12 @@ class CampaignRunner:
         self._work: queue.SimpleQueue = queue.SimpleQueue()
         self._results: queue.SimpleQueue = queue.SimpleQueue()
         self._recorder = AcceptanceRecorder(self.engine, self.worker_id) if self.durable else None
-        if self._recorder is not None:
-            self._recorder.start()
         threads = [
             threading.Thread(
-                target=self._sending_thread, args=(pool,), name=f"{pool.name}-{n}", daemon=True
+                target=self._sending_thread,
+                args=(pool,),
+                name=f"{pool.name}-{n}",
+                daemon=True,
             )
             for pool in self.pools
             for n in range(pool.connections)
@@ -208,28 +215,45 @@ class CampaignRunner:
         for thread in threads:
             thread.start()
         try:
+            claim = functools.partial(self._claim, campaign_id, lists, lease)
             while not self.stopping and not self._pause_reason:
-                with self.sessions() as session:
-                    batch = ledger.claim_batch(
-                        session, campaign_id, self.worker_id, delivery.batch_size, lease, lists
-                    )
-                    session.commit()
+                batch = claim()
                 if not batch:
                     if not self._wait_for_open_rows(campaign_id, report):
                         break
                     continue
-                self._send_batch(batch, report)
+                self._send_batch(batch, report, claim)
         finally:
             for _thread in threads:
                 self._work.put(None)
             for thread in threads:
                 thread.join()
             if self._recorder is not None:
-                self._recorder.stop()
+                self._recorder.close()
                 self.recorder_commits = self._recorder.commits
             self._close_transports()
             self._finish(campaign_id, report)
         return report
+
+    def _claim(
+        self,
+        campaign_id: int,
+        lists: list[str],
+        lease: dt.timedelta,
+        exclude: Collection[int] = (),
+    ) -> list[ledger.Claimed]:
+        """The next batch of due rows, claimed for this run (none of `exclude`)."""
+        with self.sessions() as session:
+            ids = ledger.claim_ids(
+                session,
+                campaign_id,
+                self.worker_id,
+                self.settings.delivery.batch_size,
+                lease,
+                exclude=exclude,
+            )
+            session.commit()  # SQLite's write lock is free again before the rows are read
+            return ledger.claimed_rows(session, ids, lists)
 
     def _sending_thread(self, pool: Pool) -> None:
         # Every thread takes the next row from one shared queue: a faster server gets more.
@@ -237,18 +261,26 @@ class CampaignRunner:
         # before that message goes out, and before this thread waits for work.
         self._local.pool = pool
         self._local.committing = None
+        carry: Ahead | None = None  # the next message, announced on this connection
         while True:
-            try:
-                row = self._work.get_nowait()
-            except queue.Empty:
-                self._settle()
-                row = self._work.get()
-            if row is None:
-                break
+            built = None
+            if carry is not None:
+                (row, built), carry = carry, None
+            else:
+                try:
+                    row = self._work.get_nowait()
+                except queue.Empty:
+                    self._settle()
+                    row = self._work.get()
+                if row is None:
+                    break
             result = None  # None: not attempted (stopping, paused, or waiting on a quota)
             try:
-                if not self.stopping and not self._pause_reason and self._take_slot(pool):
-                    result = self._send_one(row)
+                # A carried message is in flight already (its envelope may be announced).
+                if built is not None or (
+                    not self.stopping and not self._pause_reason and self._take_slot(pool)
+                ):
+                    result, carry = self._send_one(row, built)
             except Exception as error:  # never lose a row: report it to the main thread
                 result = internal_error(row, error, self.settings.delivery)
             ticket = self._recorder.submit(result) if self._recorder is not None else None
@@ -371,30 +403,60 @@ class CampaignRunner:
 
     # --- one batch ------------------------------------------------------------------------
 
-    def _send_batch(self, batch: list[ledger.Claimed], report: SendReport) -> None:
+    def _send_batch(
+        self,
+        batch: list[ledger.Claimed],
+        report: SendReport,
+        claim: Callable[[Collection[int]], list[ledger.Claimed]] | None = None,
+    ) -> None:
+        """Send `batch`, and the batches `claim` gives while it is sent, until it gives none."""
         pending = deque(batch)
+        held = {row.delivery_id for row in batch}  # claimed, and no result back yet
         outstanding = 0
         unsent: list[int] = []  # claimed, handed out, but not attempted (stop or quota)
         results: list[ledger.Result] = []
         last = time.monotonic()
+        # Work queued ahead of the connections: enough that a sending thread never waits for
+        # this thread to wake up (each such wait cost a connection a message's time).
+        window = 2 * self.connections
         try:
             while pending or outstanding:
-                # Keep every connection busy, with a little queued work, until told to stop.
+                # Keep every connection busy, with queued work, until told to stop.
                 while (
                     pending
-                    and outstanding < 2 * self.connections
+                    and outstanding < window
                     and not self.stopping
                     and not self._pause_reason
                 ):
                     self._work.put(pending.popleft())
                     outstanding += 1
+                if (
+                    claim is not None
+                    and len(pending) < window
+                    and not self.stopping
+                    and not self._pause_reason
+                ):
+                    # Claim the next batch while this one's last rows are sent, so the
+                    # connections do not stand idle between batches. The rows still held
+                    # are left out (a short lease may have run out), and the results not yet
+                    # written go first, so no row of ours can be claimed a second time.
+                    self._record(results)
+                    results = []
+                    last = time.monotonic()
+                    more = claim(held)
+                    if more:
+                        pending.extend(more)
+                        held.update(row.delivery_id for row in more)
+                        continue
+                    claim = None
                 if not outstanding:
                     break
                 row, result, pool, durable = self._results.get()
                 outstanding -= 1
                 if result is None:
-                    unsent.append(row.delivery_id)
+                    unsent.append(row.delivery_id)  # still held: released at the end
                     continue
+                held.discard(row.delivery_id)
                 if not durable:
                     results.append(result)
                 self._account(report, result, pool)
@@ -490,22 +552,97 @@ class CampaignRunner:
         for transport in opened:
             transport.close()
 
-    def _send_one(self, row: ledger.Claimed) -> ledger.Result | None:
-        """The row's result; None when it was not attempted (no connection could be opened)."""
-        built = build_message(
-            row, self.issue.month, self.settings, self.variants, self.signer, self.dkim
+    def _build(self, row: ledger.Claimed) -> Built | ledger.Result:
+        # SMTP takes the message in its on-the-wire form, built from per-variant pieces; the
+        # thread's first message goes the plain way (its connection is not made yet).
+        smtp = isinstance(getattr(self._local, "transport", None), SmtpTransport)
+        return build_message(
+            row,
+            self.issue.month,
+            self.settings,
+            self.variants,
+            self.signer,
+            self.dkim,
+            smtp,
         )
-        if isinstance(built, ledger.Result):
-            return built
+
+    def _send_one(
+        self, row: ledger.Claimed, built: Built | None = None
+    ) -> tuple[ledger.Result | None, Ahead | None]:
+        """The row's result (None when it was not attempted: no connection could be opened),
+        and the next message, if one was taken from the queue to go out with it (the
+        caller sends that one next)."""
+        if built is None:
+            made = self._build(row)
+            if isinstance(made, ledger.Result):
+                return made, None
+            built = made
         try:
             transport = self._transport()
         except NewsletterError as error:
             self._cannot_connect(error)
-            return None
+            return None, None
         self._connect_failures[self._local.pool.name] = 0
+        ahead = self._look_ahead(transport) if built.wire else None
+        try:
+            return self._transmit(transport, row, built, ahead), ahead
+        except BaseException:
+            if ahead is not None:  # not attempted: given back at the end of the batch
+                self._results.put((ahead[0], None, self._local.pool, False))
+            raise
+
+    def _look_ahead(self, transport: Transport) -> Ahead | None:
+        """The connection's next message, taken from the queue and built now, so that its
+        MAIL, RCPT and DATA go out with this message's data: one round trip per message
+        instead of two (`SmtpTransport.send`'s `then`). None without PIPELINING, with rate
+        limits (the next slot is not taken ahead), when stopping or when nothing is queued."""
+        pool = self._local.pool
+        if (
+            not isinstance(transport, SmtpTransport)
+            or not transport.pipelining
+            or any(pool.rates)
+            or self.stopping
+            or self._pause_reason
+        ):
+            return None
+        try:
+            row = self._work.get_nowait()
+        except queue.Empty:
+            return None
+        if row is None:
+            self._work.put(None)  # the end of the work: this thread takes it in its turn
+            return None
+        try:
+            built = self._build(row)
+        except Exception as error:
+            self._results.put(
+                (row, internal_error(row, error, self.settings.delivery), pool, False)
+            )
+            return None
+        if isinstance(built, ledger.Result):  # skipped or failed: nothing to send
+            self._results.put((row, built, pool, False))
+            return None
+        return row, built
+
+    def _transmit(
+        self,
+        transport: Transport,
+        row: ledger.Claimed,
+        built: Built,
+        ahead: Ahead | None,
+    ) -> ledger.Result:
         self._settle()  # the previous acceptance is durable before this message goes out
         try:
-            reply = transport.send(built.envelope_from, row.email, built.message)
+            if built.wire:
+                assert isinstance(transport, SmtpTransport)
+                then = None
+                if ahead is not None and ahead[1].wire:
+                    then = (ahead[1].envelope_from, ahead[0].email, ahead[1].message)
+                reply = transport.send(
+                    built.envelope_from, row.email, built.message, wire=True, then=then
+                )
+            else:
+                reply = transport.send(built.envelope_from, row.email, built.message)
         except PermanentFailure as error:
             bounce = None
             if is_hard_bounce(error):
@@ -514,7 +651,11 @@ class CampaignRunner:
                     row.subscriber_id, row.email, built.message_id, reply_text(error)
                 )
             return ledger.Result(
-                row.delivery_id, FAILED, reply=reply_text(error), error=str(error), bounce=bounce
+                row.delivery_id,
+                FAILED,
+                reply=reply_text(error),
+                error=str(error),
+                bounce=bounce,
             )
         except TemporaryFailure as error:
             return retry_or_fail(row, error, self.settings.delivery)

@@ -22,6 +22,7 @@ from newsletter.errors import ConfigError
 from newsletter.errors import PermanentFailure
 from newsletter.errors import TemporaryFailure
 from newsletter.errors import TransportError
+from newsletter.message.wire import smtp_data
 from newsletter.transport.base import Transport
 
 if TYPE_CHECKING:
@@ -42,22 +43,9 @@ def _reply_failure(what: str, code: int, reply: bytes | str) -> TransportError:
     return kind(f"{what}: {code} {text}", code=code, reply=text)
 
 
-def wire_data(message: bytes) -> bytes:
-    """A message (LF or CRLF line endings) as it goes on the wire after DATA's 354: CRLF,
-    dot-stuffed and terminated.
-
-    Two bytes.replace passes in C over LF text (dot-stuffing first, then CRLF); smtplib's
-    data() runs a regular expression over the whole message, which cost more than everything
-    else per message.
-    """
-    if b"\r" in message:
-        message = message.replace(b"\r\n", b"\n")
-    stuffed = message.replace(b"\n.", b"\n..")
-    if stuffed.startswith(b"."):
-        stuffed = b"." + stuffed
-    if not stuffed.endswith(b"\n"):
-        stuffed += b"\n"
-    return stuffed.replace(b"\n", b"\r\n") + b".\r\n"
+# The SMTP DATA form of a message: CRLF, dot-stuffed, terminated (`message.wire`; the
+# message skeletons build it per variant).
+wire_data = smtp_data
 
 
 def _quoted(address: str) -> str:
@@ -66,6 +54,16 @@ def _quoted(address: str) -> str:
     if address and not any(c in address for c in '<>()" \t,;[]\\'):
         return f"<{address}>"
     return smtplib.quoteaddr(address)
+
+
+def _commands(envelope_from: str, recipient: str, options: list[str]) -> bytes:
+    """MAIL, RCPT and DATA of one transaction, for one pipelined write."""
+    encoding = "utf-8" if "SMTPUTF8" in options else "ascii"
+    parameters = "".join(" " + option for option in options)
+    return (
+        f"MAIL FROM:{_quoted(envelope_from)}{parameters}\r\n"
+        f"RCPT TO:{_quoted(recipient)}\r\nDATA\r\n"
+    ).encode(encoding)
 
 
 def _send_data(smtp: smtplib.SMTP, wire: bytes) -> tuple[int, bytes]:
@@ -118,6 +116,9 @@ class SmtpTransport(Transport):
         self.ca_file = ca_file
         self.local_hostname = local_hostname or None
         self._smtp: smtplib.SMTP | None = None
+        # The next transaction (envelope sender, recipient, data), announced along with the
+        # last message's data: its three replies are still to be read (see `send`).
+        self._ahead: tuple[str, str, bytes] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SmtpTransport:
@@ -150,8 +151,16 @@ class SmtpTransport(Transport):
         if self._smtp is None:
             self._smtp = self._connect()
 
+    @property
+    def pipelining(self) -> bool:
+        """Whether the open connection's server offers PIPELINING (RFC 2920)."""
+        smtp = self._smtp
+        return smtp is not None and bool(smtp.does_esmtp) and smtp.has_extn("pipelining")
+
     def close(self) -> None:
         """Say QUIT and close the connection, if any."""
+        if self._ahead is not None:
+            self._discard()  # the server may be waiting for a message's data: no QUIT
         smtp, self._smtp = self._smtp, None
         if smtp is None:
             return
@@ -163,7 +172,9 @@ class SmtpTransport(Transport):
             smtp.close()
 
     def _discard(self) -> None:
-        """Close the connection without a QUIT (it is broken or the server is closing it)."""
+        """Close the connection without a QUIT (it is broken or the server is closing it).
+        A transaction announced on it ends unfinished: the server delivers nothing of it."""
+        self._ahead = None
         smtp, self._smtp = self._smtp, None
         if smtp is not None:
             smtp.close()
@@ -185,7 +196,10 @@ class SmtpTransport(Transport):
                 )
             else:
                 smtp = smtplib.SMTP(
-                    self.host, self.port, local_hostname=self.local_hostname, timeout=self.timeout
+                    self.host,
+                    self.port,
+                    local_hostname=self.local_hostname,
+                    timeout=self.timeout,
                 )
         except Exception as error:
             raise self._connect_failure(error) from error
@@ -266,8 +280,27 @@ class SmtpTransport(Transport):
             return TemporaryFailure(f"{self._where}: cannot connect: {error}")
         return TemporaryFailure(f"{self._where}: {type(error).__name__}: {error}")
 
-    def send(self, envelope_from: str, recipient: str, message: bytes) -> str:
+    def send(
+        self,
+        envelope_from: str,
+        recipient: str,
+        message: bytes,
+        *,
+        wire: bool = False,
+        then: tuple[str, str, bytes] | None = None,
+    ) -> str:
         """Run one SMTP transaction; return the server's reply to the message data.
+
+        With `wire`, `message` is already in SMTP DATA form (`message.wire.smtp_data`: CRLF,
+        dot-stuffed, terminated), as `MessageSkeleton.build(..., wire=True)` makes it.
+
+        `then` is the message the caller sends next on this connection (envelope sender,
+        recipient, data in that form). With PIPELINING its MAIL, RCPT and DATA go out in the
+        same write as this message's data (RFC 2920 3.1 lets message content start a group),
+        so each message costs one round trip instead of two. The next `send` must then be
+        for that same message (the same bytes); any other call, or `close`, drops the
+        connection instead: a DATA the server has answered with 354 cannot be taken back, and
+        a transaction cut off in its data delivers nothing.
 
         Where the server offers PIPELINING (RFC 2920), MAIL, RCPT and DATA go out in one write
         and their three replies are read after it; the message then goes out in one more.
@@ -275,16 +308,30 @@ class SmtpTransport(Transport):
         was sent, reconnect and try once more. A drop during the data is not retried here:
         the server may have accepted the message, so the caller's retry policy decides.
         """
+        ahead, self._ahead = self._ahead, None
+        announced = (
+            ahead is not None
+            and ahead[2] is message
+            and ahead[:2]
+            == (
+                envelope_from,
+                recipient,
+            )
+        )
+        if ahead is not None and not announced:
+            self._discard()  # another message was announced: the server waits for its data
         for address in (envelope_from, recipient):
             if "\r" in address or "\n" in address:
                 raise PermanentFailure(f"address {address!r} contains a line break")
-        wire = wire_data(message)
+        if then is not None and any("\r" in a or "\n" in a for a in then[:2]):
+            then = None  # refused when it is sent on its own
+        data = message if wire else wire_data(message)
         try:
-            return self._transaction(envelope_from, recipient, wire)
+            return self._transaction(envelope_from, recipient, data, announced, then)
         except _Dropped:
             self._discard()
         try:
-            return self._transaction(envelope_from, recipient, wire)
+            return self._transaction(envelope_from, recipient, data, False, then)
         except _Dropped as dropped:
             self._discard()
             raise TemporaryFailure(
@@ -307,13 +354,20 @@ class SmtpTransport(Transport):
             options.append("SMTPUTF8")
         return options
 
-    def _transaction(self, envelope_from: str, recipient: str, wire: bytes) -> str:
+    def _transaction(
+        self,
+        envelope_from: str,
+        recipient: str,
+        wire: bytes,
+        announced: bool = False,
+        then: tuple[str, str, bytes] | None = None,
+    ) -> str:
         self.open()
         smtp = self._smtp
         assert smtp is not None
         options = self._options(smtp, envelope_from, recipient, wire)
         if smtp.does_esmtp and smtp.has_extn("pipelining"):
-            return self._pipelined(smtp, envelope_from, recipient, wire, options)
+            return self._pipelined(smtp, envelope_from, recipient, wire, options, announced, then)
         phase = "MAIL FROM"
         try:
             code, reply = smtp.mail(envelope_from, options)
@@ -357,20 +411,23 @@ class SmtpTransport(Transport):
         recipient: str,
         wire: bytes,
         options: list[str],
+        announced: bool = False,
+        then: tuple[str, str, bytes] | None = None,
     ) -> str:
         """One transaction in two round trips: MAIL, RCPT and DATA in one write, then (after
-        354) the message in one `sendall`. Every reply is read, in order, before deciding."""
-        encoding = "utf-8" if "SMTPUTF8" in options else "ascii"
-        parameters = "".join(" " + option for option in options)
-        commands = (
-            f"MAIL FROM:{_quoted(envelope_from)}{parameters}\r\n"
-            f"RCPT TO:{_quoted(recipient)}\r\nDATA\r\n"
-        ).encode(encoding)
+        354) the message in one `sendall`. Every reply is read, in order, before deciding.
+        `announced`: the commands went out with the last message's data (only the replies
+        are left to read); `then`: the next transaction's go out with this one's data."""
         sent_data = False
         try:
-            smtp.send(commands)
+            if not announced:
+                smtp.send(_commands(envelope_from, recipient, options))
             replies = [smtp.getreply() for _ in range(3)]
-            (mail_code, mail_reply), (rcpt_code, rcpt_reply), (data_code, data_reply) = replies
+            (
+                (mail_code, mail_reply),
+                (rcpt_code, rcpt_reply),
+                (data_code, data_reply),
+            ) = replies
             if 421 in (mail_code, rcpt_code, data_code):
                 text = _text(next(reply for code, reply in replies if code == 421))
                 raise _Dropped(f"421 {text}", 421, text)
@@ -388,7 +445,16 @@ class SmtpTransport(Transport):
                 self._reset(data_code)
                 raise _reply_failure(f"message to <{recipient}> refused", data_code, data_reply)
             sent_data = True
-            smtp.send(wire)
+            following = b""
+            if then is not None:
+                try:
+                    following = _commands(then[0], then[1], self._options(smtp, *then))
+                except (PermanentFailure, UnicodeError):
+                    following = b""  # refused when it is sent on its own
+            smtp.send(wire + following if following else wire)
+            if following:
+                assert then is not None
+                self._ahead = then  # its replies follow this message's
             code, reply = smtp.getreply()
         except smtplib.SMTPServerDisconnected as error:
             if not sent_data:  # the server cannot have accepted a message it never received
@@ -412,13 +478,17 @@ class SmtpTransport(Transport):
     def _reset(self, code: int) -> None:
         """After a refused command: RSET, so the next message starts a clean transaction.
 
-        On 421 the server is closing the connection, so drop it instead.
+        On 421 the server is closing the connection, so drop it instead. After refused
+        message data with the next transaction announced, nothing: the end of the data ended
+        this transaction, and an RSET would arrive after the announced DATA.
         """
         smtp = self._smtp
         if smtp is None:
             return
         if code == 421:
             self._discard()
+            return
+        if self._ahead is not None:
             return
         try:
             code, _ = smtp.rset()
