@@ -41,6 +41,7 @@ from sqlalchemy import text
 
 from newsletter.personalize import choose_variant
 from newsletter.sending.plan import plan_campaign
+from newsletter.store import audience
 from newsletter.store import engine as db
 from newsletter.store import ledger
 from newsletter.store.models import QUEUED
@@ -56,7 +57,7 @@ def plan_row_by_row(engine, settings, issue, chunk: int = 1000) -> int:
         session.commit()
         pending: list[dict] = []
         count = 0
-        for member in ledger.iter_audience(
+        for member in audience.iter_audience(
             session, ["digest"], campaign_id=campaign.id, chunk=chunk
         ):
             key = choose_variant(issue, member.topics, settings.delivery.on_no_match)
@@ -72,10 +73,10 @@ def plan_row_by_row(engine, settings, issue, chunk: int = 1000) -> int:
             )
             count += 1
             if len(pending) >= chunk:
-                ledger.insert_deliveries(session.connection(), pending)
+                audience.insert_deliveries(session.connection(), pending)
                 session.commit()
                 pending.clear()
-        ledger.insert_deliveries(session.connection(), pending)
+        audience.insert_deliveries(session.connection(), pending)
         session.commit()
     return count
 

@@ -384,7 +384,7 @@ def test_reactivated_subscriber_starts_anew(tmp_path: Path, settings, engine, pe
 def test_bounced_subscribers_are_not_in_the_audience(
     tmp_path: Path, settings, engine, people
 ) -> None:
-    from newsletter.store.ledger import iter_audience
+    from newsletter.store.audience import iter_audience
 
     scan(maildir(tmp_path, sample("failed-5.1.1.eml")), settings, engine, now=NOW)
     with db.transaction(engine) as session:

@@ -15,6 +15,7 @@ from newsletter.content.taxonomy import DEFAULT_TOPICS
 from newsletter.content.taxonomy import Taxonomy
 from newsletter.content.taxonomy import Vocabulary
 from newsletter.sending.campaign import send_month
+from newsletter.store import audience
 from newsletter.store import engine as db
 from newsletter.store import import_export
 from newsletter.store import ledger
@@ -80,7 +81,7 @@ def test_a_topic_added_to_the_taxonomy_later_still_reaches_them(session, setting
     assert ben.topic_choice.receives(new_slug)
     assert registrar.follows_topic(ben, new_slug)
     session.flush()
-    [member] = ledger.iter_audience(session, ["digest"])
+    [member] = audience.iter_audience(session, ["digest"])
     assert member.topics.receives(new_slug) and not member.topics.receives("empathy")
 
 

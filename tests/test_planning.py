@@ -18,6 +18,7 @@ from newsletter.personalize import choose_variant
 from newsletter.sending.plan import NO_MATCH
 from newsletter.sending.plan import plan_campaign
 from newsletter.sending.plan import planning_rules
+from newsletter.store import audience
 from newsletter.store import engine as db
 from newsletter.store import ledger
 from newsletter.store import planning
@@ -275,7 +276,7 @@ def test_a_row_written_meanwhile_by_another_path_is_not_planned_twice(
         }
     results: list = []
     with pg_engine.connect() as other:  # no advisory lock: a row the planner cannot foresee
-        ledger.insert_deliveries(other, [row | {"variant": "by-hand", "status": "queued"}])
+        audience.insert_deliveries(other, [row | {"variant": "by-hand", "status": "queued"}])
         planner = _plan_in_thread(pg_engine, campaign_id, rules, results)
         _wait_for_a_lock_wait(pg_engine)  # the planner's INSERT waits on that row's key
         other.commit()

@@ -9,7 +9,7 @@ passes through Python, so planning runs in flat memory and at the database's spe
 report needs (counts per variant) is one GROUP BY over the new rows.
 
 The audience rules (active, on a list, not yet planned, the late-joiner cut-off) are those of
-`store.ledger`; to them planning adds pause and frequency (see `audience_filter`).
+`store.audience`; to them planning adds pause and frequency (see `audience_filter`).
 """
 
 from __future__ import annotations
@@ -39,10 +39,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
+from newsletter.store.audience import active_on_lists
+from newsletter.store.audience import joined_by_filter
+from newsletter.store.audience import not_planned
 from newsletter.store.ledger import OPEN_STATUSES
-from newsletter.store.ledger import _audience_filter
-from newsletter.store.ledger import _joined_by
-from newsletter.store.ledger import _not_planned
 from newsletter.store.models import MONTHLY
 from newsletter.store.models import QUARTERLY
 from newsletter.store.models import QUEUED
@@ -190,13 +190,13 @@ def audience_filter(
     frequency (a month goes to monthly readers; a round-up is considered for everyone: it
     reaches quarterly readers and the summaries monthly readers missed while quarterly), not
     yet planned and (with `joined_by`) not late joiners."""
-    parts = [_audience_filter(lists), not_paused(now)]
+    parts = [active_on_lists(lists), not_paused(now)]
     if not rules.round_up:
         parts.append(Subscriber.frequency == MONTHLY)
     if campaign_id is not None:
-        parts.append(_not_planned(campaign_id))
+        parts.append(not_planned(campaign_id))
     if joined_by is not None:
-        parts.append(_joined_by(lists, joined_by))
+        parts.append(joined_by_filter(lists, joined_by))
     return and_(*parts)
 
 
@@ -387,7 +387,7 @@ def count_late_joiners(
     _for_bulk(connection)
     query = select(func.count()).where(
         audience_filter(lists, rules, now or utcnow(), campaign_id, None),
-        ~_joined_by(lists, cutoff),
+        ~joined_by_filter(lists, cutoff),
     )
     if rules.round_up:
         query = query.where(Subscriber.frequency == QUARTERLY)
