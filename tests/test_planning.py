@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 
 import pytest
 from sqlalchemy import select
@@ -217,16 +218,21 @@ def test_a_pause_ends_on_the_same_day_months_later(
 # --- PostgreSQL: planners of one campaign take turns (an advisory lock, no ON CONFLICT) -----
 
 
-def _wait_for_a_lock_wait(engine) -> None:
-    """Until a session of this database waits on a lock (the other planner, blocked)."""
+def _wait_for_a_lock_wait(engine, waiter: threading.Thread) -> None:
+    """Until a session of this database waits on a lock (`waiter`, the other planner, blocked)."""
     query = text(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
         "AND wait_event_type = 'Lock'"
     )
-    with engine.connect() as connection:
+    # Each poll in its own transaction: PostgreSQL reads pg_stat_activity once a transaction,
+    # so polls in one transaction saw the first answer for ever, and hung whenever the other
+    # thread had not reached its wait by the first poll (on a loaded machine).
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         for _ in range(60_000):  # a guard against a hang, not a timing
             if connection.scalar(query):
                 return
+            assert waiter.is_alive(), "the other planner ended without waiting on a lock"
+            time.sleep(0.001)
         raise AssertionError("no session ever waited on a lock")
 
 
@@ -254,7 +260,7 @@ def test_a_second_planner_waits_and_plans_nothing_twice(pg_engine, settings, tax
         counts = planning.insert_plan(first, campaign_id, ["digest"], rules, None)
         assert sum(counts.values()) == len(CHOICES)
         second = _plan_in_thread(pg_engine, campaign_id, rules, results)
-        _wait_for_a_lock_wait(pg_engine)  # it waits for the first one's transaction
+        _wait_for_a_lock_wait(pg_engine, second)  # it waits for the first one's transaction
         first.commit()
     second.join(timeout=60)
     assert results == [{}]  # it saw the committed rows: nothing new, and no error
@@ -278,7 +284,7 @@ def test_a_row_written_meanwhile_by_another_path_is_not_planned_twice(
     with pg_engine.connect() as other:  # no advisory lock: a row the planner cannot foresee
         audience.insert_deliveries(other, [row | {"variant": "by-hand", "status": "queued"}])
         planner = _plan_in_thread(pg_engine, campaign_id, rules, results)
-        _wait_for_a_lock_wait(pg_engine)  # the planner's INSERT waits on that row's key
+        _wait_for_a_lock_wait(pg_engine, planner)  # the planner's INSERT waits on that row's key
         other.commit()
     planner.join(timeout=60)
     # The unique constraint refused the batch; planned again from the savepoint, the rest.
