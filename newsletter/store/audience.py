@@ -39,8 +39,9 @@ class AudienceMember:
     topics: TopicChoice
 
 
-def on_lists(lists: Sequence[str]):
-    """The subscriber is subscribed to one of `lists` (a correlated EXISTS)."""
+def on_lists(lists: Sequence[str], *also):
+    """The subscriber is subscribed to one of `lists` (a correlated EXISTS), with the
+    subscriptions also meeting `also`, if given."""
     return (
         select(Subscription.subscriber_id)
         .join(MailingList, MailingList.id == Subscription.list_id)
@@ -48,6 +49,7 @@ def on_lists(lists: Sequence[str]):
             Subscription.subscriber_id == Subscriber.id,
             Subscription.status == SUBSCRIBED,
             MailingList.slug.in_(list(lists)),
+            *also,
         )
         .exists()
     )
@@ -61,21 +63,10 @@ def active_on_lists(lists: Sequence[str]):
 def joined_by_filter(lists: Sequence[str], cutoff: dt.datetime):
     """Subscribers who had joined by `cutoff`: created and confirmed by then, and on one of
     `lists` since then (a subscriber added to a list later joined that list later)."""
-    on_list_then = (
-        select(Subscription.subscriber_id)
-        .join(MailingList, MailingList.id == Subscription.list_id)
-        .where(
-            Subscription.subscriber_id == Subscriber.id,
-            Subscription.status == SUBSCRIBED,
-            MailingList.slug.in_(list(lists)),
-            Subscription.created_at <= cutoff,
-        )
-        .exists()
-    )
     return and_(
         Subscriber.created_at <= cutoff,
         or_(Subscriber.confirmed_at.is_(None), Subscriber.confirmed_at <= cutoff),
-        on_list_then,
+        on_lists(lists, Subscription.created_at <= cutoff),
     )
 
 
