@@ -22,6 +22,7 @@ from newsletter.content.taxonomy import default_taxonomy
 from newsletter.errors import PermanentFailure
 from newsletter.errors import TemporaryFailure
 from newsletter.sending.notices import Notices
+from newsletter.sending.outbox import MAX_ATTEMPTS
 from newsletter.store import outbox
 from newsletter.store import subscribers as api
 from newsletter.store.engine import session_factory
@@ -152,6 +153,21 @@ def test_a_permanent_failure_or_too_many_temporary_ones_give_up(web_settings, en
         mailer.flush()
         make_due(engine)
     assert outbox.counts(engine) == {"queued": 0, "failed": 2}  # bounded: it stopped trying
+
+
+def test_a_row_that_cannot_be_read_is_not_retried_for_ever(web_settings, engine) -> None:
+    # Its payload no longer parses: it fails before its own attempt count is read, and must
+    # still stop after MAX_ATTEMPTS tries like any other row.
+    mailer = notices(web_settings, engine, MemoryTransport(), background=False)
+    mailer.queue_subscribe("ana@example.com")
+    with transaction(engine) as session:
+        session.execute(update(NoticeOutboxRow).values(payload="{not json"))
+    for _ in range(MAX_ATTEMPTS + 5):
+        mailer.flush()
+        make_due(engine)
+    [row] = rows(engine)
+    assert row.status == OUTBOX_FAILED and "JSONDecodeError" in row.last_error
+    assert row.attempts == MAX_ATTEMPTS
 
 
 def test_two_processes_never_send_the_same_email(web_settings, engine) -> None:

@@ -244,48 +244,6 @@ class Notices(Composer):
 
     # --- answered at once (the admin's pages and the CLI report what happened) -----------
 
-    def answer_subscribe(
-        self,
-        email: str,
-        *,
-        name: str = "",
-        topics: frozenset[str] | None = None,
-        lists: Iterable[str] | None = None,
-        source: str = "web",
-        ip: str = "",
-    ) -> bool:
-        """A subscribe request, after the page was answered: look the address up (and add a
-        new one as pending), then email what the subscriber service says. Whether an email
-        went out; errors are logged."""
-        try:
-            with transaction(self.engine) as session:
-                reply = registrar.request_subscription(
-                    session,
-                    self.settings,
-                    self.taxonomy,
-                    email,
-                    name=name,
-                    topics=topics,
-                    lists=lists,
-                    source=source,
-                    ip=ip,
-                )
-                action = _action(reply)
-        except Exception:
-            log.exception("could not handle the subscribe request for %s", email)
-            return False
-        return self._send(action)
-
-    def answer_link_request(self, email: str) -> bool:
-        """A "new link" request, after the page was answered; as `answer_subscribe`."""
-        try:
-            with transaction(self.engine) as session:
-                action = _action(registrar.request_fresh_link(session, email))
-        except Exception:
-            log.exception("could not handle the link request for %s", email)
-            return False
-        return self._send(action)
-
     def send_privacy_link(self, person: Person) -> bool:
         """The short-lived link to download or delete their data (asked for on the
         preferences page); errors are logged."""

@@ -152,7 +152,6 @@ class OutboxDrainer:
 
     def _handle(self, row_id: int) -> bool:
         """Claim, prepare, send and settle one row; False if another process had it."""
-        attempts = 0
         try:
             # The claim comes first: it makes this a write transaction from its first
             # statement (SQLite cannot turn a reading transaction into a writing one once
@@ -160,7 +159,7 @@ class OutboxDrainer:
             with transaction(self.engine) as session:
                 if not outbox.claim(session, row_id, utcnow(), LEASE):
                     return False
-                kind, payload, recipient, message, attempts = outbox.read(session, row_id)
+                kind, payload, recipient, message, _ = outbox.read(session, row_id)
                 if kind != outbox.MAIL:
                     prepared = self.prepare(session, kind, payload)
                     if prepared is None:
@@ -170,30 +169,33 @@ class OutboxDrainer:
                     outbox.to_mail(session, row_id, recipient, message)
         except Exception as error:  # a bug or the database: keep the request, retry it later
             log.exception("could not handle the outbox row %s", row_id)
-            self._failed(row_id, attempts, error, permanent=False)
+            self._failed(row_id, error, permanent=False)
             return True
         assert message is not None
         try:
             self.send(recipient, message)
         except PermanentFailure as error:
             log.error("the email to %s was refused: %s", recipient, error)
-            self._failed(row_id, attempts, error, permanent=True)
+            self._failed(row_id, error, permanent=True)
             return True
         except (TemporaryFailure, OSError) as error:
             log.warning("could not send the email to %s yet: %s", recipient, error)
-            self._failed(row_id, attempts, error, permanent=False)
+            self._failed(row_id, error, permanent=False)
             return True
         except Exception as error:
             log.exception("could not send the email to %s", recipient)
-            self._failed(row_id, attempts, error, permanent=False)
+            self._failed(row_id, error, permanent=False)
             return True
         with transaction(self.engine) as session:
             outbox.remove(session, row_id)
         return True
 
-    def _failed(self, row_id: int, attempts: int, error: Exception, *, permanent: bool) -> None:
+    def _failed(self, row_id: int, error: Exception, *, permanent: bool) -> None:
         text = f"{type(error).__name__}: {error}"
         with transaction(self.engine) as session:
+            # The count is the row's own: a row that fails before it can be read (a payload
+            # that no longer parses) is bounded like any other.
+            attempts = outbox.attempts(session, row_id)
             if permanent or attempts + 1 >= MAX_ATTEMPTS:
                 outbox.give_up(session, row_id, text)
             else:

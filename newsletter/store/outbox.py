@@ -91,6 +91,12 @@ def read(session: Session, row_id: int) -> tuple[str, dict[str, Any], str, bytes
     return row.kind, json.loads(row.payload), row.recipient, row.message, row.attempts
 
 
+def attempts(session: Session, row_id: int) -> int:
+    """How many times the row was tried (0 for a row that is gone)."""
+    found = session.scalar(select(TABLE.c.attempts).where(TABLE.c.id == row_id))
+    return int(found or 0)
+
+
 def to_mail(session: Session, row_id: int, recipient: str, message: bytes) -> None:
     """The request handled: the row now holds the email to send."""
     session.execute(
