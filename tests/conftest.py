@@ -16,6 +16,7 @@ from outside_tools import require_tool
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
+from newsletter.config import ListSpec
 from newsletter.config import Settings
 from newsletter.config import settings_from_dict
 from newsletter.content.taxonomy import Taxonomy
@@ -195,3 +196,13 @@ def axe_script(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFac
     if getattr(pytestconfig, "cache", None) is not None:
         return axe_core(pytestconfig.cache.mkdir("axe-core"))
     return axe_core(tmp_path_factory.mktemp("axe-core"))  # -p no:cacheprovider
+
+
+@pytest.fixture
+def multi(settings: Settings) -> Settings:
+    """Settings with two extra lists besides the default 'digest'."""
+    settings.lists = [
+        ListSpec(slug="events", name="Events"),
+        ListSpec(slug="staff", name="Staff notes", public=False),
+    ]
+    return settings
