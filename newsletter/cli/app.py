@@ -5,21 +5,18 @@ errors (`NewsletterError`) become clean messages with a non-zero exit.
 
 Start-up is kept short (`newsletter --help` in a few tens of milliseconds): the root group
 imports a command's module only when that command runs (`COMMANDS` below), and this module
-imports settings, SQLAlchemy and rich only when a command asks for them.
+imports settings, SQLAlchemy, rich, csv and json only when a command asks for them.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import functools
 import importlib
-import json
 import os
 import re
 import signal
 import sys
-import threading
 import warnings
 from collections.abc import Callable
 from collections.abc import Iterable
@@ -34,6 +31,8 @@ import click
 from newsletter.errors import NewsletterError
 
 if TYPE_CHECKING:
+    import threading
+
     from rich.console import Console
     from sqlalchemy import Engine
 
@@ -276,8 +275,12 @@ format_option = click.option(
 def print_records(records: list[dict[str, Any]], fmt: str, columns: list[str]) -> None:
     """Records as JSON or CSV on standard output (the non-table half of `format_option`)."""
     if fmt == "json":
+        import json
+
         click.echo(json.dumps(records, indent=2, ensure_ascii=False))
         return
+    import csv
+
     writer = csv.DictWriter(sys.stdout, fieldnames=columns)
     writer.writeheader()
     writer.writerows(records)
@@ -320,6 +323,8 @@ def print_table(
 
     cells = [["" if value is None else str(value) for value in row] for row in rows]
     if not is_terminal():
+        import csv
+
         writer = csv.writer(sys.stdout, delimiter="\t", lineterminator="\n")
         writer.writerow(columns)
         writer.writerows(cells)
