@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import cast
 
 import jinja2
 from markupsafe import Markup
@@ -85,7 +86,7 @@ def _premailer() -> types.ModuleType:
                     del sys.modules["requests"]
         import premailer
 
-    return premailer
+    return cast(types.ModuleType, premailer)  # untyped: mypy sees Any
 
 
 def make_premailer(html: str) -> premailer.Premailer:
