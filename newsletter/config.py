@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import tomllib
 import urllib.parse
 import warnings
@@ -178,6 +177,8 @@ class Settings(_Section):
                 f"[database] url is not a SQLite file, so there is no place beside it for a key: "
                 f"make one with {MAKE_SECRET_KEY} and put it in ${self.secrets.secret_key_env}"
             )
+        import secrets  # here: hashlib and hmac are a few ms of every command's start
+
         path.parent.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w", encoding="utf-8") as file:

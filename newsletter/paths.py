@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -34,6 +33,8 @@ def output_file(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
     truncated file behind nor prints a traceback for a missing folder or a read-only disk. The
     file is readable by its owner only, as a temporary file is: exports hold personal data.
     """
+    import tempfile  # here: it imports shutil, zlib and random, which most commands never use
+
     folder = path.parent
     binary = "b" in mode
     try:

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import email
 import email.policy
+import io
 import re
 from collections.abc import Callable
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 from click.testing import Result
 from conftest import TEST_SECRET
+from rich.text import Text
 
 from newsletter.cli import main
+from newsletter.cli.app import box_table
 from newsletter.tokens import PREFERENCES
 from newsletter.tokens import UNSUBSCRIBE
 from newsletter.tokens import Signer
@@ -86,6 +90,38 @@ def test_issues_list_shows_a_broken_month_with_its_file(cli: Invoke, content: Pa
     output = words(ok(cli("issues", "list")))
     assert "│ 2025-02 │ ? │ error: 03-bad.md: slug: '[red]x':" in output
     assert "│ 2025-01 │ 3 │" in output
+
+
+@pytest.mark.parametrize("width", [60, 80, 100, 200])
+def test_the_listing_table_is_drawn_as_rich_drew_it(width: int) -> None:
+    # `issues list` draws its table itself (rich's console cost more than the listing): the
+    # same heavy header, padding, column widths and word wrapping as rich's `Table`.
+    from rich.console import Console
+    from rich.table import Table
+
+    columns = ["month", "summaries", "subject", "state"]
+    rows = [
+        ["2026-08", "3", "The relationship, repairs, and the limits of self-assessment", "x"],
+        ["2026-09", "?", "error: 03-bad.md: slug: '[red]x': is not a slug", "sending: 2 sent"],
+    ]
+    console = Console(width=width, file=io.StringIO(), color_system=None)
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))
+    console.print(table)
+    drawn = box_table(columns, rows, width=width, styles={(1, 2): "red"})
+    assert "\n".join(click.unstyle(line) for line in drawn) + "\n" == console.file.getvalue()
+    red = click.style("", fg="red")[:-4]  # the escape code that starts red text
+    assert [line.count(red) for line in drawn if "error:" in line] == [1]
+
+
+def test_the_listing_table_folds_words_too_long_for_the_width() -> None:
+    narrow = box_table(["s"], [["self-assessment"]], width=10, styles={})
+    assert [click.unstyle(line) for line in narrow[3:-1]] == [
+        "│ self-a │",
+        "│ ssessm │",
+        "│ ent    │",
+    ]
 
 
 def test_issues_need_a_migrated_database(runner: CliRunner, config_file: Path) -> None:

@@ -112,6 +112,9 @@ def test_issues_list_on_sqlite_imports_no_sqlalchemy(engine, config_file) -> Non
         )
         == []
     )
+    # Its table is drawn without rich (`cli.app.box_table`): rich's console alone cost more
+    # than the rest of the listing.
+    assert not [m for m in modules if m == "rich" or m.startswith("rich.")]
 
 
 def test_a_group_help_imports_its_module_only() -> None:
@@ -270,4 +273,31 @@ def test_the_send_path_imports_no_dkim_stack_while_signing_is_off() -> None:
     modules = set(json.loads(done.stdout))
     assert "newsletter.sending.runner" in modules
     heavy = ("dkim", "dns", "nacl", "cryptography", "newsletter.message.dkim")
+    assert sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in heavy)) == []
+
+
+def test_rendering_imports_premailer_without_requests() -> None:
+    """premailer imports requests only to fetch external stylesheets (never allowed here):
+    requests, urllib3, charset_normalizer and chardet are ~11 MB of a sending process."""
+    probe = (
+        "import json, sys\n"
+        "import newsletter.render.email as email\n"
+        "assert 'premailer' not in sys.modules\n"
+        "html = '<html><head><style>p {color: red}</style></head><body><p>x</p></body></html>'\n"
+        "inlined = email.make_premailer(html).transform()\n"
+        "assert 'style=\"color:red\"' in inlined, inlined\n"
+        "before = sorted(sys.modules)\n"
+        "import premailer.premailer\n"
+        "get = premailer.premailer.requests.get  # premailer's stand-in: the real module on use\n"
+        "import requests\n"
+        "assert get is requests.get and sys.modules['requests'] is requests\n"
+        "print(json.dumps(before))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    modules = set(json.loads(done.stdout))
+    assert "premailer" in modules and "cssutils" in modules
+    heavy = ("requests", "urllib3", "chardet", "charset_normalizer", "certifi")
     assert sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in heavy)) == []

@@ -5,21 +5,18 @@ errors (`NewsletterError`) become clean messages with a non-zero exit.
 
 Start-up is kept short (`newsletter --help` in a few tens of milliseconds): the root group
 imports a command's module only when that command runs (`COMMANDS` below), and this module
-imports settings, SQLAlchemy and rich only when a command asks for them.
+imports settings, SQLAlchemy, rich, csv and json only when a command asks for them.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import functools
 import importlib
-import json
 import os
 import re
 import signal
 import sys
-import threading
 import warnings
 from collections.abc import Callable
 from collections.abc import Iterable
@@ -34,6 +31,8 @@ import click
 from newsletter.errors import NewsletterError
 
 if TYPE_CHECKING:
+    import threading
+
     from rich.console import Console
     from sqlalchemy import Engine
 
@@ -276,8 +275,12 @@ format_option = click.option(
 def print_records(records: list[dict[str, Any]], fmt: str, columns: list[str]) -> None:
     """Records as JSON or CSV on standard output (the non-table half of `format_option`)."""
     if fmt == "json":
+        import json
+
         click.echo(json.dumps(records, indent=2, ensure_ascii=False))
         return
+    import csv
+
     writer = csv.DictWriter(sys.stdout, fieldnames=columns)
     writer.writeheader()
     writer.writerows(records)
@@ -320,6 +323,8 @@ def print_table(
 
     cells = [["" if value is None else str(value) for value in row] for row in rows]
     if not is_terminal():
+        import csv
+
         writer = csv.writer(sys.stdout, delimiter="\t", lineterminator="\n")
         writer.writerow(columns)
         writer.writerows(cells)
@@ -336,3 +341,71 @@ def print_table(
     console.print(table)
     if footer:
         console.print(Text(footer))
+
+
+# Rich's HEAVY_HEAD box, drawn here: `issues list` runs on every prompt of an editor's shell,
+# and importing rich's console costs more than the rest of the listing (bench/startup.py).
+_BOX_TOP, _BOX_HEAD, _BOX_RULE, _BOX_ROW, _BOX_BOTTOM = "┏━┳┓", "┃ ┃┃", "┡━╇┩", "│ ││", "└─┴┘"
+
+
+def console_width() -> int:
+    """The width tables are fitted to: $COLUMNS, else the terminal's, else 80 (as rich)."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    try:
+        if sys.stdout.isatty():
+            return os.get_terminal_size(sys.stdout.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        pass
+    return 80
+
+
+def box_table(
+    columns: list[str], rows: list[list[str]], *, width: int, styles: dict[tuple[int, int], str]
+) -> list[str]:
+    """The lines of a table drawn as rich draws `Table(*columns)`: a heavy header, cells padded
+    by one space, wrapped at words to fit `width` (the widest column gives way first, down to
+    its longest word; then words fold). `styles` maps (row, column) to a click colour."""
+    import textwrap
+
+    table = [columns, *rows]
+    widths = [max(1, *(len(cell) for cell in column)) for column in zip(*table, strict=True)]
+    longest_words = [
+        max(1, *(len(word) for cell in column for word in cell.split()))
+        for column in zip(*table, strict=True)
+    ]
+    room = width - 3 * len(columns) - 1  # a space each side of a cell, a rule between and around
+    while sum(widths) > room:
+        wide = [w if w > word else 0 for w, word in zip(widths, longest_words, strict=True)]
+        if not any(wide):
+            wide = [w if w > 1 else 0 for w in widths]
+            if not any(wide):
+                break
+        widths[wide.index(max(wide))] -= 1
+
+    def rule(box: str) -> str:
+        return box[0] + box[2].join(box[1] * (w + 2) for w in widths) + box[3]
+
+    def lines(cells: list[str], box: str, row: int | None) -> list[str]:
+        parts = [
+            textwrap.wrap(cell, w, break_on_hyphens=False) or [""]
+            for cell, w in zip(cells, widths, strict=True)
+        ]
+        out = []
+        for index in range(max(len(p) for p in parts)):
+            shown = []
+            for column, wrapped in enumerate(parts):
+                text = (wrapped[index] if index < len(wrapped) else "").ljust(widths[column])
+                if row is None:
+                    text = click.style(text, bold=True)
+                elif (row, column) in styles:
+                    text = click.style(text, fg=styles[row, column])
+                shown.append(f" {text} ")
+            out.append(box[0] + box[2].join(shown) + box[3])
+        return out
+
+    drawn = [rule(_BOX_TOP), *lines(columns, _BOX_HEAD, None), rule(_BOX_RULE)]
+    for number, cells in enumerate(rows):
+        drawn += lines(cells, _BOX_ROW, number)
+    return [*drawn, rule(_BOX_BOTTOM)]

@@ -6,11 +6,10 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
 from newsletter.cli.app import App
+from newsletter.cli.app import box_table
+from newsletter.cli.app import console_width
 from newsletter.cli.app import main
 from newsletter.cli.app import pass_app
 from newsletter.cli.app import relative_paths
@@ -71,7 +70,8 @@ def list_issues(app: App) -> None:
             fg="yellow",
             err=True,
         )
-    table = Table("month", "summaries", "subject", "state")
+    rows: list[list[str]] = []
+    errors: dict[tuple[int, int], str] = {}
     states = _campaign_states(app)
     for month in list_months(settings.content.dir):
         try:
@@ -80,14 +80,17 @@ def list_issues(app: App) -> None:
             )
             count, subject = str(len(issue.summaries)), issue.subject
         except ContentError as error:
-            count, subject = "?", f"[red]{escape(_short_problem(error, month))}[/red]"
+            count, subject = "?", _short_problem(error, month)
+            errors[len(rows), 2] = "red"
         state = "not sent"
         if month in states:
             status, counts = states[month]
             done = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
             state = f"{status}: {done}" if done else status
-        table.add_row(month, count, subject, state)
-    Console().print(table)
+        rows.append([month, count, subject, state])
+    columns = ["month", "summaries", "subject", "state"]
+    for line in box_table(columns, rows, width=console_width(), styles=errors):
+        click.echo(line)
 
 
 def _campaign_states(app: App) -> dict[str, tuple[str, dict[str, int]]]:

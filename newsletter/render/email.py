@@ -8,12 +8,16 @@ who gets the same variant.
 from __future__ import annotations
 
 import logging
+import sys
+import threading
+import types
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from typing import Any
+from typing import cast
 
 import jinja2
-import premailer
 from markupsafe import Markup
 from markupsafe import escape
 from mjml import mjml2html
@@ -29,6 +33,9 @@ from newsletter.render.environment import make_environment
 from newsletter.render.environment import where_it_failed
 from newsletter.render.text import markdown_to_text
 from newsletter.render.text import tidy_text
+
+if TYPE_CHECKING:
+    import premailer
 
 # (url, summary slug or "") -> the address the link goes through (the click redirect).
 LinkTracker = Callable[[str, str], str]
@@ -46,9 +53,47 @@ class RenderedVariant:
     summary_slugs: tuple[str, ...]
 
 
+class _RequestsWhenUsed(types.ModuleType):
+    """What premailer's `import requests` finds: the real module, imported on first use."""
+
+    def __getattr__(self, name: str) -> Any:
+        if sys.modules.get("requests") is self:
+            del sys.modules["requests"]
+        import requests
+
+        return getattr(requests, name)
+
+
+_premailer_lock = threading.Lock()
+
+
+def _premailer() -> types.ModuleType:
+    """premailer, imported at the first rendering, without importing requests.
+
+    premailer imports requests (with urllib3, charset_normalizer, chardet and idna: ~11 MB of
+    a sending process, bench/memory.py) only to fetch external stylesheets, which it is never
+    allowed to here (`allow_network=False`). While premailer is imported, `requests` is a
+    stand-in that imports the real module if premailer ever uses it; then it is taken out of
+    `sys.modules`, so any other `import requests` gets the real module.
+    """
+    with _premailer_lock:
+        if "premailer" not in sys.modules and "requests" not in sys.modules:
+            sys.modules["requests"] = _RequestsWhenUsed("requests")
+            try:
+                import premailer
+            finally:
+                if isinstance(sys.modules.get("requests"), _RequestsWhenUsed):
+                    del sys.modules["requests"]
+        import premailer
+
+    return cast(types.ModuleType, premailer)  # untyped: mypy sees Any
+
+
 def make_premailer(html: str) -> premailer.Premailer:
     """One Premailer configuration for email: no network, keep <style> for media queries."""
-    return premailer.Premailer(
+    # Imported at the first rendering: commands and pages that render nothing do not load
+    # premailer, cssutils and lxml's CSS selectors.
+    return _premailer().Premailer(
         html,
         keep_style_tags=True,
         remove_classes=False,
