@@ -34,6 +34,7 @@ from newsletter.store import planning
 from newsletter.store.engine import session_factory
 from newsletter.store.models import DONE
 from newsletter.store.models import PLANNED
+from newsletter.store.models import PLANNING
 from newsletter.store.models import SKIPPED
 from newsletter.store.models import utcnow
 
@@ -144,8 +145,11 @@ def plan_campaign(
         campaign = ledger.find_campaign(session, issue.month)
         created = campaign is None and not dry_run
         if created:
+            # PLANNING until its rows are written: on PostgreSQL they may come from several
+            # connections committing apart (`store.planning.insert_plan`), and no worker
+            # may take, or finish, a month half planned.
             campaign = ledger.get_or_create_campaign(
-                session, issue.month, issue.subject, chosen_lists
+                session, issue.month, issue.subject, chosen_lists, PLANNING
             )
             session.commit()
         campaign_id = campaign.id if campaign else None
@@ -171,6 +175,10 @@ def plan_campaign(
             counts = planning.insert_plan(
                 session.connection(), campaign.id, chosen_lists, rules, cutoff, now
             )
+            # Every part has committed: the month is ready to send (in the transaction that
+            # holds the planning lock, so a second planner finds it complete). A plan that
+            # stopped half way left it PLANNING; this run wrote the rest.
+            planning.mark_planned(session.connection(), campaign.id)
             session.commit()
         for (variant, status), count in counts.items():
             report.audience += count

@@ -85,12 +85,12 @@ class Result:
 
 
 def get_or_create_campaign(
-    session: Session, month: str, subject: str, lists: Sequence[str]
+    session: Session, month: str, subject: str, lists: Sequence[str], status: str = PLANNED
 ) -> Campaign:
-    """The campaign of a month, created on first use."""
+    """The campaign of a month, created on first use (with `status`)."""
     campaign = session.scalar(select(Campaign).where(Campaign.month == month))
     if campaign is None:
-        campaign = Campaign(month=month, subject=subject, status=PLANNED, lists=",".join(lists))
+        campaign = Campaign(month=month, subject=subject, status=status, lists=",".join(lists))
         session.add(campaign)
         session.flush()
     return campaign

@@ -50,12 +50,15 @@ FAILED = "failed"
 SKIPPED = "skipped"
 DELIVERY_STATUSES = (QUEUED, SENDING, SENT, RETRY, FAILED, SKIPPED)
 
-# Campaign status values.
+# Campaign status values. PLANNING (migration 0013): created, its ledger rows still being
+# written (on PostgreSQL by several connections, each committing its part); workers and sends
+# leave it alone, and the next plan of the month completes it and marks it PLANNED.
+PLANNING = "planning"
 PLANNED = "planned"
 RUNNING = "sending"
 PAUSED = "paused"
 DONE = "done"
-CAMPAIGN_STATUSES = (PLANNED, RUNNING, PAUSED, DONE)
+CAMPAIGN_STATUSES = (PLANNING, PLANNED, RUNNING, PAUSED, DONE)
 
 # How often a subscriber is mailed (migration 0007): every month's digest, or one round-up in
 # the first month of each quarter with the last three months' summaries in their topics.

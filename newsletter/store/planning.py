@@ -15,7 +15,9 @@ The audience rules (active, on a list, not yet planned, the late-joiner cut-off)
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +37,7 @@ from sqlalchemy import not_
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import text
+from sqlalchemy import update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
@@ -43,6 +46,8 @@ from newsletter.store.audience import joined_by_filter
 from newsletter.store.audience import not_planned
 from newsletter.store.ledger import OPEN_STATUSES
 from newsletter.store.models import MONTHLY
+from newsletter.store.models import PLANNED
+from newsletter.store.models import PLANNING
 from newsletter.store.models import QUARTERLY
 from newsletter.store.models import QUEUED
 from newsletter.store.models import SENT
@@ -59,6 +64,7 @@ from newsletter.store.pauses import planned_during_pause
 
 # A ledger row in one of these states means the reader got (or is getting) its summaries.
 RECEIVED_STATUSES = (SENT, *OPEN_STATUSES)
+_WORK_MEM = "64MB"  # PostgreSQL's per-node memory for planning's hash joins and aggregates
 PERSONAL = ";topics"  # `VariantKey.encode`'s suffix for a variant with topic notes
 
 
@@ -89,10 +95,11 @@ class Rules:
     months: dict[str, tuple[int, dt.datetime]] | None = None
 
 
-def _flags(candidates: Sequence[Candidate]):
+def _flags(candidates: Sequence[Candidate], ids: tuple[int, int] | None):
     """Two aggregates over the topic tables, one row per subscriber: `m<i>` is 1 when one of
     their chosen topics is candidate i's, `x<i>` how many of candidate i's topics they stopped.
-    One pass over each table, joined once, instead of a correlated lookup per summary."""
+    One pass over each table, joined once, instead of a correlated lookup per summary. With
+    `ids`, only the subscribers of that id range (one part of a parallel plan)."""
     chosen = select(
         SubscriberTopic.subscriber_id.label("subscriber_id"),
         *[
@@ -100,7 +107,7 @@ def _flags(candidates: Sequence[Candidate]):
             for i, c in enumerate(candidates)
             if c.topics
         ],
-    ).group_by(SubscriberTopic.subscriber_id)
+    )
     stopped = select(
         ExcludedTopic.subscriber_id.label("subscriber_id"),
         *[
@@ -108,7 +115,12 @@ def _flags(candidates: Sequence[Candidate]):
             for i, c in enumerate(candidates)
             if c.topics
         ],
-    ).group_by(ExcludedTopic.subscriber_id)
+    )
+    if ids is not None:
+        chosen = chosen.where(SubscriberTopic.subscriber_id.between(*ids))
+        stopped = stopped.where(ExcludedTopic.subscriber_id.between(*ids))
+    chosen = chosen.group_by(SubscriberTopic.subscriber_id)
+    stopped = stopped.group_by(ExcludedTopic.subscriber_id)
     return chosen.subquery("chosen"), stopped.subquery("stopped")
 
 
@@ -205,9 +217,11 @@ def _rows(
     now: dt.datetime,
     campaign_id: int | None,
     joined_by: dt.datetime | None,
+    ids: tuple[int, int] | None = None,
 ):
-    """SELECT subscriber id, email, variant, status, last_error of every row to plan."""
-    chosen, stopped = _flags(rules.candidates)
+    """SELECT subscriber id, email, variant, status, last_error of every row to plan (with
+    `ids`, of the subscribers whose id is in that closed range)."""
+    chosen, stopped = _flags(rules.candidates, ids)
     parts = [
         case((_takes(i, c, rules, chosen, stopped), literal(c.key + ",")), else_=literal(""))
         for i, c in enumerate(rules.candidates)
@@ -216,7 +230,7 @@ def _rows(
     for part in parts[1:]:
         joined = joined + part
     keys = func.rtrim(cast(joined, String), ",")
-    inner = (
+    inner: Any = (
         select(
             Subscriber.id.label("subscriber_id"),
             Subscriber.email.label("email"),
@@ -227,8 +241,10 @@ def _rows(
         .outerjoin(chosen, chosen.c["subscriber_id"] == Subscriber.id)
         .outerjoin(stopped, stopped.c["subscriber_id"] == Subscriber.id)
         .where(audience_filter(lists, rules, now, campaign_id, joined_by))
-        .subquery()
     )
+    if ids is not None:
+        inner = inner.where(Subscriber.id.between(*ids))
+    inner = inner.subquery()
     nothing = inner.c["keys"] == ""
     variant = case((nothing, literal(rules.full_variant)), else_=inner.c["keys"] + PERSONAL)
     skip = not rules.full_variant
@@ -249,9 +265,13 @@ def _rows(
 
 def _for_bulk(connection: Connection) -> None:
     """On PostgreSQL, hash joins for this transaction: right after a bulk import the tables
-    have no statistics yet, and a nested loop over the topic aggregates would take minutes."""
+    have no statistics yet, and a nested loop over the topic aggregates would take minutes.
+    And room for them in memory: with the default 4 MB, a million subscribers' topic
+    aggregate and hash tables spill to disk in dozens of batches (work_mem is a per-node
+    bound, taken only as needed, and only for this transaction)."""
     if connection.dialect.name == "postgresql":
         connection.execute(text("SET LOCAL enable_nestloop = off"))
+        connection.execute(text(f"SET LOCAL work_mem = '{_WORK_MEM}'"))
 
 
 def count_variants(
@@ -271,6 +291,20 @@ def count_variants(
     return {(v, s): int(n) for v, s, n in connection.execute(query)}
 
 
+_COLUMNS = [
+    "campaign_id",
+    "subscriber_id",
+    "email",
+    "variant",
+    "status",
+    "last_error",
+    "attempts",
+    "worker_id",
+    "smtp_reply",
+    "updated_at",
+]
+
+
 def insert_plan(
     connection: Connection,
     campaign_id: int,
@@ -278,47 +312,48 @@ def insert_plan(
     rules: Rules,
     joined_by: dt.datetime | None,
     now: dt.datetime | None = None,
+    parts: int | None = None,
 ) -> dict[tuple[str, str], int]:
     """Write the campaign's new rows with one INSERT … SELECT; their counts by (variant,
     status). Rows already planned are left alone (NOT EXISTS, and for a planner running at
-    the same time ON CONFLICT DO NOTHING on SQLite, an advisory lock on PostgreSQL)."""
+    the same time ON CONFLICT DO NOTHING on SQLite, an advisory lock on PostgreSQL).
+
+    On PostgreSQL a large audience is split into `parts` ranges of subscriber ids (default: up
+    to `PARTS`, one per `MIN_PART` ids), each inserted by a connection of its own in parallel
+    and committed on its own (see `_insert_parts`); the caller's transaction holds the lock."""
     now = now or utcnow()
     _for_bulk(connection)
-    rows = _rows(lists, rules, now, campaign_id, joined_by).subquery()
     stamp = literal(now, UTCDateTime())
-    source = select(
-        literal(campaign_id),
-        rows.c["subscriber_id"],
-        rows.c["email"],
-        rows.c["variant"],
-        rows.c["status"],
-        rows.c["last_error"],
-        literal(0),
-        literal(""),
-        literal(""),
-        stamp,
-    ).where(rows.c["subscriber_id"].isnot(None))  # SQLite's upsert needs a WHERE here
-    columns = [
-        "campaign_id",
-        "subscriber_id",
-        "email",
-        "variant",
-        "status",
-        "last_error",
-        "attempts",
-        "worker_id",
-        "smtp_reply",
-        "updated_at",
-    ]
+
+    def source(ids: tuple[int, int] | None):
+        rows = _rows(lists, rules, now, campaign_id, joined_by, ids).subquery()
+        return select(
+            literal(campaign_id),
+            rows.c["subscriber_id"],
+            rows.c["email"],
+            rows.c["variant"],
+            rows.c["status"],
+            rows.c["last_error"],
+            literal(0),
+            literal(""),
+            literal(""),
+            stamp,
+        ).where(rows.c["subscriber_id"].isnot(None))  # SQLite's upsert needs a WHERE here
+
     dialect = connection.dialect.name
     statement: Executable
     if dialect == "postgresql":
-        return _insert_plan_postgresql(connection, campaign_id, columns, source)
+        connection.execute(select(func.pg_advisory_xact_lock(_PLAN_LOCK, campaign_id)))
+        ranges = _id_ranges(connection, parts)
+        if len(ranges) == 1:
+            return _insert_postgresql(connection, source(None))
+        return _insert_parts(connection, [source(ids) for ids in ranges])
     before = connection.scalar(select(func.coalesce(func.max(Delivery.id), 0))) or 0
     if dialect == "sqlite":
-        statement = sqlite_insert(Delivery).from_select(columns, source).on_conflict_do_nothing()
+        statement = sqlite_insert(Delivery).from_select(_COLUMNS, source(None))
+        statement = statement.on_conflict_do_nothing()
     else:  # pragma: no cover - the two supported databases are above
-        statement = insert(Delivery).from_select(columns, source)
+        statement = insert(Delivery).from_select(_COLUMNS, source(None))
     connection.execute(statement)
     query = (
         select(Delivery.variant, Delivery.status, func.count())
@@ -330,11 +365,47 @@ def insert_plan(
 
 # The advisory lock's first key: "plan" in ASCII, so it meets no other use of advisory locks.
 _PLAN_LOCK = 0x706C616E
+# A PostgreSQL backend runs a statement on one core, and most of a large plan's time is spent
+# per row (the two foreign keys' checks, three index inserts): so a large plan is written by
+# this many connections at once, each on a range of at least MIN_PART subscriber ids.
+PARTS = 2
+MIN_PART = 100_000
 
 
-def _insert_plan_postgresql(
-    connection: Connection, campaign_id: int, columns: list[str], source
-) -> dict[tuple[str, str], int]:
+def _id_ranges(connection: Connection, parts: int | None) -> list[tuple[int, int] | None]:
+    """The closed subscriber id ranges of the parts; [None] for one statement over all."""
+    low, high = connection.execute(select(func.min(Subscriber.id), func.max(Subscriber.id))).one()
+    if low is None:
+        return [None]
+    count = parts if parts is not None else min(PARTS, (high - low + 1) // MIN_PART)
+    if count <= 1:
+        return [None]
+    size = -(-(high - low + 1) // count)  # ceiling: the last range ends at `high`
+    return [(start, min(high, start + size - 1)) for start in range(low, high + 1, size)]
+
+
+def _insert_parts(connection: Connection, sources: list) -> dict[tuple[str, str], int]:
+    """Run each part's INSERT in a connection (and transaction) of its own, in parallel; their
+    counts added up. The caller's transaction holds the advisory lock until it commits, after
+    every part has: a second planner of the campaign waits for all of them, then its NOT
+    EXISTS sees their rows. A part that fails (or a crash) leaves the other parts' rows
+    committed; the campaign is not yet PLANNED then (`sending.plan`), and planning it again
+    writes the missing parts' rows only."""
+    engine = connection.engine
+
+    def part(source) -> dict[tuple[str, str], int]:
+        with engine.begin() as own:
+            _for_bulk(own)
+            return _insert_postgresql(own, source)
+
+    total: Counter[tuple[str, str]] = Counter()
+    with ThreadPoolExecutor(len(sources), thread_name_prefix="plan-part") as pool:
+        for counts in pool.map(part, sources):
+            total.update(counts)
+    return dict(total)
+
+
+def _insert_postgresql(connection: Connection, source) -> dict[tuple[str, str], int]:
     """PostgreSQL: a plain INSERT … SELECT whose RETURNING rows are counted in the same
     statement. Measured on 1,000,000 rows (bench/planning.py), ON CONFLICT DO NOTHING cost
     ~15 % more server CPU than the plain insert (a speculative insertion per row), and
@@ -346,8 +417,7 @@ def _insert_plan_postgresql(
     # Imported here: the PostgreSQL dialect is ~1.4 MB of a sending process on SQLite.
     from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-    connection.execute(select(func.pg_advisory_xact_lock(_PLAN_LOCK, campaign_id)))
-    plain = pg_insert(Delivery).from_select(columns, source)
+    plain = pg_insert(Delivery).from_select(_COLUMNS, source)
     try:
         with connection.begin_nested():
             return _count_returned(connection, plain)
@@ -362,6 +432,16 @@ def _count_returned(connection: Connection, statement) -> dict[tuple[str, str], 
         new.c["variant"], new.c["status"]
     )
     return {(v, s): int(n) for v, s, n in connection.execute(query)}
+
+
+def mark_planned(connection: Connection, campaign_id: int) -> None:
+    """A campaign still PLANNING is PLANNED now (its rows are all written); any other status
+    is left as it is (a send may already be running it)."""
+    connection.execute(
+        update(Campaign)
+        .where(Campaign.id == campaign_id, Campaign.status == PLANNING)
+        .values(status=PLANNED)
+    )
 
 
 def month_campaigns(
