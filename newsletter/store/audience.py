@@ -55,9 +55,9 @@ def on_lists(lists: Sequence[str], *also):
     )
 
 
-def active_on_lists(lists: Sequence[str]):
-    """Active subscribers on any of `lists`."""
-    return and_(Subscriber.status == ACTIVE, on_lists(lists))
+def active_on_lists(lists: Sequence[str], *also):
+    """Active subscribers on any of `lists` (with subscriptions also meeting `also`)."""
+    return and_(Subscriber.status == ACTIVE, on_lists(lists, *also))
 
 
 def joined_by_filter(lists: Sequence[str], cutoff: dt.datetime):
