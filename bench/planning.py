@@ -12,7 +12,8 @@ the ratio is measured in one run on the same data; both must write the same rows
 1,000,000 deliveries in ≤ 10 s on each database. PostgreSQL comes from `--postgres-url` or
 NEWSLETTER_TEST_DATABASE_URL (a schema of its own, dropped afterwards). Beside the wall time it
 prints the CPU of this process and, for a PostgreSQL server on this machine, of the planner's
-server backends (from /proc), which a busy machine moves much less than the wall time.
+server backends (from /proc), which a busy machine moves much less than the wall time; a plan
+written in two parts at once (`store.planning`) prints their sum and the busiest backend's.
 """
 
 from __future__ import annotations

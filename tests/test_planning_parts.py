@@ -115,8 +115,9 @@ def test_the_parts_write_the_rows_choose_variant_picks(
             assert (row.status, row.variant) == ("queued", key.encode()), address
     assert report.new_rows == len(CHOICES) and report.skipped_no_match == 2
     assert campaign_status(pg_engine, issue.month) == PLANNED
-    again = plan_campaign(pg_engine, settings, issue)  # idempotent, in parts too
-    assert again.new_rows == 0 and in_parts == [2, 2]
+    again = plan_campaign(pg_engine, settings, issue)  # idempotent
+    # A month that may be sending gets new rows in one statement (one commit), not in parts.
+    assert again.new_rows == 0 and in_parts == [2]
     assert len(ledger_rows(pg_engine)) == len(CHOICES)
 
 

@@ -172,8 +172,16 @@ def plan_campaign(
                 session.connection(), chosen_lists, rules, campaign_id, cutoff, now
             )
         else:
+            # In parts only while nobody may send the month (see `store.planning`): a plan
+            # adding rows to a month being sent writes them in one statement, as one commit.
             counts = planning.insert_plan(
-                session.connection(), campaign.id, chosen_lists, rules, cutoff, now
+                session.connection(),
+                campaign.id,
+                chosen_lists,
+                rules,
+                cutoff,
+                now,
+                in_parts=campaign.status == PLANNING,
             )
             # Every part has committed: the month is ready to send (in the transaction that
             # holds the planning lock, so a second planner finds it complete). A plan that

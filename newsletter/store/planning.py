@@ -325,15 +325,17 @@ def insert_plan(
     rules: Rules,
     joined_by: dt.datetime | None,
     now: dt.datetime | None = None,
-    parts: int | None = None,
+    in_parts: bool = False,
 ) -> dict[tuple[str, str], int]:
     """Write the campaign's new rows with one INSERT … SELECT; their counts by (variant,
     status). Rows already planned are left alone (NOT EXISTS, and for a planner running at
     the same time ON CONFLICT DO NOTHING on SQLite, an advisory lock on PostgreSQL).
 
-    On PostgreSQL a large audience is split into `parts` ranges of subscriber ids (default: up
-    to `PARTS`, one per `MIN_PART` ids), each inserted by a connection of its own in parallel
-    and committed on its own (see `_insert_parts`); the caller's transaction holds the lock."""
+    With `in_parts` (for a campaign nobody sends yet: its rows then appear part by part), on
+    PostgreSQL a large audience is split into up to `PARTS` ranges of subscriber ids, one per
+    `MIN_PART` ids, each inserted by a connection of its own in parallel and committed on its
+    own (see `_insert_parts`; the campaign row must be committed); the caller's transaction
+    holds the lock."""
     now = now or utcnow()
     _for_bulk(connection)
     stamp = literal(now, UTCDateTime())
@@ -357,7 +359,7 @@ def insert_plan(
     statement: Executable
     if dialect == "postgresql":
         connection.execute(select(func.pg_advisory_xact_lock(_PLAN_LOCK, campaign_id)))
-        ranges = _id_ranges(connection, parts)
+        ranges = _id_ranges(connection) if in_parts else [None]
         if len(ranges) == 1:
             return _insert_postgresql(connection, source(None))
         return _insert_parts(connection, [source(ids) for ids in ranges])
@@ -385,12 +387,13 @@ PARTS = 2
 MIN_PART = 100_000
 
 
-def _id_ranges(connection: Connection, parts: int | None) -> list[tuple[int, int] | None]:
-    """The closed subscriber id ranges of the parts; [None] for one statement over all."""
+def _id_ranges(connection: Connection) -> list[tuple[int, int] | None]:
+    """The closed subscriber id ranges of the parts, of equal spans (ids are handed out in
+    order, so about equal counts); [None] for one statement over all."""
     low, high = connection.execute(select(func.min(Subscriber.id), func.max(Subscriber.id))).one()
     if low is None:
         return [None]
-    count = parts if parts is not None else min(PARTS, (high - low + 1) // MIN_PART)
+    count = min(PARTS, (high - low + 1) // MIN_PART)
     if count <= 1:
         return [None]
     size = -(-(high - low + 1) // count)  # ceiling: the last range ends at `high`
