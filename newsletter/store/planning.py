@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -407,6 +406,9 @@ def _insert_parts(connection: Connection, sources: list) -> dict[tuple[str, str]
     EXISTS sees their rows. A part that fails (or a crash) leaves the other parts' rows
     committed; the campaign is not yet PLANNED then (`sending.plan`), and planning it again
     writes the missing parts' rows only."""
+    # Imported here, as the PostgreSQL dialect is: only a plan in parts uses it.
+    from concurrent.futures import ThreadPoolExecutor
+
     engine = connection.engine
 
     def part(source) -> dict[tuple[str, str], int]:
