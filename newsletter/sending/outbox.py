@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from newsletter.errors import PermanentFailure
@@ -153,20 +154,24 @@ class OutboxDrainer:
     def _handle(self, row_id: int) -> bool:
         """Claim, prepare, send and settle one row; False if another process had it."""
         try:
-            # The claim comes first: it makes this a write transaction from its first
-            # statement (SQLite cannot turn a reading transaction into a writing one once
-            # another connection has written).
+            # The claim is a transaction of its own, committed at once: on SQLite a writing
+            # transaction holds the database's one write lock to its commit, and a send beside
+            # the web app commits each acceptance. The rule then reads without the lock (a
+            # statement that only reads begins no transaction) and takes it at its first write.
             with transaction(self.engine) as session:
                 if not outbox.claim(session, row_id, utcnow(), LEASE):
                     return False
                 kind, payload, recipient, message, _ = outbox.read(session, row_id)
-                if kind != outbox.MAIL:
-                    prepared = self.prepare(session, kind, payload)
-                    if prepared is None:
-                        outbox.remove(session, row_id)
-                        return True
-                    recipient, message = prepared
-                    outbox.to_mail(session, row_id, recipient, message)
+            if kind != outbox.MAIL:
+                try:
+                    prepared = self._prepare(row_id, kind, payload)
+                except IntegrityError:
+                    # Read without the lock, the rule may lose a race to another process's
+                    # insert (the first requests create the lists): once more, it sees it.
+                    prepared = self._prepare(row_id, kind, payload)
+                if prepared is None:
+                    return True
+                recipient, message = prepared
         except Exception as error:  # a bug or the database: keep the request, retry it later
             log.exception("could not handle the outbox row %s", row_id)
             self._failed(row_id, error, permanent=False)
@@ -189,6 +194,17 @@ class OutboxDrainer:
         with transaction(self.engine) as session:
             outbox.remove(session, row_id)
         return True
+
+    def _prepare(self, row_id: int, kind: str, payload: dict[str, Any]) -> tuple[str, bytes] | None:
+        """Apply the rule for a claimed row and keep the email it composes (or remove the row
+        when nothing goes out): one transaction, so the rule applies only with its email."""
+        with transaction(self.engine) as session:
+            prepared = self.prepare(session, kind, payload)
+            if prepared is None:
+                outbox.remove(session, row_id)
+            else:
+                outbox.to_mail(session, row_id, *prepared)
+        return prepared
 
     def _failed(self, row_id: int, error: Exception, *, permanent: bool) -> None:
         text = f"{type(error).__name__}: {error}"

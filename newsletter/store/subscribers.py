@@ -174,6 +174,7 @@ def add_subscriber(
         consent_source=source[:50],
         consent_ip=ip[:64],
         topics=topic_rows(chosen),
+        excluded_topics=[],  # new: none, and no query when the confirmation reads them
         subscriptions=[Subscription(mailing_list=known[slug]) for slug in slugs],
     )
     session.add(subscriber)

@@ -41,7 +41,8 @@ from newsletter.tokens import PREFERENCES
 from newsletter.tokens import PRIVACY
 from newsletter.web import reader
 from newsletter.web.app import WebContext
-from newsletter.web.app import get_ctx
+from newsletter.web.app import context
+from newsletter.web.app import in_thread
 from newsletter.web.forms import list_choice
 from newsletter.web.forms import name_choice
 from newsletter.web.forms import topic_choice
@@ -51,7 +52,7 @@ from newsletter.web.pages import topic_groups
 from newsletter.web.pages import topic_labels
 
 router = APIRouter()
-Ctx = Annotated[WebContext, Depends(get_ctx)]
+Ctx = Annotated[WebContext, Depends(context)]
 Text = Annotated[str, Form(max_length=1000)]
 Choices = Annotated[list[str], Form()]
 
@@ -113,7 +114,11 @@ def _load(ctx: WebContext, session: Session, token: str) -> Subscriber:
 
 
 @router.get("/preferences/{token}")
-def show(token: str, request: Request, ctx: Ctx, drop: str | None = None) -> Response:
+async def show(token: str, request: Request, ctx: Ctx, drop: str | None = None) -> Response:
+    return await in_thread(_show, token, request, ctx, drop)
+
+
+def _show(token: str, request: Request, ctx: WebContext, drop: str | None) -> Response:
     with transaction(ctx.engine) as session:
         subscriber = _load(ctx, session, token)
         if drop is None:

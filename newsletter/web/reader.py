@@ -40,12 +40,12 @@ from newsletter.tokens import ADDRESS
 from newsletter.tokens import PREFERENCES
 from newsletter.tokens import UNSUBSCRIBE
 from newsletter.web.app import WebContext
-from newsletter.web.app import get_ctx
+from newsletter.web.app import context
 from newsletter.web.mail import ADDRESS_CHANGE_REQUEST
 from newsletter.web.pages import render_page
 
 router = APIRouter()
-Ctx = Annotated[WebContext, Depends(get_ctx)]
+Ctx = Annotated[WebContext, Depends(context)]
 Text = Annotated[str, Form(max_length=1000)]
 
 PAUSE_MONTHS = tuple(range(1, registrar.MAX_PAUSE_MONTHS + 1))
