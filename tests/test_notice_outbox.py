@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient as StarletteClient
 from smtp_sink import SmtpSink
 from smtp_sink import running_sink
+from sqlalchemy import event
 from sqlalchemy import select
 from sqlalchemy import update
 from test_web_support import TestClient
@@ -235,6 +236,26 @@ def test_no_write_lock_is_held_while_a_request_is_handled(engine) -> None:
     drainer = OutboxDrainer(engine, prepare, lambda to, message: sent.append(to) or "250 ok")
     assert drainer.flush() == 1
     assert written == [1] and sent == ["ana@example.com"] and rows(engine) == []
+
+
+def test_one_email_costs_one_look_for_due_rows(web_settings, engine) -> None:
+    """A pass that found every due row in one batch, with nothing queued here meanwhile,
+    does not look again (at 50 subscribe requests a second, one query less for each)."""
+    drainer = notices(web_settings, engine, MemoryTransport(), background=False)
+    drainer.queue_subscribe("ana@example.com")
+    looks: list[str] = []
+
+    def record(_conn, _cursor, statement, _parameters, _context, _many) -> None:
+        if statement.lstrip().startswith("SELECT") and "lease_until" in statement:
+            looks.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert drainer.flush() == 1
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert len(looks) == 1, looks
+    assert rows(engine) == []
 
 
 class Clock:

@@ -41,6 +41,7 @@ LEASE = dt.timedelta(minutes=5)  # a crashed process's rows are taken up again a
 MAX_ATTEMPTS = 8
 FIRST_WAIT = 30.0  # seconds before the first retry; doubled each time, at most an hour
 POLL_SECONDS = 10.0
+DUE_BATCH = 50  # rows read at a time
 
 
 def retry_wait(attempts: int) -> dt.timedelta:
@@ -137,9 +138,9 @@ class OutboxDrainer:
         how many this pass handled."""
         handled = 0
         with self._pass:
-            self._queued.clear()
             while not (stoppable and self._stop.is_set()):
-                ids = outbox.due_ids(self.engine, utcnow())
+                self._queued.clear()
+                ids = outbox.due_ids(self.engine, utcnow(), DUE_BATCH)
                 if not ids:
                     break
                 progress = 0
@@ -149,6 +150,11 @@ class OutboxDrainer:
                 handled += progress
                 if progress == 0:
                     break  # every one was claimed by another process meanwhile
+                if len(ids) < DUE_BATCH and not self._queued.is_set():
+                    # Every due row was in this batch and none was queued here since: no
+                    # second look (one query less for each email; other processes' rows are
+                    # seen at the next poll, or drained by their own process).
+                    break
         return handled
 
     def _handle(self, row_id: int) -> bool:
