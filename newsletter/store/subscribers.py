@@ -24,6 +24,7 @@ import datetime as dt
 import functools
 import unicodedata
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from typing import Any
 
 from sqlalchemy import func
@@ -66,6 +67,9 @@ from newsletter.store.topics import apply_topics as apply_topics
 from newsletter.store.topics import parse_topics as parse_topics
 from newsletter.store.topics import set_topics as set_topics
 from newsletter.store.topics import topic_rows
+
+if TYPE_CHECKING:
+    from newsletter.store.reader_view import ReaderView
 
 # Statuses an import may not move an existing subscriber out of: only the person can re-subscribe.
 FINAL_STATUSES = frozenset({UNSUBSCRIBED, BOUNCED, COMPLAINED})
@@ -270,7 +274,7 @@ def apply_status(subscriber: Subscriber, status: str) -> None:
     subscriber.status = status
 
 
-def is_active(subscriber: Subscriber) -> bool:
+def is_active(subscriber: Subscriber | ReaderView) -> bool:
     """Whether they receive the digest (confirmed and still subscribed)."""
     return subscriber.status == ACTIVE
 

@@ -35,6 +35,7 @@ from newsletter.store.models import QUARTERLY
 from newsletter.store.models import UNSUBSCRIBED
 from newsletter.store.models import Subscriber
 from newsletter.store.models import utcnow
+from newsletter.store.reader_view import ReaderView
 from newsletter.store.registrar import subscriber_for_token
 from newsletter.tokens import ADDRESS
 from newsletter.tokens import PREFERENCES
@@ -57,7 +58,7 @@ def day_text(moment: dt.datetime) -> str:
     return f"{moment.day} {moment:%B %Y}"
 
 
-def reader_values(subscriber: Subscriber) -> dict[str, Any]:
+def reader_values(subscriber: Subscriber | ReaderView) -> dict[str, Any]:
     """What the preferences page shows of pause and frequency."""
     until = registrar.paused_until(subscriber, utcnow())
     return {
