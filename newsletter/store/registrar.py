@@ -27,6 +27,7 @@ from typing import NamedTuple
 
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import lazyload
 
 from newsletter.config import Settings
 from newsletter.content.choice import TopicChoice
@@ -91,6 +92,13 @@ _WHOLE_SUBSCRIBER = (
     joinedload(Subscriber.excluded_topics),
     joinedload(Subscriber.subscriptions),
 )
+# A page that changes only the status (the one-click unsubscribe) needs the lists: the topics
+# are left to load if ever read.
+_WITH_LISTS = (
+    lazyload(Subscriber.topics),
+    lazyload(Subscriber.excluded_topics),
+    joinedload(Subscriber.subscriptions),
+)
 
 
 def known_id(subscriber_id: int) -> bool:
@@ -122,17 +130,23 @@ def check_found(
 
 
 def subscriber_by_reference(
-    session: Session, subscriber_id: int, digest: str, *, hash_length: int = ADDRESS_HASH_LENGTH
+    session: Session,
+    subscriber_id: int,
+    digest: str,
+    *,
+    hash_length: int = ADDRESS_HASH_LENGTH,
+    topics: bool = True,
 ) -> Subscriber:
     """The subscriber a verified token names by id and short address hash.
 
     `LinkProblem` "test" for id 0 (test messages), "deleted" when the subscriber it names was
     deleted (forget me, or an admin removed them), "gone" when the id cannot be ours or the
     address has changed since the token was made (so a recycled id names nobody).
-    `hash_length` is the length of the hash in this kind of token (VERP tokens are shorter).
+    `hash_length` is the length of the hash in this kind of token (VERP tokens are shorter);
+    `topics` False loads the topics only when read (a page that changes the status alone).
     """
     subscriber = (
-        session.get(Subscriber, subscriber_id, options=_WHOLE_SUBSCRIBER)
+        session.get(Subscriber, subscriber_id, options=_WHOLE_SUBSCRIBER if topics else _WITH_LISTS)
         if known_id(subscriber_id)
         else None
     )
@@ -160,16 +174,23 @@ def read_link(
 
 
 def subscriber_for_token(
-    session: Session, signer: Signer, purpose: str, token: str, *, max_age: int | None = None
+    session: Session,
+    signer: Signer,
+    purpose: str,
+    token: str,
+    *,
+    max_age: int | None = None,
+    topics: bool = True,
 ) -> Subscriber:
     """The subscriber a signed token for `purpose` names, checked against their current address.
 
     `LinkProblem` with `kind` "invalid" (cut, altered, made for another purpose), "expired"
     (an old confirmation or privacy link; `max_age` in seconds overrides the default), "test"
-    or "gone" (see `subscriber_by_reference`); its message can be shown to the person.
+    or "gone" (see `subscriber_by_reference`, and for `topics`); its message can be shown to
+    the person.
     """
     subscriber_id, digest = read_link(signer, purpose, token, max_age)
-    return subscriber_by_reference(session, subscriber_id, digest)
+    return subscriber_by_reference(session, subscriber_id, digest, topics=topics)
 
 
 # --- subscribe, confirm, come back -----------------------------------------------------------

@@ -78,7 +78,7 @@ async def one_click(token: str, request: Request, ctx: Ctx) -> Response:
 
 def _unsubscribe(token: str, request: Request, ctx: WebContext) -> Response:
     with transaction(ctx.engine) as session:
-        subscriber = subscriber_for_token(session, ctx.signer, UNSUBSCRIBE, token)
+        subscriber = subscriber_for_token(session, ctx.signer, UNSUBSCRIBE, token, topics=False)
         if api.unsubscribe(session, subscriber):  # counted for the issue the link came in
             responses.record(session, ctx.signer.campaign(UNSUBSCRIBE, token), UNSUBSCRIBED_KIND)
         subscriber_id, email = subscriber.id, subscriber.email
