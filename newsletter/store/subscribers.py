@@ -154,7 +154,8 @@ def add_subscriber(
     """
     address, key = normalize_email(email)
     _check_status(status)
-    if is_suppressed(session, key) and not (suppressed_ok and status == PENDING):
+    # A pending request that may be of a suppressed address needs no look-up (asked first).
+    if not (suppressed_ok and status == PENDING) and is_suppressed(session, key):
         raise SubscriberConflict(f"{address} is on the suppression list and cannot be added")
     if session.scalar(select(Subscriber.id).where(Subscriber.email_key == key)) is not None:
         raise SubscriberConflict(f"{address} is already subscribed")
