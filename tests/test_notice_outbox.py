@@ -5,6 +5,7 @@ two processes."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 
@@ -12,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient as StarletteClient
 from smtp_sink import SmtpSink
 from smtp_sink import running_sink
+from sqlalchemy import event
 from sqlalchemy import select
 from sqlalchemy import update
 from test_web_support import TestClient
@@ -23,6 +25,7 @@ from newsletter.errors import PermanentFailure
 from newsletter.errors import TemporaryFailure
 from newsletter.sending.notices import Notices
 from newsletter.sending.outbox import MAX_ATTEMPTS
+from newsletter.sending.outbox import OutboxDrainer
 from newsletter.store import outbox
 from newsletter.store import subscribers as api
 from newsletter.store.engine import session_factory
@@ -206,6 +209,55 @@ def test_the_rule_and_the_email_are_one_transaction(web_settings, engine, tmp_pa
     assert [m.recipient for m in transport.outbox] == ["ana@example.com"]
     with session_factory(engine)() as session:
         assert api.get_subscriber(session, "ana@example.com").status == "pending"
+
+
+def test_no_write_lock_is_held_while_a_request_is_handled(engine) -> None:
+    """On SQLite one connection writes at a time, and a send beside the web app commits each
+    acceptance: the claim is committed before the rule runs, so the rule's reads and Python
+    work leave the lock free (another writer that does not wait at all gets it)."""
+    path = engine.url.database
+    with sqlite3.connect(path) as setup:
+        setup.execute("CREATE TABLE scratch (x INTEGER)")
+    written: list[int] = []
+
+    def prepare(session, kind, payload):
+        other = sqlite3.connect(path, timeout=0)  # no busy wait: a held lock is an error
+        try:
+            other.execute("INSERT INTO scratch VALUES (1)")
+            other.commit()
+            written.append(1)
+        finally:
+            other.close()
+        return "ana@example.com", b"Subject: hello\r\n\r\nhello\r\n"
+
+    with transaction(engine) as session:
+        outbox.add(session, "subscribe", {"email": "ana@example.com"})
+    sent: list[str] = []
+    drainer = OutboxDrainer(engine, prepare, lambda to, message: sent.append(to) or "250 ok")
+    assert drainer.flush() == 1
+    assert written == [1] and sent == ["ana@example.com"] and rows(engine) == []
+
+
+def test_one_email_costs_one_look_for_due_rows(web_settings, engine) -> None:
+    """A pass that found every due row in one batch, with nothing queued here meanwhile,
+    does not look again (at 50 subscribe requests a second, one query less for each); and a
+    new address is looked up once on the suppression list."""
+    drainer = notices(web_settings, engine, MemoryTransport(), background=False)
+    drainer.queue_subscribe("ana@example.com")
+    selects: list[str] = []
+
+    def record(_conn, _cursor, statement, _parameters, _context, _many) -> None:
+        if statement.lstrip().startswith("SELECT"):
+            selects.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert drainer.flush() == 1
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert len([s for s in selects if "lease_until" in s]) == 1, selects
+    assert len([s for s in selects if "FROM suppressions" in s]) == 1, selects
+    assert rows(engine) == []
 
 
 class Clock:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from newsletter.errors import PermanentFailure
@@ -40,6 +41,7 @@ LEASE = dt.timedelta(minutes=5)  # a crashed process's rows are taken up again a
 MAX_ATTEMPTS = 8
 FIRST_WAIT = 30.0  # seconds before the first retry; doubled each time, at most an hour
 POLL_SECONDS = 10.0
+DUE_BATCH = 50  # rows read at a time
 
 
 def retry_wait(attempts: int) -> dt.timedelta:
@@ -136,9 +138,9 @@ class OutboxDrainer:
         how many this pass handled."""
         handled = 0
         with self._pass:
-            self._queued.clear()
             while not (stoppable and self._stop.is_set()):
-                ids = outbox.due_ids(self.engine, utcnow())
+                self._queued.clear()
+                ids = outbox.due_ids(self.engine, utcnow(), DUE_BATCH)
                 if not ids:
                     break
                 progress = 0
@@ -148,25 +150,34 @@ class OutboxDrainer:
                 handled += progress
                 if progress == 0:
                     break  # every one was claimed by another process meanwhile
+                if len(ids) < DUE_BATCH and not self._queued.is_set():
+                    # Every due row was in this batch and none was queued here since: no
+                    # second look (one query less for each email; other processes' rows are
+                    # seen at the next poll, or drained by their own process).
+                    break
         return handled
 
     def _handle(self, row_id: int) -> bool:
         """Claim, prepare, send and settle one row; False if another process had it."""
         try:
-            # The claim comes first: it makes this a write transaction from its first
-            # statement (SQLite cannot turn a reading transaction into a writing one once
-            # another connection has written).
+            # The claim is a transaction of its own, committed at once: on SQLite a writing
+            # transaction holds the database's one write lock to its commit, and a send beside
+            # the web app commits each acceptance. The rule then reads without the lock (a
+            # statement that only reads begins no transaction) and takes it at its first write.
             with transaction(self.engine) as session:
                 if not outbox.claim(session, row_id, utcnow(), LEASE):
                     return False
                 kind, payload, recipient, message, _ = outbox.read(session, row_id)
-                if kind != outbox.MAIL:
-                    prepared = self.prepare(session, kind, payload)
-                    if prepared is None:
-                        outbox.remove(session, row_id)
-                        return True
-                    recipient, message = prepared
-                    outbox.to_mail(session, row_id, recipient, message)
+            if kind != outbox.MAIL:
+                try:
+                    prepared = self._prepare(row_id, kind, payload)
+                except IntegrityError:
+                    # Read without the lock, the rule may lose a race to another process's
+                    # insert (the first requests create the lists): once more, it sees it.
+                    prepared = self._prepare(row_id, kind, payload)
+                if prepared is None:
+                    return True
+                recipient, message = prepared
         except Exception as error:  # a bug or the database: keep the request, retry it later
             log.exception("could not handle the outbox row %s", row_id)
             self._failed(row_id, error, permanent=False)
@@ -189,6 +200,17 @@ class OutboxDrainer:
         with transaction(self.engine) as session:
             outbox.remove(session, row_id)
         return True
+
+    def _prepare(self, row_id: int, kind: str, payload: dict[str, Any]) -> tuple[str, bytes] | None:
+        """Apply the rule for a claimed row and keep the email it composes (or remove the row
+        when nothing goes out): one transaction, so the rule applies only with its email."""
+        with transaction(self.engine) as session:
+            prepared = self.prepare(session, kind, payload)
+            if prepared is None:
+                outbox.remove(session, row_id)
+            else:
+                outbox.to_mail(session, row_id, *prepared)
+        return prepared
 
     def _failed(self, row_id: int, error: Exception, *, permanent: bool) -> None:
         text = f"{type(error).__name__}: {error}"

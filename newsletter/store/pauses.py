@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 from calendar import monthrange
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ColumnElement
 from sqlalchemy import exists
@@ -37,6 +38,9 @@ from newsletter.store.models import Delivery
 from newsletter.store.models import Subscriber
 from newsletter.store.models import SubscriberPause
 from newsletter.store.models import utcnow
+
+if TYPE_CHECKING:
+    from newsletter.store.reader_view import ReaderView
 
 # `last_error` of a row skipped because its reader paused (counted as skipped in reports).
 PAUSED = "paused"
@@ -78,7 +82,7 @@ def resume(session: Session, subscriber: Subscriber, now: dt.datetime | None = N
     end_pause(session, subscriber, now or utcnow())
 
 
-def paused_until(subscriber: Subscriber, now: dt.datetime) -> dt.datetime | None:
+def paused_until(subscriber: Subscriber | ReaderView, now: dt.datetime) -> dt.datetime | None:
     """When their pause ends, or None when they are not paused at `now`."""
     until = subscriber.paused_until
     return until if until is not None and until > now else None

@@ -24,6 +24,7 @@ import datetime as dt
 import functools
 import unicodedata
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from typing import Any
 
 from sqlalchemy import func
@@ -66,6 +67,9 @@ from newsletter.store.topics import apply_topics as apply_topics
 from newsletter.store.topics import parse_topics as parse_topics
 from newsletter.store.topics import set_topics as set_topics
 from newsletter.store.topics import topic_rows
+
+if TYPE_CHECKING:
+    from newsletter.store.reader_view import ReaderView
 
 # Statuses an import may not move an existing subscriber out of: only the person can re-subscribe.
 FINAL_STATUSES = frozenset({UNSUBSCRIBED, BOUNCED, COMPLAINED})
@@ -150,7 +154,8 @@ def add_subscriber(
     """
     address, key = normalize_email(email)
     _check_status(status)
-    if is_suppressed(session, key) and not (suppressed_ok and status == PENDING):
+    # A pending request that may be of a suppressed address needs no look-up (asked first).
+    if not (suppressed_ok and status == PENDING) and is_suppressed(session, key):
         raise SubscriberConflict(f"{address} is on the suppression list and cannot be added")
     if session.scalar(select(Subscriber.id).where(Subscriber.email_key == key)) is not None:
         raise SubscriberConflict(f"{address} is already subscribed")
@@ -174,6 +179,7 @@ def add_subscriber(
         consent_source=source[:50],
         consent_ip=ip[:64],
         topics=topic_rows(chosen),
+        excluded_topics=[],  # new: none, and no query when the confirmation reads them
         subscriptions=[Subscription(mailing_list=known[slug]) for slug in slugs],
     )
     session.add(subscriber)
@@ -269,7 +275,7 @@ def apply_status(subscriber: Subscriber, status: str) -> None:
     subscriber.status = status
 
 
-def is_active(subscriber: Subscriber) -> bool:
+def is_active(subscriber: Subscriber | ReaderView) -> bool:
     """Whether they receive the digest (confirmed and still subscribed)."""
     return subscriber.status == ACTIVE
 

@@ -49,6 +49,7 @@ from newsletter.store.models import LEGACY_ADMIN
 from newsletter.store.subscribers import get_subscriber
 from newsletter.web import editing
 from newsletter.web.app import WebContext
+from newsletter.web.app import context
 from newsletter.web.app import get_ctx
 from newsletter.web.forms import topic_choice
 from newsletter.web.pages import render_page
@@ -57,7 +58,7 @@ from newsletter.web.security import client_ip
 from newsletter.web.security import password_tag
 
 router = APIRouter()
-Ctx = Annotated[WebContext, Depends(get_ctx)]
+Ctx = Annotated[WebContext, Depends(context)]
 Text = Annotated[str, Form(max_length=5000)]
 Choices = Annotated[list[str], Form()]
 

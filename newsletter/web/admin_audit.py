@@ -14,13 +14,13 @@ from newsletter.store import audit
 from newsletter.store.engine import session_factory
 from newsletter.web.admin import Admin
 from newsletter.web.app import WebContext
-from newsletter.web.app import get_ctx
+from newsletter.web.app import context
 from newsletter.web.pages import render_page
 from newsletter.web.timefmt import human
 from newsletter.web.timefmt import zone_of
 
 router = APIRouter(dependencies=[Admin])
-Ctx = Annotated[WebContext, Depends(get_ctx)]
+Ctx = Annotated[WebContext, Depends(context)]
 PAGE_SIZE = 50
 
 

@@ -39,12 +39,12 @@ from newsletter.web.admin import require_csrf
 from newsletter.web.admin import see_other
 from newsletter.web.api_schema import MAX_MARKDOWN
 from newsletter.web.app import WebContext
-from newsletter.web.app import get_ctx
+from newsletter.web.app import context
 from newsletter.web.pages import render_page
 from newsletter.web.pages import topic_groups
 
 router = APIRouter()
-Ctx = Annotated[WebContext, Depends(get_ctx)]
+Ctx = Annotated[WebContext, Depends(context)]
 Line = Annotated[str, Form(max_length=2000)]
 Long = Annotated[str, Form(max_length=MAX_MARKDOWN)]
 Choices = Annotated[list[str], Form()]

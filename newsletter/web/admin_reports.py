@@ -36,11 +36,11 @@ from newsletter.store.models import utcnow
 from newsletter.web.admin import Admin
 from newsletter.web.admin import require_csrf
 from newsletter.web.app import WebContext
-from newsletter.web.app import get_ctx
+from newsletter.web.app import context
 from newsletter.web.pages import render_page
 
 router = APIRouter()
-Ctx = Annotated[WebContext, Depends(get_ctx)]
+Ctx = Annotated[WebContext, Depends(context)]
 Text = Annotated[str, Form(max_length=200)]
 PAGE = 100
 

@@ -26,11 +26,11 @@ from newsletter.web.admin import actor
 from newsletter.web.admin import require_csrf
 from newsletter.web.admin import see_other
 from newsletter.web.app import WebContext
-from newsletter.web.app import get_ctx
+from newsletter.web.app import context
 from newsletter.web.pages import render_page
 
 router = APIRouter()
-Ctx = Annotated[WebContext, Depends(get_ctx)]
+Ctx = Annotated[WebContext, Depends(context)]
 Text = Annotated[str, Form(max_length=200)]
 
 

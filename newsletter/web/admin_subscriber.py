@@ -39,7 +39,7 @@ from newsletter.web.admin import see_other
 from newsletter.web.admin_subscribers import describe_topics
 from newsletter.web.admin_subscribers import done_notice
 from newsletter.web.app import WebContext
-from newsletter.web.app import get_ctx
+from newsletter.web.app import context
 from newsletter.web.forms import field_errors
 from newsletter.web.forms import topic_choice
 from newsletter.web.pages import render_page
@@ -49,7 +49,7 @@ from newsletter.web.timefmt import human
 from newsletter.web.timefmt import zone_of
 
 router = APIRouter(dependencies=[Admin])
-Ctx = Annotated[WebContext, Depends(get_ctx)]
+Ctx = Annotated[WebContext, Depends(context)]
 Text = Annotated[str, Form(max_length=5000)]
 Choices = Annotated[list[str], Form()]
 

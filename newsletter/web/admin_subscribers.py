@@ -43,7 +43,7 @@ from newsletter.web.admin import actor
 from newsletter.web.admin import require_csrf
 from newsletter.web.admin import see_other
 from newsletter.web.app import WebContext
-from newsletter.web.app import get_ctx
+from newsletter.web.app import context
 from newsletter.web.forms import field_errors
 from newsletter.web.forms import topic_choice
 from newsletter.web.pages import render_page
@@ -53,7 +53,7 @@ from newsletter.web.timefmt import human
 from newsletter.web.timefmt import zone_of
 
 router = APIRouter(dependencies=[Admin])
-Ctx = Annotated[WebContext, Depends(get_ctx)]
+Ctx = Annotated[WebContext, Depends(context)]
 Text = Annotated[str, Form(max_length=5000)]
 Choices = Annotated[list[str], Form()]
 PAGE_SIZE = 50

@@ -64,6 +64,7 @@ from newsletter.web.api_schema import list_choices
 from newsletter.web.api_schema import problems
 from newsletter.web.api_schema import topic_choices
 from newsletter.web.app import WebContext
+from newsletter.web.app import context
 from newsletter.web.app import get_ctx
 from newsletter.web.editing import editor_fields
 
@@ -127,7 +128,7 @@ def _takes_many(annotation: object) -> bool:
 
 
 router = APIRouter(dependencies=[Depends(require_token)], tags=["admin"], route_class=TokenFirst)
-Ctx = Annotated[WebContext, Depends(get_ctx)]
+Ctx = Annotated[WebContext, Depends(context)]
 
 
 def install(app: FastAPI, ctx: WebContext) -> None:

@@ -28,10 +28,10 @@ from newsletter.web.api import TokenFirst
 from newsletter.web.api import require_token
 from newsletter.web.api_schema import problems
 from newsletter.web.app import WebContext
-from newsletter.web.app import get_ctx
+from newsletter.web.app import context
 
 router = APIRouter(dependencies=[Depends(require_token)], tags=["admin"], route_class=TokenFirst)
-Ctx = Annotated[WebContext, Depends(get_ctx)]
+Ctx = Annotated[WebContext, Depends(context)]
 DeliveryStatus = Literal["queued", "sending", "sent", "retry", "failed", "skipped"]
 
 

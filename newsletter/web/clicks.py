@@ -22,10 +22,10 @@ from newsletter.store.clicks import count_click
 from newsletter.store.engine import transaction
 from newsletter.tokens import LinkSigner
 from newsletter.web.app import WebContext
-from newsletter.web.app import get_ctx
+from newsletter.web.app import context
 
 router = APIRouter()
-Ctx = Annotated[WebContext, Depends(get_ctx)]
+Ctx = Annotated[WebContext, Depends(context)]
 log = logging.getLogger("newsletter.web")
 MAX_TOKEN = 4000
 

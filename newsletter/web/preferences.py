@@ -36,12 +36,15 @@ from newsletter.store.engine import transaction
 from newsletter.store.feedback import REASON_LABELS
 from newsletter.store.feedback import why_answered
 from newsletter.store.models import Subscriber
+from newsletter.store.reader_view import ReaderView
+from newsletter.store.reader_view import reader_for_token
 from newsletter.store.registrar import subscriber_for_token
 from newsletter.tokens import PREFERENCES
 from newsletter.tokens import PRIVACY
 from newsletter.web import reader
 from newsletter.web.app import WebContext
-from newsletter.web.app import get_ctx
+from newsletter.web.app import context
+from newsletter.web.app import in_thread
 from newsletter.web.forms import list_choice
 from newsletter.web.forms import name_choice
 from newsletter.web.forms import topic_choice
@@ -51,21 +54,27 @@ from newsletter.web.pages import topic_groups
 from newsletter.web.pages import topic_labels
 
 router = APIRouter()
-Ctx = Annotated[WebContext, Depends(get_ctx)]
+Ctx = Annotated[WebContext, Depends(context)]
 Text = Annotated[str, Form(max_length=1000)]
 Choices = Annotated[list[str], Form()]
 
 
-def _lists_for(ctx: WebContext, subscriber: Subscriber) -> list:
+def _subscribed_lists(subscriber: Subscriber | ReaderView) -> list[str]:
+    if isinstance(subscriber, ReaderView):
+        return list(subscriber.lists)
+    return api.subscribed_lists(subscriber)
+
+
+def _lists_for(ctx: WebContext, subscriber: Subscriber | ReaderView) -> list:
     """Public lists plus any list they are on (a private list they were added to)."""
-    mine = set(api.subscribed_lists(subscriber))
+    mine = set(_subscribed_lists(subscriber))
     return [spec for spec in ctx.settings.list_specs() if spec.public or spec.slug in mine]
 
 
 def page(
     ctx: WebContext,
     request: Request,
-    subscriber: Subscriber,
+    subscriber: Subscriber | ReaderView,
     token: str,
     *,
     status_code: int = 200,
@@ -100,7 +109,7 @@ def page(
         stopped_labels=stopped,
         name=values.get("name", subscriber.name),
         lists=lists if len(lists) > 1 else [],
-        chosen_lists=set(values.get("lists", api.subscribed_lists(subscriber))),
+        chosen_lists=set(values.get("lists", _subscribed_lists(subscriber))),
         receiving=api.is_active(subscriber),
         field_errors=field_errors or {},
         new_email=values.get("new_email", ""),
@@ -113,25 +122,30 @@ def _load(ctx: WebContext, session: Session, token: str) -> Subscriber:
 
 
 @router.get("/preferences/{token}")
-def show(token: str, request: Request, ctx: Ctx, drop: str | None = None) -> Response:
-    with transaction(ctx.engine) as session:
-        subscriber = _load(ctx, session, token)
-        if drop is None:
-            return page(ctx, request, subscriber, token)
-        term = ctx.taxonomy.topics.find(drop[:200])
-        if term is None:
-            return page(
-                ctx,
-                request,
-                subscriber,
-                token,
-                status_code=404,
-                error="That topic is not one of ours (any more). Choose your topics below.",
-            )
-        if not registrar.follows_topic(subscriber, term.slug):
-            notice = f"You already do not receive summaries about {term.label}."
-            return page(ctx, request, subscriber, token, notice=notice)
-        return page(ctx, request, subscriber, token, drop=term)
+async def show(token: str, request: Request, ctx: Ctx, drop: str | None = None) -> Response:
+    return await in_thread(_show, token, request, ctx, drop)
+
+
+def _show(token: str, request: Request, ctx: WebContext, drop: str | None) -> Response:
+    # Only shown: read in one Core statement, no ORM objects (see `store.reader_view`).
+    with ctx.engine.connect() as connection:
+        subscriber = reader_for_token(connection, ctx.signer, PREFERENCES, token)
+    if drop is None:
+        return page(ctx, request, subscriber, token)
+    term = ctx.taxonomy.topics.find(drop[:200])
+    if term is None:
+        return page(
+            ctx,
+            request,
+            subscriber,
+            token,
+            status_code=404,
+            error="That topic is not one of ours (any more). Choose your topics below.",
+        )
+    if not registrar.follows_topic(subscriber, term.slug):
+        notice = f"You already do not receive summaries about {term.label}."
+        return page(ctx, request, subscriber, token, notice=notice)
+    return page(ctx, request, subscriber, token, drop=term)
 
 
 def _csrf_failed(ctx: WebContext, request: Request, subscriber: Subscriber, token: str):

@@ -28,7 +28,8 @@ from newsletter.store.models import PENDING
 from newsletter.store.models import Subscriber
 from newsletter.tokens import PREFERENCES
 from newsletter.web.app import WebContext
-from newsletter.web.app import get_ctx
+from newsletter.web.app import context
+from newsletter.web.app import in_thread
 from newsletter.web.forms import list_choice
 from newsletter.web.forms import name_choice
 from newsletter.web.forms import topic_choice
@@ -42,7 +43,7 @@ from newsletter.web.pages import topic_labels
 from newsletter.web.security import client_ip
 
 router = APIRouter()
-Ctx = Annotated[WebContext, Depends(get_ctx)]
+Ctx = Annotated[WebContext, Depends(context)]
 Text = Annotated[str, Form(max_length=1000)]
 Choices = Annotated[list[str], Form()]
 
@@ -108,10 +109,9 @@ def show_subscribe(request: Request, ctx: Ctx) -> Response:
 
 
 @router.post("/subscribe")
-def subscribe(
+async def subscribe(
     request: Request,
     ctx: Ctx,
-    background: BackgroundTasks,
     email: Text = "",
     name: Text = "",
     topic_mode: Text = "all",
@@ -119,6 +119,22 @@ def subscribe(
     lists: Choices = [],  # noqa: B006
     website: Text = "",  # a field people do not see: bots fill it in
     csrf_token: Text = "",
+) -> Response:
+    return await in_thread(
+        _subscribe, request, ctx, email, name, topic_mode, topics, lists, website, csrf_token
+    )
+
+
+def _subscribe(
+    request: Request,
+    ctx: WebContext,
+    email: str,
+    name: str,
+    topic_mode: str,
+    topics: list[str],
+    lists: list[str],
+    website: str,
+    csrf_token: str,
 ) -> Response:
     values = {
         "email": email,

@@ -35,17 +35,18 @@ from newsletter.store.models import QUARTERLY
 from newsletter.store.models import UNSUBSCRIBED
 from newsletter.store.models import Subscriber
 from newsletter.store.models import utcnow
+from newsletter.store.reader_view import ReaderView
 from newsletter.store.registrar import subscriber_for_token
 from newsletter.tokens import ADDRESS
 from newsletter.tokens import PREFERENCES
 from newsletter.tokens import UNSUBSCRIBE
 from newsletter.web.app import WebContext
-from newsletter.web.app import get_ctx
+from newsletter.web.app import context
 from newsletter.web.mail import ADDRESS_CHANGE_REQUEST
 from newsletter.web.pages import render_page
 
 router = APIRouter()
-Ctx = Annotated[WebContext, Depends(get_ctx)]
+Ctx = Annotated[WebContext, Depends(context)]
 Text = Annotated[str, Form(max_length=1000)]
 
 PAUSE_MONTHS = tuple(range(1, registrar.MAX_PAUSE_MONTHS + 1))
@@ -57,7 +58,7 @@ def day_text(moment: dt.datetime) -> str:
     return f"{moment.day} {moment:%B %Y}"
 
 
-def reader_values(subscriber: Subscriber) -> dict[str, Any]:
+def reader_values(subscriber: Subscriber | ReaderView) -> dict[str, Any]:
     """What the preferences page shows of pause and frequency."""
     until = registrar.paused_until(subscriber, utcnow())
     return {

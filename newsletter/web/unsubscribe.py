@@ -15,7 +15,6 @@ from fastapi import APIRouter
 from fastapi import Depends
 from fastapi import Request
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
 from newsletter.store import responses
 from newsletter.store import subscribers as api
@@ -28,11 +27,12 @@ from newsletter.store.responses import UNSUBSCRIBED as UNSUBSCRIBED_KIND
 from newsletter.tokens import PREFERENCES
 from newsletter.tokens import UNSUBSCRIBE
 from newsletter.web.app import WebContext
-from newsletter.web.app import get_ctx
+from newsletter.web.app import context
+from newsletter.web.app import in_thread
 from newsletter.web.pages import render_page
 
 router = APIRouter()
-Ctx = Annotated[WebContext, Depends(get_ctx)]
+Ctx = Annotated[WebContext, Depends(context)]
 ONE_CLICK = "One-Click"
 
 
@@ -73,12 +73,12 @@ async def one_click(token: str, request: Request, ctx: Ctx) -> Response:
             title="Nothing was changed",
             message="To unsubscribe, open the link from your email and press the button.",
         )
-    return await run_in_threadpool(_unsubscribe, token, request, ctx)
+    return await in_thread(_unsubscribe, token, request, ctx)
 
 
 def _unsubscribe(token: str, request: Request, ctx: WebContext) -> Response:
     with transaction(ctx.engine) as session:
-        subscriber = subscriber_for_token(session, ctx.signer, UNSUBSCRIBE, token)
+        subscriber = subscriber_for_token(session, ctx.signer, UNSUBSCRIBE, token, topics=False)
         if api.unsubscribe(session, subscriber):  # counted for the issue the link came in
             responses.record(session, ctx.signer.campaign(UNSUBSCRIBE, token), UNSUBSCRIBED_KIND)
         subscriber_id, email = subscriber.id, subscriber.email
