@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from conftest import write_config
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.asymmetric import rsa
-from test_dkim import pem
+from test_dkim_support import pem
 
 from newsletter.cli import main
 from newsletter.config import load_settings

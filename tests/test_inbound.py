@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 from conftest import TEST_SECRET
 from conftest import write_config
-from test_bounces import maildir
-from test_bounces import mbox
-from test_bounces import sample
+from test_bounce_support import maildir
+from test_bounce_support import mbox
+from test_bounce_support import sample
 
 from newsletter.cli import main
 from newsletter.content.reader import load_issue
@@ -274,7 +274,7 @@ def test_cli_inbound_scan(tmp_path: Path, runner: CliRunner) -> None:
 
 
 def test_mangled_mail_does_not_stop_a_scan(tmp_path: Path, settings, engine, people) -> None:
-    from test_bounces import MANGLED
+    from test_bounce_scan import MANGLED
 
     path = maildir(tmp_path, *MANGLED, request("ana@example.net", "unsubscribe"))
     report = scan(path, settings, engine)

@@ -11,8 +11,8 @@ from pathlib import Path
 from click.testing import CliRunner
 from sqlalchemy import select
 from sqlalchemy import update
-from test_bounces import maildir
-from test_bounces import sample
+from test_bounce_support import maildir
+from test_bounce_support import sample
 from test_web_support import BASE
 from test_web_support import csrf
 from test_web_support import text_of

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import itsdangerous.timed
 import pytest
-from test_bounces import maildir
+from test_bounce_support import maildir
 from test_inbound import request as unsubscribe_request
 
 from newsletter.content.choice import TopicChoice
