@@ -77,9 +77,18 @@ def unsubscribe_url(sender: Sender, token: str) -> str:
     return f"{sender.base_url}/u/{token}"
 
 
+# What urllib.parse.quote leaves as it is: a token made only of these needs no quoting.
+_UNQUOTED = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
 def list_unsubscribe(sender: Sender, token: str) -> str:
     """The List-Unsubscribe value: the one-click URL first, then a mailto fallback."""
-    subject = urllib.parse.quote(f"unsubscribe {token}")
+    # Signed tokens are URL-safe already: quote() walks its input a character at a time in
+    # Python, which cost more per message than filling the message's slots.
+    if _UNQUOTED.fullmatch(token):
+        subject = f"unsubscribe%20{token}"
+    else:
+        subject = urllib.parse.quote(f"unsubscribe {token}")
     mailto = f"mailto:{sender.unsubscribe_mailto}?subject={subject}"
     return f"<{unsubscribe_url(sender, token)}>, <{mailto}>"
 
