@@ -197,7 +197,7 @@ def claimed_rows(
     """What the sender needs of the claimed rows `claimed_ids`, in id order."""
     if not claimed_ids:
         return []
-    rows = session.execute(
+    rows = session.connection().execute(  # Core: see `audience._topics_for`
         select(
             Delivery.id,
             Delivery.subscriber_id,
