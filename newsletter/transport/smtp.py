@@ -12,7 +12,6 @@ A transport object is not thread-safe: give each worker thread its own.
 from __future__ import annotations
 
 import os
-import re
 import smtplib
 import ssl
 from pathlib import Path
@@ -25,8 +24,6 @@ from newsletter.errors import TemporaryFailure
 from newsletter.errors import TransportError
 from newsletter.message.wire import smtp_data
 from newsletter.transport.base import Transport
-from newsletter.transport.replies import read_reply
-from newsletter.transport.replies import send_bytes
 
 if TYPE_CHECKING:
     from newsletter.config import Settings
@@ -51,13 +48,10 @@ def _reply_failure(what: str, code: int, reply: bytes | str) -> TransportError:
 wire_data = smtp_data
 
 
-_NOT_PLAIN = re.compile(r'[<>()" \t,;\[\]\\]')
-
-
 def _quoted(address: str) -> str:
     """`<address>` as smtplib.quoteaddr gives it; a plain address skips its parser, which
     cost more per message than the rest of the transaction's Python."""
-    if address and not _NOT_PLAIN.search(address):
+    if address and not any(c in address for c in '<>()" \t,;[]\\'):
         return f"<{address}>"
     return smtplib.quoteaddr(address)
 
@@ -427,8 +421,8 @@ class SmtpTransport(Transport):
         sent_data = False
         try:
             if not announced:
-                send_bytes(smtp, _commands(envelope_from, recipient, options))
-            replies = [read_reply(smtp), read_reply(smtp), read_reply(smtp)]
+                smtp.send(_commands(envelope_from, recipient, options))
+            replies = [smtp.getreply() for _ in range(3)]
             (
                 (mail_code, mail_reply),
                 (rcpt_code, rcpt_reply),
@@ -439,8 +433,8 @@ class SmtpTransport(Transport):
                 raise _Dropped(f"421 {text}", 421, text)
             if data_code == 354 and (mail_code != 250 or rcpt_code not in (250, 251)):
                 # DATA accepted although the envelope was not (RFC 2920 §3.1): end it empty.
-                send_bytes(smtp, b".\r\n")
-                data_code, data_reply = read_reply(smtp)
+                smtp.send(b".\r\n")
+                data_code, data_reply = smtp.getreply()
             if mail_code != 250:
                 self._reset(mail_code)
                 raise _reply_failure(f"sender <{envelope_from}> refused", mail_code, mail_reply)
@@ -457,11 +451,11 @@ class SmtpTransport(Transport):
                     following = _commands(then[0], then[1], self._options(smtp, *then))
                 except (PermanentFailure, UnicodeError):
                     following = b""  # refused when it is sent on its own
-            send_bytes(smtp, wire + following if following else wire)
+            smtp.send(wire + following if following else wire)
             if following:
                 assert then is not None
                 self._ahead = then  # its replies follow this message's
-            code, reply = read_reply(smtp)
+            code, reply = smtp.getreply()
         except smtplib.SMTPServerDisconnected as error:
             if not sent_data:  # the server cannot have accepted a message it never received
                 raise _Dropped(f"{error} (before the message data)") from error
