@@ -164,9 +164,7 @@ def ours(config: Path, settings) -> tuple[float, int]:
     )
     elapsed = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    CPU_SECONDS.append(
-        after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
-    )
+    CPU_SECONDS.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
     if result.returncode != 0:
         sys.exit(f"newsletter send failed ({result.returncode}):\n{result.stdout}{result.stderr}")
     return elapsed, sent_count(settings)
