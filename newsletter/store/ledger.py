@@ -201,7 +201,7 @@ def claimed_rows(
     """What the sender needs of the claimed rows `claimed_ids`, in id order."""
     if not claimed_ids:
         return []
-    rows = session.connection().execute(  # Core: see `audience._topics_for`
+    query = (
         select(
             Delivery.id,
             Delivery.subscriber_id,
@@ -216,7 +216,8 @@ def claimed_rows(
         .outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
         .where(Delivery.id.in_(list(claimed_ids)))
         .order_by(Delivery.id)
-    ).all()
+    )
+    rows = session.connection().execute(query).all()  # Core: see `audience._topics_for`
     choices = choices_for(
         session, [(r.subscriber_id, r.all_topics) for r in rows if r.subscriber_id]
     )
