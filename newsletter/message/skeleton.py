@@ -28,7 +28,7 @@ from newsletter.errors import UnsafeHeader
 from newsletter.message.wire import wire_lines
 from newsletter.personalize import SLOT_RE
 from newsletter.personalize import Recipient
-from newsletter.personalize import slot_values
+from newsletter.personalize import slot_value_pair
 from newsletter.render.email import RenderedVariant
 
 # LF line endings: Maildir wants them; the SMTP transport converts to CRLF.
@@ -226,8 +226,7 @@ class MessageSkeleton:
             f"To: {to_header(recipient)}\nMessage-ID: {mid}\nList-Unsubscribe: {unsubscribe}\n"
         ).encode()
         base = self.sender.base_url
-        text_values = slot_values(recipient, summaries, for_html=False, base_url=base)
-        html_values = slot_values(recipient, summaries, for_html=True, base_url=base)
+        text_values, html_values = slot_value_pair(recipient, summaries, base_url=base)
         if wire:
             head, middle, tail = self._wire
             text = self._text.fill(text_values, wire=True)
