@@ -114,19 +114,39 @@ def slot_values(
     recipient: Recipient, summaries: Iterable[Summary], *, for_html: bool, base_url: str = ""
 ) -> dict[str, str]:
     """The value of every slot for one recipient (HTML-escaped when `for_html`)."""
-    escape = html.escape if for_html else str
-    values = {
-        GREETING: escape(greeting(recipient.name)),
+    text, markup = slot_value_pair(recipient, summaries, base_url)
+    return markup if for_html else text
+
+
+def slot_value_pair(
+    recipient: Recipient, summaries: Iterable[Summary], base_url: str = ""
+) -> tuple[dict[str, str], dict[str, str]]:
+    """`slot_values` for the text part and for the HTML part of one message, each summary's
+    matching topics and why-line worked out once for both (per message, on the send's hot
+    path)."""
+    escape = html.escape
+    name = greeting(recipient.name)
+    token = recipient.preferences_token
+    text = {
+        GREETING: name,
+        EMAIL: recipient.email,
+        UNSUB: recipient.unsubscribe_token,
+        PREFS: token,
+    }
+    markup = {
+        GREETING: escape(name),
         EMAIL: escape(recipient.email),
         UNSUB: recipient.unsubscribe_token,
-        PREFS: recipient.preferences_token,
+        PREFS: token,
     }
-    links = drop_links if for_html else drop_lines
     for index, summary in enumerate(summaries, start=1):
         matched = matched_topics(summary, recipient.topics)
-        values[f"{MATCH}{index}"] = escape(why_line(summary, recipient.topics))
-        values[f"{DROP}{index}"] = links(matched, base_url, recipient.preferences_token)
-    return values
+        why = _why(summary, recipient.topics, matched)
+        text[f"{MATCH}{index}"] = why
+        markup[f"{MATCH}{index}"] = escape(why)
+        text[f"{DROP}{index}"] = drop_lines(matched, base_url, token)
+        markup[f"{DROP}{index}"] = drop_links(matched, base_url, token)
+    return text, markup
 
 
 def matched_topics(summary: Summary, topics: TopicChoice) -> list[tuple[str, str]]:
@@ -137,7 +157,11 @@ def matched_topics(summary: Summary, topics: TopicChoice) -> list[tuple[str, str
 
 def why_line(summary: Summary, topics: TopicChoice) -> str:
     """Why the reader got this summary, in words ('' when none of their topics is in it)."""
-    labels = ", ".join(label for _slug, label in matched_topics(summary, topics))
+    return _why(summary, topics, matched_topics(summary, topics))
+
+
+def _why(summary: Summary, topics: TopicChoice, matched: list[tuple[str, str]]) -> str:
+    labels = ", ".join(label for _slug, label in matched)
     if not labels:
         return ""
     if topics.chosen is not None:

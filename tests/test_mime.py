@@ -6,6 +6,7 @@ import datetime as dt
 import email
 import email.policy
 import re
+import urllib.parse
 
 import pytest
 from hypothesis import HealthCheck
@@ -249,3 +250,14 @@ def test_a_non_ascii_address_is_refused_by_the_builder(variants) -> None:
     )
     with pytest.raises(UnsafeHeader, match="not an ASCII address"):
         skeleton.build(recipient, "2025-01", 5, summaries)
+
+
+@pytest.mark.parametrize(
+    "token", ["abc.DEF-123_x~y", "WzEsImFiIl0.aB-c.dE_f", "with space", "a/b?c=d&e", "é+%"]
+)
+def test_list_unsubscribe_quotes_the_subject_as_urllib_does(token) -> None:
+    sender = Sender(
+        "d@example.org", "D", "", "example.org", "<x.example.org>", "https://e.org", "u@e.org"
+    )
+    mailto = list_unsubscribe(sender, token).split(", ", 1)[1]
+    assert mailto.endswith("?subject=" + urllib.parse.quote(f"unsubscribe {token}") + ">")

@@ -646,3 +646,50 @@ def test_processes_that_cannot_work_are_refused_naming_the_setting(
     data = {"smtp": {"processes": 2}, **sections}
     with pytest.raises(ConfigError, match=re.escape(message)):
         settings_from_dict(data, tmp_path)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_engine(request):
+    """The test's SQLite engine, or one on PostgreSQL (its own schema)."""
+    return request.getfixturevalue("engine" if request.param == "sqlite" else "pg_engine")
+
+
+def test_the_recorder_commits_groups_of_one_and_more_and_gives_its_connection_back(
+    any_engine, settings, taxonomy, issue
+) -> None:
+    """A group of one is its UPDATE alone in autocommit mode, a larger group one
+    transaction; either is in the database once `wait` returns, and the pooled connection
+    goes back in the transaction mode it came with."""
+    import datetime as dt
+
+    from newsletter.sending.durable import AcceptanceRecorder
+    from newsletter.store.models import SENT
+    from newsletter.store.models import utcnow
+
+    engine = any_engine
+    add_people(engine, settings, taxonomy, 5)
+    plan_campaign(engine, settings, issue)
+    with db.transaction(engine) as session:
+        campaign = ledger.find_campaign(session, "2025-01")
+        ids = ledger.claim_ids(session, campaign.id, "w1", 10, dt.timedelta(seconds=300))
+    recorder = AcceptanceRecorder(engine, "w1")
+
+    def sent(delivery_id: int) -> ledger.Result:
+        return ledger.Result(delivery_id, SENT, reply="250 ok", sent_at=utcnow())
+
+    def sent_ids() -> set[int]:
+        with db.session_factory(engine)() as session:
+            query = select(Delivery.id).where(Delivery.status == SENT)
+            return set(session.scalars(query))
+
+    assert recorder.submit(sent(ids[0])).wait()
+    assert sent_ids() == {ids[0]}  # committed: another connection sees it
+    driver = recorder._connection.dbapi_connection  # the one it keeps for the run
+    tickets = [recorder.submit(sent(delivery_id)) for delivery_id in ids[1:4]]
+    assert all(ticket.wait() for ticket in tickets)
+    assert sent_ids() == set(ids[:4]) and recorder.commits == 2
+    recorder.close()
+    if engine.dialect.name == "sqlite":  # back in the pool as it came
+        assert driver.isolation_level == ""
+    else:
+        assert driver.autocommit is False

@@ -383,6 +383,34 @@ def test_every_send_path_refuses_an_issue_that_fails_its_checks(
     assert rows(engine) == {}
 
 
+def test_the_checks_of_one_issue_run_once_for_the_cli_and_send_month(
+    monkeypatch, settings, issue
+) -> None:
+    """`newsletter send` asks for the warnings, then `send_month` checks again: the second
+    asking reuses the first's findings (the checks rendered the issue twice each time),
+    unless the settings or the issue are others by then."""
+    from newsletter.sending import campaign
+
+    calls = []
+    real = campaign.check_loaded_issue
+
+    def counting(settings, issue):
+        calls.append(issue.month)
+        return real(settings, issue)
+
+    monkeypatch.setattr(campaign, "check_loaded_issue", counting)
+    first = campaign.refuse_unready(settings, issue)
+    assert campaign.refuse_unready(settings, issue) == first and len(calls) == 1
+    settings.newsletter.name = "Another Digest"  # changed in place: checked again
+    campaign.refuse_unready(settings, issue)
+    assert len(calls) == 2
+    campaign.refuse_unready(settings, dataclasses.replace(issue))  # another issue object
+    assert len(calls) == 3
+    huge = dataclasses.replace(issue.summaries[0], summary_md="Findings. " * 40000)
+    with pytest.raises(IssueNotReady, match="Gmail clips"):
+        campaign.refuse_unready(settings, dataclasses.replace(issue, summaries=(huge,)))
+
+
 # --- issue 12: late joiners, variant labels, honest progress --------------------------------
 
 

@@ -26,6 +26,8 @@ from newsletter.tokens import Signer
 if TYPE_CHECKING:
     from newsletter.message.dkim import DkimSigner
 
+_PURPOSES = (UNSUBSCRIBE, PREFERENCES)  # the two tokens of every digest, made together
+
 
 @dataclass(frozen=True)
 class Built:
@@ -73,15 +75,17 @@ def build_message(
         error = f"variant {row.variant!r} no longer matches the content of {month}"
         return ledger.Result(row.delivery_id, FAILED, error=error)
     assert row.subscriber_id is not None
-    campaign = {CAMPAIGN: month}
+    # The month rides along, so what the reader does with these links is counted for this
+    # issue (`store.reports`); one short value, the same for everyone.
+    unsubscribe, preferences = signer.make_many(
+        _PURPOSES, row.subscriber_id, row.email, {CAMPAIGN: month}
+    )
     recipient = Recipient(
         email=row.email,
         name=row.name,
         topics=row.topics,
-        # The month rides along, so what the reader does with these links is counted for
-        # this issue (`store.reports`); one short value, the same for everyone.
-        unsubscribe_token=signer.make(UNSUBSCRIBE, row.subscriber_id, row.email, campaign),
-        preferences_token=signer.make(PREFERENCES, row.subscriber_id, row.email, campaign),
+        unsubscribe_token=unsubscribe,
+        preferences_token=preferences,
     )
     wire = wire and dkim is None  # DKIM signs the message as it is stored, not on the wire
     try:

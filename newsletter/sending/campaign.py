@@ -99,11 +99,27 @@ def check_before_mailing(settings: Settings) -> None:
     )
 
 
+# The last (issue, settings as JSON, findings) checked: the checks are pure, and
+# `newsletter send` asks twice for the same issue (its warnings, then `send_month`); each
+# asking rendered the whole issue twice for its size. The settings are compared by value:
+# a caller may change them in place between two sends.
+_last_checked: tuple[Issue, str, list[Finding]] | None = None
+_last_checked_lock = threading.Lock()
+
+
 def refuse_unready(settings: Settings, issue: Issue) -> list[Finding]:
     """The warnings of `issues check` for `issue`; `IssueNotReady` listing its errors."""
-    # A round-up is as ready as the months it gathers.
-    parts = issue.issues if isinstance(issue, RoundUp) else (issue,)
-    findings = [f for part in parts for f in check_loaded_issue(settings, part)]
+    global _last_checked
+    configured = settings.model_dump_json()
+    with _last_checked_lock:
+        last = _last_checked
+        if last is not None and last[0] is issue and last[1] == configured:
+            findings = last[2]
+        else:
+            # A round-up is as ready as the months it gathers.
+            parts = issue.issues if isinstance(issue, RoundUp) else (issue,)
+            findings = [f for part in parts for f in check_loaded_issue(settings, part)]
+            _last_checked = (issue, configured, findings)
     errors = [f.message for f in findings if f.level == ERROR]
     if errors:
         raise IssueNotReady(

@@ -21,6 +21,7 @@ lose the last fraction of a second; the issue's guarantee is about our process).
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from typing import Any
 
@@ -64,6 +65,7 @@ class AcceptanceRecorder:
         self._writer = ledger.AcceptanceWriter(engine.dialect)
         self._postgresql = engine.dialect.name == "postgresql"
         self._connection: Any = None  # the pool's DBAPI connection, kept for the run
+        self._mode: Any = None  # its driver's transaction mode before the run (`_give_back`)
 
     def submit(self, result: ledger.Result | None) -> _Pending | None:
         """Hand in a `sent` result (None for any other: the caller's batch records those);
@@ -82,9 +84,7 @@ class AcceptanceRecorder:
                 group, self._handed_in = self._handed_in, []
             if group:
                 self._commit_group(group)
-            if self._connection is not None:
-                self._connection.close()
-                self._connection = None
+            self._give_back()
 
     def _commit_waiting(self, pending: _Pending) -> None:
         with self._commit_lock:
@@ -114,14 +114,45 @@ class AcceptanceRecorder:
                 cursor.execute("SET synchronous_commit = off")
                 cursor.close()
                 connection.commit()
+            self._mode = _set_autocommit(connection.dbapi_connection, True)
             self._connection = connection
         try:
             cursor = self._connection.cursor()
+            # In autocommit mode a group of one (most groups) is its UPDATE alone, one
+            # statement that commits itself: the driver's own BEGIN and COMMIT around it
+            # were two more round trips to PostgreSQL. A larger group is one transaction.
+            if len(results) > 1:
+                cursor.execute("BEGIN")
             self._writer.write(cursor, self.worker_id, results)
+            if len(results) > 1:
+                cursor.execute("COMMIT")
             cursor.close()
-            self._connection.commit()
         except BaseException:
-            connection, self._connection = self._connection, None
-            connection.close()  # rolls back; the next group gets a fresh connection
+            self._give_back()  # rolls back; the next group gets a fresh connection
             raise
         self.commits += 1
+
+    def _give_back(self) -> None:
+        """The connection back to the pool, in the transaction mode it came with."""
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            _set_autocommit(connection.dbapi_connection, self._mode)
+        except Exception:  # a broken connection: the pool discards it anyway
+            connection.invalidate()
+        connection.close()
+
+
+def _set_autocommit(driver: Any, on: Any) -> Any:
+    """Put a driver connection in autocommit mode (`on` True) or back in the mode it had
+    (`on` the value this returned); returns the mode it had. sqlite3's is `isolation_level`
+    (None: autocommit; "" its default, a BEGIN before the first change), psycopg's
+    `autocommit`."""
+    if isinstance(driver, sqlite3.Connection):
+        before = driver.isolation_level
+        driver.isolation_level = None if on is True else on
+    else:
+        before = driver.autocommit
+        driver.autocommit = on
+    return before
