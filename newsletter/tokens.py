@@ -18,13 +18,13 @@ import datetime as dt
 import hashlib
 import hmac
 import re
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from itsdangerous import BadSignature
 from itsdangerous import SignatureExpired
+from itsdangerous import TimestampSigner
 from itsdangerous import URLSafeSerializer
 from itsdangerous import URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode
@@ -71,6 +71,8 @@ class Signer:
             algorithm = signer.algorithm
             digest = getattr(algorithm, "digest_method", hashlib.sha1)
             self._macs[purpose] = (hmac.new(signer.derive_key(), digestmod=digest), signer.sep)
+        # The clock is TimestampSigner's own `get_timestamp`, which `dumps` would ask.
+        self._clock = TimestampSigner(secret_key)
         self._stamp: tuple[int, bytes] = (0, b"")
 
     def make(
@@ -92,7 +94,7 @@ class Signer:
         if extra:
             value.append(dict(extra))
         payload = self._serializers[purposes[0]].dump_payload(value)
-        now = int(time.time())
+        now = self._clock.get_timestamp()
         if self._stamp[0] != now:  # TimestampSigner's stamp: the same for a whole second
             self._stamp = (now, base64_encode(int_to_bytes(now)))
         stamp = self._stamp[1]
