@@ -11,6 +11,7 @@ slots once, so filling in one subscriber is a list join.
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from collections.abc import Iterable
@@ -21,6 +22,7 @@ from newsletter.config import Settings
 from newsletter.content.choice import TopicChoice
 from newsletter.content.model import Issue
 from newsletter.content.model import Summary
+from newsletter.render.text import wrap_text
 from newsletter.tokens import PREFERENCES
 from newsletter.tokens import UNSUBSCRIBE
 from newsletter.tokens import Signer
@@ -142,11 +144,16 @@ def slot_value_pair(
     for index, summary in enumerate(summaries, start=1):
         matched = matched_topics(summary, recipient.topics)
         why = _why(summary, recipient.topics, matched)
-        text[f"{MATCH}{index}"] = why
+        text[f"{MATCH}{index}"] = _wrapped(why)
         markup[f"{MATCH}{index}"] = escape(why)
         text[f"{DROP}{index}"] = drop_lines(matched, base_url, token)
         markup[f"{DROP}{index}"] = drop_links(matched, base_url, token)
     return text, markup
+
+
+# The text part's why-line, wrapped at its column like the text around it. A send meets only a
+# few distinct lines (one per summary and kind of topic choice), so each is wrapped once.
+_wrapped = functools.lru_cache(maxsize=4096)(wrap_text)
 
 
 def matched_topics(summary: Summary, topics: TopicChoice) -> list[tuple[str, str]]:

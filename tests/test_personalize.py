@@ -114,6 +114,18 @@ def test_why_lines(issue) -> None:
     assert why_line(alliance, TopicChoice.only({ANXIETY})) == ""
 
 
+def test_a_long_why_line_is_wrapped_in_the_text_part_only(issue) -> None:
+    summaries = [issue.summary("cbt-for-anxiety")]
+    choice = TopicChoice.every({ANXIETY})
+    line = why_line(summaries[0], choice)
+    assert len(line) > 72
+    text = slot_values(reader(choice), summaries, for_html=False, base_url=BASE)[f"{MATCH}1"]
+    html = slot_values(reader(choice), summaries, for_html=True, base_url=BASE)[f"{MATCH}1"]
+    assert " ".join(text.split()) == line and "\n" in text
+    assert all(len(row) <= 72 for row in text.splitlines())
+    assert html == line.replace("&", "&amp;")  # the HTML part flows: one line
+
+
 def test_an_all_topics_reader_gets_a_stop_link_per_topic_in_both_parts(issue) -> None:
     summaries = issue.summaries
     html = slot_values(reader(TopicChoice.every()), summaries, for_html=True, base_url=BASE)
