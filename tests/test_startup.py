@@ -87,8 +87,18 @@ def plan_month(engine, config_file) -> None:
         connection.execute(text("UPDATE deliveries SET status = 'sent' WHERE id = 1"))
 
 
-def _heavy(modules: set[str]) -> list[str]:
-    return sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY))
+def _heavy(modules: set[str], heavy: tuple[str, ...] = HEAVY) -> list[str]:
+    """The modules of `modules` that are, or are inside, one of `heavy`."""
+    return sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in heavy))
+
+
+def _modules_of(probe: str) -> set[str]:
+    """The modules a Python `probe` had imported: it prints `sorted(sys.modules)` as JSON."""
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return set(json.loads(done.stdout))
 
 
 def test_help_imports_no_heavy_module() -> None:
@@ -266,14 +276,9 @@ def test_the_send_path_imports_no_dkim_stack_while_signing_is_off() -> None:
         "assert dkim_signer(settings_from_dict({}, __import__('pathlib').Path('.'))) is None\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    modules = set(json.loads(done.stdout))
+    modules = _modules_of(probe)
     assert "newsletter.sending.runner" in modules
-    heavy = ("dkim", "dns", "nacl", "cryptography", "newsletter.message.dkim")
-    assert sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in heavy)) == []
+    assert _heavy(modules, ("dkim", "dns", "nacl", "cryptography", "newsletter.message.dkim")) == []
 
 
 def test_rendering_imports_premailer_without_requests() -> None:
@@ -293,11 +298,8 @@ def test_rendering_imports_premailer_without_requests() -> None:
         "assert get is requests.get and sys.modules['requests'] is requests\n"
         "print(json.dumps(before))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    modules = set(json.loads(done.stdout))
+    modules = _modules_of(probe)
     assert "premailer" in modules and "cssutils" in modules
-    heavy = ("requests", "urllib3", "chardet", "charset_normalizer", "certifi")
-    assert sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in heavy)) == []
+    assert (
+        _heavy(modules, ("requests", "urllib3", "chardet", "charset_normalizer", "certifi")) == []
+    )
